@@ -1,0 +1,2 @@
+//! Store benchmarks. TODO.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Volumes. TODO(lead) — being written.

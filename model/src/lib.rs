@@ -1,0 +1,1 @@
+//! Cellar's executable spec and stateright models. TODO(helper: models).

@@ -1,0 +1,2 @@
+//! The `cellar` command. TODO(lead).
+fn main() {}
