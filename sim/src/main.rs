@@ -1,2 +1,40 @@
-//! The `cellar` command. TODO(lead).
-fn main() {}
+//! The `cellar` command: volumes, the sector engine, model checking and simulation.
+//!
+//! Every subcommand lives in its own module and returns an [`ExitCode`]; errors are printed as
+//! one line naming the problem, never as a panic.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod check;
+mod sector_cmd;
+mod vol;
+
+/// Cellar: content-addressed, encrypted, versioned storage with its checkers.
+#[derive(Parser, Debug)]
+#[command(name = "cellar", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Volumes: a (cell, store) pair in a directory.
+    #[command(subcommand)]
+    Vol(vol::VolCommand),
+    /// The sector engine: format, serve, verify, and client commands.
+    #[command(subcommand)]
+    Sector(sector_cmd::SectorCommand),
+    /// Model-check the stateright models (and their mutants).
+    Check(check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Vol(cmd) => vol::run(cmd),
+        Command::Sector(cmd) => sector_cmd::run(cmd),
+        Command::Check(args) => check::run(&args),
+    }
+}
