@@ -7,7 +7,12 @@
 //! other and a simulation run stays deterministic.
 
 /// Every bug name this crate knows. Planting an unknown name is refused.
-pub const ALL: &[&str] = &["volume:no-mode-exclusion"];
+pub const ALL: &[&str] = &[
+    "volume:no-mode-exclusion",
+    "cell:file-skip-crc",
+    "cell:file-cas-unlocked",
+    "cell:sealed-ignore-version",
+];
 
 #[cfg(feature = "planted-bugs")]
 mod imp {

@@ -9,9 +9,16 @@ mod file;
 mod mem;
 mod sealed;
 
-pub use file::FileCell;
+pub use file::{
+    FILE_CELL_FRAME_OVERHEAD_MAX_BYTES, FILE_CELL_MAGIC, FILE_CELL_VERSION, FileCell,
+    decode_file_cell, encode_file_cell,
+};
 pub use mem::MemCell;
-pub use sealed::{SEAL_OVERHEAD_BYTES, SealedCell};
+pub use sealed::{
+    SEAL_AAD_PURPOSE, SEAL_NONCE_SIZE_BYTES, SEAL_OVERHEAD_BYTES, SEAL_PLAINTEXT_SIZE_MAX_BYTES,
+    SEAL_TAG_SIZE_BYTES, SEAL_VERSION, SEALED_CAS_ATTEMPTS_MAX, SealedCell, open_sealed,
+    seal_with_nonce,
+};
 
 /// Default maximum size of a cell's value: cells hold roots, not data.
 pub const CELL_SIZE_MAX_BYTES_DEFAULT: usize = 4096;
