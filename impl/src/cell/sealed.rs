@@ -235,6 +235,83 @@ mod tests {
         assert_ne!(r1[1..25], r2[1..25], "CELL-5: fresh nonce per write");
     }
 
+    /// An inner cell that, before each of its next `interferences` CASes, lets "another writer"
+    /// replace its raw value with a fresh seal of `plaintext`.
+    struct Interfering {
+        inner: MemCell,
+        key: [u8; 32],
+        plaintext: Vec<u8>,
+        interferences: std::sync::Mutex<usize>,
+        nonce_seq: std::sync::Mutex<u8>,
+    }
+
+    impl Cell for Interfering {
+        fn max_size_bytes(&self) -> usize {
+            self.inner.max_size_bytes()
+        }
+        fn read(&self) -> Result<Vec<u8>, CellError> {
+            self.inner.read()
+        }
+        fn cas(&self, expected: &[u8], new: &[u8]) -> Result<CasOutcome, CellError> {
+            let mut left = self.interferences.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                let mut seq = self.nonce_seq.lock().unwrap();
+                *seq += 1;
+                let other = seal_with_nonce(&self.key, &[*seq; 24], &self.plaintext)?;
+                let cur = self.inner.read()?;
+                assert!(self.inner.cas(&cur, &other)?.swapped);
+            }
+            self.inner.cas(expected, new)
+        }
+    }
+
+    fn interfering(plaintext: &[u8], interferences: usize) -> SealedCell<Interfering> {
+        let secret = VolumeSecret::from_bytes([9; 32]);
+        let inner = Interfering {
+            inner: MemCell::new(),
+            key: secret.cell_key(),
+            plaintext: plaintext.to_vec(),
+            interferences: std::sync::Mutex::new(0),
+            nonce_seq: std::sync::Mutex::new(0),
+        };
+        let c = SealedCell::new(inner, &secret, Arc::new(DetEntropy::new(3)));
+        assert!(c.cas(b"", b"e").unwrap().swapped);
+        *c.inner().interferences.lock().unwrap() = interferences;
+        c
+    }
+
+    #[test]
+    fn lost_inner_swap_to_another_plaintext_reports_it() {
+        // CELL-2: the loser's current value is the winner's plaintext.
+        let c = interfering(b"other", 1);
+        let o = c.cas(b"e", b"mine").unwrap();
+        assert_eq!(o, CasOutcome { swapped: false, current: b"other".to_vec() });
+        assert_eq!(c.read().unwrap(), b"other");
+    }
+
+    #[test]
+    fn lost_inner_swap_to_the_same_plaintext_is_retried() {
+        // CELL-1: a re-seal of `expected` in between does not make the CAS fail.
+        let c = interfering(b"e", SEALED_CAS_ATTEMPTS_MAX - 1);
+        let o = c.cas(b"e", b"mine").unwrap();
+        assert_eq!(o, CasOutcome { swapped: true, current: b"mine".to_vec() });
+        assert_eq!(c.read().unwrap(), b"mine");
+    }
+
+    #[test]
+    fn endless_same_plaintext_rewrites_give_a_bounded_spurious_failure() {
+        let c = interfering(b"e", usize::MAX);
+        let o = c.cas(b"e", b"mine").unwrap();
+        assert_eq!(o, CasOutcome { swapped: false, current: b"e".to_vec() });
+        assert_eq!(c.read().unwrap(), b"e", "never a false success");
+        assert_eq!(
+            *c.inner().interferences.lock().unwrap(),
+            usize::MAX - SEALED_CAS_ATTEMPTS_MAX,
+            "bounded: exactly SEALED_CAS_ATTEMPTS_MAX inner CASes"
+        );
+    }
+
     #[test]
     fn max_size_leaves_room_for_the_seal() {
         let secret = VolumeSecret::from_bytes([9; 32]);

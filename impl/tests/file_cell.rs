@@ -1,0 +1,209 @@
+//! `FileCell` (specs/cells.md CELL-1..4): round trip, CAS semantics, persistence, corruption
+//! detection and cross-handle atomicity, plus the planted bugs that prove the checks can fail.
+#![cfg(not(loom))]
+
+use cellar::cell::{CasOutcome, Cell, CellError, FileCell, encode_file_cell};
+use std::path::Path;
+use std::sync::Arc;
+
+fn counter(c: &FileCell) -> u64 {
+    let v = c.read().unwrap();
+    if v.is_empty() { 0 } else { u64::from_le_bytes(v.try_into().unwrap()) }
+}
+
+/// CAS-increments `cell` `n` times; returns the number of lost swaps seen.
+fn increment(cell: &FileCell, n: usize) -> Result<usize, CellError> {
+    let mut lost = 0;
+    let mut current = cell.read()?;
+    for _ in 0..n {
+        loop {
+            let value = if current.is_empty() {
+                0
+            } else {
+                u64::from_le_bytes(current.as_slice().try_into().expect("8-byte counter"))
+            };
+            let o = cell.cas(&current, &(value + 1).to_le_bytes())?;
+            current = o.current;
+            if o.swapped {
+                break;
+            }
+            lost += 1;
+        }
+    }
+    Ok(lost)
+}
+
+#[test]
+fn absent_file_reads_empty_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileCell::open(dir.path().join("cell")).unwrap();
+    assert_eq!(c.read().unwrap(), b"");
+    assert!(!dir.path().join("cell").exists(), "reading never creates the cell file");
+    assert!(c.cas(b"", b"hello").unwrap().swapped);
+    assert_eq!(c.read().unwrap(), b"hello");
+    assert!(c.cas(b"hello", b"").unwrap().swapped);
+    assert_eq!(c.read().unwrap(), b"");
+}
+
+#[test]
+fn cas_swaps_only_on_match_and_reports_current() {
+    // CELL-2
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileCell::open(dir.path().join("cell")).unwrap();
+    assert!(c.cas(b"", b"a").unwrap().swapped);
+    let o = c.cas(b"b", b"c").unwrap();
+    assert_eq!(o, CasOutcome { swapped: false, current: b"a".to_vec() });
+    assert_eq!(c.read().unwrap(), b"a");
+}
+
+#[test]
+fn oversized_value_is_refused_before_any_change() {
+    // CELL-3
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileCell::with_max_size(dir.path().join("cell"), 4).unwrap();
+    assert!(c.cas(b"", b"1234").unwrap().swapped);
+    assert!(matches!(
+        c.cas(b"1234", b"12345"),
+        Err(CellError::TooLarge { size_bytes: 5, max_bytes: 4 })
+    ));
+    assert_eq!(c.read().unwrap(), b"1234");
+    // A file holding more than this opener's maximum is not returned as data.
+    let big = FileCell::with_max_size(dir.path().join("cell"), 8).unwrap();
+    assert!(big.cas(b"1234", b"12345678").unwrap().swapped);
+    assert!(matches!(c.read(), Err(CellError::Corrupt(_))));
+}
+
+#[test]
+fn value_persists_across_reopen() {
+    // CELL-4
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cell");
+    {
+        let c = FileCell::open(&path).unwrap();
+        assert!(c.cas(b"", b"persisted").unwrap().swapped);
+    }
+    let c = FileCell::open(&path).unwrap();
+    assert_eq!(c.read().unwrap(), b"persisted");
+    assert_eq!(std::fs::read(&path).unwrap(), encode_file_cell(b"persisted").unwrap());
+}
+
+#[test]
+fn missing_directory_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(FileCell::open(dir.path().join("no/such/cell")), Err(CellError::Io(_))));
+}
+
+fn write_cell(path: &Path, value: &[u8]) {
+    let c = FileCell::open(path).unwrap();
+    let cur = c.read().unwrap();
+    assert!(c.cas(&cur, value).unwrap().swapped);
+}
+
+#[test]
+fn every_flipped_bit_and_truncation_of_the_file_is_corrupt() {
+    // CELL-4: a torn or damaged file is Corrupt, never data.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cell");
+    write_cell(&path, b"root-hash-0123456789");
+    let good = std::fs::read(&path).unwrap();
+    let c = FileCell::open(&path).unwrap();
+    for bit in 0..good.len() * 8 {
+        let mut bad = good.clone();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        std::fs::write(&path, &bad).unwrap();
+        assert!(matches!(c.read(), Err(CellError::Corrupt(_))), "bit {bit} flip undetected");
+        assert!(matches!(c.cas(b"x", b"y"), Err(CellError::Corrupt(_))));
+    }
+    for len in 1..good.len() {
+        std::fs::write(&path, &good[..len]).unwrap();
+        assert!(matches!(c.read(), Err(CellError::Corrupt(_))), "truncation to {len} undetected");
+    }
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(c.read(), Err(CellError::Corrupt(_))), "an empty file is not a valid cell");
+}
+
+#[test]
+fn threads_with_their_own_handles_lose_no_update() {
+    // CELL-1, CELL-4: each thread opens its own FileCell (its own lock-file descriptions), as
+    // separate processes would.
+    const THREADS: usize = 4;
+    const INCREMENTS: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("cell"));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let path = Arc::clone(&path);
+            std::thread::spawn(move || {
+                let c = FileCell::open(path.as_path()).unwrap();
+                increment(&c, INCREMENTS).unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let c = FileCell::open(path.as_path()).unwrap();
+    assert_eq!(counter(&c), (THREADS * INCREMENTS) as u64);
+}
+
+#[test]
+fn one_handle_shared_between_threads_loses_no_update() {
+    // CELL-1: locks are taken per operation, so sharing one FileCell is as safe as not.
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(FileCell::open(dir.path().join("cell")).unwrap());
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || increment(&c, 20).unwrap())
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(counter(&c), 60);
+}
+
+/// The CRC is what catches a flipped value byte: with the check switched off, a damaged file
+/// reads back as data — so `every_flipped_bit_and_truncation_of_the_file_is_corrupt` can fail.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_skip_crc_returns_damaged_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cell");
+    write_cell(&path, b"root");
+    let mut bad = std::fs::read(&path).unwrap();
+    bad[6] ^= 0x01; // first value byte
+    std::fs::write(&path, &bad).unwrap();
+    let c = FileCell::open(&path).unwrap();
+    assert!(matches!(c.read(), Err(CellError::Corrupt(_))));
+    let _bug = cellar::bugs::plant("cell:file-skip-crc").unwrap();
+    assert_eq!(c.read().unwrap(), b"soot", "with the CRC check off, corruption is data");
+}
+
+/// Without the exclusive lock, concurrent read-compare-write loses updates (or trips over the
+/// shared temp file) — so the concurrency tests above can fail.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_unlocked_cas_loses_updates() {
+    const THREADS: usize = 4;
+    const INCREMENTS: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("cell"));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let path = Arc::clone(&path);
+            std::thread::spawn(move || {
+                let _bug = cellar::bugs::plant("cell:file-cas-unlocked").unwrap();
+                let c = FileCell::open(path.as_path()).unwrap();
+                increment(&c, INCREMENTS).is_err()
+            })
+        })
+        .collect();
+    let errors = handles.into_iter().map(|h| h.join().unwrap()).any(|e| e);
+    let c = FileCell::open(path.as_path()).unwrap();
+    let total = c.read().ok().filter(|v| v.len() == 8).map(|_| counter(&c));
+    assert!(
+        errors || total != Some((THREADS * INCREMENTS) as u64),
+        "the unlocked CAS raced cleanly {THREADS}x{INCREMENTS} times; the lock is untested"
+    );
+}
