@@ -28,8 +28,11 @@ fn flip(mut bytes: Vec<u8>, index: usize, mask: u8) -> Vec<u8> {
     bytes
 }
 
-/// The named seeds: (file name, bytes, plaintext for `ok-` seeds).
-fn seeds() -> Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)> {
+/// A named seed: file name, bytes, and the plaintext for `ok-` seeds.
+type Seed = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// The named seeds.
+fn seeds() -> Vec<Seed> {
     let root: Vec<u8> = (0..64u8).collect();
     let short = seal(2, b"root");
     let mut extended = short.clone();

@@ -199,7 +199,8 @@ fn planted_unlocked_cas_loses_updates() {
             })
         })
         .collect();
-    let errors = handles.into_iter().map(|h| h.join().unwrap()).any(|e| e);
+    let failed: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let errors = failed.contains(&true);
     let c = FileCell::open(path.as_path()).unwrap();
     let total = c.read().ok().filter(|v| v.len() == 8).map(|_| counter(&c));
     assert!(
