@@ -12,6 +12,7 @@ pub const ALL: &[&str] = &[
     "cell:file-skip-crc",
     "cell:file-cas-unlocked",
     "cell:sealed-ignore-version",
+    "cell:sealed-cas-reread",
 ];
 
 #[cfg(feature = "planted-bugs")]

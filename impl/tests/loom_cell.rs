@@ -1,17 +1,23 @@
-//! Loom model check of `MemCell` (specs/cells.md CELL-1, CELL-2): CAS-increment loops from 2 and
-//! 3 threads lose no update under every interleaving loom explores.
+//! Loom model check of CAS cells (specs/cells.md CELL-1, CELL-2): CAS-increment loops lose no
+//! update under every interleaving loom explores — `MemCell` from 2 and 3 threads, and
+//! `SealedCell<MemCell>` (the CAS over randomized ciphertexts) from 2 threads.
 //!
-//! Run with (about 1 s once built):
-//! `RUSTFLAGS="--cfg loom" cargo test -p cellar --release --test loom_cell`
-//! The 2-thread models are exhaustive; the 3-thread model's preemption bound is set in code
+//! Run with (about 15 s once built):
+//! `RUSTFLAGS="--cfg loom" cargo test -p cellar --release --features planted-bugs --test loom_cell`
+//! (without `--features planted-bugs` the planted-bug model is skipped). The 2-thread models are
+//! exhaustive; the 3-thread model's preemption bound is set in code
 //! (`PREEMPTION_BOUND_THREE_THREADS`), so no `LOOM_MAX_PREEMPTIONS` is needed.
 //!
-//! The checker is seen to fail: `RacyCell` below releases its lock between compare and write,
-//! and `racy_cell_loses_an_update` asserts that loom finds the lost update.
+//! The checker is seen to fail twice: `RacyCell` below releases its lock between compare and
+//! write, and the planted bug `cell:sealed-cas-reread` makes `SealedCell` swap from bytes it never
+//! compared; for both, the tests assert that loom finds the lost update.
 #![cfg(loom)]
 
-use cellar::cell::{CasOutcome, Cell, CellError, MemCell};
+use cellar::cell::{CasOutcome, Cell, CellError, MemCell, SealedCell};
+use cellar::env::Entropy;
+use cellar::secret::VolumeSecret;
 use loom::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Preemption bound for the 3-thread model: exhaustive exploration of 3 threads x 2 increments
 /// does not finish in minutes, bound 3 takes under a second. The 2-thread models are exhaustive.
@@ -67,6 +73,44 @@ fn mem_cell_three_threads_lose_no_update() {
     check_no_lost_update(MemCell::new, 3, 2, Some(PREEMPTION_BOUND_THREE_THREADS));
 }
 
+/// Distinct nonces without a loom-visible lock: the entropy source is not what is checked here,
+/// and keeping it out of loom's view keeps the state space small.
+struct CountingEntropy(AtomicU64);
+
+impl Entropy for CountingEntropy {
+    fn fill(&self, buf: &mut [u8]) {
+        let n = self.0.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = n[i % n.len()];
+        }
+    }
+}
+
+fn sealed_mem_cell() -> SealedCell<MemCell> {
+    let secret = VolumeSecret::from_bytes([4; 32]);
+    SealedCell::new(
+        MemCell::new(),
+        &secret,
+        std::sync::Arc::new(CountingEntropy(AtomicU64::new(0))),
+    )
+}
+
+#[test]
+fn sealed_cell_two_threads_lose_no_update() {
+    // CELL-1 for the CAS over randomized ciphertexts: the inner CAS from the raw bytes compared.
+    check_no_lost_update(sealed_mem_cell, 2, 2, None);
+}
+
+/// With `cell:sealed-cas-reread` the sealed CAS swaps from re-read bytes instead of the bytes it
+/// compared; loom must find the lost update. Loom runs its threads as coroutines on the test's
+/// OS thread, so a bug planted here is active in every model thread.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn sealed_cell_cas_from_reread_bytes_loses_an_update() {
+    let _bug = cellar::bugs::plant("cell:sealed-cas-reread").unwrap();
+    expect_lost_update(|| check_no_lost_update(sealed_mem_cell, 2, 1, None));
+}
+
 /// A deliberately broken cell: compares under the lock, releases it, then writes under it again.
 struct RacyCell {
     value: Mutex<Vec<u8>>,
@@ -98,8 +142,13 @@ impl Cell for RacyCell {
 
 #[test]
 fn racy_cell_loses_an_update() {
-    let caught = std::panic::catch_unwind(|| check_no_lost_update(RacyCell::new, 2, 1, None));
-    let Err(panic) = caught else { panic!("loom did not find the lost update in RacyCell") };
+    expect_lost_update(|| check_no_lost_update(RacyCell::new, 2, 1, None));
+}
+
+/// Runs a model that must fail, and checks it failed on the lost-update assertion.
+fn expect_lost_update(model: impl FnOnce() + std::panic::UnwindSafe) {
+    let caught = std::panic::catch_unwind(model);
+    let Err(panic) = caught else { panic!("loom did not find the lost update") };
     let message = panic
         .downcast_ref::<String>()
         .cloned()

@@ -175,6 +175,9 @@ impl<C: Cell> Cell for SealedCell<C> {
                 return Ok(CasOutcome { swapped: false, current }); // CELL-2
             }
             let sealed = self.seal(new)?;
+            if crate::bugs::active("cell:sealed-cas-reread") {
+                raw = self.inner.read()?; // BUG: swaps from bytes that were never compared.
+            }
             let outcome = self.inner.cas(&raw, &sealed)?; // CELL-1: from the bytes compared.
             if outcome.swapped {
                 return Ok(CasOutcome { swapped: true, current: new.to_vec() });
