@@ -4,7 +4,8 @@
 #![cfg(not(loom))]
 
 use cellar::cell::{
-    Cell, CellError, MemCell, SEAL_OVERHEAD_BYTES, SealedCell, open_sealed, seal_with_nonce,
+    Cell, CellError, FileCell, MemCell, SEAL_OVERHEAD_BYTES, SealedCell, open_sealed,
+    seal_with_nonce,
 };
 use cellar::env::DetEntropy;
 use cellar::secret::VolumeSecret;
@@ -81,6 +82,44 @@ proptest! {
         prop_assert!(matches!(c.cas(b"root", b"x"), Err(CellError::Corrupt(_))));
         prop_assert_eq!(c.inner().read().unwrap(), bad, "a failed cas leaves the cell alone");
     }
+}
+
+#[test]
+fn sealed_file_cells_on_one_path_lose_no_update() {
+    // CELL-1 end to end: each thread has its own SealedCell<FileCell> (own entropy stream, own
+    // lock-file handles) on one path; the CAS from raw bytes loses no increment.
+    const THREADS: u64 = 3;
+    const INCREMENTS: u64 = 15;
+    let dir = tempfile::tempdir().unwrap();
+    let path = Arc::new(dir.path().join("cell"));
+    let secret = VolumeSecret::from_bytes([8; 32]);
+    let open = |path: &std::path::Path, seed: u64| {
+        SealedCell::new(FileCell::open(path).unwrap(), &secret, Arc::new(DetEntropy::new(seed)))
+    };
+    std::thread::scope(|s| {
+        for seed in 0..THREADS {
+            let c = open(&path, seed);
+            s.spawn(move || {
+                for _ in 0..INCREMENTS {
+                    let mut current = c.read().unwrap();
+                    loop {
+                        let n = if current.is_empty() {
+                            0
+                        } else {
+                            u64::from_le_bytes(current.as_slice().try_into().unwrap())
+                        };
+                        let o = c.cas(&current, &(n + 1).to_le_bytes()).unwrap();
+                        if o.swapped {
+                            break;
+                        }
+                        current = o.current;
+                    }
+                }
+            });
+        }
+    });
+    let v = open(&path, 99).read().unwrap();
+    assert_eq!(u64::from_le_bytes(v.try_into().unwrap()), THREADS * INCREMENTS);
 }
 
 /// The version byte is checked: with the check switched off, flipping it yields data — so
