@@ -40,8 +40,6 @@ pub const DEK_PURPOSE: &str = "cellar 2026 ref dek v1";
 pub const REF_NONCE: [u8; 12] = [0; 12];
 /// Prefix of the text form of a ref (REF-5).
 pub const REF_TEXT_PREFIX: &str = "cellar:ref:v1:";
-/// Marker that [`decode_ref`] takes to mean "text, of some version".
-const REF_TEXT_MARKER: &str = "cellar:ref:";
 /// Number of hex digits after [`REF_TEXT_PREFIX`].
 pub const REF_TEXT_HEX_CHARS: usize = REF_SIZE_BYTES * 2;
 /// Length of the whole text form in bytes (it is ASCII).
@@ -264,12 +262,12 @@ impl<'de> serde::de::Visitor<'de> for RefVisitor {
     }
 }
 
-/// Decodes either form of a ref: input starting with `cellar:ref:` is parsed as text (REF-5),
-/// other input of exactly 64 bytes as postcard binary (REF-6), anything else is refused.
-/// (A binary ref whose CID starts with the 11 bytes `cellar:ref:` — odds 2⁻⁸⁸ — is read as
-/// text and refused; use [`Ref::from_bytes`] when the form is known.)
+/// Decodes either form of a ref, told apart by length alone: exactly 64 bytes is the postcard
+/// binary form (REF-6), anything else must be the 142-byte text form (REF-5). The forms never
+/// share a length, so every ref has exactly one binary and one text encoding and each decodes
+/// back to it. Non-UTF-8 input of another length is [`ParseRefError::Unrecognised`].
 pub fn decode_ref(bytes: &[u8]) -> Result<Ref, RefError> {
-    if !bytes.starts_with(REF_TEXT_MARKER.as_bytes()) && bytes.len() == REF_SIZE_BYTES {
+    if bytes.len() == REF_SIZE_BYTES {
         let (r, rest) = postcard::take_from_bytes::<Ref>(bytes)
             .map_err(|e| ParseRefError::Binary(e.to_string()))?;
         if !rest.is_empty() {

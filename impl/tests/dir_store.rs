@@ -61,10 +61,7 @@ fn size_limit_is_enforced() {
     let (_d, s) = store();
     let s = s.with_max_blob_size(4);
     assert!(s.post(&[1; 4]).is_ok());
-    assert!(matches!(
-        s.post(&[1; 5]),
-        Err(StoreError::TooLarge { size_bytes: 5, max_bytes: 4 })
-    ));
+    assert!(matches!(s.post(&[1; 5]), Err(StoreError::TooLarge { size_bytes: 5, max_bytes: 4 })));
 }
 
 #[test]

@@ -104,7 +104,12 @@ fn cases() -> Vec<Case> {
         ),
         Case {
             pattern_len_bytes: Some(5000),
-            ..case("pattern-5000", "5000-byte pattern (several BLAKE3 chunks)", counting_salt(), &pattern(5000))
+            ..case(
+                "pattern-5000",
+                "5000-byte pattern (several BLAKE3 chunks)",
+                counting_salt(),
+                &pattern(5000),
+            )
         },
         Case {
             volume_secret: Some(secret),
@@ -189,7 +194,12 @@ fn check(v: &Vector) {
     let r = Ref::from_bytes(&hex::decode(&v.ref_hex).unwrap()).unwrap();
     assert_eq!(v.ref_text.parse::<Ref>().unwrap(), r, "{}: REF-5", v.name);
     assert_eq!(r.to_string(), v.ref_text, "{}", v.name);
-    assert_eq!(r.cid.to_hex(), v.ciphertext_blake3_hex, "{}: REF-1 cid = BLAKE3(ciphertext)", v.name);
+    assert_eq!(
+        r.cid.to_hex(),
+        v.ciphertext_blake3_hex,
+        "{}: REF-1 cid = BLAKE3(ciphertext)",
+        v.name
+    );
     assert_eq!(r.dek, refs::derive_dek(&salt, &plaintext), "{}: REF-2", v.name);
     let (r2, ciphertext) = refs::encrypt(&salt, &plaintext).unwrap();
     assert_eq!(r2, r, "{}", v.name);
