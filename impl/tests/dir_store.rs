@@ -179,3 +179,18 @@ fn concurrent_posts_of_the_same_blob_are_harmless() {
         fs::read_dir(fan).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, BTreeSet::from([h.to_hex()]), "no temp file is left behind");
 }
+
+#[test]
+fn a_small_list_reads_only_the_fanout_dirs_it_needs() {
+    // STORE-4: `list` stops at `limit`. A damaged last fan-out entry (a file where directory
+    // `ff` belongs) makes a full listing fail, but a one-hash listing never reaches it.
+    let (_d, s) = store();
+    let mut all: Vec<Hash> = (0u32..10).map(|i| s.post(&i.to_le_bytes()).unwrap()).collect();
+    all.retain(|h| h.0[0] != 0xff);
+    all.sort();
+    let last_fanout = s.root().join("ff");
+    let _ = fs::remove_dir_all(&last_fanout);
+    fs::write(&last_fanout, b"not a directory").unwrap();
+    assert_eq!(s.list(ALL_HASHES, 1).unwrap(), all[..1]);
+    assert!(matches!(s.list(ALL_HASHES, usize::MAX), Err(StoreError::Io(_))));
+}

@@ -69,6 +69,12 @@ proptest! {
         check_against_model(&MemStore::new(), &ops)?;
     }
 
+}
+
+proptest! {
+    // Every DirStore post fsyncs a file and a directory: fewer cases keep CI quick.
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
     #[test]
     fn dir_store_agrees_with_model(ops in proptest::collection::vec(op(), 0..40)) {
         let dir = tempfile::tempdir().unwrap();
