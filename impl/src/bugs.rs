@@ -7,7 +7,12 @@
 //! other and a simulation run stays deterministic.
 
 /// Every bug name this crate knows. Planting an unknown name is refused.
-pub const ALL: &[&str] = &["volume:no-mode-exclusion"];
+pub const ALL: &[&str] = &[
+    "volume:no-mode-exclusion",
+    "store:dir-skip-verify",
+    "refs:skip-cid-check",
+    "refs:skip-tag-check",
+];
 
 #[cfg(feature = "planted-bugs")]
 mod imp {
