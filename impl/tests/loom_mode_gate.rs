@@ -22,9 +22,17 @@ fn worker(gate: &ModeGate, mode: Mode, expand_in: &AtomicI32, contract_in: &Atom
     drop(hold);
 }
 
+/// Bounded exploration: every interleaving with up to 3 preemptions (loom's recommended bound;
+/// the unbounded space of three threads is too large for CI).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}
+
 #[test]
 fn two_syncers_one_cleaner_never_overlap() {
-    loom::model(|| {
+    model(|| {
         let gate = Arc::new(ModeGate::new());
         let expand_in = Arc::new(AtomicI32::new(0));
         let contract_in = Arc::new(AtomicI32::new(0));
@@ -45,7 +53,7 @@ fn two_syncers_one_cleaner_never_overlap() {
 fn a_gate_without_exclusion_is_caught() {
     struct NoExclusion(ModeGate, ModeGate);
     let result = std::panic::catch_unwind(|| {
-        loom::model(|| {
+        model(|| {
             // Two independent gates: each mode is admitted without seeing the other.
             let gates = Arc::new(NoExclusion(ModeGate::new(), ModeGate::new()));
             let expand_in = Arc::new(AtomicI32::new(0));
