@@ -9,6 +9,9 @@
 /// Every bug name this crate knows. Planting an unknown name is refused.
 pub const ALL: &[&str] = &[
     "volume:no-mode-exclusion",
+    "store:dir-skip-verify",
+    "refs:skip-cid-check",
+    "refs:skip-tag-check",
     "cell:file-skip-crc",
     "cell:file-cas-unlocked",
     "cell:sealed-ignore-version",

@@ -14,6 +14,7 @@
 pub mod bugs;
 pub mod cell;
 pub mod env;
+pub mod files;
 pub mod hash;
 pub mod refs;
 pub mod secret;

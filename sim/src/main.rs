@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod demo;
 mod sector_cmd;
 mod vol;
 
@@ -26,6 +27,8 @@ enum Command {
     /// The sector engine: format, serve, verify, and client commands.
     #[command(subcommand)]
     Sector(sector_cmd::SectorCommand),
+    /// The demo: two volumes, put, sync, cleanup, read back.
+    Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
     Check(check::CheckArgs),
 }
@@ -36,5 +39,6 @@ fn main() -> ExitCode {
         Command::Vol(cmd) => vol::run(cmd),
         Command::Sector(cmd) => sector_cmd::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

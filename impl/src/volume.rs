@@ -1,1 +1,0 @@
-//! Volumes. TODO(lead) — being written.
