@@ -2,6 +2,7 @@
 //! explore every interleaving of the code that uses them.
 
 #[cfg(loom)]
+#[allow(unused_imports, reason = "Arc is used by some configurations only")]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 #[cfg(not(loom))]
 #[allow(unused_imports, reason = "Arc is used by some configurations only")]

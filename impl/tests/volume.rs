@@ -133,7 +133,9 @@ fn planted_no_mode_exclusion_breaks_vol1() {
     assert!(check_vol1(&dst, &HashList).unwrap().is_some(), "VOL-1 violated: blob missing");
 }
 
-fn blob_sets() -> impl Strategy<Value = (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+type Blobs = Vec<Vec<u8>>;
+
+fn blob_sets() -> impl Strategy<Value = (Blobs, Blobs, Blobs)> {
     let blobs = || prop::collection::vec(prop::collection::vec(any::<u8>(), 0..16), 0..8);
     (blobs(), blobs(), blobs())
 }

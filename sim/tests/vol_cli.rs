@@ -146,7 +146,7 @@ fn concurrent_sync_and_cleanup_processes_keep_vol1() {
         put_and_publish(path(&a), &file);
         // Garbage in b, so the cleanup has something to delete.
         ok(&["vol", "put", path(&b), path(&file)]);
-        let mut children = vec![
+        let mut children = [
             cellar(&["vol", "sync", path(&a), path(&b)]).stdout(Stdio::null()).spawn().unwrap(),
             cellar(&["vol", "cleanup", path(&b)]).stdout(Stdio::null()).spawn().unwrap(),
             cellar(&["vol", "sync", path(&a), path(&b)]).stdout(Stdio::null()).spawn().unwrap(),

@@ -165,7 +165,7 @@ impl HashList {
 
 impl Reachability for HashList {
     fn reachable(&self, value: &[u8], _store: &dyn Store) -> Result<BTreeSet<Hash>, VolumeError> {
-        if value.len() % crate::hash::HASH_SIZE_BYTES != 0 {
+        if !value.len().is_multiple_of(crate::hash::HASH_SIZE_BYTES) {
             return Err(VolumeError::BadValue(format!(
                 "hash list of {} bytes is not a multiple of 32",
                 value.len()
