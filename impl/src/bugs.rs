@@ -7,7 +7,13 @@
 //! other and a simulation run stays deterministic.
 
 /// Every bug name this crate knows. Planting an unknown name is refused.
-pub const ALL: &[&str] = &["volume:no-mode-exclusion"];
+pub const ALL: &[&str] = &[
+    "volume:no-mode-exclusion",
+    "sector:ack-before-flush",
+    "sector:skip-crc-on-read",
+    "sector:compactor-resurrects",
+    "sector:cas-not-atomic",
+];
 
 #[cfg(feature = "planted-bugs")]
 mod imp {
