@@ -22,6 +22,7 @@ pub mod device;
 mod engine;
 mod error;
 pub mod format;
+pub mod fuzzing;
 mod index;
 mod recovery;
 mod shard;
