@@ -35,7 +35,7 @@ pub use engine::{
     RecoveryReport, WriteOptions, ZoneStat,
 };
 pub use error::SectorError;
-pub use index::INDEX_SLOT_SIZE_BYTES;
+pub use index::{INDEX_SLOT_SIZE_BYTES, Index};
 pub use shard::ShardedEngine;
 
 /// A key: any unsigned 64-bit integer.
