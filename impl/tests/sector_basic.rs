@@ -154,6 +154,9 @@ fn corrupt_byte_is_reported_with_its_key_sec_6() {
     e.device_mut().image_mut()[at] ^= 0x01;
     assert!(matches!(e.read(5), Err(SectorError::Corrupt { key: 5, .. })));
     assert!(matches!(e.verify(5), Err(SectorError::Corrupt { key: 5, .. })));
+    let failures = e.verify_all().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, 5);
 }
 
 #[test]

@@ -155,7 +155,7 @@ impl Index {
 
     fn grow(&mut self) {
         let cap = (self.slots.len() * GROWTH_NUM / GROWTH_DEN).max(self.slots.len() + 1);
-        let old = std::mem::replace(&mut self.slots, Vec::new());
+        let old = std::mem::take(&mut self.slots);
         let mut slots = Vec::with_capacity(cap);
         slots.resize(cap, EMPTY_SLOT);
         self.slots = slots;
@@ -186,7 +186,7 @@ mod tests {
         for i in 0..20_000u32 {
             x = mix(x);
             let key = x % 3000;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 assert_eq!(ix.remove(key), model.remove(&key));
             } else {
                 assert_eq!(ix.insert(key, i), model.insert(key, i));

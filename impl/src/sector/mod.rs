@@ -58,8 +58,8 @@ pub const READ_FOLLOW_RECORDS_MAX: usize = 4096;
 /// Most operations in one `cas` (all records plus the commit record must fit in one zone).
 pub const CAS_OPS_MAX: usize = 256;
 
-const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT % SECTOR_SIZE_BYTES == 0);
-const _: () = assert!(ZONE_SIZE_BYTES_MIN % SECTOR_SIZE_BYTES == 0);
+const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT.is_multiple_of(SECTOR_SIZE_BYTES));
+const _: () = assert!(ZONE_SIZE_BYTES_MIN.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT >= ZONE_SIZE_BYTES_MIN);
 const _: () = assert!(SECTOR_SIZE_BYTES.is_power_of_two());
 
