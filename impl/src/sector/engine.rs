@@ -55,7 +55,10 @@ impl EngineConfig {
     /// If `bytes` is not a multiple of 4096 or below [`ZONE_SIZE_BYTES_MIN`].
     #[must_use]
     pub fn zone_size_bytes(mut self, bytes: usize) -> Self {
-        assert!(bytes.is_multiple_of(SECTOR_SIZE_BYTES) && bytes >= ZONE_SIZE_BYTES_MIN, "zone size");
+        assert!(
+            bytes.is_multiple_of(SECTOR_SIZE_BYTES) && bytes >= ZONE_SIZE_BYTES_MIN,
+            "zone size"
+        );
         self.zone_size_bytes = bytes;
         self
     }
@@ -702,6 +705,11 @@ impl<D: BlockDevice> Engine<D> {
         self.check_expect(key, opts.expected)?;
         let present = self.index.get(key).is_some();
         if !present && !self.corrupt.contains_key(&key) {
+            // SEC-2: `flush` still means "durable when acknowledged", e.g. an earlier unflushed
+            // delete of the same key.
+            if opts.flush {
+                self.flush_for_ack()?;
+            }
             return Ok(false);
         }
         let h = tombstone(key, self.take_seq(), 0, 0);

@@ -341,17 +341,21 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
         }
     }
     for (txn, ms) in members {
-        // SEC-8: all members and the commit record, or nothing.
-        let complete = commits.get(&txn).is_some_and(|list| {
-            list.len() == ms.len()
-                && list.iter().all(|(k, s)| ms.iter().any(|(mk, c)| mk == k && c.seq == *s))
-        });
-        if !complete {
+        // SEC-8: all members the commit record lists, or nothing. Members it does not list are
+        // orphans of an older, torn transaction whose commit seq was never durable and has been
+        // handed out again after a recovery: they are never applied.
+        let listed: Vec<(Key, Cand)> = match commits.get(&txn) {
+            Some(list) => ms.iter().filter(|(k, c)| list.contains(&(*k, c.seq))).copied().collect(),
+            None => Vec::new(),
+        };
+        let complete = commits.get(&txn).is_some_and(|list| list.len() == listed.len());
+        if !complete || listed.len() != ms.len() {
             e.report.txns_rolled_back += 1;
-            continue;
         }
-        for (k, c) in ms {
-            offer(&mut best, k, c);
+        if complete {
+            for (k, c) in listed {
+                offer(&mut best, k, c);
+            }
         }
     }
     for (key, c) in best {
