@@ -4,8 +4,8 @@
 //!
 //! Layers, top to bottom (directories mirror them):
 //! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait).
-//! - [`shard`]: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
-//! - [`engine`]: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
+//! - `shard`: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
+//! - `engine`: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
 //! - `compact`, `recovery`, `index`, `format`: the compactor step, the index rebuild, the
 //!   in-memory index and the byte-level on-disk format.
 //! - [`device`]: the [`BlockDevice`] trait and its implementations (memory, file, io_uring,
