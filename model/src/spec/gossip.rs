@@ -164,6 +164,19 @@ pub struct KeyState<V> {
     versions: Vec<Version<V>>,
 }
 
+impl<V: Ord> PartialOrd for KeyState<V> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<V: Ord> Ord for KeyState<V> {
+    /// An arbitrary total order (clock, then versions) so states can live in ordered sets.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (&self.clock, &self.versions).cmp(&(&other.clock, &other.versions))
+    }
+}
+
 impl<V> Default for KeyState<V> {
     fn default() -> Self {
         Self { clock: VectorClock::new(), versions: Vec::new() }
@@ -193,6 +206,12 @@ impl<V: Ord + Clone> KeyState<V> {
                 vec![resolve(&values)]
             }
         }
+    }
+
+    /// The same clock with other versions (the models' mutants build broken merges with it).
+    pub(crate) fn with_versions(mut self, versions: Vec<Version<V>>) -> Self {
+        self.versions = versions;
+        self
     }
 
     /// True if `version` is present or superseded by a present version (GOS-4's test).

@@ -399,6 +399,12 @@ impl<B: Ord + Clone + Debug, V: Clone + PartialEq> VolumeSpec<B, V> {
         }
     }
 
+    /// The same volume with its holders replaced (symmetry representatives in the models).
+    pub(crate) fn with_holders(mut self, holders: BTreeMap<HolderId, Holding>) -> Self {
+        self.holders = holders;
+        self
+    }
+
     fn take(&mut self, holder: HolderId, mode: Mode) -> Effect {
         self.holders.insert(holder, Holding { mode, alive: true });
         Effect::ModeTaken(mode)
