@@ -51,11 +51,14 @@ pub struct CheckOptions {
     pub threads: usize,
     /// Deduplicate by symmetry representative.
     pub symmetry: bool,
+    /// Stop after the depth level at which this property is first violated (used for
+    /// mutants: their counterexample stays the shortest, the rest of the space is skipped).
+    pub stop_when_violated: Option<&'static str>,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        Self { threads: 1, symmetry: true }
+        Self { threads: 1, symmetry: true, stop_when_violated: None }
     }
 }
 
@@ -77,6 +80,8 @@ pub struct Verdict {
     pub kind: &'static str,
     /// Always/eventually: no counterexample. Sometimes: an example was found.
     pub holds: bool,
+    /// False if checking stopped before this property was settled either way.
+    pub decided: bool,
     /// The shortest counterexample (always/eventually) or example (sometimes).
     pub trace: Option<Trace>,
 }
@@ -96,14 +101,15 @@ pub struct Report {
     pub seconds: f64,
     /// Per property, in the model's order.
     pub properties: Vec<Verdict>,
-    /// False if checking stopped early because every property already had a discovery.
+    /// False if checking stopped early (every property already decided, or the property in
+    /// [`CheckOptions::stop_when_violated`] failed); unfound `sometimes` are then undecided.
     pub exhaustive: bool,
 }
 
 impl Report {
-    /// True if every property holds.
+    /// True if no property is known to fail.
     pub fn passed(&self) -> bool {
-        self.properties.iter().all(|v| v.holds)
+        self.properties.iter().all(|v| v.holds || !v.decided)
     }
 
     /// States generated per second.
@@ -235,7 +241,12 @@ where
                 discovered[i].store(true, Ordering::Relaxed);
             }
         }
-        if discoveries.iter().all(Option::is_some) {
+        let target_found = options.stop_when_violated.is_some_and(|name| {
+            properties.iter().zip(&discoveries).any(|(p, d)| {
+                p.name == name && d.is_some() && p.expectation != Expectation::Sometimes
+            })
+        });
+        if discoveries.iter().all(Option::is_some) || target_found {
             exhaustive = next.is_empty();
             break;
         }
@@ -254,7 +265,7 @@ where
                 Expectation::Eventually => ("eventually", d.is_none()),
                 Expectation::Sometimes => ("sometimes", d.is_some()),
             };
-            Verdict { name: p.name, kind, holds, trace }
+            Verdict { name: p.name, kind, holds, decided: exhaustive || d.is_some(), trace }
         })
         .collect();
     Report {

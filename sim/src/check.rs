@@ -34,6 +34,10 @@ pub struct CheckArgs {
     /// Serve stateright's Explorer on ADDR (e.g. 127.0.0.1:3000) instead of checking.
     #[arg(long, value_name = "ADDR")]
     pub explore: Option<String>,
+    /// With --mutant: explore the whole space instead of stopping at the first counterexample
+    /// of the property that catches the mutant.
+    #[arg(long)]
+    pub exhaustive: bool,
     /// Do not reduce by symmetry (slower; for cross-checking the reduction).
     #[arg(long)]
     pub no_symmetry: bool,
@@ -114,7 +118,13 @@ fn run_checked(args: &CheckArgs) -> Result<bool, SetupError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, THREADS_MAX);
-    let options = CheckOptions { threads, symmetry: !args.no_symmetry };
+    // A mutant run stops once the property that must catch it fails (its counterexample is
+    // still the shortest); --exhaustive explores the mutant's whole space.
+    let stop_when_violated = match (&args.mutant, args.exhaustive) {
+        (Some(name), false) => models::mutant(name).map(|m| m.caught_by),
+        _ => None,
+    };
+    let options = CheckOptions { threads, symmetry: !args.no_symmetry, stop_when_violated };
     let mut reports = Vec::new();
     for (kind, sizes) in &plans {
         let report = models::run(*kind, args.mutant.as_deref(), sizes, options)?;
@@ -146,10 +156,14 @@ fn print_report(report: &Report, sizes: &Sizes) {
         report.max_depth,
         report.seconds,
         report.states_per_second(),
-        if report.exhaustive { "" } else { " (stopped: every property already decided)" }
+        if report.exhaustive { "" } else { " (stopped early)" }
     );
     for v in &report.properties {
-        let verdict = if v.holds { "ok  " } else { "FAIL" };
+        let verdict = match (v.holds, v.decided) {
+            (true, _) => "ok  ",
+            (false, true) => "FAIL",
+            (false, false) => "??  ",
+        };
         println!("   {verdict} {:<10} {}", v.kind, v.name);
         if let (false, Some(trace)) = (v.holds, &v.trace) {
             println!("        shortest counterexample ({} steps):", trace.steps.len());
@@ -159,7 +173,11 @@ fn print_report(report: &Report, sizes: &Sizes) {
             println!("        then: {}", trace.final_state);
         }
         if !v.holds && v.trace.is_none() {
-            println!("        no reachable state shows this: the behaviour is impossible at this size");
+            if v.decided {
+                println!("        no reachable state shows this: impossible at this size");
+            } else {
+                println!("        not reached before checking stopped (undecided)");
+            }
         }
     }
 }
@@ -169,7 +187,7 @@ fn print_summary(reports: &[(Report, Sizes)], passed: bool, mutant: Option<&str>
     println!("| model  | states generated | unique states | max depth | properties | seconds | states/s |");
     println!("|--------|-----------------:|--------------:|----------:|-----------:|--------:|---------:|");
     for (r, _) in reports {
-        let ok = r.properties.iter().filter(|v| v.holds).count();
+        let ok = r.properties.iter().filter(|v| v.holds || !v.decided).count();
         println!(
             "| {:<6} | {:>16} | {:>13} | {:>9} | {:>4} of {:<2} | {:>7.2} | {:>8.0} |",
             r.model,

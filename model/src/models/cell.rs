@@ -367,7 +367,7 @@ impl Explain for CellModel {
             }
             None => "NOT linearizable: no order of these operations explains every reply".to_string(),
         };
-        format!("cell holds {}; history {lin}; history recorded: {:?}", s.value, s.history)
+        format!("cell holds {}; history {lin}", s.value)
     }
 
     fn representative(&self, s: &CellState) -> CellState {
