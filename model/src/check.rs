@@ -356,7 +356,11 @@ where
             }
         }
         if terminal {
-            out.found.extend((0..properties.len()).filter(|i| pending & (1 << i) != 0).map(|i| (i, node.fingerprint)));
+            out.found.extend(
+                (0..properties.len())
+                    .filter(|i| pending & (1 << i) != 0)
+                    .map(|i| (i, node.fingerprint)),
+            );
         }
     }
     out

@@ -52,7 +52,9 @@ fn every_mutant_is_caught_by_its_property() {
     for m in MUTANTS {
         let opts = CheckOptions { stop_when_violated: Some(m.caught_by), ..options() };
         let r = models::run(m.model, Some(m.name), &Sizes::defaults(m.model), opts).unwrap();
-        let v = r.verdict(m.caught_by).unwrap_or_else(|| panic!("{}: no property {}", m.name, m.caught_by));
+        let v = r
+            .verdict(m.caught_by)
+            .unwrap_or_else(|| panic!("{}: no property {}", m.name, m.caught_by));
         assert!(!v.holds && v.decided, "mutant {} not caught by {}", m.name, m.caught_by);
         let trace = v.trace.as_ref().unwrap();
         assert!(!trace.steps.is_empty(), "{}: counterexample has steps", m.name);
@@ -89,8 +91,12 @@ fn mutant_names_resolve_and_belong_to_their_model() {
 #[test]
 fn sizes_are_validated() {
     let mut unknown = Vec::new();
-    let s = Sizes::with(ModelKind::Cell, &[("clients".into(), 2), ("volume.blobs".into(), 4)], &mut unknown)
-        .unwrap();
+    let s = Sizes::with(
+        ModelKind::Cell,
+        &[("clients".into(), 2), ("volume.blobs".into(), 4)],
+        &mut unknown,
+    )
+    .unwrap();
     assert_eq!(s.get("clients"), 2);
     assert!(unknown.is_empty());
     assert!(Sizes::with(ModelKind::Cell, &[("clients".into(), 99)], &mut unknown).is_err());

@@ -47,7 +47,8 @@ pub struct CheckArgs {
 }
 
 fn parse_size(text: &str) -> Result<(String, u64), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    let (key, value) =
+        text.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
     let value = value.trim().parse::<u64>().map_err(|e| format!("size {key}: {e}"))?;
     Ok((key.trim().to_string(), value))
 }
@@ -72,7 +73,9 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 fn plan(args: &CheckArgs) -> Result<Vec<(ModelKind, Sizes)>, SetupError> {
     let mut kinds = match args.model.as_str() {
         "all" => ModelKind::ALL.to_vec(),
-        name => vec![ModelKind::from_name(name).ok_or_else(|| SetupError::UnknownModel(name.to_string()))?],
+        name => vec![
+            ModelKind::from_name(name).ok_or_else(|| SetupError::UnknownModel(name.to_string()))?,
+        ],
     };
     if let Some(name) = &args.mutant {
         let info = models::mutant(name).ok_or_else(|| SetupError::UnknownMutant(name.clone()))?;
@@ -95,7 +98,8 @@ fn plan(args: &CheckArgs) -> Result<Vec<(ModelKind, Sizes)>, SetupError> {
     // A bare key must be known to at least one selected model; `model.key` to its model.
     for (key, _) in &args.sizes {
         let used_somewhere = unknown_per_model.iter().any(|u| !u.contains(key));
-        let qualified_elsewhere = key.split_once('.').is_some_and(|(m, _)| !plans.iter().any(|(k, _)| k.name() == m));
+        let qualified_elsewhere =
+            key.split_once('.').is_some_and(|(m, _)| !plans.iter().any(|(k, _)| k.name() == m));
         if !used_somewhere || qualified_elsewhere {
             let names: Vec<&str> = plans.iter().map(|(k, _)| k.name()).collect();
             return Err(SetupError::UnknownSize { key: key.clone(), model: names.join(", ") });
@@ -108,9 +112,14 @@ fn run_checked(args: &CheckArgs) -> Result<bool, SetupError> {
     let plans = plan(args)?;
     if let Some(addr) = &args.explore {
         let Some((kind, sizes)) = plans.first().filter(|_| plans.len() == 1) else {
-            return Err(SetupError::UnknownModel("--explore needs one --model (or a --mutant)".into()));
+            return Err(SetupError::UnknownModel(
+                "--explore needs one --model (or a --mutant)".into(),
+            ));
         };
-        eprintln!("serving the {} model's Explorer on http://{addr}/ (Ctrl-C to stop)", kind.name());
+        eprintln!(
+            "serving the {} model's Explorer on http://{addr}/ (Ctrl-C to stop)",
+            kind.name()
+        );
         models::explore(*kind, args.mutant.as_deref(), sizes, addr)?;
         return Ok(true);
     }
@@ -184,8 +193,12 @@ fn print_report(report: &Report, sizes: &Sizes) {
 
 fn print_summary(reports: &[(Report, Sizes)], passed: bool, mutant: Option<&str>) {
     println!();
-    println!("| model  | states generated | unique states | max depth | properties | seconds | states/s |");
-    println!("|--------|-----------------:|--------------:|----------:|-----------:|--------:|---------:|");
+    println!(
+        "| model  | states generated | unique states | max depth | properties | seconds | states/s |"
+    );
+    println!(
+        "|--------|-----------------:|--------------:|----------:|-----------:|--------:|---------:|"
+    );
     for (r, _) in reports {
         let ok = r.properties.iter().filter(|v| v.holds || !v.decided).count();
         println!(
@@ -208,12 +221,20 @@ fn print_summary(reports: &[(Report, Sizes)], passed: bool, mutant: Option<&str>
     }
 }
 
-fn json_document(args: &CheckArgs, threads: usize, reports: &[(Report, Sizes)], passed: bool) -> String {
+fn json_document(
+    args: &CheckArgs,
+    threads: usize,
+    reports: &[(Report, Sizes)],
+    passed: bool,
+) -> String {
     let models: Vec<serde_json::Value> = reports
         .iter()
         .map(|(r, sizes)| {
-            let size_map: serde_json::Map<String, serde_json::Value> =
-                sizes.values().iter().map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v))).collect();
+            let size_map: serde_json::Map<String, serde_json::Value> = sizes
+                .values()
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v)))
+                .collect();
             serde_json::json!({
                 "model": r.model,
                 "sizes": size_map,

@@ -211,7 +211,8 @@ impl CellModel {
                 c.awaiting && c.done == *seq
             }
             Msg::Request { client, seq, .. } => {
-                reexecute || replies[usize::from(*client)].as_ref().is_none_or(|(done, _)| seq >= done)
+                reexecute
+                    || replies[usize::from(*client)].as_ref().is_none_or(|(done, _)| seq >= done)
             }
         });
     }
@@ -308,12 +309,14 @@ impl Model for CellModel {
             Property::always(PROP_LINEARIZABLE, |_, s: &CellState| {
                 !s.history_broken && s.history.serialized_history().is_some()
             }),
-            Property::sometimes("CELL-2 a lost swap is reported, not an error", |_, s: &CellState| {
-                s.saw_lost_swap
-            }),
-            Property::sometimes("CELL-1 every client completes its program", |m: &Self, s: &CellState| {
-                s.clients.iter().all(|c| c.done == m.ops)
-            }),
+            Property::sometimes(
+                "CELL-2 a lost swap is reported, not an error",
+                |_, s: &CellState| s.saw_lost_swap,
+            ),
+            Property::sometimes(
+                "CELL-1 every client completes its program",
+                |m: &Self, s: &CellState| s.clients.iter().all(|c| c.done == m.ops),
+            ),
         ]
     }
 }
@@ -331,18 +334,25 @@ impl Explain for CellModel {
             }
             CellAction::Resend(i) => {
                 let seq = s.clients[usize::from(*i)].done;
-                format!("client {i} times out and resends request #{seq}: {}", show_op(&Self::op(*i, seq)))
+                format!(
+                    "client {i} times out and resends request #{seq}: {}",
+                    show_op(&Self::op(*i, seq))
+                )
             }
             CellAction::Deliver(Msg::Request { client, seq, op }) => {
-                let replay = s.replies[usize::from(*client)].as_ref().is_some_and(|(d, _)| d == seq)
-                    && self.mutant != Some(CellMutant::RetryReexecutes);
+                let replay =
+                    s.replies[usize::from(*client)].as_ref().is_some_and(|(d, _)| d == seq)
+                        && self.mutant != Some(CellMutant::RetryReexecutes);
                 let mut value = s.value;
                 let outcome = if replay {
                     "already executed: replays its reply".to_string()
                 } else {
                     format!("executes it: {}", show_ret(&self.execute(&mut value, op)))
                 };
-                format!("server receives client {client}'s request #{seq} {}; {outcome}", show_op(op))
+                format!(
+                    "server receives client {client}'s request #{seq} {}; {outcome}",
+                    show_op(op)
+                )
             }
             CellAction::Deliver(Msg::Reply { client, seq, ret }) => {
                 let c = s.clients[usize::from(*client)];
@@ -361,11 +371,15 @@ impl Explain for CellModel {
     fn describe_state(&self, s: &CellState) -> String {
         let lin = match s.history.serialized_history() {
             Some(order) => {
-                let steps: Vec<String> =
-                    order.iter().map(|(op, ret)| format!("{} = {}", show_op(op), show_ret(ret))).collect();
+                let steps: Vec<String> = order
+                    .iter()
+                    .map(|(op, ret)| format!("{} = {}", show_op(op), show_ret(ret)))
+                    .collect();
                 format!("linearizable as [{}]", steps.join("; "))
             }
-            None => "NOT linearizable: no order of these operations explains every reply".to_string(),
+            None => {
+                "NOT linearizable: no order of these operations explains every reply".to_string()
+            }
         };
         format!("cell holds {}; history {lin}", s.value)
     }

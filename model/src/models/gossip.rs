@@ -161,7 +161,8 @@ pub enum GossipAction {
 }
 
 fn show_versions(state: &KeyState<Val>) -> String {
-    let vs: Vec<String> = state.versions().iter().map(|v| format!("{}@n{}", v.value, v.writer.0)).collect();
+    let vs: Vec<String> =
+        state.versions().iter().map(|v| format!("{}@n{}", v.value, v.writer.0)).collect();
     if vs.is_empty() { "∅".to_string() } else { vs.join("|") }
 }
 
@@ -220,7 +221,8 @@ impl GossipModel {
             }
             _ => merge(&MergePolicy::LastWriteWins, &ours.lww, &theirs.lww),
         };
-        let both_concurrent = ours.both.clock().compare(theirs.both.clock()) == ClockOrder::Concurrent;
+        let both_concurrent =
+            ours.both.clock().compare(theirs.both.clock()) == ClockOrder::Concurrent;
         let both = match self.mutant {
             Some(GossipMutant::KeepBothDropsSibling) if both_concurrent => {
                 let joined = merge(&MergePolicy::KeepBoth, &ours.both, &theirs.both);
@@ -252,7 +254,8 @@ impl GossipModel {
             }
             GMsg::Want { from, to, keys } => {
                 let node = &s.nodes[usize::from(to)];
-                let entries = keys.iter().map(|k| (*k, node.keys[usize::from(*k)].clone())).collect();
+                let entries =
+                    keys.iter().map(|k| (*k, node.keys[usize::from(*k)].clone())).collect();
                 s.network.insert(GMsg::Objects { from: to, to: from, entries });
             }
             GMsg::Objects { to, entries, .. } => {
@@ -265,7 +268,11 @@ impl GossipModel {
         }
     }
 
-    fn seen<'a>(s: &'a GossipState, k: usize, clock: &'a VectorClock) -> impl Iterator<Item = &'a Version<Val>> {
+    fn seen<'a>(
+        s: &'a GossipState,
+        k: usize,
+        clock: &'a VectorClock,
+    ) -> impl Iterator<Item = &'a Version<Val>> {
         s.writes
             .iter()
             .filter(move |(wk, w)| usize::from(*wk) == k && w.clock.is_covered_by(clock))
@@ -330,7 +337,10 @@ impl Model for GossipModel {
     type Action = GossipAction;
 
     fn init_states(&self) -> Vec<GossipState> {
-        let node = Node { keys: vec![Replica::default(); usize::from(self.keys)], writes_left: self.writes };
+        let node = Node {
+            keys: vec![Replica::default(); usize::from(self.keys)],
+            writes_left: self.writes,
+        };
         vec![GossipState {
             nodes: vec![node; usize::from(self.nodes)],
             network: BTreeSet::new(),
@@ -423,9 +433,10 @@ impl Model for GossipModel {
             }),
             Property::always(PROP_GOS4, |_, s: &GossipState| {
                 s.nodes.iter().all(|node| {
-                    node.keys.iter().enumerate().all(|(k, r)| {
-                        Self::seen(s, k, r.both.clock()).all(|w| r.both.retains(w))
-                    })
+                    node.keys
+                        .iter()
+                        .enumerate()
+                        .all(|(k, r)| Self::seen(s, k, r.both.clock()).all(|w| r.both.retains(w)))
                 })
             }),
             Property::eventually(PROP_GOS5, |_, s: &GossipState| {
@@ -436,13 +447,18 @@ impl Model for GossipModel {
             Property::sometimes("GOS-4 concurrent writes become siblings", |_, s: &GossipState| {
                 s.nodes.iter().any(|n| n.keys.iter().any(|r| r.both.versions().len() > 1))
             }),
-            Property::sometimes("GOS-1 a write supersedes another node's write", |_, s: &GossipState| {
-                s.writes.iter().any(|(k1, a)| {
-                    s.writes.iter().any(|(k2, b)| {
-                        k1 == k2 && a.writer != b.writer && a.clock.compare(&b.clock) == ClockOrder::Before
+            Property::sometimes(
+                "GOS-1 a write supersedes another node's write",
+                |_, s: &GossipState| {
+                    s.writes.iter().any(|(k1, a)| {
+                        s.writes.iter().any(|(k2, b)| {
+                            k1 == k2
+                                && a.writer != b.writer
+                                && a.clock.compare(&b.clock) == ClockOrder::Before
+                        })
                     })
-                })
-            }),
+                },
+            ),
         ]
     }
 }
@@ -471,7 +487,8 @@ impl Explain for GossipModel {
                 let es: Vec<String> = entries
                     .iter()
                     .map(|(k, r)| {
-                        let merged = self.merge(&s.nodes[usize::from(*to)].keys[usize::from(*k)], r);
+                        let merged =
+                            self.merge(&s.nodes[usize::from(*to)].keys[usize::from(*k)], r);
                         format!(
                             "{}: LWW {} + {} → {}, KeepBoth {} + {} → {}",
                             key_name(*k),

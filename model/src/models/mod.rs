@@ -305,10 +305,7 @@ where
     let _checker = model.checker().serve(addr);
 }
 
-fn resolve_mutant(
-    kind: ModelKind,
-    name: Option<&str>,
-) -> Result<Option<&'static str>, SetupError> {
+fn resolve_mutant(kind: ModelKind, name: Option<&str>) -> Result<Option<&'static str>, SetupError> {
     let Some(name) = name else { return Ok(None) };
     let info = mutant(name).ok_or_else(|| SetupError::UnknownMutant(name.to_string()))?;
     if info.model != kind {
@@ -320,4 +317,3 @@ fn resolve_mutant(
     }
     Ok(Some(info.name))
 }
-

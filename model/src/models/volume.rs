@@ -214,7 +214,8 @@ impl VolumeModel {
 
     /// Applies `step` to the world. `Ok(false)`: refused by a mode conflict (not enabled).
     fn step(&self, s: &mut VolumeState, step: VolumeStep<Blob, Value>) -> bool {
-        let begin = matches!(step, VolumeStep::BeginExpand { .. } | VolumeStep::BeginContract { .. });
+        let begin =
+            matches!(step, VolumeStep::BeginExpand { .. } | VolumeStep::BeginContract { .. });
         if begin && self.mutant == Some(VolumeMutant::NoModeExclusion) {
             // Got's original design: nothing stops a cleanup during a sync.
             s.world.apply_unchecked(step);
@@ -287,7 +288,8 @@ impl VolumeModel {
                 }
                 let p = &mut s.procs[usize::from(i)];
                 p.runs_left -= 1;
-                p.phase = Phase::Sync { target, read: None, retries_left: self.retries, done: false };
+                p.phase =
+                    Phase::Sync { target, read: None, retries_left: self.retries, done: false };
             }
             VolumeAction::ReadCell(i) => {
                 let cell = *s.world.cell();
@@ -350,19 +352,24 @@ impl VolumeModel {
             return;
         };
         let before = *s.world.cell();
-        self.step(s, VolumeStep::Publish {
-            holder: holder(i),
-            expected,
-            new: target,
-            new_reachable: bits(target),
-        });
+        self.step(
+            s,
+            VolumeStep::Publish {
+                holder: holder(i),
+                expected,
+                new: target,
+                new_reachable: bits(target),
+            },
+        );
         let swapped = before == expected;
         if swapped {
             s.flags |= FLAG_PUBLISHED;
         }
         let phase = &mut s.procs[usize::from(i)].phase;
         *phase = match (swapped, retries_left) {
-            (false, 1..) => Phase::Sync { target, read: None, retries_left: retries_left - 1, done: false },
+            (false, 1..) => {
+                Phase::Sync { target, read: None, retries_left: retries_left - 1, done: false }
+            }
             _ => Phase::Sync { target, read: Some(expected), retries_left, done: true },
         };
     }
@@ -451,7 +458,9 @@ impl Model for VolumeModel {
                     )
                 )
             }),
-            Property::sometimes("VOL-3 a sync can publish", |_, s: &VolumeState| s.flags & FLAG_PUBLISHED != 0),
+            Property::sometimes("VOL-3 a sync can publish", |_, s: &VolumeState| {
+                s.flags & FLAG_PUBLISHED != 0
+            }),
             Property::sometimes("VOL-1 a cleanup can delete a blob", |_, s: &VolumeState| {
                 s.flags & FLAG_DELETED != 0
             }),
@@ -474,7 +483,9 @@ impl Explain for VolumeModel {
             VolumeAction::BeginSync(i, t) => {
                 format!("{} takes Expand to sync value {}", who(i), show(*t))
             }
-            VolumeAction::ReadCell(i) => format!("{} reads the cell: {}", who(i), show(*s.world.cell())),
+            VolumeAction::ReadCell(i) => {
+                format!("{} reads the cell: {}", who(i), show(*s.world.cell()))
+            }
             VolumeAction::Post(i, b) => format!("{} posts blob b{b}", who(i)),
             VolumeAction::Publish(i) => match s.procs[usize::from(*i)].phase {
                 Phase::Sync { target, read: Some(expected), .. } => format!(
@@ -501,7 +512,9 @@ impl Explain for VolumeModel {
                 format!("{}'s lease expires while it is alive; its mode is released", who(i))
             }
         };
-        if let Some(VolumeState { fault: Some(f), .. }) = next.filter(|n| s.fault.is_none() && n.fault.is_some()) {
+        if let Some(VolumeState { fault: Some(f), .. }) =
+            next.filter(|n| s.fault.is_none() && n.fault.is_some())
+        {
             text.push_str(&format!(" — refused by the spec: {f}"));
         }
         text

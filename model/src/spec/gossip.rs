@@ -200,7 +200,9 @@ impl<V: Ord + Clone> KeyState<V> {
         match (policy, self.versions.last()) {
             (_, None) => Vec::new(),
             (MergePolicy::LastWriteWins, Some(winner)) => vec![winner.value.clone()],
-            (MergePolicy::KeepBoth, Some(_)) => self.versions.iter().map(|v| v.value.clone()).collect(),
+            (MergePolicy::KeepBoth, Some(_)) => {
+                self.versions.iter().map(|v| v.value.clone()).collect()
+            }
             (MergePolicy::Custom(resolve), Some(_)) => {
                 let values: Vec<V> = self.versions.iter().map(|v| v.value.clone()).collect();
                 vec![resolve(&values)]
@@ -252,7 +254,10 @@ pub fn merge<V: Ord + Clone>(
     if matches!(policy, MergePolicy::LastWriteWins) {
         versions.drain(..versions.len().saturating_sub(1));
     }
-    debug_assert!(ours.clock.is_covered_by(&clock) && theirs.clock.is_covered_by(&clock), "GOS-7: clocks only grow");
+    debug_assert!(
+        ours.clock.is_covered_by(&clock) && theirs.clock.is_covered_by(&clock),
+        "GOS-7: clocks only grow"
+    );
     KeyState { clock, versions }
 }
 
@@ -302,7 +307,9 @@ impl<K: Ord + Clone, V: Ord + Clone> GossipSpec<K, V> {
         let zero = VectorClock::new();
         digest
             .iter()
-            .filter(|(k, clock)| !clock.is_covered_by(self.keys.get(*k).map_or(&zero, |s| &s.clock)))
+            .filter(|(k, clock)| {
+                !clock.is_covered_by(self.keys.get(*k).map_or(&zero, |s| &s.clock))
+            })
             .map(|(k, _)| k.clone())
             .collect()
     }
