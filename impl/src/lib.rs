@@ -16,6 +16,7 @@ pub mod cell;
 pub mod env;
 pub mod files;
 pub mod hash;
+pub mod kv;
 pub mod refs;
 pub mod secret;
 pub mod sector;
