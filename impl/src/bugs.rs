@@ -20,6 +20,7 @@ pub const ALL: &[&str] = &[
     "sector:skip-crc-on-read",
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
+    "gossip:lww-by-arrival-order",
 ];
 
 #[cfg(feature = "planted-bugs")]

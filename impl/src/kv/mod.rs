@@ -20,7 +20,7 @@ mod iter;
 mod node;
 
 pub use diff::Change;
-pub use iter::Iter;
+pub use iter::{Iter, prefix_end};
 pub use node::{Entry, NODE_VERSION, Node, NodeError, decode_node, encode_node};
 
 use crate::Hash;
@@ -121,6 +121,11 @@ impl<'s> Kv<'s> {
     ) -> Self {
         let boundary_key = blake3::derive_key(BOUNDARY_PURPOSE, &salt);
         Self { store, salt, boundary_key, node_target_size_bytes: node_target_size_bytes.max(1) }
+    }
+
+    /// The salt nodes are encrypted under.
+    pub fn salt(&self) -> &[u8; 32] {
+        &self.salt
     }
 
     /// The store the trees live in.
