@@ -15,6 +15,7 @@ pub mod bugs;
 pub mod cell;
 pub mod env;
 pub mod files;
+pub mod gossip;
 pub mod hash;
 pub mod hkv;
 pub mod kv;
