@@ -51,11 +51,17 @@ fn seeds_kv() -> Vec<(&'static str, Vec<u8>)> {
     let leaf = |entries: Vec<(&[u8], &[u8])>| Node {
         version: NODE_VERSION,
         level: 0,
-        entries: entries.into_iter().map(|(k, v)| Entry { key: k.to_vec(), value: v.to_vec() }).collect(),
+        entries: entries
+            .into_iter()
+            .map(|(k, v)| Entry { key: k.to_vec(), value: v.to_vec() })
+            .collect(),
     };
     let store = MemStore::new();
     let kv = Kv::with_node_target_size(&store, [1; 32], 32);
-    let root = kv.build((0..64u32).map(|i| (format!("key{i:03}").into_bytes(), vec![1]))).unwrap().unwrap();
+    let root = kv
+        .build((0..64u32).map(|i| (format!("key{i:03}").into_bytes(), vec![1])))
+        .unwrap()
+        .unwrap();
     let internal = kv.read_node(&root).unwrap();
     let good = encode_node(&leaf(vec![(b"a", b"1"), (b"b", b"")])).unwrap();
     let mut trailing = good.clone();
@@ -84,7 +90,8 @@ fn seeds_gossip() -> Vec<(&'static str, Vec<u8>)> {
     let clock = VectorClock::new().incremented(NodeId(1)).incremented(NodeId(3));
     let announce = encode_message(&Message::Announce { head, clock }).unwrap();
     let want = encode_message(&Message::Want { cids: vec![head.cid] }).unwrap();
-    let objects = encode_message(&Message::Objects { blobs: vec![b"blob".to_vec(), Vec::new()] }).unwrap();
+    let objects =
+        encode_message(&Message::Objects { blobs: vec![b"blob".to_vec(), Vec::new()] }).unwrap();
     let mut bad_clock = announce.clone();
     let n = bad_clock.len();
     bad_clock[n - 1] = 0; // last clock count 0: not canonical
@@ -111,7 +118,9 @@ fn seeds_gossip() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 #[ignore = "writes the seed corpora; run with --ignored to regenerate"]
 fn regenerate_seed_corpora() {
-    for (target, seeds) in [("decode_kv_node", seeds_kv()), ("decode_gossip_message", seeds_gossip())] {
+    for (target, seeds) in
+        [("decode_kv_node", seeds_kv()), ("decode_gossip_message", seeds_gossip())]
+    {
         std::fs::create_dir_all(dir(target)).unwrap();
         for (name, bytes) in seeds {
             std::fs::write(dir(target).join(name), bytes).unwrap();

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 mod check;
 mod demo;
+mod kv_cmd;
+mod node_cmd;
 mod sector_cmd;
 mod vol;
 
@@ -31,6 +33,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
     Check(check::CheckArgs),
+    /// Run a gossip replica of the versioned KV over TCP.
+    Node(node_cmd::NodeArgs),
+    /// Talk to a running `cellar node`: set, get, list, delete, commit, log.
+    Kv(kv_cmd::KvArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +46,7 @@ fn main() -> ExitCode {
         Command::Sector(cmd) => sector_cmd::run(cmd),
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Node(args) => node_cmd::run(&args),
+        Command::Kv(args) => kv_cmd::run(&args),
     }
 }
