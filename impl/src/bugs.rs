@@ -21,6 +21,8 @@ pub const ALL: &[&str] = &[
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
     "gossip:lww-by-arrival-order",
+    "gossip:store-unwanted-blob",
+    "kv:no-run-extension",
 ];
 
 #[cfg(feature = "planted-bugs")]

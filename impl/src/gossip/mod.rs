@@ -346,6 +346,10 @@ impl GossipNode {
                 if store.exists(&cid)? || self.fetches.values().any(|f| f.stages(&cid)) {
                     continue;
                 }
+                if crate::bugs::active("gossip:store-unwanted-blob") {
+                    store.post(&blob)?; // planted bug: GW-5 broken
+                    continue;
+                }
                 return Err(GossipError::UnwantedBlob(cid));
             };
             let Some(fetch) = self.fetches.get_mut(&key) else { continue };

@@ -125,16 +125,12 @@ fn hostile_peer_cannot_plant_blobs_gw5() {
     a.db_mut().set("/x", b"1").unwrap();
     let head = a.db_mut().commit("c").unwrap();
     // Unsolicited objects.
-    let err =
-        b.handle(PeerId(0), Message::Objects { blobs: vec![b"junk".to_vec()] }, 0).unwrap_err();
-    assert!(matches!(err, GossipError::UnwantedBlob(_)), "{err}");
+    assert!(junk_is_refused(&mut b), "GW-5");
     // Start a fetch, then answer with a blob of another hash: refused and not stored.
     let clock = crate::snapshot::get(a.db().store().as_ref(), &head).unwrap().clock;
     let h = b.handle(PeerId(0), Message::Announce { head, clock: clock.clone() }, 0).unwrap();
     assert_eq!(h.replies.last().unwrap().message, Message::Want { cids: vec![head.cid] });
-    let err =
-        b.handle(PeerId(0), Message::Objects { blobs: vec![b"junk".to_vec()] }, 0).unwrap_err();
-    assert!(matches!(err, GossipError::UnwantedBlob(_)), "{err}");
+    assert!(junk_is_refused(&mut b), "GW-5");
     assert!(!b.db().store().exists(&crate::Hash::of(b"junk")).unwrap());
     // A head ref with the right CID but a wrong key: the blob fails its tag check.
     let forged = Ref { cid: head.cid, dek: [0; 32] };
@@ -181,4 +177,22 @@ fn peer_selection_comes_from_injected_entropy() {
     let p = picks(7);
     assert_eq!(p.len(), 10, "fanout 2 × 5 rounds");
     assert!(p.chunks(2).all(|c| c[0] != c[1] && c[0] != 0));
+}
+
+/// Every checker must be seen to fail: a node that stores unwanted blobs fails the GW-5 check.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_store_unwanted_blob_is_caught_gw5() {
+    let mut b = node(1, 2, MergePolicy::LastWriteWins);
+    let _bug = crate::bugs::plant("gossip:store-unwanted-blob").unwrap();
+    assert!(!junk_is_refused(&mut b), "the GW-5 check catches gossip:store-unwanted-blob");
+}
+
+/// The GW-5 check: unsolicited bytes are refused with `UnwantedBlob` and not stored.
+fn junk_is_refused(b: &mut GossipNode) -> bool {
+    let refused = matches!(
+        b.handle(PeerId(0), Message::Objects { blobs: vec![b"junk".to_vec()] }, 0),
+        Err(GossipError::UnwantedBlob(_))
+    );
+    refused && !b.db().store().exists(&crate::Hash::of(b"junk")).unwrap()
 }

@@ -103,7 +103,9 @@ impl Kv<'_> {
                 let last = old.last().map(|(k, _)| k.clone()).unwrap_or_default();
                 let Some((nk, nr)) = self.successor(root, level, &last)? else { break };
                 let next_touched = queue.peek().is_some_and(|(k, _)| *k == nk);
-                let tail_open = !self.closes(level, &run);
+                // Planted bug kv:no-run-extension: stop at the touched nodes even if the run's end moved.
+                let tail_open =
+                    !crate::bugs::active("kv:no-run-extension") && !self.closes(level, &run);
                 if !(next_touched || tail_open) {
                     break;
                 }

@@ -246,3 +246,30 @@ proptest! {
         prop_assert_eq!(kv.diff(b.as_ref(), a.as_ref()).unwrap(), reversed);
     }
 }
+
+/// Every checker must be seen to fail: without run extension (KV-4) edits stop matching the
+/// canonical tree, and the equal-contents check sees it.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_no_run_extension_is_caught_kv4() {
+    let store = MemStore::new();
+    let kv = Kv::with_node_target_size(&store, SALT, SMALL_TARGET_BYTES);
+    let _bug = crate::bugs::plant("kv:no-run-extension").unwrap();
+    let mut root = None;
+    let mut model = BTreeMap::new();
+    let mut caught = false;
+    for i in 0..400u16 {
+        let k = kb(i.wrapping_mul(7919) % 400);
+        let edit = if i % 3 == 0 { None } else { Some(vec![1u8; usize::from(i % 5)]) };
+        match &edit {
+            Some(v) => model.insert(k.clone(), v.clone()),
+            None => model.remove(&k),
+        };
+        root = kv.edit(root.as_ref(), Edits::from([(k, edit)])).unwrap();
+        if kv.build(model.clone()).unwrap() != root {
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught, "KV-4 check must catch kv:no-run-extension");
+}
