@@ -28,7 +28,7 @@ pub use wire::{
 use crate::Hash;
 use crate::env::Entropy;
 use crate::hkv::{Hkv, HkvError};
-use crate::merge::{MergeOutcome, VectorClock};
+use crate::merge::{ClockOrder, MergeOutcome, VectorClock};
 use crate::refs::{Ref, RefError};
 use crate::snapshot::{self, SnapshotError};
 use crate::store::StoreError;
@@ -262,9 +262,10 @@ impl GossipNode {
         if self.db.head() == Some(head) {
             return Ok(out);
         }
-        // Push-pull: if the announcer has not seen all our commits, announce back.
+        // Push-pull: if the announcer is strictly behind us, announce back so it pulls. (Not
+        // when concurrent: both would answer each other forever; our merge announces later.)
         if let Some(Message::Announce { head: ours, clock: our_clock }) = self.announce()?
-            && !our_clock.le(clock)
+            && clock.compare(&our_clock) == ClockOrder::Before
         {
             out.replies.push(Envelope {
                 to: from,
