@@ -8,7 +8,7 @@
 //! in as `now_ms`, blobs go through the injected store.
 //!
 //! Rounds: every `announce_interval_ms` the node announces `(head, clock)` to `fanout` random
-//! peers. A receiver that lacks the head starts a fetch ([`fetch`]): it wants the head's
+//! peers. A receiver that lacks the head starts a fetch (`fetch.rs`): it wants the head's
 //! snapshot, then, level by level, only the blobs it does not hold (walking from the announced
 //! root and stopping at held blobs), and merges the head in once the closure is complete
 //! (KV-11). A receiver whose head the announcer lacks announces back (push-pull).
