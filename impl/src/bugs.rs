@@ -7,7 +7,11 @@
 //! other and a simulation run stays deterministic.
 
 /// Every bug name this crate knows. Planting an unknown name is refused.
-pub const ALL: &[&str] = &["volume:no-mode-exclusion"];
+pub const ALL: &[&str] = &[
+    "volume:no-mode-exclusion",
+    "sector_proto:accept-trailing-bytes",
+    "sector_proto:close-on-malformed",
+];
 
 #[cfg(feature = "planted-bugs")]
 mod imp {
