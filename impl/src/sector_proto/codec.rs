@@ -154,6 +154,40 @@ fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Most frames [`check_frame_stream`] walks through in one input.
+pub const CHECK_FRAMES_MAX: u32 = 1024;
+
+/// The decode properties the `decode_frame` fuzz target and the corpus test check on any input:
+/// decoding walks a stream of frames using the resync rule (PROTO-4), every decoded request
+/// re-encodes to a frame that decodes to the same request, every reported size stays inside
+/// the input, and the response decoder is total too. Returns how many frames decoded, or a
+/// description of the broken property.
+pub fn check_frame_stream(bytes: &[u8]) -> Result<u32, String> {
+    let _ = decode_response_frame(bytes);
+    let mut rest = bytes;
+    let mut decoded = 0;
+    for _ in 0..CHECK_FRAMES_MAX {
+        let used = match decode_frame(rest) {
+            Ok((frame, used)) => {
+                let again = encode_request_frame(&frame).map_err(|e| format!("re-encode: {e}"))?;
+                match decode_frame(&again) {
+                    Ok((back, n)) if back == frame && n == again.len() => {}
+                    other => return Err(format!("{frame:?} re-decodes as {other:?}")),
+                }
+                decoded += 1;
+                used
+            }
+            Err(FrameError::Undecodable { frame_bytes, .. }) => frame_bytes,
+            Err(_) => break,
+        };
+        if used < FRAME_PREFIX_BYTES || used > rest.len() {
+            return Err(format!("frame size {used} outside 4..={}", rest.len()));
+        }
+        rest = rest.get(used..).unwrap_or_default();
+    }
+    Ok(decoded)
+}
+
 /// What [`read_frame_body`] found on a stream.
 #[derive(Debug)]
 pub enum ReadFrame {
