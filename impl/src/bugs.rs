@@ -9,6 +9,10 @@
 /// Every bug name this crate knows. Planting an unknown name is refused.
 pub const ALL: &[&str] = &[
     "volume:no-mode-exclusion",
+    "sector:ack-before-flush",
+    "sector:skip-crc-on-read",
+    "sector:compactor-resurrects",
+    "sector:cas-not-atomic",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
 ];

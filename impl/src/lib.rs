@@ -17,6 +17,7 @@ pub mod env;
 pub mod hash;
 pub mod refs;
 pub mod secret;
+pub mod sector;
 pub mod sector_proto;
 pub mod store;
 pub mod sync;
