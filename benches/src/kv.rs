@@ -103,7 +103,8 @@ impl Raw {
     /// A raw file in `dir` sized for `keys` 4 KiB slots plus a `seq_ring_bytes` ring.
     pub fn create(dir: &Path, keys: u64, seq_ring_bytes: u64) -> io::Result<Self> {
         let path = dir.join("raw.dat");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
         file.set_len(keys * VALUE_BYTES as u64 + seq_ring_bytes)?;
         Ok(Self { dir: dir.to_path_buf(), file, keys, seq_ring_bytes, seq_next: 0 })
     }

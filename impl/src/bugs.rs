@@ -15,6 +15,7 @@ pub const ALL: &[&str] = &[
     "sector:cas-not-atomic",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
+    "sector_proto:ack-before-group-flush",
 ];
 
 #[cfg(feature = "planted-bugs")]

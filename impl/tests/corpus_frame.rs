@@ -80,6 +80,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         revertible: true,
         expected: Some(Expected::Version(7)),
         flush: true,
+        next: Some(43),
     };
     let write = frame(1, Request::Write { key: 42, value: vec![0xab; 100], options: opts });
     let cas = frame(

@@ -219,9 +219,12 @@ impl SectorClient {
         self.written("append", Request::Append { key, value, options })
     }
 
-    /// Restores the version a revertible write replaced; returns the restored version.
-    pub fn revert(&mut self, key: Key) -> Result<Version, ClientError> {
-        self.written("revert", Request::Revert { key })
+    /// Restores the version a revertible write replaced.
+    pub fn revert(&mut self, key: Key) -> Result<(), ClientError> {
+        match self.call(Request::Revert { key })? {
+            Response::Done => Ok(()),
+            other => unexpected("revert", other),
+        }
     }
 
     /// Makes a revertible write permanent.

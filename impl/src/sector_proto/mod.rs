@@ -9,6 +9,8 @@
 //! - [`codec`]: frames: a `u32` little-endian body length, then a postcard body holding the
 //!   request id and the message (PROTO-1..PROTO-5). [`decode_frame`] is the fuzzing entry point.
 //! - [`client::SectorClient`]: a blocking client that can keep many requests in flight.
+//! - [`backend::EngineBackend`]: the engine-facing part: maps requests onto one
+//!   [`crate::sector::Engine`], with group commit for flushed writes.
 //! - [`server`]: the production shell that accepts connections on a Unix domain socket and hands
 //!   requests to a [`server::Backend`] (PROTO-6..PROTO-10).
 //!
@@ -16,6 +18,9 @@
 //! [`FrameError`]), allocate more than [`FRAME_BODY_BYTES_MAX`] for one frame, or acknowledge a
 //! request before the backend has answered it.
 
+pub mod backend;
+#[cfg(test)]
+mod backend_tests;
 pub mod client;
 pub mod codec;
 pub mod server;
@@ -40,17 +45,23 @@ pub const FRAME_PREFIX_BYTES: usize = 4;
 /// envelope always fits in a frame.
 pub const VALUE_BYTES_MAX: u32 = 8 * 1024 * 1024;
 
-/// Most keys a `ReadRange` may name (summed over its ranges), and most items in a `Cas`.
-pub const BATCH_KEYS_MAX: u32 = 4096;
+/// Most ranges one `ReadRange` may carry. (The engine separately caps the keys it finds in
+/// them, `sector::READ_RANGE_KEYS_MAX`, and a reply must fit in a frame.)
+pub const READ_RANGES_MAX: u32 = 4096;
+
+/// Most items in one `Cas`: the engine's limit (all members and the commit record in one zone).
+pub const CAS_ITEMS_MAX: u32 = 256;
 
 /// Most records a `ReadFollow` may return (the head plus the chain it points to).
-pub const FOLLOW_RECORDS_MAX: u32 = 1024;
+pub const FOLLOW_RECORDS_MAX: u32 = 4096;
 
 /// The request id a server uses in a reply it cannot attribute to a request (the frame was too
 /// damaged to read its id). Clients never use it (PROTO-2).
 pub const REQUEST_ID_NONE: u64 = u64::MAX;
 
 const _: () = assert!(VALUE_BYTES_MAX <= FRAME_BODY_BYTES_MAX / 2);
+const _: () = assert!(CAS_ITEMS_MAX as usize == crate::sector::CAS_OPS_MAX);
+const _: () = assert!(FOLLOW_RECORDS_MAX as usize == crate::sector::READ_FOLLOW_RECORDS_MAX);
 const _: () = assert!(FRAME_BODY_BYTES_MAX as u64 <= u32::MAX as u64);
 
 /// A key in the engine's index.
@@ -113,6 +124,8 @@ pub struct WriteOptions {
     pub expected: Option<Expected>,
     /// Make the write durable before acknowledging it.
     pub flush: bool,
+    /// The read-follow pointer stored with the record (`ReadFollow` walks these).
+    pub next: Option<Key>,
 }
 
 /// What a conditional operation expects to find.
@@ -147,7 +160,7 @@ pub enum Request {
     /// The records of many keys and key ranges, their I/O submitted together. Absent keys are
     /// left out. Reply: [`Response::Records`].
     ReadRange {
-        /// Ranges to read, at most [`BATCH_KEYS_MAX`] keys in all.
+        /// Ranges to read, at most [`READ_RANGES_MAX`].
         ranges: Vec<KeyRange>,
     },
     /// A record plus the records its `next` chain points to. Reply: [`Response::Records`].
@@ -193,7 +206,7 @@ pub enum Request {
     },
     /// Many keys, all or nothing, atomic across a crash. Reply: [`Response::Cas`].
     Cas {
-        /// At most [`BATCH_KEYS_MAX`] items, each key at most once.
+        /// 1 to [`CAS_ITEMS_MAX`] items, each key at most once.
         items: Vec<CasItem>,
         /// Make the CAS durable before acknowledging it.
         flush: bool,
@@ -207,7 +220,7 @@ pub enum Request {
         /// The key.
         key: Key,
     },
-    /// Restore the version a revertible write replaced. Reply: [`Response::Written`].
+    /// Restore the version a revertible write replaced. Reply: [`Response::Done`].
     Revert {
         /// The key.
         key: Key,
@@ -230,21 +243,27 @@ pub struct Record {
     pub version: Version,
     /// Its value, CRC-checked by the engine before it was sent.
     pub value: Vec<u8>,
+    /// Its read-follow pointer, if the write set one.
+    pub next: Option<Key>,
 }
 
 /// The outcome of a multi-key CAS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CasReply {
-    /// Every item was applied; the new version of each item, in request order (deletes get the
-    /// version of their tombstone).
+    /// Every item was applied; the new version of each item, in request order (`None` for a
+    /// delete).
     Applied {
         /// New versions, one per item.
-        versions: Vec<Version>,
+        versions: Vec<Option<Version>>,
     },
-    /// Nothing was applied: these keys were not as expected.
+    /// Nothing was applied: this item (the first failing one) was not as expected.
     Conflict {
-        /// The keys whose expectation failed.
-        keys: Vec<Key>,
+        /// Position of the failing item in the request.
+        index: u32,
+        /// Its key.
+        key: Key,
+        /// Its current version (`None`: absent).
+        current: Option<Version>,
     },
 }
 
@@ -253,18 +272,14 @@ pub enum CasReply {
 pub struct ZoneStat {
     /// Zone number.
     pub zone: u32,
-    /// Bytes of live records in the zone.
-    pub live_bytes: u64,
-    /// Bytes of dead (overwritten or deleted) records in the zone.
-    pub dead_bytes: u64,
-}
-
-impl ZoneStat {
-    /// Dead bytes as a share of all written bytes in the zone (0.0 for an empty zone).
-    pub fn dead_share(&self) -> f64 {
-        let total = self.live_bytes.saturating_add(self.dead_bytes);
-        if total == 0 { 0.0 } else { self.dead_bytes as f64 / total as f64 }
-    }
+    /// Bytes of the zone written so far (whole sectors).
+    pub used_bytes: u64,
+    /// Records written into the zone (values, tombstones, commit records).
+    pub records: u32,
+    /// Records still live.
+    pub live_records: u32,
+    /// Dead share of the zone's records, percent (what the compactor's threshold compares).
+    pub dead_percent: u8,
 }
 
 /// Engine statistics.
@@ -272,8 +287,14 @@ impl ZoneStat {
 pub struct StatReply {
     /// Live keys.
     pub keys: u64,
-    /// Bytes of live records.
+    /// Keys whose newest record is known corrupt.
+    pub corrupt_keys: u64,
+    /// Live bytes (estimated per zone as used bytes × live share).
     pub live_bytes: u64,
+    /// Bytes of RAM the index uses.
+    pub index_bytes: u64,
+    /// Zones not in use.
+    pub free_zones: u32,
     /// Per-zone accounting, zones in use only.
     pub zones: Vec<ZoneStat>,
 }
@@ -340,7 +361,7 @@ pub enum Response {
     Record(Option<Record>),
     /// Reply to `ReadRange` and `ReadFollow`.
     Records(Vec<Record>),
-    /// Reply to `Write`, `Append` and `Revert`: the key's new version.
+    /// Reply to `Write` and `Append`: the key's new version.
     Written {
         /// The new version.
         version: Version,
@@ -364,7 +385,7 @@ pub enum Response {
         /// The version that was verified.
         version: Version,
     },
-    /// Reply to `Commit`.
+    /// Reply to `Revert` and `Commit`.
     Done,
     /// Reply to `Stat`.
     Stat(StatReply),
@@ -380,19 +401,16 @@ impl Request {
         match self {
             Request::Write { value, .. } | Request::Append { value, .. } => check_value(value),
             Request::ReadRange { ranges } => {
-                let mut total: u64 = 0;
-                for r in ranges {
-                    let Some(n) = r.key_count() else {
-                        return invalid(format!("range {}..={} is inverted", r.first, r.last));
-                    };
-                    total = total.saturating_add(n);
-                }
-                if total > u64::from(BATCH_KEYS_MAX) {
+                if ranges.len() > READ_RANGES_MAX as usize {
+                    let n = ranges.len();
                     return invalid(format!(
-                        "read_range names {total} keys, most is {BATCH_KEYS_MAX}"
+                        "read_range with {n} ranges, most is {READ_RANGES_MAX}"
                     ));
                 }
-                Ok(())
+                match ranges.iter().find(|r| r.key_count().is_none()) {
+                    Some(r) => invalid(format!("range {}..={} is inverted", r.first, r.last)),
+                    None => Ok(()),
+                }
             }
             Request::ReadFollow { records_max, .. } if *records_max > FOLLOW_RECORDS_MAX => {
                 invalid(format!(
@@ -420,8 +438,8 @@ fn validate_cas(items: &[CasItem]) -> Result<(), ErrorReply> {
     if items.is_empty() {
         return invalid("cas with no items".to_owned());
     }
-    if items.len() > BATCH_KEYS_MAX as usize {
-        return invalid(format!("cas with {} items, most is {BATCH_KEYS_MAX}", items.len()));
+    if items.len() > CAS_ITEMS_MAX as usize {
+        return invalid(format!("cas with {} items, most is {CAS_ITEMS_MAX}", items.len()));
     }
     let mut keys: Vec<Key> = items.iter().map(|i| i.key).collect();
     keys.sort_unstable();

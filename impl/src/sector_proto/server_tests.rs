@@ -36,6 +36,7 @@ impl Backend for std::sync::Arc<TestBackend> {
                     key,
                     version: *v,
                     value: b.clone(),
+                    next: None,
                 }))
             }
             Request::Write { key, value, options } => {
