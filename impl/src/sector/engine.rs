@@ -55,7 +55,7 @@ impl EngineConfig {
     /// If `bytes` is not a multiple of 4096 or below [`ZONE_SIZE_BYTES_MIN`].
     #[must_use]
     pub fn zone_size_bytes(mut self, bytes: usize) -> Self {
-        assert!(bytes % SECTOR_SIZE_BYTES == 0 && bytes >= ZONE_SIZE_BYTES_MIN, "zone size");
+        assert!(bytes.is_multiple_of(SECTOR_SIZE_BYTES) && bytes >= ZONE_SIZE_BYTES_MIN, "zone size");
         self.zone_size_bytes = bytes;
         self
     }
@@ -594,6 +594,26 @@ impl<D: BlockDevice> Engine<D> {
     /// key is absent, `SectorError::Corrupt` otherwise.
     pub fn verify(&mut self, key: Key) -> Result<bool, SectorError> {
         Ok(self.read(key)?.is_some())
+    }
+
+    /// Re-reads every live key and checks its CRCs; returns each failure (key, detail), in key
+    /// order, including keys recovery already found corrupt. The whole-device scan for
+    /// `cellar sector verify`: also see [`Engine::recovery_report`] for damaged sectors.
+    pub fn verify_all(&mut self) -> Result<Vec<(Key, String)>, SectorError> {
+        let mut keys = self.keys();
+        keys.extend(self.corrupt.keys().copied());
+        keys.sort_unstable();
+        keys.dedup();
+        let mut failures = Vec::new();
+        for key in keys {
+            match self.read(key) {
+                Ok(_) => {}
+                Err(SectorError::Corrupt { key, detail }) => failures.push((key, detail)),
+                Err(SectorError::Decompress { key, detail }) => failures.push((key, detail)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(failures)
     }
 
     /// Writes `value` under `key` (replacing any previous value) and returns its version.

@@ -25,8 +25,8 @@ pub const RECORD_HEADER_SIZE_BYTES: usize = 80;
 /// Alignment of packed ("compact") records inside a shared sector.
 pub const PACKED_ALIGN_BYTES: usize = 16;
 
-const _: () = assert!(SECTOR_SIZE_BYTES % PACKED_ALIGN_BYTES == 0);
-const _: () = assert!(RECORD_HEADER_SIZE_BYTES % PACKED_ALIGN_BYTES == 0);
+const _: () = assert!(SECTOR_SIZE_BYTES.is_multiple_of(PACKED_ALIGN_BYTES));
+const _: () = assert!(RECORD_HEADER_SIZE_BYTES.is_multiple_of(PACKED_ALIGN_BYTES));
 
 /// Record flag: the payload is LZ4-compressed (`value_len` is the decompressed length).
 pub const FLAG_COMPRESSED: u8 = 1;

@@ -38,8 +38,9 @@ struct Slot {
 
 const EMPTY_SLOT: Slot = Slot { key: 0, sector: EMPTY };
 
-/// Key → sector map in ≤ 16 bytes per key (SEC-11).
-pub(crate) struct Index {
+/// Key → sector map in ≤ 16 bytes per key (SEC-11). Public so its memory cost can be
+/// measured (`impl/tests/sector_index_size.rs`); the engine is its only real user.
+pub struct Index {
     slots: Vec<Slot>,
     len: usize,
 }
@@ -51,19 +52,30 @@ fn mix(key: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+impl Default for Index {
+    fn default() -> Self {
+        Index::new()
+    }
+}
+
 impl Index {
     /// An empty index.
-    pub(crate) fn new() -> Index {
+    pub fn new() -> Index {
         Index { slots: vec![EMPTY_SLOT; CAPACITY_MIN], len: 0 }
     }
 
     /// Number of keys.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Bytes of RAM the table uses (slots only; the struct itself is constant).
-    pub(crate) fn heap_bytes(&self) -> usize {
+    pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * INDEX_SLOT_SIZE_BYTES
     }
 
@@ -91,13 +103,13 @@ impl Index {
     }
 
     /// The sector of `key`'s record.
-    pub(crate) fn get(&self, key: u64) -> Option<u32> {
+    pub fn get(&self, key: u64) -> Option<u32> {
         let (i, found) = self.find(key);
         found.then(|| self.slots[i].sector)
     }
 
     /// Sets `key` → `sector`, returning the previous sector.
-    pub(crate) fn insert(&mut self, key: u64, sector: u32) -> Option<u32> {
+    pub fn insert(&mut self, key: u64, sector: u32) -> Option<u32> {
         debug_assert!(sector != EMPTY, "SEC-11: u32::MAX is the empty marker");
         let (i, found) = self.find(key);
         if found {
@@ -114,7 +126,7 @@ impl Index {
     }
 
     /// Removes `key`, returning its sector. Backward-shift keeps every probe chain unbroken.
-    pub(crate) fn remove(&mut self, key: u64) -> Option<u32> {
+    pub fn remove(&mut self, key: u64) -> Option<u32> {
         let (mut hole, found) = self.find(key);
         if !found {
             return None;
@@ -143,7 +155,7 @@ impl Index {
 
     fn grow(&mut self) {
         let cap = (self.slots.len() * GROWTH_NUM / GROWTH_DEN).max(self.slots.len() + 1);
-        let old = std::mem::replace(&mut self.slots, Vec::new());
+        let old = std::mem::take(&mut self.slots);
         let mut slots = Vec::with_capacity(cap);
         slots.resize(cap, EMPTY_SLOT);
         self.slots = slots;
@@ -156,7 +168,7 @@ impl Index {
     }
 
     /// Every (key, sector), in table order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         self.slots.iter().filter(|s| s.sector != EMPTY).map(|s| (s.key, s.sector))
     }
 }
@@ -174,7 +186,7 @@ mod tests {
         for i in 0..20_000u32 {
             x = mix(x);
             let key = x % 3000;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 assert_eq!(ix.remove(key), model.remove(&key));
             } else {
                 assert_eq!(ix.insert(key, i), model.insert(key, i));

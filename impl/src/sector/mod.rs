@@ -22,6 +22,7 @@ pub mod device;
 mod engine;
 mod error;
 pub mod format;
+pub mod fuzzing;
 mod index;
 mod recovery;
 mod shard;
@@ -34,7 +35,7 @@ pub use engine::{
     RecoveryReport, WriteOptions, ZoneStat,
 };
 pub use error::SectorError;
-pub use index::INDEX_SLOT_SIZE_BYTES;
+pub use index::{INDEX_SLOT_SIZE_BYTES, Index};
 pub use shard::ShardedEngine;
 
 /// A key: any unsigned 64-bit integer.
@@ -57,8 +58,8 @@ pub const READ_FOLLOW_RECORDS_MAX: usize = 4096;
 /// Most operations in one `cas` (all records plus the commit record must fit in one zone).
 pub const CAS_OPS_MAX: usize = 256;
 
-const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT % SECTOR_SIZE_BYTES == 0);
-const _: () = assert!(ZONE_SIZE_BYTES_MIN % SECTOR_SIZE_BYTES == 0);
+const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT.is_multiple_of(SECTOR_SIZE_BYTES));
+const _: () = assert!(ZONE_SIZE_BYTES_MIN.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT >= ZONE_SIZE_BYTES_MIN);
 const _: () = assert!(SECTOR_SIZE_BYTES.is_power_of_two());
 

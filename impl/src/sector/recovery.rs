@@ -245,7 +245,14 @@ pub(crate) fn recover<D: BlockDevice>(
         accepted.push((z, items, end, cut));
     }
     e.next_seq = seq_max + 1;
-    e.next_epoch = epoch_max.checked_add(1).ok_or(SectorError::DeviceFull)?;
+    // SEC-4: zones opened after the last flush may have lost their header while some of their
+    // records landed; those records carry epochs up to `zone_count` past the largest epoch on
+    // disk (a zone is opened at most once between flushes, since freeing one flushes). Skip
+    // past all of them so no stale record can ever match a new zone header.
+    e.next_epoch = epoch_max
+        .checked_add(sb.zone_count)
+        .and_then(|x| x.checked_add(1))
+        .ok_or(SectorError::DeviceFull)?;
     resolve(&mut e, &accepted);
     persist_cuts(&mut e, &accepted)?;
     Ok(e)

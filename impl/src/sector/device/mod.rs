@@ -114,7 +114,7 @@ pub fn check_io(
     len_bytes: usize,
     device_sectors: u64,
 ) -> Result<u64, DeviceError> {
-    if len_bytes == 0 || len_bytes % SECTOR_SIZE_BYTES != 0 {
+    if len_bytes == 0 || !len_bytes.is_multiple_of(SECTOR_SIZE_BYTES) {
         return Err(DeviceError::Misaligned { len_bytes });
     }
     let sector_count = (len_bytes / SECTOR_SIZE_BYTES) as u64;
