@@ -284,18 +284,10 @@ fn verify(path: &Path) -> Result<ExitCode, CmdError> {
     problems.extend(
         report.corrupt_zone_headers.iter().map(|z| format!("zone {z}: header CRC failure")),
     );
-    let mut keys = engine.keys();
-    keys.extend(report.corrupt_keys.iter().copied());
-    keys.sort_unstable();
-    keys.dedup();
-    let mut sound = 0u64;
-    for key in keys {
-        match engine.verify(key) {
-            Ok(true) => sound += 1,
-            Ok(false) => {}
-            Err(e) => problems.push(format!("key {key}: {e}")),
-        }
-    }
+    let live_keys = engine.keys().len() as u64;
+    let failures = engine.verify_all()?;
+    let sound = live_keys.saturating_sub(failures.len() as u64);
+    problems.extend(failures.iter().map(|(key, detail)| format!("key {key}: {detail}")));
     for (zone, sector) in &report.torn_tails {
         println!("note: zone {zone}: unflushed tail from sector {sector} (not an error)");
     }

@@ -55,7 +55,10 @@ impl EngineConfig {
     /// If `bytes` is not a multiple of 4096 or below [`ZONE_SIZE_BYTES_MIN`].
     #[must_use]
     pub fn zone_size_bytes(mut self, bytes: usize) -> Self {
-        assert!(bytes.is_multiple_of(SECTOR_SIZE_BYTES) && bytes >= ZONE_SIZE_BYTES_MIN, "zone size");
+        assert!(
+            bytes.is_multiple_of(SECTOR_SIZE_BYTES) && bytes >= ZONE_SIZE_BYTES_MIN,
+            "zone size"
+        );
         self.zone_size_bytes = bytes;
         self
     }
