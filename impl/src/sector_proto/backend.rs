@@ -51,9 +51,15 @@ struct CommitState {
     issued: u64,
     /// Every ticket up to this one is durable.
     durable: u64,
-    /// A leader is flushing.
+    /// A leader is flushing (or waiting for writers to finish before it flushes).
     flushing: bool,
+    /// Mutating requests between entering [`EngineBackend::mutate`] and taking their ticket.
+    writers: u64,
 }
+
+/// Most tickets a group-commit leader lets through while it waits for writers in progress, so
+/// a steady stream of writers cannot postpone a flush forever.
+pub const GROUP_COMMIT_TICKETS_MAX: u64 = 256;
 
 #[derive(Debug, Default)]
 struct GroupCommit {
@@ -67,10 +73,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl GroupCommit {
-    /// Takes a ticket. Call with the engine lock held, right after the engine write.
-    fn issue(&self) -> u64 {
+    /// Announces a writer about to take the engine lock.
+    fn enter(&self) {
+        lock(&self.state).writers += 1;
+    }
+
+    /// Ends a writer; with `wrote`, takes a ticket. Call with the engine lock held, right after
+    /// the engine call, so tickets follow engine order.
+    fn leave(&self, wrote: bool) -> u64 {
         let mut s = lock(&self.state);
-        s.issued += 1;
+        s.writers = s.writers.saturating_sub(1);
+        if wrote {
+            s.issued += 1;
+        }
+        self.changed.notify_all();
         s.issued
     }
 
@@ -98,6 +114,13 @@ impl GroupCommit {
             s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
         s.flushing = true;
+        // Flushing holds the engine lock (the engine's flush takes `&mut self`), so writers
+        // already on their way would queue behind it and each need a flush of their own. Let
+        // them write first: they are quick (no flush), and then one flush covers them all.
+        let start = s.issued;
+        while s.writers > 0 && s.issued - start < GROUP_COMMIT_TICKETS_MAX {
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
         drop(s);
         let result = {
             let mut e = lock(engine);
@@ -145,10 +168,12 @@ impl<D: BlockDevice + 'static> EngineBackend<D> {
         flush: bool,
         f: impl FnOnce(&mut Engine<D>) -> Result<T, SectorError>,
     ) -> Result<T, SectorError> {
+        self.commit.enter();
         let (out, ticket) = {
             let mut e = lock(&self.engine);
-            let out = f(&mut e)?;
-            (out, self.commit.issue())
+            let out = f(&mut e);
+            let ticket = self.commit.leave(out.is_ok());
+            (out?, ticket)
         };
         if flush {
             self.commit.wait_durable(&self.engine, ticket)?;
