@@ -1,6 +1,6 @@
 //! [`KvBench`]: the one interface every contender in `benches/benches/sector.rs` implements,
 //! and the contenders that need no Cellar code: the raw baseline ([`Raw`]), [`Redb`] and
-//! [`Fjall`]. The sector engine's implementation is in `crate::engine`.
+//! [`Fjall`]. The sector engine's implementation is in [`crate::engine`].
 //!
 //! Same logical work everywhere: keys are `u64`, values 4 KiB (1 MiB for sequential writes);
 //! a write batch returns only once the whole batch is durable (fdatasync, redb

@@ -5,4 +5,5 @@
 //! This crate is measurement code, not a product: errors are `std::io::Error` and abort the
 //! run, and nothing here is part of Cellar's API.
 
+pub mod engine;
 pub mod kv;
