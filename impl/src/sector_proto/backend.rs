@@ -2,7 +2,7 @@
 //! [`Engine`] and engine results onto replies, runs the engine's compactor on a background
 //! thread, and turns flushed writes from many connections into group commits.
 //!
-//! Group commit (PROTO-11; it serves PROTO-8 and the engine's SEC-2): every mutating request takes a
+//! Group commit (PROTO-11, serving PROTO-8 and SEC-2): every mutating request takes a
 //! *ticket* while it still holds the engine lock, so tickets follow the engine's write order. A
 //! flushed write (or a `Flush`) waits until the durable ticket reaches its own: the first waiter
 //! becomes the leader, takes the engine lock, reads the newest ticket issued, flushes the device
