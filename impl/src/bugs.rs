@@ -20,6 +20,9 @@ pub const ALL: &[&str] = &[
     "sector:skip-crc-on-read",
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
+    "sector_proto:accept-trailing-bytes",
+    "sector_proto:close-on-malformed",
+    "sector_proto:ack-before-group-flush",
 ];
 
 #[cfg(feature = "planted-bugs")]

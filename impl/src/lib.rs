@@ -19,6 +19,7 @@ pub mod hash;
 pub mod refs;
 pub mod secret;
 pub mod sector;
+pub mod sector_proto;
 pub mod store;
 pub mod sync;
 pub mod volume;
