@@ -15,6 +15,7 @@
 //! one method for all keeps the comparison fair). The peers' own caches are set to 4 MiB so they
 //! cannot hold the 64 MiB data set.
 
+use cellar::env::SplitMix64;
 use cellar_benches::engine::SectorEngine;
 use cellar_benches::kv::{
     Fjall, KvBench, Raw, Redb, SEQ_KEY_BASE, SEQ_VALUE_BYTES, VALUE_BYTES, drop_caches,
@@ -43,26 +44,16 @@ fn base_dir() -> PathBuf {
     std::env::var_os("CELLAR_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from)
 }
 
-/// SplitMix64: deterministic key choice, same sequence for every contender.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn keys(&mut self, n: usize, key_count: u64) -> Vec<u64> {
-        let mut out: Vec<u64> = Vec::with_capacity(n);
-        while out.len() < n {
-            let k = self.next() % key_count;
-            if !out.contains(&k) {
-                out.push(k);
-            }
+/// Distinct random keys below `key_count`; the same sequence for every contender.
+fn distinct_keys(rng: &mut SplitMix64, n: usize, key_count: u64) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::with_capacity(n);
+    while out.len() < n {
+        let k = rng.below(key_count);
+        if !out.contains(&k) {
+            out.push(k);
         }
-        out
     }
+    out
 }
 
 struct Contender {
@@ -121,10 +112,10 @@ fn bench_writes(cr: &mut Criterion, cs: &mut [Contender], keys: u64) {
         let mut g = cr.benchmark_group(format!("write_4k_batch_{batch}"));
         g.throughput(Throughput::Bytes((batch * VALUE_BYTES) as u64));
         for c in cs.iter_mut() {
-            let mut rng = Rng(batch as u64);
+            let mut rng = SplitMix64::new(batch as u64);
             g.bench_function(BenchmarkId::from_parameter(c.bench.name()), |b| {
                 b.iter(|| {
-                    let ks = rng.keys(batch, keys);
+                    let ks = distinct_keys(&mut rng, batch, keys);
                     let items: Vec<(u64, &[u8])> = ks.iter().map(|k| (*k, &value[..])).collect();
                     c.bench.write_batch(&items).expect("write");
                 })
@@ -140,7 +131,7 @@ fn bench_reads(cr: &mut Criterion, cs: &mut [Contender], keys: u64) {
             let mut g = cr.benchmark_group(format!("{label}_4k_batch_{batch}"));
             g.throughput(Throughput::Bytes((batch * VALUE_BYTES) as u64));
             for c in cs.iter_mut() {
-                let mut rng = Rng(7 + batch as u64);
+                let mut rng = SplitMix64::new(7 + batch as u64);
                 if !cold {
                     // Warm: read everything once so the page cache holds it.
                     let all: Vec<u64> = (0..keys).collect();
@@ -155,7 +146,7 @@ fn bench_reads(cr: &mut Criterion, cs: &mut [Contender], keys: u64) {
                             if cold {
                                 drop_caches(&dir).expect("drop caches");
                             }
-                            rng.keys(batch, keys)
+                            distinct_keys(&mut rng, batch, keys)
                         },
                         |ks| {
                             let n = c.bench.read_batch(&ks).expect("read");
@@ -189,10 +180,10 @@ fn bench_seq_and_cas(cr: &mut Criterion, cs: &mut [Contender], keys: u64) {
     let mut g = cr.benchmark_group("cas_4_keys");
     g.throughput(Throughput::Elements(1));
     for c in cs.iter_mut() {
-        let mut rng = Rng(99);
+        let mut rng = SplitMix64::new(99);
         g.bench_function(BenchmarkId::from_parameter(c.bench.name()), |b| {
             b.iter(|| {
-                let ks = rng.keys(4, keys);
+                let ks = distinct_keys(&mut rng, 4, keys);
                 assert!(c.bench.cas(&ks, &value).expect("cas"));
             })
         });
