@@ -16,6 +16,10 @@ pub const ALL: &[&str] = &[
     "cell:file-cas-unlocked",
     "cell:sealed-ignore-version",
     "cell:sealed-cas-reread",
+    "sector:ack-before-flush",
+    "sector:skip-crc-on-read",
+    "sector:compactor-resurrects",
+    "sector:cas-not-atomic",
 ];
 
 #[cfg(feature = "planted-bugs")]

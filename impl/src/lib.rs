@@ -18,6 +18,7 @@ pub mod files;
 pub mod hash;
 pub mod refs;
 pub mod secret;
+pub mod sector;
 pub mod store;
 pub mod sync;
 pub mod volume;

@@ -1,0 +1,323 @@
+//! Trim and compaction (`specs/sector.md` §9, SEC-10, SEC-13, SEC-14): a resumable step
+//! function. Each [`Engine::compact_step`] call does one bounded unit of work, so a foreground
+//! operation never waits for more than one step; [`BackgroundCompactor`] runs steps on a
+//! thread in production, the simulator interleaves them with its own operations.
+//!
+//! States: `Idle` → pick the zone with the largest dead share past the threshold → `Scan`
+//! (read at most `compaction_step_sectors_max` sectors, note live records) → `Move` (re-append
+//! them, installing each new location only if the index still points at the old one, SEC-10)
+//! → … → `Drain` (flush the copies, then durably zero the zone header, then trim, SEC-14).
+//!
+//! Never frees a zone before its live records' copies are durable; never resurrects a record
+//! overwritten or deleted while it was being moved.
+
+use super::device::{BlockDevice, ReadOp};
+use super::engine::{Batch, Engine, Zone, dead_percent};
+use super::format::{FLAG_TXN, Kind, RecordHeader};
+use super::recovery::{Item, scan};
+use super::{Key, SECTOR_SIZE_BYTES, SectorError};
+use crate::bugs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A live record found by a scan, waiting to be moved.
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    old_sector: u32,
+    h: RecordHeader,
+    payload: Vec<u8>,
+}
+
+/// Where the compactor is between steps.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum CompactState {
+    /// No zone being compacted.
+    #[default]
+    Idle,
+    /// Reading `zone` from `cursor`.
+    Scan { zone: u32, cursor: u64 },
+    /// Live records read up to `cursor`, to be re-appended.
+    Move { zone: u32, cursor: u64, moves: Vec<Move> },
+    /// Every live record moved; flush, free, trim.
+    Drain { zone: u32 },
+}
+
+impl CompactState {
+    /// Is `zone` being compacted?
+    pub(crate) fn is_victim(&self, zone: u32) -> bool {
+        match self {
+            CompactState::Idle => false,
+            CompactState::Scan { zone: z, .. }
+            | CompactState::Move { zone: z, .. }
+            | CompactState::Drain { zone: z } => *z == zone,
+        }
+    }
+}
+
+/// What one compaction step did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum CompactProgress {
+    /// No zone is past the dead-share threshold: nothing to do.
+    Idle,
+    /// Read `sectors` sectors of `zone`, found `live` live records.
+    Scanned {
+        /// The zone.
+        zone: u32,
+        /// Sectors read.
+        sectors: u64,
+        /// Live records found.
+        live: u32,
+    },
+    /// Re-appended `moved` records of `zone`; `skipped` had been overwritten or deleted.
+    Moved {
+        /// The zone.
+        zone: u32,
+        /// Records moved.
+        moved: u32,
+        /// Records no longer current (SEC-10).
+        skipped: u32,
+    },
+    /// The zone was freed and trimmed.
+    Freed {
+        /// The zone.
+        zone: u32,
+    },
+    /// The zone holds a record that failed its CRC and is still current; it is left alone.
+    Abandoned {
+        /// The zone.
+        zone: u32,
+        /// The key whose record is corrupt.
+        key: Key,
+    },
+}
+
+impl<D: BlockDevice> Engine<D> {
+    /// Runs one bounded compaction step (see the module docs).
+    pub fn compact_step(&mut self) -> Result<CompactProgress, SectorError> {
+        match std::mem::take(&mut self.compact) {
+            CompactState::Idle => match self.pick_victim() {
+                Some(zone) => self.scan_step(zone, self.sb.zone_first_sector(zone) + 1),
+                None => Ok(CompactProgress::Idle),
+            },
+            CompactState::Scan { zone, cursor } => self.scan_step(zone, cursor),
+            CompactState::Move { zone, cursor, moves } => self.move_step(zone, cursor, moves),
+            CompactState::Drain { zone } => self.drain_step(zone),
+        }
+    }
+
+    /// Runs steps until the compactor is idle or `steps_max` steps ran; returns zones freed.
+    pub fn compact_until_idle(&mut self, steps_max: u32) -> Result<u32, SectorError> {
+        let mut freed = 0;
+        for _ in 0..steps_max {
+            match self.compact_step()? {
+                CompactProgress::Idle => break,
+                CompactProgress::Freed { .. } => freed += 1,
+                _ => {}
+            }
+        }
+        Ok(freed)
+    }
+
+    /// The zone with the largest dead share at or past the threshold; never the head, never a
+    /// zone holding a corrupt current record.
+    fn pick_victim(&self) -> Option<u32> {
+        let held: Vec<u32> = self.corrupt.values().filter_map(|(s, _)| self.zone_of(*s)).collect();
+        (0..self.sb.zone_count)
+            .filter(|z| Some(*z) != self.head && !held.contains(z))
+            .map(|z| (z, &self.zones[z as usize]))
+            .filter(|(_, zone)| zone.epoch != 0 && zone.records > 0)
+            .filter(|(_, zone)| dead_percent(zone) >= self.cfg.compaction_dead_percent_min)
+            .max_by_key(|(z, zone)| (dead_percent(zone), std::cmp::Reverse(*z)))
+            .map(|(z, _)| z)
+    }
+
+    fn scan_step(&mut self, zone: u32, cursor: u64) -> Result<CompactProgress, SectorError> {
+        let z = &self.zones[zone as usize];
+        let end = self.sb.zone_first_sector(zone) + u64::from(z.used_sectors);
+        let epoch = z.epoch;
+        if cursor >= end {
+            self.compact = CompactState::Drain { zone };
+            return Ok(CompactProgress::Scanned { zone, sectors: 0, live: 0 });
+        }
+        let mut n = (end - cursor).min(u64::from(self.cfg.compaction_step_sectors_max));
+        let mut buf = self.read_run(cursor, n)?;
+        let mut s = scan(&buf, cursor, epoch, true);
+        if let Some(at) = s.incomplete_at.filter(|at| *at == cursor) {
+            // One record larger than a step: read exactly it.
+            n = end - at;
+            buf = self.read_run(cursor, n)?;
+            s = scan(&buf, cursor, epoch, true);
+        }
+        let next = s.sealed_at.map(|_| end).or(s.incomplete_at).unwrap_or(cursor + n);
+        let mut moves = Vec::new();
+        for item in s.items {
+            let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
+            let live = self.is_live(zone, sector as u32, &h);
+            if live && !payload_ok {
+                self.index.remove(h.key);
+                self.corrupt.insert(
+                    h.key,
+                    (sector, format!("sector {sector}: payload CRC failed in compaction")),
+                );
+                self.compact = CompactState::Idle;
+                return Ok(CompactProgress::Abandoned { zone, key: h.key });
+            }
+            if live {
+                moves.push(Move {
+                    old_sector: sector as u32,
+                    h,
+                    payload: payload.unwrap_or_default(),
+                });
+            }
+        }
+        let live = moves.len() as u32;
+        self.compact = CompactState::Move { zone, cursor: next, moves };
+        Ok(CompactProgress::Scanned { zone, sectors: next - cursor, live })
+    }
+
+    fn read_run(&mut self, first: u64, n: u64) -> Result<Vec<u8>, SectorError> {
+        let mut buf = vec![0u8; n as usize * SECTOR_SIZE_BYTES];
+        self.dev.read_batch(&mut [ReadOp { first_sector: first, buf: &mut buf }])?;
+        Ok(buf)
+    }
+
+    /// Is this record still needed? A value: if the index (or a pending revert) points at it.
+    /// A tombstone: if its key is absent and an older zone may still hold a value for it.
+    fn is_live(&self, victim: u32, sector: u32, h: &RecordHeader) -> bool {
+        match h.kind {
+            Kind::Put => {
+                self.index.get(h.key) == Some(sector)
+                    || self.reverts.get(&h.key) == Some(&Some(sector))
+            }
+            Kind::Tombstone => {
+                self.index.get(h.key).is_none()
+                    && !self.corrupt.contains_key(&h.key)
+                    && self.zones.iter().enumerate().any(|(z, zone)| {
+                        z as u32 != victim && zone.epoch != 0 && zone.min_seq < h.seq
+                    })
+            }
+            Kind::Commit | Kind::Seal => false,
+        }
+    }
+
+    fn move_step(
+        &mut self,
+        zone: u32,
+        cursor: u64,
+        moves: Vec<Move>,
+    ) -> Result<CompactProgress, SectorError> {
+        let mut batch = Batch::default();
+        let (mut moved, mut skipped) = (0u32, 0u32);
+        let mut installs = Vec::new();
+        for m in moves {
+            // SEC-10: move only what is still current; a record overwritten or deleted since
+            // the scan must not come back.
+            let current = self.is_live(zone, m.old_sector, &m.h);
+            if !current && !bugs::active("sector:compactor-resurrects") {
+                skipped += 1;
+                continue;
+            }
+            let mut h = m.h;
+            h.flags &= !FLAG_TXN; // a moved member is committed: it no longer needs its commit
+            h.txn = 0;
+            let new = self.append_record(&mut batch, h, &m.payload, true)?;
+            installs.push((h, m.old_sector, new as u32));
+            moved += 1;
+        }
+        batch.submit(&mut self.dev)?;
+        for (h, old, new) in installs {
+            self.relocate(h, old, new);
+        }
+        self.compact = CompactState::Scan { zone, cursor };
+        Ok(CompactProgress::Moved { zone, moved, skipped })
+    }
+
+    fn relocate(&mut self, h: RecordHeader, old: u32, new: u32) {
+        if h.kind != Kind::Put {
+            return;
+        }
+        let Some(nz) = self.zone_of(u64::from(new)) else { return };
+        self.zones[nz as usize].live += 1;
+        if self.reverts.get(&h.key) == Some(&Some(old)) {
+            self.reverts.insert(h.key, Some(new));
+        } else {
+            self.index.insert(h.key, new);
+        }
+        self.retire(old);
+    }
+
+    fn drain_step(&mut self, zone: u32) -> Result<CompactProgress, SectorError> {
+        // SEC-14: the copies are durable before the zone is freed, and the free (a zeroed
+        // header) is durable before its sectors are trimmed and reused.
+        self.flush_device()?;
+        let first = self.sb.zone_first_sector(zone);
+        let zero = vec![0u8; SECTOR_SIZE_BYTES];
+        let mut batch = Batch::default();
+        batch.ops.push((first, zero));
+        batch.submit(&mut self.dev)?;
+        self.flush_device()?;
+        self.dev.trim(first + 1, u64::from(self.sb.zone_sector_count) - 1)?;
+        debug_assert_eq!(
+            self.zones[zone as usize].live, 0,
+            "SEC-13: a freed zone holds no live record"
+        );
+        self.zones[zone as usize] = Zone::default();
+        Ok(CompactProgress::Freed { zone })
+    }
+}
+
+/// Runs `compact_step` on a thread until stopped: the production shell around the step
+/// function. Each step holds the engine lock for one step only.
+#[derive(Debug)]
+pub struct BackgroundCompactor {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<(), SectorError>>>,
+}
+
+/// How long the background compactor sleeps when there is nothing to compact.
+pub const BACKGROUND_IDLE_SLEEP_MS: u64 = 50;
+
+impl BackgroundCompactor {
+    /// Starts the thread.
+    pub fn spawn<D: BlockDevice + 'static>(engine: Arc<Mutex<Engine<D>>>) -> BackgroundCompactor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let progress = {
+                    let mut e = match engine.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    e.compact_step()?
+                };
+                if progress == CompactProgress::Idle {
+                    std::thread::sleep(Duration::from_millis(BACKGROUND_IDLE_SLEEP_MS));
+                }
+            }
+            Ok(())
+        });
+        BackgroundCompactor { stop, handle: Some(handle) }
+    }
+
+    /// Stops the thread and returns the first error it met.
+    pub fn stop(mut self) -> Result<(), SectorError> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(SectorError::Stopped("compactor thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BackgroundCompactor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Recovery (`specs/sector.md` §8, SEC-7, SEC-8): rebuilds the index from the zones when a
+//! device is opened.
+//!
+//! 1. Superblock: either valid copy suffices (SEC-3).
+//! 2. Zone headers: zones with a valid header are in use, ordered by epoch (SEC-4).
+//! 3. Scan: every zone is read and parsed record by record ([`scan`]).
+//! 4. Classify: the durable mark `M` is the largest `durable_mark` of any record whose header
+//!    checks. A damaged spot below `M` was flushed, so it is corruption: reported, skipped, and
+//!    a damaged record's key is marked corrupt (SEC-6). The first damaged spot at or above `M`
+//!    in a zone is a torn tail: the zone is cut there (SEC-7).
+//! 5. Resolve: per key the highest seq wins; CAS members count only if their commit record and
+//!    all its members are valid (SEC-8).
+//! 6. Persist the cut: a seal record is written at every cut and flushed, so later recoveries
+//!    never read what lies beyond it (SEC-7).
+//!
+//! Never panics on any device content (fuzzed by `recover_from_image`), never installs a record
+//! whose CRC failed.
+
+use super::device::{BlockDevice, ReadOp};
+use super::engine::{Batch, Engine, EngineConfig, RecoveryReport, Zone, position, seal};
+use super::format::{
+    self, FLAG_PACKED, FLAG_TXN, FormatError, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
+    Superblock, ZoneHeader,
+};
+use super::index::Index;
+use super::{Key, SECTOR_SIZE_BYTES, SectorError};
+use std::collections::HashMap;
+
+/// Zones read per device batch during the scan.
+const SCAN_BATCH_ZONES_MAX: usize = 8;
+
+/// One parsed spot of a zone.
+#[derive(Debug, Clone)]
+pub(crate) enum Item {
+    /// A record whose header checks; `payload_ok` says whether its payload does too.
+    Rec { sector: u64, h: RecordHeader, payload_ok: bool, payload: Option<Vec<u8>> },
+    /// A sector that holds no valid record of this zone epoch (`blank`: all zeros).
+    Bad { sector: u64, blank: bool },
+}
+
+/// Result of scanning a run of sectors.
+pub(crate) struct Scan {
+    pub(crate) items: Vec<Item>,
+    /// Largest seq in any decodable header (any epoch): the next seq must exceed it.
+    pub(crate) seq_max: u64,
+    /// Largest zone epoch named by any decodable header.
+    pub(crate) epoch_max: u32,
+    /// The sector where a seal stopped the scan, if one did.
+    pub(crate) sealed_at: Option<u64>,
+    /// First sector of a record that did not fit in the buffer (compaction reads in chunks).
+    pub(crate) incomplete_at: Option<u64>,
+}
+
+/// Parses `buf` (whose first byte is sector `first_sector`) as records of a zone of `epoch`.
+/// `keep_payload` keeps payloads (compaction needs them; recovery only for commit records).
+pub(crate) fn scan(buf: &[u8], first_sector: u64, epoch: u32, keep_payload: bool) -> Scan {
+    let mut out =
+        Scan { items: Vec::new(), seq_max: 0, epoch_max: 0, sealed_at: None, incomplete_at: None };
+    let sectors = buf.len() / SECTOR_SIZE_BYTES;
+    let (mut s, mut off) = (0usize, 0usize);
+    while s < sectors {
+        let base = s * SECTOR_SIZE_BYTES + off;
+        let sector = first_sector + s as u64;
+        let bytes = buf.get(base..).unwrap_or(&[]);
+        if let Ok(h) = RecordHeader::decode(bytes) {
+            out.seq_max = out.seq_max.max(h.seq);
+            out.epoch_max = out.epoch_max.max(h.zone_epoch);
+            let packed = h.flags & FLAG_PACKED != 0;
+            let fp = h.footprint_bytes();
+            let framed = h.zone_epoch == epoch
+                && if packed { off + fp <= SECTOR_SIZE_BYTES } else { off == 0 };
+            if framed {
+                let end = base + RECORD_HEADER_SIZE_BYTES + h.payload_len as usize;
+                let Some(payload) = buf.get(base + RECORD_HEADER_SIZE_BYTES..end) else {
+                    out.incomplete_at = Some(sector);
+                    return out;
+                };
+                if h.kind == Kind::Seal {
+                    out.sealed_at = Some(sector);
+                    return out;
+                }
+                let payload_ok = h.check_payload(payload).is_ok();
+                let keep = keep_payload || h.kind == Kind::Commit;
+                out.items.push(Item::Rec {
+                    sector,
+                    h,
+                    payload_ok,
+                    payload: keep.then(|| payload.to_vec()),
+                });
+                if packed {
+                    off += fp;
+                    if off + RECORD_HEADER_SIZE_BYTES > SECTOR_SIZE_BYTES {
+                        (s, off) = (s + 1, 0);
+                    }
+                } else {
+                    s += fp / SECTOR_SIZE_BYTES;
+                }
+                continue;
+            }
+        }
+        let padding = off > 0 && bytes.iter().take(RECORD_HEADER_SIZE_BYTES).all(|b| *b == 0);
+        if !padding {
+            let blank = buf
+                .get(s * SECTOR_SIZE_BYTES..(s + 1) * SECTOR_SIZE_BYTES)
+                .is_some_and(|b| b.iter().all(|x| *x == 0));
+            out.items.push(Item::Bad { sector, blank });
+        }
+        (s, off) = (s + 1, 0);
+    }
+    out
+}
+
+/// A candidate for a key's newest record.
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    seq: u64,
+    sector: u64,
+    put: bool,
+    corrupt: bool,
+}
+
+fn offer(best: &mut HashMap<Key, Cand>, key: Key, c: Cand) {
+    match best.get(&key) {
+        Some(old) if old.seq > c.seq || (old.seq == c.seq && !old.corrupt) => {}
+        _ => {
+            best.insert(key, c);
+        }
+    }
+}
+
+fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), SectorError> {
+    if dev.sector_count() < format::SUPERBLOCK_COPIES {
+        return Err(SectorError::NotFormatted("device smaller than two sectors".into()));
+    }
+    let mut a = vec![0u8; SECTOR_SIZE_BYTES];
+    let mut b = vec![0u8; SECTOR_SIZE_BYTES];
+    dev.read_batch(&mut [
+        ReadOp { first_sector: 0, buf: &mut a },
+        ReadOp { first_sector: 1, buf: &mut b },
+    ])?;
+    let (ra, rb) = (Superblock::decode(&a), Superblock::decode(&b));
+    let sb = match (&ra, &rb) {
+        (Ok(x), Ok(y)) if x != y => {
+            return Err(SectorError::NotFormatted("the two superblock copies disagree".into()));
+        }
+        (Ok(x), _) | (_, Ok(x)) => *x,
+        (Err(e), Err(_)) => {
+            return Err(SectorError::NotFormatted(format!("no valid superblock: {e}")));
+        }
+    };
+    if dev.sector_count() < sb.device_sector_count {
+        return Err(SectorError::Geometry(format!(
+            "device has {} sectors, superblock says {}",
+            dev.sector_count(),
+            sb.device_sector_count
+        )));
+    }
+    Ok((sb, u8::from(ra.is_ok()) + u8::from(rb.is_ok())))
+}
+
+/// Reads every zone header: returns (epoch, zone) of zones in use, sorted by epoch.
+fn read_zone_headers<D: BlockDevice>(
+    dev: &mut D,
+    sb: &Superblock,
+    report: &mut RecoveryReport,
+) -> Result<Vec<(u32, u32)>, SectorError> {
+    let mut bufs = vec![vec![0u8; SECTOR_SIZE_BYTES]; sb.zone_count as usize];
+    let mut ops: Vec<ReadOp<'_>> = bufs
+        .iter_mut()
+        .enumerate()
+        .map(|(z, buf)| ReadOp { first_sector: sb.zone_first_sector(z as u32), buf })
+        .collect();
+    dev.read_batch(&mut ops)?;
+    let mut used = Vec::new();
+    for (z, buf) in bufs.iter().enumerate() {
+        match ZoneHeader::decode(buf) {
+            Ok(h) if h.zone == z as u32 => used.push((h.epoch, z as u32)),
+            Err(FormatError::BadMagic) if buf.iter().all(|b| *b == 0) => {}
+            _ => report.corrupt_zone_headers.push(z as u32),
+        }
+    }
+    used.sort_unstable();
+    Ok(used)
+}
+
+/// Opens `dev`: see the module docs.
+pub(crate) fn recover<D: BlockDevice>(
+    mut dev: D,
+    cfg: EngineConfig,
+) -> Result<Engine<D>, SectorError> {
+    let (sb, copies) = read_superblock(&mut dev)?;
+    let mut report =
+        RecoveryReport { superblock_copies_valid: copies, ..RecoveryReport::default() };
+    let used = read_zone_headers(&mut dev, &sb, &mut report)?;
+    report.zones_in_use = used.len() as u32;
+    let zone_bytes = sb.zone_sector_count as usize * SECTOR_SIZE_BYTES;
+    let mut scans: Vec<(u32, u32, Scan)> = Vec::with_capacity(used.len());
+    for chunk in used.chunks(SCAN_BATCH_ZONES_MAX) {
+        let mut bufs = vec![vec![0u8; zone_bytes - SECTOR_SIZE_BYTES]; chunk.len()];
+        let mut ops: Vec<ReadOp<'_>> = chunk
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|((_, z), buf)| ReadOp { first_sector: sb.zone_first_sector(*z) + 1, buf })
+            .collect();
+        dev.read_batch(&mut ops)?;
+        for ((epoch, z), buf) in chunk.iter().zip(&bufs) {
+            scans.push((*epoch, *z, scan(buf, sb.zone_first_sector(*z) + 1, *epoch, false)));
+        }
+    }
+    let mark = scans
+        .iter()
+        .flat_map(|(_, _, s)| s.items.iter())
+        .filter_map(|i| match i {
+            Item::Rec { h, .. } => Some(h.durable_mark),
+            Item::Bad { .. } => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut e = Engine {
+        dev,
+        sb,
+        cfg,
+        index: Index::new(),
+        corrupt: HashMap::new(),
+        zones: vec![Zone::default(); sb.zone_count as usize],
+        head: None,
+        head_next: 0,
+        pack: None,
+        next_seq: 1,
+        next_epoch: 1,
+        durable_mark: 0,
+        written_mark: 0,
+        reverts: HashMap::new(),
+        compact: super::compact::CompactState::Idle,
+        report,
+    };
+    let mut seq_max = 0u64;
+    let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0);
+    let mut accepted: Vec<(u32, Vec<Item>, u64, bool)> = Vec::with_capacity(scans.len());
+    for (epoch, z, s) in scans {
+        seq_max = seq_max.max(s.seq_max);
+        epoch_max = epoch_max.max(s.epoch_max);
+        e.zones[z as usize].epoch = epoch;
+        let (items, end, cut) = classify(&mut e, z, epoch, s, mark);
+        accepted.push((z, items, end, cut));
+    }
+    e.next_seq = seq_max + 1;
+    // SEC-4: zones opened after the last flush may have lost their header while some of their
+    // records landed; those records carry epochs up to `zone_count` past the largest epoch on
+    // disk (a zone is opened at most once between flushes, since freeing one flushes). Skip
+    // past all of them so no stale record can ever match a new zone header.
+    e.next_epoch = epoch_max
+        .checked_add(sb.zone_count)
+        .and_then(|x| x.checked_add(1))
+        .ok_or(SectorError::DeviceFull)?;
+    resolve(&mut e, &accepted);
+    persist_cuts(&mut e, &accepted)?;
+    Ok(e)
+}
+
+/// Splits a zone's items into accepted ones and reports damage (step 4). Returns the accepted
+/// items, the first sector after them, and whether the zone was cut (needs a seal).
+fn classify<D: BlockDevice>(
+    e: &mut Engine<D>,
+    z: u32,
+    epoch: u32,
+    s: Scan,
+    mark: u64,
+) -> (Vec<Item>, u64, bool) {
+    let mut kept = Vec::new();
+    let mut end = e.sb.zone_first_sector(z) + 1;
+    for item in s.items {
+        let (sector, damaged, blank) = match &item {
+            Item::Bad { sector, blank } => (*sector, true, *blank),
+            Item::Rec { sector, payload_ok, .. } => (*sector, !payload_ok, false),
+        };
+        if damaged && position(epoch, sector) >= mark {
+            // SEC-7: at or past the durable mark nothing was flushed: a torn tail, cut here.
+            if !blank {
+                e.report.torn_tails.push((z, sector));
+            }
+            return (kept, end, true);
+        }
+        if damaged {
+            // SEC-6: below the durable mark this was flushed: corruption, reported.
+            e.report.corrupt_sectors.push(sector);
+        }
+        if let Item::Rec { h, sector, .. } = &item {
+            // A packed record ends inside its sector, so this rounds up to one sector.
+            let sectors = h.footprint_bytes().div_ceil(SECTOR_SIZE_BYTES) as u64;
+            end = end.max(sector + sectors);
+        }
+        kept.push(item);
+    }
+    let zone_end = e.sb.zone_first_sector(z + 1);
+    match s.sealed_at {
+        Some(at) => (kept, at + 1, false),
+        None => (kept, end, end < zone_end),
+    }
+}
+
+/// Step 5: the newest valid record per key wins; CAS members only with their complete commit.
+fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, bool)]) {
+    let mut best: HashMap<Key, Cand> = HashMap::new();
+    let mut members: HashMap<u64, Vec<(Key, Cand)>> = HashMap::new();
+    let mut commits: HashMap<u64, Vec<(Key, u64)>> = HashMap::new();
+    for (z, items, end, _) in accepted {
+        let zone = &mut e.zones[*z as usize];
+        zone.used_sectors = (end - e.sb.zone_first_sector(*z)) as u32;
+        zone.min_seq = u64::MAX;
+        for item in items {
+            let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
+            e.report.records_scanned += 1;
+            zone.records += 1;
+            let c = Cand {
+                seq: h.seq,
+                sector: *sector,
+                put: h.kind == Kind::Put,
+                corrupt: !payload_ok,
+            };
+            match h.kind {
+                Kind::Put | Kind::Tombstone => {
+                    zone.min_seq = zone.min_seq.min(h.seq);
+                    if h.flags & FLAG_TXN != 0 {
+                        members.entry(h.txn).or_default().push((h.key, c));
+                    } else {
+                        offer(&mut best, h.key, c);
+                    }
+                }
+                Kind::Commit => {
+                    if let Some(list) = payload
+                        .as_deref()
+                        .filter(|_| *payload_ok)
+                        .and_then(|p| format::decode_commit(p).ok())
+                    {
+                        commits.insert(h.seq, list);
+                    }
+                }
+                Kind::Seal => {}
+            }
+        }
+    }
+    for (txn, ms) in members {
+        // SEC-8: all members the commit record lists, or nothing. Members it does not list are
+        // orphans of an older, torn transaction whose commit seq was never durable and has been
+        // handed out again after a recovery: they are never applied.
+        let listed: Vec<(Key, Cand)> = match commits.get(&txn) {
+            Some(list) => ms.iter().filter(|(k, c)| list.contains(&(*k, c.seq))).copied().collect(),
+            None => Vec::new(),
+        };
+        let complete = commits.get(&txn).is_some_and(|list| list.len() == listed.len());
+        if !complete || listed.len() != ms.len() {
+            e.report.txns_rolled_back += 1;
+        }
+        if complete {
+            for (k, c) in listed {
+                offer(&mut best, k, c);
+            }
+        }
+    }
+    for (key, c) in best {
+        if c.corrupt {
+            e.corrupt.insert(
+                key,
+                (c.sector, format!("sector {}: payload CRC failed at recovery", c.sector)),
+            );
+            e.report.corrupt_keys.push(key);
+        } else if c.put {
+            e.index.insert(key, c.sector as u32);
+            if let Some(z) = e.zone_of(c.sector) {
+                e.zones[z as usize].live += 1;
+            }
+        }
+    }
+    e.report.corrupt_keys.sort_unstable();
+    for (z, items, _, _) in accepted {
+        if items.is_empty() && e.zones[*z as usize].records == 0 {
+            e.zones[*z as usize].min_seq = u64::MAX;
+        }
+    }
+}
+
+/// Step 6: seals every cut zone and flushes, so the cut is permanent (SEC-7). Every record on
+/// the device is durable afterwards, so the durable mark covers every zone in use.
+fn persist_cuts<D: BlockDevice>(
+    e: &mut Engine<D>,
+    accepted: &[(u32, Vec<Item>, u64, bool)],
+) -> Result<(), SectorError> {
+    let mut batch = Batch::default();
+    for (z, _, end, cut) in accepted {
+        if !cut || *end >= e.sb.zone_first_sector(z + 1) {
+            continue;
+        }
+        let zone = &mut e.zones[*z as usize];
+        e.next_seq += 1;
+        let h = seal(e.next_seq - 1, zone.epoch, 0);
+        let mut bytes = h.encode().to_vec();
+        bytes.resize(SECTOR_SIZE_BYTES, 0);
+        batch.ops.push((*end, bytes));
+        zone.records += 1;
+        zone.used_sectors += 1;
+    }
+    let any = !batch.ops.is_empty();
+    batch.submit(&mut e.dev)?;
+    if any {
+        e.dev.flush()?;
+    }
+    let top = position(e.next_epoch - 1, u64::from(u32::MAX));
+    e.durable_mark = top;
+    e.written_mark = top;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Basic behaviour of the sector engine (`specs/sector.md`): every operation, reopen, and the
+//! adapters.
+
+use cellar::cell::Cell;
+use cellar::sector::device::{CrashMode, FaultDevice};
+use cellar::sector::*;
+use cellar::store::Store;
+
+fn cfg() -> EngineConfig {
+    EngineConfig::default().zone_size_bytes(64 * 1024)
+}
+
+fn fresh(zones: u64) -> Engine<MemDevice> {
+    Engine::format(MemDevice::new(2 + zones * 16), cfg()).unwrap()
+}
+
+fn reopen(e: Engine<MemDevice>) -> Engine<MemDevice> {
+    Engine::open(e.into_device(), cfg()).unwrap()
+}
+
+#[test]
+fn write_read_delete_survive_reopen() {
+    let mut e = fresh(8);
+    let v1 = e.write(1, b"one", WriteOptions::default()).unwrap();
+    let big = vec![7u8; 3 * SECTOR_SIZE_BYTES + 5];
+    e.write(2, &big, WriteOptions::default()).unwrap();
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"one");
+    assert_eq!(e.read(1).unwrap().unwrap().version, v1);
+    assert!(e.compare(1, v1));
+    let v2 = e.write(1, b"uno", WriteOptions::default()).unwrap();
+    assert_ne!(v1, v2); // SEC-9
+    assert!(!e.compare(1, v1));
+    assert!(e.delete(2, WriteOptions::default()).unwrap());
+    assert!(!e.delete(2, WriteOptions::default()).unwrap());
+    assert_eq!(e.read(2).unwrap(), None);
+    e.flush().unwrap();
+    let mut e = reopen(e);
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"uno");
+    assert_eq!(e.read(1).unwrap().unwrap().version, v2);
+    assert_eq!(e.read(2).unwrap(), None);
+    assert!(e.recovery_report().corrupt_sectors.is_empty());
+    assert_eq!(e.recovery_report().superblock_copies_valid, 2);
+}
+
+#[test]
+fn options_compressed_compact_next_and_expect() {
+    let mut e = fresh(8);
+    let val = vec![b'a'; 10_000];
+    e.write(1, &val, WriteOptions { compressed: true, ..Default::default() }).unwrap();
+    for k in 10..40u64 {
+        let o = WriteOptions { compact: true, next: Some(k + 1), ..Default::default() };
+        e.write(k, &k.to_le_bytes(), o).unwrap();
+    }
+    // Packed records share sectors.
+    assert_eq!(e.version(10).unwrap().sector(), e.version(11).unwrap().sector());
+    let err = e.write(1, b"x", WriteOptions { expected: Expect::Absent, ..Default::default() });
+    assert!(matches!(err, Err(SectorError::VersionMismatch { key: 1, .. })));
+    let chain = e.read_follow(10, 5).unwrap();
+    assert_eq!(chain.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![10, 11, 12, 13, 14]);
+    let range = e
+        .read_range(&[KeyRange::Span { start: 20, end: 25 }, KeyRange::One(1), KeyRange::One(999)])
+        .unwrap();
+    assert_eq!(range.len(), 7);
+    assert_eq!(range[0].1.value, val);
+    e.flush().unwrap();
+    let mut e = reopen(e);
+    assert_eq!(e.read(1).unwrap().unwrap().value, val);
+    for k in 10..40u64 {
+        assert_eq!(e.read(k).unwrap().unwrap().value, k.to_le_bytes());
+    }
+    e.append(1, b"tail", WriteOptions::default()).unwrap();
+    assert_eq!(e.read(1).unwrap().unwrap().value.len(), 10_004);
+}
+
+#[test]
+fn cas_is_all_or_nothing() {
+    let mut e = fresh(8);
+    let v = e.write(1, b"a", WriteOptions::default()).unwrap();
+    let ops = vec![
+        CasOp { key: 1, expected: Expect::Version(v), new: CasNew::Put(b"b".to_vec()) },
+        CasOp { key: 2, expected: Expect::Absent, new: CasNew::Put(b"c".to_vec()) },
+    ];
+    assert!(matches!(e.cas(&ops).unwrap(), CasResult::Committed(_)));
+    assert!(matches!(e.cas(&ops).unwrap(), CasResult::Mismatch { index: 0, .. }));
+    e.flush().unwrap();
+    let mut e = reopen(e);
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"b");
+    assert_eq!(e.read(2).unwrap().unwrap().value, b"c");
+}
+
+#[test]
+fn revert_and_commit() {
+    let mut e = fresh(8);
+    e.write(1, b"old", WriteOptions::default()).unwrap();
+    e.write(1, b"new", WriteOptions { revertible: true, ..Default::default() }).unwrap();
+    assert_eq!(e.read_previous(1).unwrap().unwrap().value, b"old");
+    e.revert(1).unwrap();
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"old");
+    e.write(1, b"newer", WriteOptions { revertible: true, ..Default::default() }).unwrap();
+    e.commit(1).unwrap();
+    assert!(matches!(e.revert(1), Err(SectorError::NotRevertible(1))));
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"newer");
+}
+
+#[test]
+fn compaction_frees_zones_and_keeps_data() {
+    let mut e = fresh(6);
+    for round in 0..40u64 {
+        for k in 0..8u64 {
+            e.write(k, &vec![round as u8; 3000], WriteOptions::default()).unwrap_or_else(|err| {
+                panic!("round {round}: {err}");
+            });
+        }
+        e.compact_until_idle(1000).unwrap();
+    }
+    e.flush().unwrap();
+    let mut e = reopen(e);
+    for k in 0..8u64 {
+        assert_eq!(e.read(k).unwrap().unwrap().value, vec![39u8; 3000]);
+    }
+    assert!(e.stat().free_zones >= 1);
+}
+
+#[test]
+fn overwrite_between_scan_and_move_is_not_resurrected_sec_10() {
+    let mut e = fresh(6);
+    for k in 0..4u64 {
+        e.write(k, b"old", WriteOptions::default()).unwrap();
+    }
+    // Fill the zone with garbage so it becomes a victim.
+    for i in 0..14u64 {
+        e.write(100, &i.to_le_bytes(), WriteOptions::default()).unwrap();
+    }
+    e.write(200, b"x", WriteOptions::default()).unwrap(); // moves the head on
+    let first = e.compact_step().unwrap();
+    assert!(matches!(first, CompactProgress::Scanned { live, .. } if live > 0), "{first:?}");
+    e.write(0, b"new", WriteOptions::default()).unwrap();
+    e.delete(1, WriteOptions::default()).unwrap();
+    e.compact_until_idle(100).unwrap();
+    assert_eq!(e.read(0).unwrap().unwrap().value, b"new");
+    assert_eq!(e.read(1).unwrap(), None);
+    e.flush().unwrap();
+    let mut e = reopen(e);
+    assert_eq!(e.read(0).unwrap().unwrap().value, b"new");
+    assert_eq!(e.read(1).unwrap(), None);
+}
+
+#[test]
+fn corrupt_byte_is_reported_with_its_key_sec_6() {
+    let mut e = fresh(4);
+    let v =
+        e.write(5, &vec![1u8; 5000], WriteOptions { flush: true, ..Default::default() }).unwrap();
+    let at = v.sector() as usize * SECTOR_SIZE_BYTES + 200;
+    e.device_mut().image_mut()[at] ^= 0x01;
+    assert!(matches!(e.read(5), Err(SectorError::Corrupt { key: 5, .. })));
+    assert!(matches!(e.verify(5), Err(SectorError::Corrupt { key: 5, .. })));
+    let failures = e.verify_all().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].0, 5);
+}
+
+#[test]
+fn adapters_store_and_cell() {
+    let engine = adapters::share(fresh(8));
+    let store = SectorStore::new(engine.clone());
+    let h = store.post(b"blob").unwrap();
+    assert_eq!(store.get(&h).unwrap(), b"blob");
+    assert!(store.exists(&h).unwrap());
+    let h2 = store.post(b"other").unwrap();
+    let mut want = vec![h, h2];
+    want.sort();
+    assert_eq!(cellar::store::list_all(&store).unwrap(), want);
+    store.delete(&h).unwrap();
+    assert!(!store.exists(&h).unwrap());
+    let cell = SectorCell::new(engine, 1);
+    assert_eq!(cell.read().unwrap(), b"");
+    assert!(cell.cas(b"", b"root1").unwrap().swapped);
+    let o = cell.cas(b"", b"root2").unwrap();
+    assert!(!o.swapped);
+    assert_eq!(o.current, b"root1");
+}
+
+#[test]
+fn fault_device_drops_unflushed() {
+    let mut e = Engine::format(FaultDevice::new(MemDevice::new(2 + 8 * 16)), cfg()).unwrap();
+    e.write(1, b"durable", WriteOptions { flush: true, ..Default::default() }).unwrap();
+    e.write(2, b"lost", WriteOptions::default()).unwrap();
+    let dev = e.into_device().crash(CrashMode::DropUnflushed).unwrap();
+    let mut e = Engine::open(dev, cfg()).unwrap();
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"durable");
+    assert_eq!(e.read(2).unwrap(), None);
+}
+
+#[test]
+fn sharded_engine_routes_and_flushes() {
+    let engines = (0..3).map(|_| fresh(8)).collect();
+    let s = ShardedEngine::new(engines).unwrap();
+    for k in 0..50u64 {
+        s.write(k, k.to_le_bytes().to_vec(), WriteOptions::default()).unwrap();
+    }
+    s.flush().unwrap();
+    for k in 0..50u64 {
+        assert_eq!(s.read(k).unwrap().unwrap().value, k.to_le_bytes());
+    }
+    let engines = s.shutdown().unwrap();
+    assert_eq!(engines.iter().map(|e| e.stat().keys).sum::<u64>(), 50);
+}
