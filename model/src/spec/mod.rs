@@ -1,0 +1,16 @@
+//! The executable spec: pure state machines, no I/O, no clock, no randomness.
+//!
+//! What these functions accept, reject and return is what an implementation must accept,
+//! reject and return. The stateright models in [`crate::models`] explore them exhaustively; the
+//! simulator replays the real implementation's steps through them and reports the first step
+//! they reject.
+
+mod cas;
+mod gossip;
+mod volume;
+
+pub use cas::{CasOp, CasRegister, CasRet};
+pub use gossip::{
+    ClockOrder, GossipSpec, KeyState, MergePolicy, NodeId, Version, VectorClock, merge, write,
+};
+pub use volume::{Effect, HolderId, Holding, Mode, VolumeReject, VolumeSpec, VolumeStep};

@@ -1,0 +1,558 @@
+//! `VolumeSpec`: which volume steps are allowed (`specs/volume.md`, VOL-1..VOL-4).
+//!
+//! A volume is a (cell, store) pair. *Sync* adds blobs and publishes a new cell value by CAS
+//! while holding **Expand**; *Cleanup* deletes blobs unreachable from the cell while holding
+//! **Contract**. The rules, restated here so the spec can be read on its own:
+//!
+//! - State: the cell's value (abstract `V`, with the set of blob ids reachable from it), the
+//!   store (a set of blob ids `B`), and the holders: holder id → (mode, alive or dead).
+//! - `BeginExpand(h)` is rejected with [`VolumeReject::ModeConflict`] while anyone (alive, or
+//!   dead but not recovered) holds Contract; otherwise `h` holds Expand. `BeginContract(h)` is
+//!   symmetric. Any number of Expand holders may coexist, as may any number of Contract holders
+//!   (VOL-2).
+//! - `PostBlob(h, b)` and `Publish(h, expected, new)` only while `h` holds Expand. A publish is
+//!   a CAS on the cell; a lost CAS is an ordinary outcome. It is rejected if a blob reachable
+//!   from `new` is missing from the store (VOL-3). Only Expand holders change the cell.
+//! - `DeleteBlob(h, b)` only while `h` holds Contract, and never a blob reachable from the cell
+//!   (VOL-1). Because no Expand can be held during Contract, the cell cannot change under a
+//!   cleaner, so "unreachable from the value the cleaner read" and "unreachable from the cell"
+//!   agree.
+//! - `EndExpand(h)` / `EndContract(h)` release `h`'s own mode.
+//! - `Crash(h)`: `h` stops taking steps but its mode stays held. `Recover(h)` releases the mode
+//!   of a *dead* holder only (the kernel drops a dead process's flock; a lease may expire only
+//!   after its holder is gone). A live holder's mode is never released by anyone else (VOL-4).
+//!
+//! The spec never decodes values: a `Publish` step carries the reachable set of its new value.
+//! It is generic over blob ids `B` and values `V` so the simulator can feed it real hashes and
+//! real cell bytes. It never does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+/// Who holds a mode: a syncer or cleaner process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HolderId(pub u32);
+
+/// The two volume modes (VOL-2: never held at the same time by different holders).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// Held by syncers: blobs may be added and the cell may change.
+    Expand,
+    /// Held by cleaners: blobs may be deleted; the cell may not change.
+    Contract,
+}
+
+/// A holder's mode and whether its process is still alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Holding {
+    /// The mode held.
+    pub mode: Mode,
+    /// False once the holder crashed; its mode stays held until `Recover`.
+    pub alive: bool,
+}
+
+/// One step against a volume.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VolumeStep<B, V> {
+    /// Take Expand (start of a sync).
+    BeginExpand {
+        /// Who.
+        holder: HolderId,
+    },
+    /// Release Expand.
+    EndExpand {
+        /// Who.
+        holder: HolderId,
+    },
+    /// Add a blob to the store.
+    PostBlob {
+        /// Who.
+        holder: HolderId,
+        /// The blob.
+        blob: B,
+    },
+    /// CAS the cell from `expected` to `new` (VOL-3: everything reachable from `new` is stored).
+    Publish {
+        /// Who.
+        holder: HolderId,
+        /// The value the syncer read.
+        expected: V,
+        /// The value to install.
+        new: V,
+        /// Every blob reachable from `new` (the spec never decodes values).
+        new_reachable: BTreeSet<B>,
+    },
+    /// Take Contract (start of a cleanup).
+    BeginContract {
+        /// Who.
+        holder: HolderId,
+    },
+    /// Release Contract.
+    EndContract {
+        /// Who.
+        holder: HolderId,
+    },
+    /// Delete a blob from the store (VOL-1: never one reachable from the cell).
+    DeleteBlob {
+        /// Who.
+        holder: HolderId,
+        /// The blob.
+        blob: B,
+    },
+    /// The holder's process dies; its mode stays held.
+    Crash {
+        /// Who.
+        holder: HolderId,
+    },
+    /// Release a dead holder's mode (VOL-4: only a dead holder's).
+    Recover {
+        /// Whose mode.
+        holder: HolderId,
+    },
+}
+
+impl<B, V> VolumeStep<B, V> {
+    /// The holder the step is about.
+    pub fn holder(&self) -> HolderId {
+        match self {
+            Self::BeginExpand { holder }
+            | Self::EndExpand { holder }
+            | Self::PostBlob { holder, .. }
+            | Self::Publish { holder, .. }
+            | Self::BeginContract { holder }
+            | Self::EndContract { holder }
+            | Self::DeleteBlob { holder, .. }
+            | Self::Crash { holder }
+            | Self::Recover { holder } => *holder,
+        }
+    }
+}
+
+/// What an accepted step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Effect {
+    /// The holder now holds the mode.
+    ModeTaken(Mode),
+    /// The holder's mode was released.
+    ModeReleased(Mode),
+    /// The blob is in the store (`already_present`: it was before).
+    BlobPosted {
+        /// The store already held it.
+        already_present: bool,
+    },
+    /// The CAS ran; `swapped` is false when the cell no longer held `expected`.
+    Published {
+        /// The cell now holds the new value.
+        swapped: bool,
+    },
+    /// The blob is no longer in the store.
+    BlobDeleted {
+        /// The store held it before.
+        was_present: bool,
+    },
+    /// The holder is dead (`held`: the mode it keeps holding, if any).
+    Crashed {
+        /// The mode that stays held until `Recover`.
+        held: Option<Mode>,
+    },
+    /// A dead holder's mode was released.
+    Recovered(Mode),
+}
+
+/// Why a step is not allowed. Each variant names the rule it would break.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum VolumeReject<B: Debug> {
+    /// VOL-2: the other mode is held (possibly by a dead holder awaiting recovery).
+    #[error("VOL-2: {holder:?} cannot take {wanted:?}: {other:?} holds {held:?}")]
+    ModeConflict {
+        /// Who asked.
+        holder: HolderId,
+        /// The mode asked for.
+        wanted: Mode,
+        /// A holder of the conflicting mode.
+        other: HolderId,
+        /// The conflicting mode.
+        held: Mode,
+    },
+    /// The step needs a mode the holder does not hold.
+    #[error("{holder:?} does not hold {needed:?}")]
+    NotHolder {
+        /// Who asked.
+        holder: HolderId,
+        /// The mode the step needs.
+        needed: Mode,
+    },
+    /// The holder already holds a mode; modes are not nested.
+    #[error("{holder:?} already holds {held:?}")]
+    AlreadyHolding {
+        /// Who asked.
+        holder: HolderId,
+        /// What it holds.
+        held: Mode,
+    },
+    /// A crashed holder takes no further steps.
+    #[error("{holder:?} is dead")]
+    HolderDead {
+        /// Who.
+        holder: HolderId,
+    },
+    /// VOL-3: the new value reaches a blob the store does not hold.
+    #[error("VOL-3: publish by {holder:?} reaches missing blob {blob:?}")]
+    Vol3MissingBlob {
+        /// Who published.
+        holder: HolderId,
+        /// A reachable blob that is not in the store.
+        blob: B,
+    },
+    /// VOL-1: the blob is reachable from the cell.
+    #[error("VOL-1: {holder:?} would delete reachable blob {blob:?}")]
+    Vol1ReachableDelete {
+        /// Who deleted.
+        holder: HolderId,
+        /// The reachable blob.
+        blob: B,
+    },
+    /// VOL-4: a live holder's mode may only be released by itself.
+    #[error("VOL-4: {holder:?} is alive; only it may release its {held:?}")]
+    Vol4LiveHolderReleased {
+        /// The live holder.
+        holder: HolderId,
+        /// Its mode.
+        held: Mode,
+    },
+    /// `Recover` of a holder that holds nothing.
+    #[error("{holder:?} holds no mode to recover")]
+    NothingToRecover {
+        /// Who.
+        holder: HolderId,
+    },
+    /// VOL-1 (constructor): the initial value reaches a blob the store does not hold.
+    #[error("VOL-1: initial value reaches missing blob {blob:?}")]
+    Vol1MissingBlob {
+        /// The missing blob.
+        blob: B,
+    },
+}
+
+/// The volume state machine: cell, store and held modes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VolumeSpec<B, V> {
+    cell: V,
+    reachable: BTreeSet<B>,
+    store: BTreeSet<B>,
+    holders: BTreeMap<HolderId, Holding>,
+}
+
+impl<B: Ord + Clone + Debug, V: Clone + PartialEq> VolumeSpec<B, V> {
+    /// A volume whose cell holds `cell` (reaching `reachable`) over a store holding `store`.
+    ///
+    /// # Errors
+    /// [`VolumeReject::Vol1MissingBlob`] if a reachable blob is not stored (VOL-1).
+    pub fn new(cell: V, reachable: BTreeSet<B>, store: BTreeSet<B>) -> Result<Self, VolumeReject<B>> {
+        if let Some(blob) = reachable.difference(&store).next() {
+            return Err(VolumeReject::Vol1MissingBlob { blob: blob.clone() });
+        }
+        Ok(Self { cell, reachable, store, holders: BTreeMap::new() })
+    }
+
+    /// The cell's value.
+    pub fn cell(&self) -> &V {
+        &self.cell
+    }
+
+    /// The blobs reachable from the cell's value.
+    pub fn reachable(&self) -> &BTreeSet<B> {
+        &self.reachable
+    }
+
+    /// The store's blobs.
+    pub fn store(&self) -> &BTreeSet<B> {
+        &self.store
+    }
+
+    /// Every holder and its mode.
+    pub fn holders(&self) -> &BTreeMap<HolderId, Holding> {
+        &self.holders
+    }
+
+    /// The holding of `holder`, if it holds a mode.
+    pub fn holding(&self, holder: HolderId) -> Option<Holding> {
+        self.holders.get(&holder).copied()
+    }
+
+    /// Checks the state invariants: VOL-1 (everything reachable is stored) and VOL-2 (no
+    /// Expand and Contract at the same instant).
+    ///
+    /// # Errors
+    /// The first broken invariant; `VolumeReject::ModeConflict` names two holders of VOL-2.
+    pub fn check_invariants(&self) -> Result<(), VolumeReject<B>> {
+        if let Some(blob) = self.reachable.difference(&self.store).next() {
+            return Err(VolumeReject::Vol1MissingBlob { blob: blob.clone() });
+        }
+        let expand = self.first_holder_of(Mode::Expand);
+        let contract = self.first_holder_of(Mode::Contract);
+        if let (Some(holder), Some(other)) = (expand, contract) {
+            return Err(VolumeReject::ModeConflict {
+                holder,
+                wanted: Mode::Expand,
+                other,
+                held: Mode::Contract,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies `step` if the rules allow it; otherwise changes nothing and says which rule.
+    ///
+    /// # Errors
+    /// The [`VolumeReject`] naming the rule the step would break.
+    pub fn apply(&mut self, step: VolumeStep<B, V>) -> Result<Effect, VolumeReject<B>> {
+        self.allowed(&step)?;
+        let effect = self.apply_unchecked(step);
+        debug_assert!(self.check_invariants().is_ok(), "VOL-1/VOL-2 hold after an allowed step");
+        Ok(effect)
+    }
+
+    /// Whether `step` is allowed now, without applying it.
+    ///
+    /// # Errors
+    /// The [`VolumeReject`] naming the rule the step would break.
+    pub fn allowed(&self, step: &VolumeStep<B, V>) -> Result<(), VolumeReject<B>> {
+        let holder = step.holder();
+        let holding = self.holding(holder);
+        if let (Some(Holding { alive: false, .. }), false) =
+            (holding, matches!(step, VolumeStep::Recover { .. }))
+        {
+            return Err(VolumeReject::HolderDead { holder });
+        }
+        match step {
+            VolumeStep::BeginExpand { .. } => self.may_begin(holder, holding, Mode::Expand),
+            VolumeStep::BeginContract { .. } => self.may_begin(holder, holding, Mode::Contract),
+            VolumeStep::EndExpand { .. } | VolumeStep::PostBlob { .. } => {
+                require(holder, holding, Mode::Expand)
+            }
+            VolumeStep::EndContract { .. } => require(holder, holding, Mode::Contract),
+            VolumeStep::Publish { new_reachable, .. } => {
+                require(holder, holding, Mode::Expand)?;
+                match new_reachable.difference(&self.store).next() {
+                    Some(blob) => Err(VolumeReject::Vol3MissingBlob { holder, blob: blob.clone() }),
+                    None => Ok(()),
+                }
+            }
+            VolumeStep::DeleteBlob { blob, .. } => {
+                require(holder, holding, Mode::Contract)?;
+                if self.reachable.contains(blob) {
+                    return Err(VolumeReject::Vol1ReachableDelete { holder, blob: blob.clone() });
+                }
+                Ok(())
+            }
+            VolumeStep::Crash { .. } => Ok(()),
+            VolumeStep::Recover { .. } => match holding {
+                None => Err(VolumeReject::NothingToRecover { holder }),
+                Some(Holding { mode, alive: true }) => {
+                    Err(VolumeReject::Vol4LiveHolderReleased { holder, held: mode })
+                }
+                Some(Holding { alive: false, .. }) => Ok(()),
+            },
+        }
+    }
+
+    /// The physical effect of `step` with no rule checked: what a system *lacking* the rules
+    /// would do. The models' mutants use it to show the consequence of a missing rule; a
+    /// simulator may use it to keep a shadow state after reporting a rejection. Never use it to
+    /// decide whether a step is allowed.
+    pub fn apply_unchecked(&mut self, step: VolumeStep<B, V>) -> Effect {
+        match step {
+            VolumeStep::BeginExpand { holder } => self.take(holder, Mode::Expand),
+            VolumeStep::BeginContract { holder } => self.take(holder, Mode::Contract),
+            VolumeStep::EndExpand { holder } | VolumeStep::EndContract { holder } => {
+                let mode = self.holders.remove(&holder).map_or(Mode::Expand, |h| h.mode);
+                Effect::ModeReleased(mode)
+            }
+            VolumeStep::PostBlob { blob, .. } => {
+                Effect::BlobPosted { already_present: !self.store.insert(blob) }
+            }
+            VolumeStep::Publish { expected, new, new_reachable, .. } => {
+                let swapped = self.cell == expected;
+                if swapped {
+                    self.cell = new;
+                    self.reachable = new_reachable;
+                }
+                Effect::Published { swapped }
+            }
+            VolumeStep::DeleteBlob { blob, .. } => {
+                Effect::BlobDeleted { was_present: self.store.remove(&blob) }
+            }
+            VolumeStep::Crash { holder } => {
+                let held = self.holders.get_mut(&holder).map(|h| {
+                    h.alive = false;
+                    h.mode
+                });
+                Effect::Crashed { held }
+            }
+            VolumeStep::Recover { holder } => {
+                let mode = self.holders.remove(&holder).map_or(Mode::Expand, |h| h.mode);
+                Effect::Recovered(mode)
+            }
+        }
+    }
+
+    fn take(&mut self, holder: HolderId, mode: Mode) -> Effect {
+        self.holders.insert(holder, Holding { mode, alive: true });
+        Effect::ModeTaken(mode)
+    }
+
+    fn first_holder_of(&self, mode: Mode) -> Option<HolderId> {
+        self.holders.iter().find(|(_, h)| h.mode == mode).map(|(id, _)| *id)
+    }
+
+    fn may_begin(
+        &self,
+        holder: HolderId,
+        holding: Option<Holding>,
+        wanted: Mode,
+    ) -> Result<(), VolumeReject<B>> {
+        if let Some(h) = holding {
+            return Err(VolumeReject::AlreadyHolding { holder, held: h.mode });
+        }
+        let conflicting = match wanted {
+            Mode::Expand => Mode::Contract,
+            Mode::Contract => Mode::Expand,
+        };
+        // VOL-2: a dead holder's mode still counts until it is recovered (VOL-4).
+        match self.first_holder_of(conflicting) {
+            Some(other) => Err(VolumeReject::ModeConflict { holder, wanted, other, held: conflicting }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn require<B: Debug>(
+    holder: HolderId,
+    holding: Option<Holding>,
+    needed: Mode,
+) -> Result<(), VolumeReject<B>> {
+    match holding {
+        Some(h) if h.mode == needed => Ok(()),
+        _ => Err(VolumeReject::NotHolder { holder, needed }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Spec = VolumeSpec<u8, &'static str>;
+    const S: HolderId = HolderId(0);
+    const S2: HolderId = HolderId(1);
+    const C: HolderId = HolderId(9);
+
+    fn set(blobs: &[u8]) -> BTreeSet<u8> {
+        blobs.iter().copied().collect()
+    }
+
+    fn empty() -> Spec {
+        VolumeSpec::new("v0", set(&[]), set(&[])).unwrap()
+    }
+
+    fn publish(holder: HolderId, expected: &'static str, new: &'static str, r: &[u8]) -> VolumeStep<u8, &'static str> {
+        VolumeStep::Publish { holder, expected, new, new_reachable: set(r) }
+    }
+
+    #[test]
+    fn sync_then_cleanup() {
+        let mut v = empty();
+        assert_eq!(v.apply(VolumeStep::BeginExpand { holder: S }), Ok(Effect::ModeTaken(Mode::Expand)));
+        assert_eq!(v.apply(VolumeStep::BeginExpand { holder: S2 }), Ok(Effect::ModeTaken(Mode::Expand)));
+        v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }).unwrap();
+        v.apply(VolumeStep::PostBlob { holder: S, blob: 2 }).unwrap();
+        assert_eq!(v.apply(publish(S, "v0", "v1", &[1])), Ok(Effect::Published { swapped: true }));
+        // A lost CAS is an ordinary outcome.
+        assert_eq!(v.apply(publish(S2, "v0", "v2", &[2])), Ok(Effect::Published { swapped: false }));
+        v.apply(VolumeStep::EndExpand { holder: S }).unwrap();
+        v.apply(VolumeStep::EndExpand { holder: S2 }).unwrap();
+        v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
+        // VOL-1: reachable blobs cannot be deleted; unreachable ones can.
+        assert!(matches!(
+            v.apply(VolumeStep::DeleteBlob { holder: C, blob: 1 }),
+            Err(VolumeReject::Vol1ReachableDelete { blob: 1, .. })
+        ));
+        assert_eq!(v.apply(VolumeStep::DeleteBlob { holder: C, blob: 2 }), Ok(Effect::BlobDeleted { was_present: true }));
+        assert_eq!(v.store(), &set(&[1]));
+        assert!(v.check_invariants().is_ok());
+    }
+
+    #[test]
+    fn modes_exclude_each_other_vol2() {
+        let mut v = empty();
+        v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
+        let before = v.clone();
+        assert!(matches!(
+            v.apply(VolumeStep::BeginExpand { holder: S }),
+            Err(VolumeReject::ModeConflict { wanted: Mode::Expand, held: Mode::Contract, .. })
+        ));
+        assert_eq!(v, before, "a rejected step changes nothing");
+        v.apply(VolumeStep::EndContract { holder: C }).unwrap();
+        v.apply(VolumeStep::BeginExpand { holder: S }).unwrap();
+        assert!(matches!(
+            v.apply(VolumeStep::BeginContract { holder: C }),
+            Err(VolumeReject::ModeConflict { wanted: Mode::Contract, .. })
+        ));
+    }
+
+    #[test]
+    fn publish_needs_blobs_vol3() {
+        let mut v = empty();
+        v.apply(VolumeStep::BeginExpand { holder: S }).unwrap();
+        v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }).unwrap();
+        assert!(matches!(
+            v.apply(publish(S, "v0", "v1", &[1, 2])),
+            Err(VolumeReject::Vol3MissingBlob { blob: 2, .. })
+        ));
+        assert_eq!(v.cell(), &"v0");
+    }
+
+    #[test]
+    fn steps_need_their_mode() {
+        let mut v = empty();
+        assert!(matches!(v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }), Err(VolumeReject::NotHolder { .. })));
+        assert!(matches!(v.apply(publish(S, "v0", "v1", &[])), Err(VolumeReject::NotHolder { .. })));
+        assert!(matches!(v.apply(VolumeStep::DeleteBlob { holder: C, blob: 1 }), Err(VolumeReject::NotHolder { .. })));
+        v.apply(VolumeStep::BeginExpand { holder: S }).unwrap();
+        assert!(matches!(v.apply(VolumeStep::BeginExpand { holder: S }), Err(VolumeReject::AlreadyHolding { .. })));
+        assert!(matches!(v.apply(VolumeStep::EndContract { holder: S }), Err(VolumeReject::NotHolder { .. })));
+    }
+
+    #[test]
+    fn crash_keeps_mode_until_recovery_vol4() {
+        let mut v = empty();
+        v.apply(VolumeStep::BeginExpand { holder: S }).unwrap();
+        // VOL-4: nobody releases a live holder's mode.
+        assert!(matches!(
+            v.apply(VolumeStep::Recover { holder: S }),
+            Err(VolumeReject::Vol4LiveHolderReleased { .. })
+        ));
+        assert_eq!(v.apply(VolumeStep::Crash { holder: S }), Ok(Effect::Crashed { held: Some(Mode::Expand) }));
+        assert!(matches!(v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }), Err(VolumeReject::HolderDead { .. })));
+        // VOL-2: the dead holder's Expand still excludes Contract.
+        assert!(matches!(v.apply(VolumeStep::BeginContract { holder: C }), Err(VolumeReject::ModeConflict { .. })));
+        assert_eq!(v.apply(VolumeStep::Recover { holder: S }), Ok(Effect::Recovered(Mode::Expand)));
+        v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
+        assert!(matches!(v.apply(VolumeStep::Recover { holder: S }), Err(VolumeReject::NothingToRecover { .. })));
+    }
+
+    #[test]
+    fn constructor_and_invariants_check_vol1() {
+        assert!(matches!(Spec::new("v", set(&[1]), set(&[])), Err(VolumeReject::Vol1MissingBlob { blob: 1 })));
+        let mut v = Spec::new("v", set(&[1]), set(&[1])).unwrap();
+        v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
+        // The unchecked path exists to show what a system without the rule does.
+        v.apply_unchecked(VolumeStep::DeleteBlob { holder: C, blob: 1 });
+        assert!(matches!(v.check_invariants(), Err(VolumeReject::Vol1MissingBlob { blob: 1 })));
+        v.apply_unchecked(VolumeStep::BeginExpand { holder: S });
+        v.apply_unchecked(VolumeStep::PostBlob { holder: S, blob: 1 });
+        assert!(matches!(v.check_invariants(), Err(VolumeReject::ModeConflict { .. })));
+    }
+}
