@@ -17,7 +17,7 @@ use super::index::Index;
 use super::{
     CAS_OPS_MAX, DEVICE_SECTOR_COUNT_MAX, Key, READ_FOLLOW_RECORDS_MAX, READ_RANGE_KEYS_MAX,
     SECTOR_SIZE_BYTES, SectorError, VALUE_SIZE_MAX_BYTES_DEFAULT, Version, ZONE_SIZE_BYTES_DEFAULT,
-    ZONE_SIZE_BYTES_MIN,
+    ZONE_SIZE_BYTES_MAX, ZONE_SIZE_BYTES_MIN,
 };
 use crate::bugs;
 use std::collections::HashMap;
@@ -52,11 +52,13 @@ impl EngineConfig {
     /// never spans zones).
     ///
     /// # Panics
-    /// If `bytes` is not a multiple of 4096 or below [`ZONE_SIZE_BYTES_MIN`].
+    /// If `bytes` is not a multiple of 4096 or outside [`ZONE_SIZE_BYTES_MIN`]..=
+    /// [`ZONE_SIZE_BYTES_MAX`].
     #[must_use]
     pub fn zone_size_bytes(mut self, bytes: usize) -> Self {
         assert!(
-            bytes.is_multiple_of(SECTOR_SIZE_BYTES) && bytes >= ZONE_SIZE_BYTES_MIN,
+            bytes.is_multiple_of(SECTOR_SIZE_BYTES)
+                && (ZONE_SIZE_BYTES_MIN..=ZONE_SIZE_BYTES_MAX).contains(&bytes),
             "zone size"
         );
         self.zone_size_bytes = bytes;

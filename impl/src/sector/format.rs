@@ -157,7 +157,8 @@ impl Superblock {
     /// Checks the geometry is self-consistent.
     pub fn check(&self) -> Result<(), FormatError> {
         let min = (super::ZONE_SIZE_BYTES_MIN / SECTOR_SIZE_BYTES) as u32;
-        if self.zone_sector_count < min {
+        let max = (super::ZONE_SIZE_BYTES_MAX / SECTOR_SIZE_BYTES) as u32;
+        if self.zone_sector_count < min || self.zone_sector_count > max {
             return Err(FormatError::Field {
                 field: "zone_sector_count",
                 value: self.zone_sector_count.into(),
@@ -356,7 +357,7 @@ pub fn encode_commit(members: &[(Key, u64)]) -> Vec<u8> {
 /// Decodes a commit payload.
 pub fn decode_commit(p: &[u8]) -> Result<Vec<(Key, u64)>, FormatError> {
     let n = u32_at(p, 0)? as usize;
-    if p.len() != 4 + n * 16 {
+    if n.checked_mul(16).and_then(|b| b.checked_add(4)) != Some(p.len()) {
         return Err(FormatError::Field { field: "commit_len", value: p.len() as u64 });
     }
     (0..n).map(|i| Ok((u64_at(p, 4 + i * 16)?, u64_at(p, 12 + i * 16)?))).collect()

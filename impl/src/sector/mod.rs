@@ -47,6 +47,8 @@ pub const SECTOR_SIZE_BYTES: usize = 4096;
 pub const ZONE_SIZE_BYTES_DEFAULT: usize = 1024 * 1024;
 /// Smallest zone the engine accepts: a header sector plus at least seven data sectors.
 pub const ZONE_SIZE_BYTES_MIN: usize = 8 * SECTOR_SIZE_BYTES;
+/// Largest zone the engine accepts (recovery and compaction buffer whole zones).
+pub const ZONE_SIZE_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Largest value a single record may hold (before compression).
 pub const VALUE_SIZE_MAX_BYTES_DEFAULT: usize = 16 * 1024 * 1024;
 /// Most sectors a device may have: locations are `u32` in the index, `u32::MAX` is "empty".
@@ -61,6 +63,7 @@ pub const CAS_OPS_MAX: usize = 256;
 const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(ZONE_SIZE_BYTES_MIN.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT >= ZONE_SIZE_BYTES_MIN);
+const _: () = assert!(ZONE_SIZE_BYTES_MAX >= ZONE_SIZE_BYTES_DEFAULT);
 const _: () = assert!(SECTOR_SIZE_BYTES.is_power_of_two());
 
 /// The version of a key's value: names one physical copy of one write, never reused (SEC-9).
