@@ -146,6 +146,10 @@ impl KvModel {
                 m.stale.remove(0);
             }
         }
+        // A version becomes current again when the write that replaced it was lost in a crash.
+        if let Some(cur) = v {
+            m.stale.retain(|s| *s != cur);
+        }
         m.version = v;
     }
 

@@ -112,10 +112,11 @@ fn reach(v: &[u8]) -> BTreeSet<Hash> {
         .collect()
 }
 
-/// A full device is an allowed, reported failure of a store write. `SectorStore` reports every
-/// engine error as `StoreError::Io` with the engine's message, so this matches the text.
+/// A full device is an allowed, reported failure of a store or cell write. `SectorStore` and
+/// `SectorCell` report every engine error as `Io` with the engine's message, so this matches
+/// the text.
 fn device_full(e: &VolumeError) -> bool {
-    matches!(e, VolumeError::Store(_)) && e.to_string().contains("device full")
+    matches!(e, VolumeError::Store(_) | VolumeError::Cell(_)) && e.to_string().contains("device full")
 }
 
 fn vio(rule: &str, detail: String) -> Violation {

@@ -280,7 +280,25 @@ impl<'a> World<'a> {
         if let Some(e) = &self.engine {
             lock(e).device_mut().heal();
         }
-        Ok(())
+        self.durability_check()
+    }
+
+    /// Flush, power cut, recover: everything acknowledged must come back (SEC-2, SEC-7).
+    fn durability_check(&mut self) -> Result<(), Violation> {
+        if self.knobs.kv_clients == 0 && self.knobs.cell_clients == 0 {
+            return Ok(());
+        }
+        if let Some(e) = self.engine.clone() {
+            lock(&e).flush().map_err(|e| Violation::new("flush", e.to_string()))?;
+            self.model.on_flush();
+        }
+        let (liveness, saved) = (self.liveness, self.knobs.crash_every_us);
+        self.liveness = false;
+        self.knobs.crash_every_us = 0;
+        let r = self.crash().and_then(|()| self.restart());
+        self.knobs.crash_every_us = saved;
+        self.liveness = liveness;
+        r
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
@@ -290,7 +308,7 @@ impl<'a> World<'a> {
             Ev::CellIssue(i) => {
                 if !self.liveness {
                     let uid = self.next_uid();
-                    let acts = self.cells.issue(i, &mut self.rng, uid);
+                    let acts = self.cells.issue(i, &mut self.rng, uid, self.now_us);
                     if !acts.is_empty() {
                         self.trace.event(self.now_us, format_args!("cell client {i} issues"));
                     }
@@ -314,7 +332,7 @@ impl<'a> World<'a> {
                         self.now_us,
                         format_args!("cell client {} reply req {}: {r:?}", msg.client, msg.req),
                     );
-                    let acts = self.cells.on_reply(msg.client, msg.req, r);
+                    let acts = self.cells.on_reply(msg.client, msg.req, r, self.now_us);
                     self.act(acts);
                 }
                 Ok(())
@@ -580,20 +598,7 @@ impl<'a> World<'a> {
 
     fn final_checks(&mut self) -> Result<(), Violation> {
         self.trace.event(self.now_us, format_args!("--- final checks ---"));
-        if let Some(e) = self.engine.clone() {
-            lock(&e).flush().map_err(|e| Violation::new("final flush", e.to_string()))?;
-            self.model.on_flush();
-        }
-        if self.knobs.kv_clients > 0 || self.knobs.cell_clients > 0 {
-            // One last power cut after a flush: everything acknowledged must come back (SEC-7).
-            self.liveness = false;
-            let saved = self.knobs.crash_every_us;
-            self.knobs.crash_every_us = 0;
-            self.crash()?;
-            self.restart()?;
-            self.knobs.crash_every_us = saved;
-            self.liveness = true;
-        }
+        self.durability_check()?;
         self.cells.check_linearizable().map_err(|d| {
             Violation::new("CELL-1 cell histories are linearizable (CasRegister)", d)
         })?;
