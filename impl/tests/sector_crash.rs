@@ -249,7 +249,6 @@ fn check_flip(seed: u64, while_running: bool) -> Result<(), String> {
 fn seeds() -> u64 {
     std::env::var("SECTOR_CRASH_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
 }
-const SEEDS: u64 = 60;
 
 /// Recovery reported no damage of any kind.
 fn silent(r: &RecoveryReport) -> bool {
@@ -320,7 +319,7 @@ mod planted {
     fn caught(name: &str, check: impl Fn(u64) -> Result<(), String>) {
         let _bug = bugs::plant(name).unwrap();
         // A checker's `Err`, or an engine assertion firing (SEC-13 accounting), both count.
-        let failures = (0..SEEDS)
+        let failures = (0..seeds())
             .filter(|s| {
                 !matches!(
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(*s))),

@@ -98,7 +98,7 @@ impl EngineConfig {
 }
 
 /// A value read back, with the version naming this copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// The value (decompressed if it was written compressed).
     pub value: Vec<u8>,

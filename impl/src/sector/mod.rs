@@ -4,8 +4,8 @@
 //!
 //! Layers, top to bottom (directories mirror them):
 //! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait).
-//! - [`shard`]: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
-//! - [`engine`]: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
+//! - `shard`: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
+//! - `engine`: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
 //! - `compact`, `recovery`, `index`, `format`: the compactor step, the index rebuild, the
 //!   in-memory index and the byte-level on-disk format.
 //! - [`device`]: the [`BlockDevice`] trait and its implementations (memory, file, io_uring,
@@ -28,7 +28,7 @@ mod recovery;
 mod shard;
 
 pub use adapters::{SectorCell, SectorStore};
-pub use compact::{BackgroundCompactor, CompactProgress};
+pub use compact::{BACKGROUND_IDLE_SLEEP_MS, BackgroundCompactor, CompactProgress};
 pub use device::{BlockDevice, DeviceError, FileDevice, MemDevice, ReadOp, WriteOp};
 pub use engine::{
     CasNew, CasOp, CasResult, Engine, EngineConfig, EngineStats, Expect, KeyRange, Record,
@@ -36,7 +36,7 @@ pub use engine::{
 };
 pub use error::SectorError;
 pub use index::{INDEX_SLOT_SIZE_BYTES, Index};
-pub use shard::ShardedEngine;
+pub use shard::{ShardedEngine, shard_of};
 
 /// A key: any unsigned 64-bit integer.
 pub type Key = u64;

@@ -183,16 +183,12 @@ fn read_zone_headers<D: BlockDevice>(
     Ok(used)
 }
 
-/// Opens `dev`: see the module docs.
-pub(crate) fn recover<D: BlockDevice>(
-    mut dev: D,
-    cfg: EngineConfig,
-) -> Result<Engine<D>, SectorError> {
-    let (sb, copies) = read_superblock(&mut dev)?;
-    let mut report =
-        RecoveryReport { superblock_copies_valid: copies, ..RecoveryReport::default() };
-    let used = read_zone_headers(&mut dev, &sb, &mut report)?;
-    report.zones_in_use = used.len() as u32;
+/// Step 3: reads and parses every zone in use, a few zones per device batch.
+fn scan_zones<D: BlockDevice>(
+    dev: &mut D,
+    sb: &Superblock,
+    used: &[(u32, u32)],
+) -> Result<Vec<(u32, u32, Scan)>, SectorError> {
     let zone_bytes = sb.zone_sector_count as usize * SECTOR_SIZE_BYTES;
     let mut scans: Vec<(u32, u32, Scan)> = Vec::with_capacity(used.len());
     for chunk in used.chunks(SCAN_BATCH_ZONES_MAX) {
@@ -207,6 +203,20 @@ pub(crate) fn recover<D: BlockDevice>(
             scans.push((*epoch, *z, scan(buf, sb.zone_first_sector(*z) + 1, *epoch, false)));
         }
     }
+    Ok(scans)
+}
+
+/// Opens `dev`: see the module docs.
+pub(crate) fn recover<D: BlockDevice>(
+    mut dev: D,
+    cfg: EngineConfig,
+) -> Result<Engine<D>, SectorError> {
+    let (sb, copies) = read_superblock(&mut dev)?;
+    let mut report =
+        RecoveryReport { superblock_copies_valid: copies, ..RecoveryReport::default() };
+    let used = read_zone_headers(&mut dev, &sb, &mut report)?;
+    report.zones_in_use = used.len() as u32;
+    let scans = scan_zones(&mut dev, &sb, &used)?;
     let mark = scans
         .iter()
         .flat_map(|(_, _, s)| s.items.iter())
@@ -340,24 +350,7 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
             }
         }
     }
-    for (txn, ms) in members {
-        // SEC-8: all members the commit record lists, or nothing. Members it does not list are
-        // orphans of an older, torn transaction whose commit seq was never durable and has been
-        // handed out again after a recovery: they are never applied.
-        let listed: Vec<(Key, Cand)> = match commits.get(&txn) {
-            Some(list) => ms.iter().filter(|(k, c)| list.contains(&(*k, c.seq))).copied().collect(),
-            None => Vec::new(),
-        };
-        let complete = commits.get(&txn).is_some_and(|list| list.len() == listed.len());
-        if !complete || listed.len() != ms.len() {
-            e.report.txns_rolled_back += 1;
-        }
-        if complete {
-            for (k, c) in listed {
-                offer(&mut best, k, c);
-            }
-        }
-    }
+    apply_txns(e, &mut best, members, &commits);
     for (key, c) in best {
         if c.corrupt {
             e.corrupt.insert(
@@ -376,6 +369,32 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
     for (z, items, _, _) in accepted {
         if items.is_empty() && e.zones[*z as usize].records == 0 {
             e.zones[*z as usize].min_seq = u64::MAX;
+        }
+    }
+}
+
+/// SEC-8: all members the commit record lists, or nothing. Members it does not list are
+/// orphans of an older, torn transaction whose commit seq was never durable and has been handed
+/// out again after a recovery: they are never applied.
+fn apply_txns<D: BlockDevice>(
+    e: &mut Engine<D>,
+    best: &mut HashMap<Key, Cand>,
+    members: HashMap<u64, Vec<(Key, Cand)>>,
+    commits: &HashMap<u64, Vec<(Key, u64)>>,
+) {
+    for (txn, ms) in members {
+        let listed: Vec<(Key, Cand)> = match commits.get(&txn) {
+            Some(list) => ms.iter().filter(|(k, c)| list.contains(&(*k, c.seq))).copied().collect(),
+            None => Vec::new(),
+        };
+        let complete = commits.get(&txn).is_some_and(|list| list.len() == listed.len());
+        if !complete || listed.len() != ms.len() {
+            e.report.txns_rolled_back += 1;
+        }
+        if complete {
+            for (k, c) in listed {
+                offer(best, k, c);
+            }
         }
     }
 }

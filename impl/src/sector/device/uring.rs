@@ -126,25 +126,24 @@ impl BlockDevice for UringDevice {
 
     fn write_batch(&mut self, writes: &[WriteOp<'_>]) -> Result<(), DeviceError> {
         let n = self.sector_count();
-        let mut bufs: Vec<AlignedBuf> = Vec::with_capacity(writes.len());
+        let direct = self.file.is_direct();
+        let mut bufs: Vec<AlignedBuf> = Vec::new();
+        let mut ios = Vec::with_capacity(writes.len());
         for w in writes {
             check_io(w.first_sector, w.data.len(), n)?;
-            let mut b = AlignedBuf::new(w.data.len());
-            b.as_mut_slice().copy_from_slice(w.data);
-            bufs.push(b);
+            let off = w.first_sector * SECTOR_SIZE_BYTES as u64;
+            let ptr = if direct {
+                // O_DIRECT needs sector-aligned memory: copy through a bounce buffer.
+                let mut b = AlignedBuf::new(w.data.len());
+                b.as_mut_slice().copy_from_slice(w.data);
+                bufs.push(b);
+                bufs.last_mut().map_or(std::ptr::null_mut(), |b| b.as_mut_slice().as_mut_ptr())
+            } else {
+                // The kernel only reads from a write's buffer; the pointer is never written.
+                w.data.as_ptr().cast_mut()
+            };
+            ios.push((true, off, ptr, w.data.len() as u32));
         }
-        let ios: Vec<(bool, u64, *mut u8, u32)> = writes
-            .iter()
-            .zip(bufs.iter_mut())
-            .map(|(w, b)| {
-                (
-                    true,
-                    w.first_sector * SECTOR_SIZE_BYTES as u64,
-                    b.as_mut_slice().as_mut_ptr(),
-                    w.data.len() as u32,
-                )
-            })
-            .collect();
         self.run(&ios)
     }
 
