@@ -125,16 +125,16 @@ mod tests {
     #[test]
     fn sequential_spec_rejects_wrong_returns() {
         let mut r = CasRegister::new(0u8);
-        assert!(r.is_valid_step(&CasOp::Cas { expected: 0, new: 1 }, &CasRet::Cas {
-            swapped: true,
-            current: 1
-        }));
+        assert!(r.is_valid_step(
+            &CasOp::Cas { expected: 0, new: 1 },
+            &CasRet::Cas { swapped: true, current: 1 }
+        ));
         // Swapping twice from 0 is impossible: the second must lose (the
         // `cell:cas-without-compare` mutant returns exactly this).
-        assert!(!r.is_valid_step(&CasOp::Cas { expected: 0, new: 2 }, &CasRet::Cas {
-            swapped: true,
-            current: 2
-        }));
+        assert!(!r.is_valid_step(
+            &CasOp::Cas { expected: 0, new: 2 },
+            &CasRet::Cas { swapped: true, current: 2 }
+        ));
         assert!(!CasRegister::new(0u8).is_valid_step(&CasOp::Read, &CasRet::Read(1)));
     }
 

@@ -164,6 +164,19 @@ pub struct KeyState<V> {
     versions: Vec<Version<V>>,
 }
 
+impl<V: Ord> PartialOrd for KeyState<V> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<V: Ord> Ord for KeyState<V> {
+    /// An arbitrary total order (clock, then versions) so states can live in ordered sets.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (&self.clock, &self.versions).cmp(&(&other.clock, &other.versions))
+    }
+}
+
 impl<V> Default for KeyState<V> {
     fn default() -> Self {
         Self { clock: VectorClock::new(), versions: Vec::new() }
@@ -187,12 +200,20 @@ impl<V: Ord + Clone> KeyState<V> {
         match (policy, self.versions.last()) {
             (_, None) => Vec::new(),
             (MergePolicy::LastWriteWins, Some(winner)) => vec![winner.value.clone()],
-            (MergePolicy::KeepBoth, Some(_)) => self.versions.iter().map(|v| v.value.clone()).collect(),
+            (MergePolicy::KeepBoth, Some(_)) => {
+                self.versions.iter().map(|v| v.value.clone()).collect()
+            }
             (MergePolicy::Custom(resolve), Some(_)) => {
                 let values: Vec<V> = self.versions.iter().map(|v| v.value.clone()).collect();
                 vec![resolve(&values)]
             }
         }
+    }
+
+    /// The same clock with other versions (the models' mutants build broken merges with it).
+    pub(crate) fn with_versions(mut self, versions: Vec<Version<V>>) -> Self {
+        self.versions = versions;
+        self
     }
 
     /// True if `version` is present or superseded by a present version (GOS-4's test).
@@ -233,7 +254,10 @@ pub fn merge<V: Ord + Clone>(
     if matches!(policy, MergePolicy::LastWriteWins) {
         versions.drain(..versions.len().saturating_sub(1));
     }
-    debug_assert!(ours.clock.is_covered_by(&clock) && theirs.clock.is_covered_by(&clock), "GOS-7: clocks only grow");
+    debug_assert!(
+        ours.clock.is_covered_by(&clock) && theirs.clock.is_covered_by(&clock),
+        "GOS-7: clocks only grow"
+    );
     KeyState { clock, versions }
 }
 
@@ -283,7 +307,9 @@ impl<K: Ord + Clone, V: Ord + Clone> GossipSpec<K, V> {
         let zero = VectorClock::new();
         digest
             .iter()
-            .filter(|(k, clock)| !clock.is_covered_by(self.keys.get(*k).map_or(&zero, |s| &s.clock)))
+            .filter(|(k, clock)| {
+                !clock.is_covered_by(self.keys.get(*k).map_or(&zero, |s| &s.clock))
+            })
             .map(|(k, _)| k.clone())
             .collect()
     }

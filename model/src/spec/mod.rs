@@ -11,6 +11,6 @@ mod volume;
 
 pub use cas::{CasOp, CasRegister, CasRet};
 pub use gossip::{
-    ClockOrder, GossipSpec, KeyState, MergePolicy, NodeId, Version, VectorClock, merge, write,
+    ClockOrder, GossipSpec, KeyState, MergePolicy, NodeId, VectorClock, Version, merge, write,
 };
 pub use volume::{Effect, HolderId, Holding, Mode, VolumeReject, VolumeSpec, VolumeStep};

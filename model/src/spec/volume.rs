@@ -33,6 +33,12 @@ use std::fmt::Debug;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HolderId(pub u32);
 
+impl std::fmt::Display for HolderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "holder {}", self.0)
+    }
+}
+
 /// The two volume modes (VOL-2: never held at the same time by different holders).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mode {
@@ -165,7 +171,7 @@ pub enum Effect {
 #[non_exhaustive]
 pub enum VolumeReject<B: Debug> {
     /// VOL-2: the other mode is held (possibly by a dead holder awaiting recovery).
-    #[error("VOL-2: {holder:?} cannot take {wanted:?}: {other:?} holds {held:?}")]
+    #[error("VOL-2: {holder} cannot take {wanted:?}: {other} holds {held:?}")]
     ModeConflict {
         /// Who asked.
         holder: HolderId,
@@ -177,7 +183,7 @@ pub enum VolumeReject<B: Debug> {
         held: Mode,
     },
     /// The step needs a mode the holder does not hold.
-    #[error("{holder:?} does not hold {needed:?}")]
+    #[error("{holder} does not hold {needed:?}")]
     NotHolder {
         /// Who asked.
         holder: HolderId,
@@ -185,7 +191,7 @@ pub enum VolumeReject<B: Debug> {
         needed: Mode,
     },
     /// The holder already holds a mode; modes are not nested.
-    #[error("{holder:?} already holds {held:?}")]
+    #[error("{holder} already holds {held:?}")]
     AlreadyHolding {
         /// Who asked.
         holder: HolderId,
@@ -193,13 +199,13 @@ pub enum VolumeReject<B: Debug> {
         held: Mode,
     },
     /// A crashed holder takes no further steps.
-    #[error("{holder:?} is dead")]
+    #[error("{holder} is dead")]
     HolderDead {
         /// Who.
         holder: HolderId,
     },
     /// VOL-3: the new value reaches a blob the store does not hold.
-    #[error("VOL-3: publish by {holder:?} reaches missing blob {blob:?}")]
+    #[error("VOL-3: publish by {holder} reaches missing blob {blob:?}")]
     Vol3MissingBlob {
         /// Who published.
         holder: HolderId,
@@ -207,7 +213,7 @@ pub enum VolumeReject<B: Debug> {
         blob: B,
     },
     /// VOL-1: the blob is reachable from the cell.
-    #[error("VOL-1: {holder:?} would delete reachable blob {blob:?}")]
+    #[error("VOL-1: {holder} would delete reachable blob {blob:?}")]
     Vol1ReachableDelete {
         /// Who deleted.
         holder: HolderId,
@@ -215,7 +221,7 @@ pub enum VolumeReject<B: Debug> {
         blob: B,
     },
     /// VOL-4: a live holder's mode may only be released by itself.
-    #[error("VOL-4: {holder:?} is alive; only it may release its {held:?}")]
+    #[error("VOL-4: {holder} is alive; only it may release its {held:?}")]
     Vol4LiveHolderReleased {
         /// The live holder.
         holder: HolderId,
@@ -223,7 +229,7 @@ pub enum VolumeReject<B: Debug> {
         held: Mode,
     },
     /// `Recover` of a holder that holds nothing.
-    #[error("{holder:?} holds no mode to recover")]
+    #[error("{holder} holds no mode to recover")]
     NothingToRecover {
         /// Who.
         holder: HolderId,
@@ -250,7 +256,11 @@ impl<B: Ord + Clone + Debug, V: Clone + PartialEq> VolumeSpec<B, V> {
     ///
     /// # Errors
     /// [`VolumeReject::Vol1MissingBlob`] if a reachable blob is not stored (VOL-1).
-    pub fn new(cell: V, reachable: BTreeSet<B>, store: BTreeSet<B>) -> Result<Self, VolumeReject<B>> {
+    pub fn new(
+        cell: V,
+        reachable: BTreeSet<B>,
+        store: BTreeSet<B>,
+    ) -> Result<Self, VolumeReject<B>> {
         if let Some(blob) = reachable.difference(&store).next() {
             return Err(VolumeReject::Vol1MissingBlob { blob: blob.clone() });
         }
@@ -399,6 +409,12 @@ impl<B: Ord + Clone + Debug, V: Clone + PartialEq> VolumeSpec<B, V> {
         }
     }
 
+    /// The same volume with its holders replaced (symmetry representatives in the models).
+    pub(crate) fn with_holders(mut self, holders: BTreeMap<HolderId, Holding>) -> Self {
+        self.holders = holders;
+        self
+    }
+
     fn take(&mut self, holder: HolderId, mode: Mode) -> Effect {
         self.holders.insert(holder, Holding { mode, alive: true });
         Effect::ModeTaken(mode)
@@ -423,7 +439,9 @@ impl<B: Ord + Clone + Debug, V: Clone + PartialEq> VolumeSpec<B, V> {
         };
         // VOL-2: a dead holder's mode still counts until it is recovered (VOL-4).
         match self.first_holder_of(conflicting) {
-            Some(other) => Err(VolumeReject::ModeConflict { holder, wanted, other, held: conflicting }),
+            Some(other) => {
+                Err(VolumeReject::ModeConflict { holder, wanted, other, held: conflicting })
+            }
             None => Ok(()),
         }
     }
@@ -457,20 +475,34 @@ mod tests {
         VolumeSpec::new("v0", set(&[]), set(&[])).unwrap()
     }
 
-    fn publish(holder: HolderId, expected: &'static str, new: &'static str, r: &[u8]) -> VolumeStep<u8, &'static str> {
+    fn publish(
+        holder: HolderId,
+        expected: &'static str,
+        new: &'static str,
+        r: &[u8],
+    ) -> VolumeStep<u8, &'static str> {
         VolumeStep::Publish { holder, expected, new, new_reachable: set(r) }
     }
 
     #[test]
     fn sync_then_cleanup() {
         let mut v = empty();
-        assert_eq!(v.apply(VolumeStep::BeginExpand { holder: S }), Ok(Effect::ModeTaken(Mode::Expand)));
-        assert_eq!(v.apply(VolumeStep::BeginExpand { holder: S2 }), Ok(Effect::ModeTaken(Mode::Expand)));
+        assert_eq!(
+            v.apply(VolumeStep::BeginExpand { holder: S }),
+            Ok(Effect::ModeTaken(Mode::Expand))
+        );
+        assert_eq!(
+            v.apply(VolumeStep::BeginExpand { holder: S2 }),
+            Ok(Effect::ModeTaken(Mode::Expand))
+        );
         v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }).unwrap();
         v.apply(VolumeStep::PostBlob { holder: S, blob: 2 }).unwrap();
         assert_eq!(v.apply(publish(S, "v0", "v1", &[1])), Ok(Effect::Published { swapped: true }));
         // A lost CAS is an ordinary outcome.
-        assert_eq!(v.apply(publish(S2, "v0", "v2", &[2])), Ok(Effect::Published { swapped: false }));
+        assert_eq!(
+            v.apply(publish(S2, "v0", "v2", &[2])),
+            Ok(Effect::Published { swapped: false })
+        );
         v.apply(VolumeStep::EndExpand { holder: S }).unwrap();
         v.apply(VolumeStep::EndExpand { holder: S2 }).unwrap();
         v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
@@ -479,7 +511,10 @@ mod tests {
             v.apply(VolumeStep::DeleteBlob { holder: C, blob: 1 }),
             Err(VolumeReject::Vol1ReachableDelete { blob: 1, .. })
         ));
-        assert_eq!(v.apply(VolumeStep::DeleteBlob { holder: C, blob: 2 }), Ok(Effect::BlobDeleted { was_present: true }));
+        assert_eq!(
+            v.apply(VolumeStep::DeleteBlob { holder: C, blob: 2 }),
+            Ok(Effect::BlobDeleted { was_present: true })
+        );
         assert_eq!(v.store(), &set(&[1]));
         assert!(v.check_invariants().is_ok());
     }
@@ -517,12 +552,27 @@ mod tests {
     #[test]
     fn steps_need_their_mode() {
         let mut v = empty();
-        assert!(matches!(v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }), Err(VolumeReject::NotHolder { .. })));
-        assert!(matches!(v.apply(publish(S, "v0", "v1", &[])), Err(VolumeReject::NotHolder { .. })));
-        assert!(matches!(v.apply(VolumeStep::DeleteBlob { holder: C, blob: 1 }), Err(VolumeReject::NotHolder { .. })));
+        assert!(matches!(
+            v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }),
+            Err(VolumeReject::NotHolder { .. })
+        ));
+        assert!(matches!(
+            v.apply(publish(S, "v0", "v1", &[])),
+            Err(VolumeReject::NotHolder { .. })
+        ));
+        assert!(matches!(
+            v.apply(VolumeStep::DeleteBlob { holder: C, blob: 1 }),
+            Err(VolumeReject::NotHolder { .. })
+        ));
         v.apply(VolumeStep::BeginExpand { holder: S }).unwrap();
-        assert!(matches!(v.apply(VolumeStep::BeginExpand { holder: S }), Err(VolumeReject::AlreadyHolding { .. })));
-        assert!(matches!(v.apply(VolumeStep::EndContract { holder: S }), Err(VolumeReject::NotHolder { .. })));
+        assert!(matches!(
+            v.apply(VolumeStep::BeginExpand { holder: S }),
+            Err(VolumeReject::AlreadyHolding { .. })
+        ));
+        assert!(matches!(
+            v.apply(VolumeStep::EndContract { holder: S }),
+            Err(VolumeReject::NotHolder { .. })
+        ));
     }
 
     #[test]
@@ -534,18 +584,33 @@ mod tests {
             v.apply(VolumeStep::Recover { holder: S }),
             Err(VolumeReject::Vol4LiveHolderReleased { .. })
         ));
-        assert_eq!(v.apply(VolumeStep::Crash { holder: S }), Ok(Effect::Crashed { held: Some(Mode::Expand) }));
-        assert!(matches!(v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }), Err(VolumeReject::HolderDead { .. })));
+        assert_eq!(
+            v.apply(VolumeStep::Crash { holder: S }),
+            Ok(Effect::Crashed { held: Some(Mode::Expand) })
+        );
+        assert!(matches!(
+            v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }),
+            Err(VolumeReject::HolderDead { .. })
+        ));
         // VOL-2: the dead holder's Expand still excludes Contract.
-        assert!(matches!(v.apply(VolumeStep::BeginContract { holder: C }), Err(VolumeReject::ModeConflict { .. })));
+        assert!(matches!(
+            v.apply(VolumeStep::BeginContract { holder: C }),
+            Err(VolumeReject::ModeConflict { .. })
+        ));
         assert_eq!(v.apply(VolumeStep::Recover { holder: S }), Ok(Effect::Recovered(Mode::Expand)));
         v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
-        assert!(matches!(v.apply(VolumeStep::Recover { holder: S }), Err(VolumeReject::NothingToRecover { .. })));
+        assert!(matches!(
+            v.apply(VolumeStep::Recover { holder: S }),
+            Err(VolumeReject::NothingToRecover { .. })
+        ));
     }
 
     #[test]
     fn constructor_and_invariants_check_vol1() {
-        assert!(matches!(Spec::new("v", set(&[1]), set(&[])), Err(VolumeReject::Vol1MissingBlob { blob: 1 })));
+        assert!(matches!(
+            Spec::new("v", set(&[1]), set(&[])),
+            Err(VolumeReject::Vol1MissingBlob { blob: 1 })
+        ));
         let mut v = Spec::new("v", set(&[1]), set(&[1])).unwrap();
         v.apply(VolumeStep::BeginContract { holder: C }).unwrap();
         // The unchecked path exists to show what a system without the rule does.
