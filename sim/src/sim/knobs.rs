@@ -10,7 +10,7 @@ use super::ssd::SsdConfig;
 /// within a few dozen operations.
 pub const ZONE_SECTOR_COUNT: u64 = 8;
 /// Zones on the simulated engine's device.
-pub const ZONE_COUNT: u64 = 64;
+pub const ZONE_COUNT: u64 = 128;
 /// Sectors of the simulated device: two superblocks plus the zones.
 pub const DEVICE_SECTOR_COUNT: u64 = 2 + ZONE_COUNT * ZONE_SECTOR_COUNT;
 

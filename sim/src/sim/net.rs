@@ -329,7 +329,9 @@ fn screen(h: &[Entry]) -> Result<(), String> {
         if let CasOp::Cas { new, .. } = &e.op {
             installer.insert(new.as_slice(), e);
         }
-        if let (CasOp::Cas { expected, .. }, Some(CasRet::Cas { swapped: true, .. })) = (&e.op, &e.ret) {
+        if let (CasOp::Cas { expected, .. }, Some(CasRet::Cas { swapped: true, .. })) =
+            (&e.op, &e.ret)
+        {
             if let Some(first) = consumed.insert(expected.as_slice(), e) {
                 return Err(format!(
                     "two completed swaps from the same value {}: {:?} and {:?}",
@@ -348,9 +350,19 @@ fn screen(h: &[Entry]) -> Result<(), String> {
         };
         if !seen.is_empty() {
             match installer.get(seen) {
-                None => return Err(format!("{:?} returned {} which no operation wrote", e.op, hex::encode(seen))),
+                None => {
+                    return Err(format!(
+                        "{:?} returned {} which no operation wrote",
+                        e.op,
+                        hex::encode(seen)
+                    ));
+                }
                 Some(w) if w.invoked_us > returned => {
-                    return Err(format!("{:?} returned {} before its writer was invoked", e.op, hex::encode(seen)));
+                    return Err(format!(
+                        "{:?} returned {} before its writer was invoked",
+                        e.op,
+                        hex::encode(seen)
+                    ));
                 }
                 _ => {}
             }

@@ -302,9 +302,12 @@ impl KvModel {
             let mut applied = Vec::new();
             for (k, idx, new) in &g.members {
                 let Some(m) = self.keys.get(k) else { continue };
-                let old = if *idx == 0 { &m.durable } else { &m.pending[idx - 1] };
-                if old == new {
-                    continue; // this member cannot tell
+                // Informative only if no other allowed state of the key looks the same (a
+                // deleting member and a key that was absent before cannot tell).
+                let ambiguous = m.durable == *new
+                    || m.pending.iter().enumerate().any(|(j, v)| j != *idx && v == new);
+                if ambiguous {
+                    continue;
                 }
                 applied.push((*k, seen.get(k) == Some(new)));
             }

@@ -264,9 +264,15 @@ impl SimSsd {
             return None;
         }
         let zone_first = base + (s - base) / zs * zs;
-        // Data sectors only (never the zone header), and never the sector itself.
-        let t = zone_first + 1 + self.rng.below(zs - 1);
-        (t != s && t < self.sector_count).then_some(t)
+        if s == zone_first {
+            return None; // zone headers are written in place
+        }
+        // Another data sector of the zone (never the header, never the sector itself).
+        let mut t = zone_first + 1 + self.rng.below(zs - 2);
+        if t >= s {
+            t += 1;
+        }
+        (t < self.sector_count).then_some(t)
     }
 }
 

@@ -116,7 +116,8 @@ fn reach(v: &[u8]) -> BTreeSet<Hash> {
 /// `SectorCell` report every engine error as `Io` with the engine's message, so this matches
 /// the text.
 fn device_full(e: &VolumeError) -> bool {
-    matches!(e, VolumeError::Store(_) | VolumeError::Cell(_)) && e.to_string().contains("device full")
+    matches!(e, VolumeError::Store(_) | VolumeError::Cell(_))
+        && e.to_string().contains("device full")
 }
 
 fn vio(rule: &str, detail: String) -> Violation {
