@@ -79,7 +79,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     println!();
     println!("cellar verify");
-    println!("  {:<28} {:<6} {}", "step", "result", "details");
+    println!("  {:<28} {:<6} details", "step", "result");
     println!(
         "  {:<28} {:<6} {:.1} s{}",
         "model check (all models)",

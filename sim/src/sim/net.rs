@@ -331,15 +331,14 @@ fn screen(h: &[Entry]) -> Result<(), String> {
         }
         if let (CasOp::Cas { expected, .. }, Some(CasRet::Cas { swapped: true, .. })) =
             (&e.op, &e.ret)
+            && let Some(first) = consumed.insert(expected.as_slice(), e)
         {
-            if let Some(first) = consumed.insert(expected.as_slice(), e) {
-                return Err(format!(
-                    "two completed swaps from the same value {}: {:?} and {:?}",
-                    hex::encode(expected),
-                    first.op,
-                    e.op
-                ));
-            }
+            return Err(format!(
+                "two completed swaps from the same value {}: {:?} and {:?}",
+                hex::encode(expected),
+                first.op,
+                e.op
+            ));
         }
     }
     for e in h {
