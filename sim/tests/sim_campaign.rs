@@ -5,7 +5,7 @@
 //! corruption injected while running, (1) the compactor's `Abandoned` path drops the index
 //! entry without retiring the record, so a later drain trips the SEC-13 assertion (`cellar sim
 //! --seed 2`), and (2) a CAS deleting a key marked corrupt leaves the mark, so reads of the
-//! deleted key report `Corrupt` (`cellar sim --seed 240`). Until they are fixed the swarm test
+//! deleted key report `Corrupt` (`cellar sim --seed 1405`, release build). Until they are fixed the swarm test
 //! here switches corruption off; `known_engine_bugs_are_fixed` runs the full atlas.
 
 use std::process::Command;

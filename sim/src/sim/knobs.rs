@@ -85,6 +85,9 @@ pub struct Knobs {
     pub compaction_step_sectors_max: u32,
     /// Mean simulated time between power cuts, µs (0: none).
     pub crash_every_us: u64,
+    /// Chance (ppm) of a power cut right after a key/value operation (when crashes are on):
+    /// lands crashes between an operation and the flush that would have made it durable.
+    pub crash_after_op_ppm: u32,
     /// Mean simulated time between latent sector errors, µs (0: none).
     pub latent_every_us: u64,
     /// Mean simulated time between payload corruptions, µs (0: none).
@@ -127,6 +130,7 @@ impl Knobs {
             cleaners: if vols { rng.range(1, 2) as u32 } else { 0 },
             compaction_step_sectors_max: rng.range(1, 8) as u32,
             crash_every_us: maybe(rng, 150_000, 5_000, 100_000),
+            crash_after_op_ppm: rng.range(0, 30_000) as u32,
             latent_every_us: maybe(rng, 400_000, 20_000, 300_000),
             corrupt_every_us: maybe(rng, 300_000, 10_000, 200_000),
             net_drop_ppm: maybe(rng, 300_000, 10_000, 300_000) as u32,

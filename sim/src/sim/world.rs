@@ -402,6 +402,7 @@ impl<'a> World<'a> {
         let line = ctx.run();
         let dt = e.device_mut().take_elapsed_us();
         drop(e);
+        drop(engine); // a power cut below needs the only reference
         self.ops += 1;
         match &line {
             Ok(l) => self.trace.event(self.now_us, format_args!("kv{i} {l}")),
@@ -410,6 +411,9 @@ impl<'a> World<'a> {
         line?;
         let d = dt + self.rng.below(KV_THINK_US_MAX);
         self.at(d, Ev::Kv(i));
+        if self.knobs.crash_every_us > 0 && self.rng.chance_ppm(self.knobs.crash_after_op_ppm) {
+            self.crash()?;
+        }
         Ok(())
     }
 
