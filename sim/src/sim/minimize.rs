@@ -1,7 +1,8 @@
 //! The minimizer: shrinks a failing run while it still fails with the same rule — first by
 //! switching fault kinds off one at a time, then by cutting the fault phase short (fewer
 //! events, so fewer operations and faults). Every candidate is a full deterministic run, so
-//! the result replays by its command line. Bounded by [`MINIMIZE_RUNS_MAX`] runs.
+//! the result replays by its command line. A candidate is kept only if it fails with the same
+//! rule and runs no more operations. Bounded by [`MINIMIZE_RUNS_MAX`] runs.
 
 use super::campaign::{faults_on, run_guarded};
 use super::knobs::FaultKind;
@@ -39,7 +40,8 @@ pub fn minimize(cfg: &RunConfig, rule: &str) -> Minimized {
         let mut cand = best.clone();
         cand.off.push(f);
         cand.off.sort();
-        if let Some(ops) = fails(&cand, rule, &mut budget) {
+        // Kept only if the run still fails the same way and is no larger.
+        if let Some(ops) = fails(&cand, rule, &mut budget).filter(|ops| *ops <= best_ops) {
             best = cand;
             best_ops = ops;
         }
@@ -49,7 +51,7 @@ pub fn minimize(cfg: &RunConfig, rule: &str) -> Minimized {
     while lo + 1 < hi && budget > 0 {
         let mid = lo + (hi - lo) / 2;
         let cand = RunConfig { ticks: mid, ..best.clone() };
-        match fails(&cand, rule, &mut budget) {
+        match fails(&cand, rule, &mut budget).filter(|ops| *ops <= best_ops) {
             Some(ops) => {
                 hi = mid;
                 best_ops = ops;
