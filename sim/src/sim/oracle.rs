@@ -321,3 +321,47 @@ impl KvModel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(v: &[u8]) -> Result<Option<Record>, SectorError> {
+        Ok(Some(Record { value: v.to_vec(), version: Version(1), next: None }))
+    }
+
+    #[test]
+    fn recovery_must_keep_flushed_values_and_may_drop_unflushed_ones() {
+        let mut m = KvModel::new(2);
+        m.on_write(0, Some(b"a".to_vec()), Some(Version(1)), true);
+        m.on_flush();
+        m.on_write(0, Some(b"b".to_vec()), Some(Version(2)), true);
+        let ok: BTreeMap<Key, _> = [(0, rec(b"a")), (1, Ok(None))].into_iter().collect();
+        assert!(m.check_recovered(&ok).is_ok(), "SEC-7: the unflushed write may vanish");
+        let mut m2 = KvModel::new(1);
+        m2.on_write(0, Some(b"a".to_vec()), None, true);
+        m2.on_flush();
+        let lost: BTreeMap<Key, _> = [(0, Ok(None))].into_iter().collect();
+        assert!(m2.check_recovered(&lost).is_err(), "SEC-7: an acknowledged flushed write is lost");
+    }
+
+    #[test]
+    fn a_half_applied_cas_is_caught() {
+        let mut m = KvModel::new(2);
+        m.on_cas(&[(0, Some(b"x".to_vec())), (1, Some(b"y".to_vec()))], &[None, None]);
+        let half: BTreeMap<Key, _> = [(0, rec(b"x")), (1, Ok(None))].into_iter().collect();
+        let e = m.check_recovered(&half).unwrap_err();
+        assert!(e.rule.starts_with("SEC-8"), "{e}");
+    }
+
+    #[test]
+    fn errors_need_an_injected_fault() {
+        let mut m = KvModel::new(1);
+        let err = SectorError::Corrupt { key: 0, detail: "crc".into() };
+        assert!(m.check_error(0, &err, false).is_err(), "SEC-6: corruption nobody injected");
+        m.damage(0);
+        assert!(m.check_error(0, &err, false).is_ok());
+        let wrong = SectorError::Corrupt { key: 5, detail: "crc".into() };
+        assert!(m.check_error(0, &wrong, true).is_err(), "the error must name the key");
+    }
+}
