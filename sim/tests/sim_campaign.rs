@@ -1,12 +1,13 @@
 //! With no planted bug, a campaign of at least 200 seeds passes, for each profile; `cellar
 //! verify` (simulation part) passes on a short campaign.
 //!
-//! Known engine bugs the simulator found (reported to the sector engine's owner): with payload
-//! corruption injected while running, (1) the compactor's `Abandoned` path drops the index
-//! entry without retiring the record, so a later drain trips the SEC-13 assertion (`cellar sim
-//! --seed 2`), and (2) a CAS deleting a key marked corrupt leaves the mark, so reads of the
-//! deleted key report `Corrupt` (`cellar sim --seed 1405`, release build). Until they are fixed the swarm test
-//! here switches corruption off; `known_engine_bugs_are_fixed` runs the full atlas.
+//! Known engine bugs the simulator found (reported to the sector engine's owner; details and
+//! reproducer seeds in `docs/sim.md`, "Findings"): (1) the compactor's `Abandoned` path drops
+//! the index entry without retiring the record, so a later drain trips the SEC-13 debug
+//! assertion when corruption is injected; (2) a CAS deleting a key marked corrupt leaves the
+//! mark; (3) recovery can resurrect lost unflushed writes (about 4 seeds in 1000). The swarm
+//! test here switches corruption off (1 and 2 need it); `known_engine_bugs_are_fixed` runs the
+//! full atlas.
 
 use std::process::Command;
 
@@ -46,7 +47,7 @@ fn each_profile_passes_a_short_campaign() {
 }
 
 #[test]
-#[ignore = "fails until the two engine bugs in the module docs are fixed"]
+#[ignore = "fails until the engine bugs in the module docs are fixed"]
 fn known_engine_bugs_are_fixed() {
     let (ok, v) = campaign(&["--seeds", "300"]);
     assert!(ok, "{v}");

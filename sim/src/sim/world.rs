@@ -25,7 +25,7 @@ use super::workload::KvCtx;
 use cellar::cell::Cell;
 use cellar::sector::adapters::SharedEngine;
 use cellar::sector::{
-    CompactProgress, Engine, EngineConfig, SECTOR_SIZE_BYTES, SectorCell, SectorError,
+    CompactProgress, Engine, EngineConfig, Key, Record, SECTOR_SIZE_BYTES, SectorCell, SectorError,
 };
 use cellar_model::spec::{CasOp, CasRet};
 use std::collections::BTreeMap;
@@ -134,6 +134,14 @@ pub struct World<'a> {
     pub(super) faults: FaultCounts,
     uid: u64,
     liveness: bool,
+}
+
+/// Reads every key of the workload (after a recovery).
+fn read_all(
+    engine: &mut Engine<SimSsd>,
+    keys: u64,
+) -> BTreeMap<Key, Result<Option<Record>, SectorError>> {
+    (0..keys).map(|k| (k, engine.read(k))).collect()
 }
 
 /// The engine configuration every simulated engine uses.
@@ -570,12 +578,26 @@ impl<'a> World<'a> {
 
     fn restart(&mut self) -> Result<(), Violation> {
         let Some(ssd) = self.down.take() else { return Ok(()) };
+        let mut engine = self.open(ssd)?;
+        let observed = read_all(&mut engine, self.knobs.kv_keys);
+        self.model.check_recovered(&observed)?;
+        if self.rng.below(4) == 0 {
+            engine = self.reopen(engine, &observed)?;
+        }
+        let _ = engine.device_mut().take_elapsed_us();
+        self.engine = Some(cellar::sector::adapters::share(engine));
+        if !self.liveness && self.knobs.crash_every_us > 0 {
+            let d = self.every(self.knobs.crash_every_us);
+            self.at(d, Ev::Crash);
+        }
+        Ok(())
+    }
+
+    /// Opens the device and checks the recovery report (SEC-7).
+    fn open(&mut self, ssd: SimSsd) -> Result<Engine<SimSsd>, Violation> {
         let engine = Engine::open(ssd, self.engine_cfg.clone())
             .map_err(|e| Violation::new("SEC-7 recovery opens the device", e.to_string()))?;
-        let shared = cellar::sector::adapters::share(engine);
-        self.engine = Some(shared.clone());
-        let mut e = lock(&shared);
-        let rep = e.recovery_report().clone();
+        let rep = engine.recovery_report();
         self.trace.event(self.now_us, format_args!("RESTART: {rep:?}"));
         if !rep.corrupt_sectors.is_empty()
             || !rep.corrupt_keys.is_empty()
@@ -586,18 +608,38 @@ impl<'a> World<'a> {
                 format!("{rep:?}"),
             ));
         }
-        let mut observed = BTreeMap::new();
-        for k in 0..self.knobs.kv_keys {
-            observed.insert(k, e.read(k));
+        Ok(engine)
+    }
+
+    /// SEC-7 "recovery is idempotent": a second power cut right after recovery, with no new
+    /// operation, must recover the same state.
+    fn reopen(
+        &mut self,
+        engine: Engine<SimSsd>,
+        first: &BTreeMap<Key, Result<Option<Record>, SectorError>>,
+    ) -> Result<Engine<SimSsd>, Violation> {
+        let mut ssd = engine.into_device();
+        let (landed, lost) = ssd.crash(CrashMode::DropAll);
+        self.trace
+            .event(self.now_us, format_args!("CRASH again at once ({landed} landed, {lost} lost)"));
+        let mut engine = self.open(ssd)?;
+        let again = read_all(&mut engine, self.knobs.kv_keys);
+        for (k, a) in first {
+            let va = a.as_ref().ok().map(|r| r.as_ref().map(|r| &r.value));
+            let vb =
+                again.get(k).and_then(|b| b.as_ref().ok()).map(|r| r.as_ref().map(|r| &r.value));
+            if va != vb {
+                return Err(Violation::new(
+                    "SEC-7 recovery is idempotent",
+                    format!(
+                        "key {k}: first recovery {:?}, second {:?}",
+                        va.map(|v| v.map(Vec::len)),
+                        vb.map(|v| v.map(Vec::len))
+                    ),
+                ));
+            }
         }
-        let _ = e.device_mut().take_elapsed_us();
-        drop(e);
-        self.model.check_recovered(&observed)?;
-        if !self.liveness && self.knobs.crash_every_us > 0 {
-            let d = self.every(self.knobs.crash_every_us);
-            self.at(d, Ev::Crash);
-        }
-        Ok(())
+        Ok(engine)
     }
 
     fn final_checks(&mut self) -> Result<(), Violation> {
