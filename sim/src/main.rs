@@ -9,6 +9,8 @@ use std::process::ExitCode;
 mod check;
 mod demo;
 mod sector_cmd;
+mod sim;
+mod verify;
 mod vol;
 
 /// Cellar: content-addressed, encrypted, versioned storage with its checkers.
@@ -31,6 +33,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
     Check(check::CheckArgs),
+    /// Run the deterministic simulator (seeds, profiles, planted bugs, replay).
+    Sim(sim::SimArgs),
+    /// The main job: model check every model and run a 500-seed simulation campaign.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +46,7 @@ fn main() -> ExitCode {
         Command::Sector(cmd) => sector_cmd::run(cmd),
         Command::Check(args) => check::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Sim(args) => sim::run_cli(&args),
+        Command::Verify(args) => verify::run(&args),
     }
 }
