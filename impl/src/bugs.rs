@@ -23,6 +23,9 @@ pub const ALL: &[&str] = &[
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "kv:no-run-extension",
+    "sector_proto:accept-trailing-bytes",
+    "sector_proto:close-on-malformed",
+    "sector_proto:ack-before-group-flush",
 ];
 
 #[cfg(feature = "planted-bugs")]

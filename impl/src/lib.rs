@@ -23,6 +23,7 @@ pub mod merge;
 pub mod refs;
 pub mod secret;
 pub mod sector;
+pub mod sector_proto;
 pub mod snapshot;
 pub mod store;
 pub mod sync;

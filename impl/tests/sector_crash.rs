@@ -18,19 +18,7 @@ fn fresh() -> Engine<Dev> {
     Engine::format(FaultDevice::new(MemDevice::new(2 + 12 * 16)), cfg()).unwrap()
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+type Rng = cellar::env::SplitMix64;
 
 /// A value that names its key and write: no two writes produce the same bytes.
 fn value(key: u64, n: u64, len: usize) -> Vec<u8> {
@@ -64,7 +52,7 @@ fn write_retrying(
 /// holds its last flushed value or a value written after that flush (never anything else), and
 /// with `DropUnflushed` exactly its last flushed value.
 fn check_crash(seed: u64, mode: CrashMode) -> Result<(), String> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut e = fresh();
     // Per key: last durable value, and values written since.
     let mut durable: HashMap<u64, Option<Vec<u8>>> = HashMap::new();
@@ -154,7 +142,7 @@ fn check_crash(seed: u64, mode: CrashMode) -> Result<(), String> {
 /// SEC-8: CAS rounds each set all of keys 0..4 to the round number; after any crash all four
 /// keys agree, and on a round at least as new as the last flushed one.
 fn check_cas_atomic(seed: u64, mode: CrashMode) -> Result<(), String> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut e = fresh();
     let mut flushed_round = 0u64;
     for round in 1..(10 + rng.below(20)) {
@@ -196,7 +184,7 @@ fn check_cas_atomic(seed: u64, mode: CrashMode) -> Result<(), String> {
 /// SEC-6: a flipped byte anywhere in the durable image never yields a value that was not
 /// written; a damaged current record is reported naming its key, at recovery or on read.
 fn check_flip(seed: u64, while_running: bool) -> Result<(), String> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut e = Engine::format(MemDevice::new(2 + 12 * 16), cfg()).unwrap();
     let mut history: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
     for n in 0..30 {

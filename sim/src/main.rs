@@ -11,6 +11,8 @@ mod demo;
 mod kv_cmd;
 mod node_cmd;
 mod sector_cmd;
+mod sim;
+mod verify;
 mod vol;
 
 /// Cellar: content-addressed, encrypted, versioned storage with its checkers.
@@ -37,6 +39,10 @@ enum Command {
     Node(node_cmd::NodeArgs),
     /// Talk to a running `cellar node`: set, get, list, delete, commit, log.
     Kv(kv_cmd::KvArgs),
+    /// Run the deterministic simulator (seeds, profiles, planted bugs, replay).
+    Sim(sim::SimArgs),
+    /// The main job: model check every model and run a 500-seed simulation campaign.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +54,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Node(args) => node_cmd::run(&args),
         Command::Kv(args) => kv_cmd::run(&args),
+        Command::Sim(args) => sim::run_cli(&args),
+        Command::Verify(args) => verify::run(&args),
     }
 }

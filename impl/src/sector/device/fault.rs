@@ -12,6 +12,7 @@
 //! Choices come from a caller-supplied seed (a SplitMix64 stream): never OS randomness.
 
 use super::{BlockDevice, DeviceError, ReadOp, WriteOp, check_io, check_range};
+use crate::env::SplitMix64;
 use crate::sector::SECTOR_SIZE_BYTES;
 
 /// How a crash treats writes that were not flushed.
@@ -64,7 +65,7 @@ impl<D: BlockDevice> FaultDevice<D> {
         match mode {
             CrashMode::DropUnflushed => {}
             CrashMode::Torn { seed } => {
-                let mut rng = SplitMix(seed);
+                let mut rng = SplitMix64::new(seed);
                 let keep = rng.below(pending.len() as u64 + 1) as usize;
                 for (i, (first, data)) in pending.iter().take(keep).enumerate() {
                     let sectors = (data.len() / SECTOR_SIZE_BYTES) as u64;
@@ -75,7 +76,7 @@ impl<D: BlockDevice> FaultDevice<D> {
                 }
             }
             CrashMode::Reordered { seed } => {
-                let mut rng = SplitMix(seed);
+                let mut rng = SplitMix64::new(seed);
                 for (first, data) in &pending {
                     for (i, chunk) in data.chunks(SECTOR_SIZE_BYTES).enumerate() {
                         if rng.below(2) == 1 {
@@ -153,23 +154,5 @@ fn overlay(pending: &[(u64, Vec<u8>)], first: u64, buf: &mut [u8]) {
         if let (Some(d), Some(sr)) = (buf.get_mut(dst), data.get(src)) {
             d.copy_from_slice(sr);
         }
-    }
-}
-
-/// SplitMix64: a tiny seeded generator for crash choices.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-ish in `0..n` (`0` when `n == 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
     }
 }

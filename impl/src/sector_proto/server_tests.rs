@@ -1,0 +1,256 @@
+//! Tests of the server shell and client against a small in-memory backend (the engine-backed
+//! end-to-end tests live in `sim/tests/sector_cli.rs`).
+
+use super::client::SectorClient;
+use super::codec::{self, ReadFrame};
+use super::server::{Backend, Server, ServerConfig, ShutdownHandle};
+use super::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Reads of this key take a while, so replies to later requests overtake them.
+const SLOW_KEY: Key = 1_000_000;
+const SLOW: Duration = Duration::from_millis(300);
+
+#[derive(Default)]
+struct TestBackend {
+    map: Mutex<HashMap<Key, (Version, Vec<u8>)>>,
+    seq: AtomicU64,
+    flushes: AtomicU64,
+}
+
+impl Backend for std::sync::Arc<TestBackend> {
+    fn handle(&self, request: Request) -> Response {
+        match request {
+            Request::Read { key } => {
+                if key == SLOW_KEY {
+                    std::thread::sleep(SLOW);
+                }
+                let map = self.map.lock().unwrap();
+                Response::Record(map.get(&key).map(|(v, b)| Record {
+                    key,
+                    version: *v,
+                    value: b.clone(),
+                    next: None,
+                }))
+            }
+            Request::Write { key, value, options } => {
+                if key == SLOW_KEY {
+                    std::thread::sleep(SLOW);
+                }
+                let version = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                self.map.lock().unwrap().insert(key, (version, value));
+                if options.flush {
+                    self.flushes.fetch_add(1, Ordering::SeqCst);
+                }
+                Response::Written { version }
+            }
+            Request::Flush => {
+                self.flushes.fetch_add(1, Ordering::SeqCst);
+                Response::Flushed
+            }
+            _ => Response::Error(ErrorReply::new(ErrorKind::Unsupported, "test backend")),
+        }
+    }
+
+    fn flush(&self) -> Result<(), ErrorReply> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+struct Running {
+    backend: std::sync::Arc<TestBackend>,
+    socket: std::path::PathBuf,
+    handle: ShutdownHandle,
+    thread: JoinHandle<Result<server::ServeReport, server::ServerError>>,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s.sock");
+    let backend = std::sync::Arc::new(TestBackend::default());
+    let server =
+        Server::bind(&socket, backend.clone(), ServerConfig::default().workers(4)).unwrap();
+    let handle = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.run());
+    Running { backend, socket, handle, thread, _dir: dir }
+}
+
+impl Running {
+    fn stop(self) -> server::ServeReport {
+        self.handle.shutdown();
+        self.thread.join().unwrap().unwrap()
+    }
+}
+
+fn read_response(stream: &mut UnixStream) -> Option<ResponseFrame> {
+    match codec::read_frame_body(stream).unwrap() {
+        ReadFrame::Body(body) => Some(codec::decode_response_body(&body).unwrap()),
+        _ => None,
+    }
+}
+
+fn write_request(stream: &mut UnixStream, id: u64, request: Request) {
+    stream.write_all(&encode_request_frame(&RequestFrame { id, request }).unwrap()).unwrap();
+}
+
+#[test]
+fn pipelined_replies_come_back_out_of_order_proto_7() {
+    let srv = start();
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    write_request(&mut s, 10, Request::Read { key: SLOW_KEY });
+    write_request(&mut s, 11, Request::Read { key: 5 });
+    let first = read_response(&mut s).unwrap();
+    let second = read_response(&mut s).unwrap();
+    assert_eq!((first.id, second.id), (11, 10), "the fast reply overtakes the slow one");
+    assert_eq!(first.response, Response::Record(None));
+    drop(s);
+    srv.stop();
+}
+
+#[test]
+fn client_pipelines_many_requests() {
+    let srv = start();
+    let mut c = SectorClient::connect(&srv.socket).unwrap();
+    let ids: Vec<u64> = (0..100u64)
+        .map(|k| {
+            let value = k.to_le_bytes().to_vec();
+            c.send(Request::Write { key: k, value, options: WriteOptions::default() }).unwrap()
+        })
+        .collect();
+    assert_eq!(c.in_flight(), 100);
+    for id in ids.iter().rev() {
+        assert!(matches!(c.recv(*id).unwrap(), Response::Written { .. }));
+    }
+    assert_eq!(c.in_flight(), 0);
+    assert_eq!(c.read(42).unwrap().unwrap().value, 42u64.to_le_bytes());
+    srv.stop();
+}
+
+/// PROTO-4: a frame with a valid prefix and a bad body gets an error reply; the connection
+/// stays usable. Returns what went wrong, for the planted-bug test.
+fn check_malformed_frame_keeps_connection(srv: &Running) -> Result<(), String> {
+    let mut c = SectorClient::connect(&srv.socket).map_err(|e| e.to_string())?;
+    // Prefix 3, body: id 77, variant 250 (no such request), one more byte.
+    c.send_raw(&[3, 0, 0, 0, 77, 250, 1]).map_err(|e| e.to_string())?;
+    // A body whose id itself is broken (an unterminated varint).
+    c.send_raw(&[2, 0, 0, 0, 0xff, 0xff]).map_err(|e| e.to_string())?;
+    let e = c.recv_unattributed().map_err(|e| format!("no reply to a broken id: {e}"))?;
+    if e.kind != ErrorKind::MalformedFrame {
+        return Err(format!("unattributed reply {e:?}"));
+    }
+    let version = c
+        .write(3, b"after".to_vec(), WriteOptions::default())
+        .map_err(|e| format!("connection unusable after a malformed frame: {e}"))?;
+    match c.read(3) {
+        Ok(Some(r)) if r.version == version && r.value == b"after" => Ok(()),
+        other => Err(format!("read after malformed frame: {other:?}")),
+    }
+}
+
+#[test]
+fn malformed_frame_gets_error_and_connection_survives_proto_4() {
+    let srv = start();
+    check_malformed_frame_keeps_connection(&srv).unwrap();
+    // The reply to the body with a readable id names it.
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    s.write_all(&[2, 0, 0, 0, 77, 250]).unwrap();
+    let reply = read_response(&mut s).unwrap();
+    assert_eq!(reply.id, 77);
+    assert!(matches!(
+        reply.response,
+        Response::Error(ErrorReply { kind: ErrorKind::MalformedFrame, .. })
+    ));
+    drop(s);
+    srv.stop();
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_close_on_malformed_is_caught() {
+    let _bug = crate::bugs::plant("sector_proto:close-on-malformed").unwrap();
+    let srv = start();
+    assert!(check_malformed_frame_keeps_connection(&srv).is_err());
+    srv.stop();
+}
+
+#[test]
+fn oversize_prefix_gets_error_then_close_proto_3() {
+    let srv = start();
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    s.write_all(&(FRAME_BODY_BYTES_MAX + 1).to_le_bytes()).unwrap();
+    let reply = read_response(&mut s).unwrap();
+    assert_eq!(reply.id, REQUEST_ID_NONE);
+    assert!(matches!(
+        reply.response,
+        Response::Error(ErrorReply { kind: ErrorKind::FrameTooLarge, .. })
+    ));
+    assert!(read_response(&mut s).is_none(), "the connection is closed");
+    srv.stop();
+}
+
+#[test]
+fn invalid_request_is_refused_before_the_backend() {
+    let srv = start();
+    let mut c = SectorClient::connect(&srv.socket).unwrap();
+    let err = c.cas(vec![], false).unwrap_err();
+    assert_eq!(err.server_kind(), Some(ErrorKind::InvalidRequest));
+    let ranges = vec![KeyRange { first: 5, last: 4 }];
+    assert_eq!(c.read_range(ranges).unwrap_err().server_kind(), Some(ErrorKind::InvalidRequest));
+    srv.stop();
+}
+
+#[test]
+fn disconnect_mid_request_loses_nothing_proto_8() {
+    let srv = start();
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    let options = WriteOptions { flush: true, ..WriteOptions::default() };
+    write_request(&mut s, 1, Request::Write { key: SLOW_KEY, value: b"v".to_vec(), options });
+    std::thread::sleep(Duration::from_millis(50));
+    drop(s); // gone before the reply
+    std::thread::sleep(SLOW * 2);
+    let mut c = SectorClient::connect(&srv.socket).unwrap();
+    assert_eq!(c.read(SLOW_KEY).unwrap().unwrap().value, b"v");
+    srv.stop();
+}
+
+#[test]
+fn shutdown_answers_in_flight_then_flushes_proto_10() {
+    let srv = start();
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    write_request(
+        &mut s,
+        5,
+        Request::Write { key: SLOW_KEY, value: b"late".to_vec(), options: WriteOptions::default() },
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let backend = srv.backend.clone();
+    let socket = srv.socket.clone();
+    let flushes_before = backend.flushes.load(Ordering::SeqCst);
+    let report = srv.stop();
+    assert!(report.replies >= 1);
+    let reply = read_response(&mut s).unwrap();
+    assert_eq!(reply.id, 5);
+    assert!(matches!(reply.response, Response::Written { .. }));
+    assert!(backend.flushes.load(Ordering::SeqCst) > flushes_before, "flushed on shutdown");
+    assert!(!socket.exists(), "socket file removed");
+}
+
+#[test]
+fn second_server_on_same_socket_is_refused() {
+    let srv = start();
+    let other = Server::bind(
+        &srv.socket,
+        std::sync::Arc::new(TestBackend::default()),
+        ServerConfig::default(),
+    );
+    assert!(matches!(other, Err(server::ServerError::InUse(_))));
+    srv.stop();
+}

@@ -1,0 +1,346 @@
+//! The key/value workload: clients issuing every engine operation (write with each option,
+//! append, delete, multi-key CAS, read, read_range, verify, flush) against the real sector
+//! engine, each result judged at once by the [`KvModel`] oracle.
+//!
+//! Values are unique per write (they start with the write's id), compressible (so the
+//! `compressed` option shrinks them) and sometimes span several sectors.
+
+use super::oracle::{KvModel, Violation, show};
+use super::rng::SimRng;
+use super::ssd::SimSsd;
+use cellar::sector::{
+    CasNew, CasOp, CasResult, Engine, Expect, Key, KeyRange, SECTOR_SIZE_BYTES, SectorError,
+    WriteOptions,
+};
+
+/// Largest value of a CAS member, bytes: four members and the commit record fit in one zone.
+pub const CAS_VALUE_BYTES_MAX: u64 = 2_000;
+/// Most members of one simulated CAS.
+pub const CAS_MEMBERS_MAX: u64 = 4;
+/// Largest record the engine packs into a shared sector (half a sector, header included).
+const PACK_BYTES_MAX: usize = SECTOR_SIZE_BYTES / 2;
+const RECORD_HEADER_BYTES: usize = 80;
+
+/// A unique, compressible value of `len` (≥ 8) bytes for write `uid`.
+pub fn value(uid: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![(uid % 251) as u8; len.max(8)];
+    v[..8].copy_from_slice(&uid.to_le_bytes());
+    v
+}
+
+/// One key/value client's operation against the engine. `uid` names the write; `hits` reports
+/// how many media faults the device met so far (to tell allowed errors from bugs).
+pub struct KvCtx<'a> {
+    /// The engine.
+    pub engine: &'a mut Engine<SimSsd>,
+    /// The oracle.
+    pub model: &'a mut KvModel,
+    /// The run's generator.
+    pub rng: &'a mut SimRng,
+    /// Keys in use.
+    pub keys: u64,
+    /// Largest value, bytes.
+    pub value_bytes_max: u64,
+    /// Chance (ppm) a write carries `flush`.
+    pub flush_ppm: u32,
+    /// A fresh write id.
+    pub uid: u64,
+}
+
+impl KvCtx<'_> {
+    fn hits(&mut self) -> u64 {
+        self.engine.device_mut().fault_hits()
+    }
+
+    /// Draws and runs one operation; returns its trace line.
+    pub fn run(mut self) -> Result<String, Violation> {
+        let k = self.rng.below(self.keys);
+        match self.rng.below(100) {
+            0..=29 => self.write(k),
+            30..=34 => self.append(k),
+            35..=42 => self.delete(k),
+            43..=54 => self.cas(),
+            55..=84 => self.read(k),
+            85..=89 => self.read_range(k),
+            90..=92 => self.verify(k),
+            _ => self.flush(),
+        }
+    }
+
+    fn write(&mut self, k: Key) -> Result<String, Violation> {
+        let len = self.len(self.value_bytes_max);
+        let v = value(self.uid, len);
+        let compressed = self.rng.below(5) == 0;
+        let compact = self.rng.below(3) == 0;
+        let flush = self.rng.chance_ppm(self.flush_ppm);
+        let opts = WriteOptions { compressed, compact, flush, ..WriteOptions::default() };
+        let packed = compact && RECORD_HEADER_BYTES + v.len() <= PACK_BYTES_MAX;
+        match self.engine.write(k, &v, opts) {
+            Ok(version) => {
+                self.model.on_write(k, Some(v.clone()), Some(version), !compressed && !packed);
+                if flush {
+                    self.model.on_flush();
+                }
+                Ok(format!("kv write {k} {} {opts:?} -> v{version}", show(&Some(v))))
+            }
+            Err(SectorError::DeviceFull) => Ok(format!("kv write {k}: device full")),
+            Err(e) => Err(Violation::new("writes fail only when full", format!("write {k}: {e}"))),
+        }
+    }
+
+    fn append(&mut self, k: Key) -> Result<String, Violation> {
+        let data = value(self.uid, self.rng.range(8, 200) as usize);
+        let before = self.hits();
+        let mut want = self.model.current(k).unwrap_or_default();
+        want.extend_from_slice(&data);
+        match self.engine.append(k, &data, WriteOptions::default()) {
+            Ok(version) => {
+                let big = want.len() > self.engine.value_size_max_bytes();
+                if big {
+                    return Err(Violation::new(
+                        "TooLarge",
+                        format!("append {k} accepted {}B", want.len()),
+                    ));
+                }
+                self.model.on_write(k, Some(want.clone()), Some(version), true);
+                Ok(format!("kv append {k} -> {}", show(&Some(want))))
+            }
+            Err(SectorError::DeviceFull) => Ok(format!("kv append {k}: device full")),
+            Err(SectorError::TooLarge { .. }) => Ok(format!("kv append {k}: too large")),
+            Err(e) => {
+                let hit = self.hits() > before;
+                self.model.check_error(k, &e, hit)?;
+                Ok(format!("kv append {k}: allowed error: {e}"))
+            }
+        }
+    }
+
+    fn delete(&mut self, k: Key) -> Result<String, Violation> {
+        let flush = self.rng.chance_ppm(self.flush_ppm);
+        let opts = WriteOptions { flush, ..WriteOptions::default() };
+        match self.engine.delete(k, opts) {
+            Ok(present) => {
+                let want = self.model.current(k).is_some();
+                if present != want && !self.model.is_damaged(k) {
+                    return Err(Violation::new(
+                        "delete reports presence",
+                        format!("delete {k} said present={present}, model {want}"),
+                    ));
+                }
+                self.model.on_write(k, None, None, false);
+                if flush {
+                    self.model.on_flush();
+                }
+                Ok(format!("kv delete {k} flush={flush} -> {present}"))
+            }
+            Err(SectorError::DeviceFull) => Ok(format!("kv delete {k}: device full")),
+            Err(e) => {
+                Err(Violation::new("deletes fail only when full", format!("delete {k}: {e}")))
+            }
+        }
+    }
+
+    fn cas(&mut self) -> Result<String, Violation> {
+        let n = self.rng.range(1, CAS_MEMBERS_MAX.min(self.keys));
+        let mut keys: Vec<Key> = Vec::new();
+        while (keys.len() as u64) < n {
+            let k = self.rng.below(self.keys);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let mut ops = Vec::with_capacity(keys.len());
+        let mut stale = Vec::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let (expected, is_stale) = self.expectation(*k);
+            let new = if self.rng.below(5) == 0 {
+                CasNew::Delete
+            } else {
+                let len = self.len(CAS_VALUE_BYTES_MAX);
+                CasNew::Put(value(self.uid + 1 + i as u64, len))
+            };
+            ops.push(CasOp { key: *k, expected, new });
+            stale.push(is_stale);
+        }
+        match self.engine.cas(&ops) {
+            Ok(CasResult::Committed(versions)) => self.cas_committed(&ops, &stale, &versions),
+            Ok(CasResult::Mismatch { index, current }) => self.cas_mismatch(&ops, index, current),
+            Err(SectorError::DeviceFull) => Ok("kv cas: device full".into()),
+            Err(e) => Err(Violation::new("cas fails only when full", e.to_string())),
+        }
+    }
+
+    /// An expectation for `k`: Any, Absent, its known version, or a stale one (must lose).
+    fn expectation(&mut self, k: Key) -> (Expect, bool) {
+        match self.rng.below(10) {
+            0..=2 => (Expect::Any, false),
+            3..=4 => (Expect::Absent, false),
+            5 => match self.model.stale_version(k, self.rng.next_u64()) {
+                Some(v) => (Expect::Version(v), true),
+                None => (Expect::Any, false),
+            },
+            _ => match self.model.version(k) {
+                Some(v) if self.model.current(k).is_some() => (Expect::Version(v), false),
+                _ => (Expect::Absent, false),
+            },
+        }
+    }
+
+    fn cas_committed(
+        &mut self,
+        ops: &[CasOp],
+        stale: &[bool],
+        versions: &[Option<cellar::sector::Version>],
+    ) -> Result<String, Violation> {
+        for (op, is_stale) in ops.iter().zip(stale) {
+            let k = op.key;
+            let ok = match op.expected {
+                Expect::Any => true,
+                Expect::Absent => self.model.current(k).is_none(),
+                Expect::Version(v) => !*is_stale && self.model.version(k) == Some(v),
+            };
+            if !ok {
+                return Err(Violation::new(
+                    "SEC-8/SEC-9 a CAS commits only if every expectation holds",
+                    format!(
+                        "key {k} expected {:?}, model {} v{:?}",
+                        op.expected,
+                        show(&self.model.current(k)),
+                        self.model.version(k)
+                    ),
+                ));
+            }
+        }
+        let members: Vec<(Key, Option<Vec<u8>>)> = ops
+            .iter()
+            .map(|op| match &op.new {
+                CasNew::Put(v) => (op.key, Some(v.clone())),
+                CasNew::Delete => (op.key, None),
+            })
+            .collect();
+        self.model.on_cas(&members, versions);
+        let keys: Vec<Key> = ops.iter().map(|o| o.key).collect();
+        Ok(format!("kv cas {keys:?} committed"))
+    }
+
+    fn cas_mismatch(
+        &mut self,
+        ops: &[CasOp],
+        index: usize,
+        current: Option<cellar::sector::Version>,
+    ) -> Result<String, Violation> {
+        let Some(op) = ops.get(index) else {
+            return Err(Violation::new("cas mismatch names a member", format!("index {index}")));
+        };
+        let k = op.key;
+        let plausible = match op.expected {
+            Expect::Any => false,
+            Expect::Absent => self.model.current(k).is_some() || self.model.is_damaged(k),
+            // Compaction moves records and changes versions (SEC-10): a version may go stale.
+            Expect::Version(_) => true,
+        };
+        if !plausible {
+            return Err(Violation::new(
+                "SEC-8 a CAS fails only on a false expectation",
+                format!(
+                    "member {index} key {k} expected {:?}, model {}",
+                    op.expected,
+                    show(&self.model.current(k))
+                ),
+            ));
+        }
+        self.model.on_read_version(k, current);
+        Ok(format!("kv cas mismatch at key {k}"))
+    }
+
+    fn len(&mut self, max: u64) -> usize {
+        // Mostly small, sometimes up to the maximum (multi-sector records).
+        let cap = if self.rng.below(4) == 0 { max } else { max.min(200) };
+        self.rng.range(8, cap.max(8)) as usize
+    }
+
+    fn read(&mut self, k: Key) -> Result<String, Violation> {
+        let before = self.hits();
+        let got = self.engine.read(k);
+        let hit = self.hits() > before;
+        self.model.check_read(k, &got, hit)?;
+        Ok(match got {
+            Ok(r) => format!("kv read {k} -> {}", show(&r.map(|r| r.value))),
+            Err(e) => format!("kv read {k}: allowed error: {e}"),
+        })
+    }
+
+    fn read_range(&mut self, k: Key) -> Result<String, Violation> {
+        let end = k + self.rng.below(8);
+        let before = self.hits();
+        let got = self.engine.read_range(&[KeyRange::Span { start: k, end }]);
+        let hit = self.hits() > before;
+        match got {
+            Ok(recs) => {
+                let mut it = recs.iter().peekable();
+                for key in k..=end {
+                    let have = match it.peek() {
+                        Some((rk, r)) if *rk == key => {
+                            let v = Some(r.value.clone());
+                            it.next();
+                            v
+                        }
+                        _ => None,
+                    };
+                    let want = self.model.current(key);
+                    if have != want {
+                        return Err(Violation::new(
+                            "SEC-6 read_range returns the newest values",
+                            format!("key {key}: got {} want {}", show(&have), show(&want)),
+                        ));
+                    }
+                }
+                if it.next().is_some() {
+                    return Err(Violation::new(
+                        "read_range stays in its span",
+                        format!("{k}..={end}"),
+                    ));
+                }
+                Ok(format!("kv read_range {k}..={end} -> {} keys", recs.len()))
+            }
+            Err(e) => {
+                let key = match &e {
+                    SectorError::Corrupt { key, .. } if (k..=end).contains(key) => *key,
+                    _ => k,
+                };
+                self.model.check_error(key, &e, hit)?;
+                Ok(format!("kv read_range {k}..={end}: allowed error: {e}"))
+            }
+        }
+    }
+
+    fn verify(&mut self, k: Key) -> Result<String, Violation> {
+        let before = self.hits();
+        match self.engine.verify(k) {
+            Ok(present) => {
+                if present != self.model.current(k).is_some() {
+                    return Err(Violation::new(
+                        "verify reports presence",
+                        format!("verify {k} -> {present}"),
+                    ));
+                }
+                Ok(format!("kv verify {k} -> {present}"))
+            }
+            Err(e) => {
+                let hit = self.hits() > before;
+                self.model.check_error(k, &e, hit)?;
+                Ok(format!("kv verify {k}: allowed error: {e}"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<String, Violation> {
+        match self.engine.flush() {
+            Ok(()) => {
+                self.model.on_flush();
+                Ok("kv flush".into())
+            }
+            Err(e) => Err(Violation::new("flush fails only for faults", e.to_string())),
+        }
+    }
+}
