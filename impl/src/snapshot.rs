@@ -297,3 +297,47 @@ impl Reachability for SnapshotReachability {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    #[test]
+    fn forged_history_is_refused_kv13() {
+        let store = MemStore::new();
+        let kv = Kv::new(&store, [2; 32]);
+        let a = Snapshot::commit_of(None, None, NodeId(1), "a");
+        let ra = post(&kv, &a).unwrap();
+        // A child claiming a lamport not above its parent's (a cycle or forgery).
+        let mut b = Snapshot::commit_of(None, Some((&ra, &a)), NodeId(1), "b");
+        b.lamport = a.lamport;
+        let rb = post(&kv, &b).unwrap();
+        assert!(matches!(history(&store, &rb, 10), Err(SnapshotError::Corrupt { .. })));
+        // A well-formed chain walks newest first.
+        let c = Snapshot::commit_of(None, Some((&ra, &a)), NodeId(2), "c");
+        let rc = post(&kv, &c).unwrap();
+        let h: Vec<Ref> = history(&store, &rc, 10).unwrap().into_iter().map(|(r, _)| r).collect();
+        assert_eq!(h, vec![rc, ra]);
+        assert!(is_ancestor(&store, &ra, &rc).unwrap() && !is_ancestor(&store, &rc, &ra).unwrap());
+    }
+
+    #[test]
+    fn snapshot_and_cell_values_are_validated_kv12() {
+        let s = Snapshot::commit_of(None, None, NodeId(1), "x");
+        let bytes = s.encode().unwrap();
+        assert_eq!(Snapshot::decode(Hash::ZERO, &bytes).unwrap(), s);
+        let mut bad = s.clone();
+        bad.lamport = 0;
+        assert!(bad.encode().is_err());
+        assert!(Snapshot::decode(Hash::ZERO, &[&bytes[..], &[0][..]].concat()).is_err());
+        assert!(Snapshot::decode(Hash::ZERO, &[2]).is_err());
+        assert_eq!(head_from_cell(b"").unwrap(), None);
+        assert!(head_from_cell(&[0; 63]).is_err());
+        let long = "é".repeat(MESSAGE_SIZE_MAX_BYTES);
+        assert!(
+            Snapshot::commit_of(None, None, NodeId(1), &long).message.len()
+                <= MESSAGE_SIZE_MAX_BYTES
+        );
+    }
+}
