@@ -1,6 +1,8 @@
 //! Gossip over a hostile in-memory network (issue 6 groundwork for item 6): the real
 //! `cellar::gossip::GossipNode`s exchange encoded messages that are lost, duplicated, reordered
-//! and partitioned, while clients write and commit; then a liveness phase heals the network.
+//! and partitioned, nodes crash (losing in-flight fetches; the store and the persisted head
+//! survive) and restart, while clients write and commit; then a liveness phase heals the
+//! network.
 //! Oracles, from the executable spec's primitives (`cellar_model::spec`):
 //! - convergence (GOS-5): all nodes end with equal roots and equal key states;
 //! - the converged state of every key is the spec's join of every acknowledged write: clock =
@@ -46,6 +48,11 @@ type Written = BTreeMap<String, Vec<spec::Version<Option<Vec<u8>>>>>;
 
 struct World {
     nodes: Vec<GossipNode>,
+    /// Per node: its durable store and its cell (the persisted head).
+    disks: Vec<(Arc<dyn Store>, Option<cellar::refs::Ref>)>,
+    policy: MergePolicy,
+    seed: u64,
+    crashes: u32,
     net: Vec<Packet>,
     /// Blocked (from, to) pairs.
     cut: Vec<(u32, u32)>,
@@ -60,24 +67,43 @@ fn spec_clock(c: &cellar::merge::VectorClock) -> spec::VectorClock {
 
 impl World {
     fn new(policy: MergePolicy, seed: u64) -> Self {
-        let nodes = (0..NODES)
-            .map(|i| {
-                let store: Arc<dyn Store> = Arc::new(MemStore::new());
-                let db = Hkv::new(store, [8; 32], NodeId(i), policy, None);
-                let peers = (0..NODES).filter(|p| *p != i).map(PeerId).collect();
-                let entropy =
-                    Arc::new(DetEntropy::new(seed.wrapping_mul(31).wrapping_add(u64::from(i))));
-                GossipNode::new(db, peers, entropy, GossipConfig::default())
-            })
-            .collect();
-        Self {
-            nodes,
+        let disks: Vec<(Arc<dyn Store>, _)> =
+            (0..NODES).map(|_| (Arc::new(MemStore::new()) as Arc<dyn Store>, None)).collect();
+        let mut w = Self {
+            nodes: Vec::new(),
+            disks,
+            policy,
+            seed,
+            crashes: 0,
             net: Vec::new(),
             cut: Vec::new(),
             written: Written::new(),
             now_ms: 0,
             rejected: 0,
-        }
+        };
+        w.nodes = (0..NODES).map(|i| w.boot(i)).collect();
+        w
+    }
+
+    /// Starts node `i` from its disk: the store and the persisted head.
+    fn boot(&self, i: u32) -> GossipNode {
+        let (store, head) = &self.disks[i as usize];
+        let db = Hkv::new(store.clone(), [8; 32], NodeId(i), self.policy, *head);
+        let peers = (0..NODES).filter(|p| *p != i).map(PeerId).collect();
+        let entropy_seed =
+            self.seed.wrapping_mul(31).wrapping_add(u64::from(i) + 1000 * u64::from(self.crashes));
+        GossipNode::new(db, peers, Arc::new(DetEntropy::new(entropy_seed)), GossipConfig::default())
+    }
+
+    /// Persists node `n`'s head (what a crash keeps).
+    fn persist(&mut self, n: usize) {
+        self.disks[n].1 = self.nodes[n].db().head();
+    }
+
+    /// Node `n` crashes and restarts: in-flight fetches are lost, its disk survives.
+    fn crash(&mut self, n: usize) {
+        self.crashes += 1;
+        self.nodes[n] = self.boot(n as u32);
     }
 
     fn send(&mut self, from: u32, envs: Vec<cellar::gossip::Envelope>) {
@@ -96,6 +122,8 @@ impl World {
             db.set(&path, &rng.below(5).to_le_bytes()).unwrap();
         }
         db.commit("write").unwrap();
+        self.persist(n);
+        let db = self.nodes[n].db();
         // Acknowledged: record the write (the single version the write left).
         let state = db.state(&path).unwrap();
         let v = state.versions().iter().find(|v| v.clock == *state.clock()).unwrap();
@@ -111,7 +139,12 @@ impl World {
     fn deliver(&mut self, i: usize) {
         let (from, to, bytes) = self.net.swap_remove(i);
         match self.nodes[to as usize].handle_bytes(PeerId(from), &bytes, self.now_ms) {
-            Ok(h) => self.send(to, h.replies),
+            Ok(h) => {
+                if h.merged.is_some() {
+                    self.persist(to as usize);
+                }
+                self.send(to, h.replies)
+            }
             Err(_) => self.rejected += 1, // e.g. objects of a fetch that was dropped
         }
     }
@@ -125,6 +158,7 @@ impl World {
                 let envs = self.nodes[n].tick(self.now_ms).unwrap();
                 self.send(n as u32, envs);
             }
+            4 if rng.chance(30) => self.crash(rng.below(u64::from(NODES)) as usize),
             4 => {
                 let pair = (rng.below(u64::from(NODES)) as u32, rng.below(u64::from(NODES)) as u32);
                 if let Some(p) = self.cut.iter().position(|c| *c == pair) {
@@ -203,7 +237,8 @@ fn same(state: &KeyState, want: &(spec::VectorClock, Vec<spec::Version<Option<Ve
         })
 }
 
-fn run(policy: MergePolicy, seed: u64) -> Result<(), String> {
+/// One chaos run; returns how many crashes it had.
+fn run(policy: MergePolicy, seed: u64) -> Result<u32, String> {
     let mut rng = Rng(seed);
     let mut w = World::new(policy, seed);
     for _ in 0..CHAOS_STEPS {
@@ -221,15 +256,17 @@ fn run(policy: MergePolicy, seed: u64) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(w.crashes)
 }
 
 #[test]
 fn converges_to_the_spec_join_under_loss_duplication_reordering_partitions() {
+    let mut crashes = 0;
     for seed in 0..40 {
-        run(MergePolicy::LastWriteWins, seed).unwrap();
-        run(MergePolicy::KeepBoth, seed).unwrap();
+        crashes += run(MergePolicy::LastWriteWins, seed).unwrap();
+        crashes += run(MergePolicy::KeepBoth, seed).unwrap();
     }
+    assert!(crashes >= 100, "the runs must crash nodes ({crashes} crashes)");
 }
 
 #[cfg(feature = "planted-bugs")]
