@@ -1,12 +1,13 @@
 //! Batched edits (KV-4): rewrite only the nodes whose entries change, level by level.
 //!
 //! Level `L` of a tree is the sorted entry list `E_L` (leaf entries at 0; at `L+1` one
-//! `(first key, ref)` entry per level-`L` node), cut into nodes after each boundary entry. An
-//! edit at level `L` loads the touched nodes, extends each run of them to the right while the
-//! run's last entry is no longer a boundary (so the run ends where a from-scratch chunking would
-//! cut), re-chunks the run and turns "old nodes out, new nodes in" into edits of `E_{L+1}`,
-//! keyed by first key. Every run starts right after an unchanged node, which ends at a cut, and
-//! the chunker's state resets at a cut, so the result equals chunking the edited contents from scratch: the tree is a function of its
+//! `(first key, ref)` entry per level-`L` node), cut into nodes by the chunker (KV-3). An edit at
+//! level `L` loads each touched node, applies its edits, and extends the run with the following
+//! nodes while re-chunking the run would not cut right after its last entry; it then re-chunks
+//! the run and turns "old nodes out, new nodes in" into edits of `E_{L+1}`, keyed by first key.
+//! Every run starts where the old tree had a cut and the new one has one too (after an untouched
+//! node, or after a run that ended on a cut), and the chunker's state resets at a cut, so the
+//! result equals chunking the edited contents from scratch: the tree is a function of its
 //! contents (KV-4).
 
 use super::{Edits, Entry, Kv, KvError, LEVEL_MAX, Node, check_edit, child_index, child_ref};
@@ -99,17 +100,14 @@ impl Kv<'_> {
         while let Some((first, r)) = queue.next() {
             let mut run = self.load_edited(&r, level, assigned.remove(&first).as_ref())?;
             let mut old = vec![(first, r)];
-            loop {
+            // A run that ends on a cut is final: whatever follows starts a node in the old tree
+            // and in the new one alike (a touched successor then starts its own run). Only an
+            // open tail pulls in the next node, touched or not.
+            // Planted bug kv:no-run-extension: never extend, even if the run's end moved.
+            while !crate::bugs::active("kv:no-run-extension") && !self.closes(level, &run) {
                 let last = old.last().map(|(k, _)| k.clone()).unwrap_or_default();
                 let Some((nk, nr)) = self.successor(root, level, &last)? else { break };
-                let next_touched = queue.peek().is_some_and(|(k, _)| *k == nk);
-                // Planted bug kv:no-run-extension: stop at the touched nodes even if the run's end moved.
-                let tail_open =
-                    !crate::bugs::active("kv:no-run-extension") && !self.closes(level, &run);
-                if !(next_touched || tail_open) {
-                    break;
-                }
-                if next_touched {
+                if queue.peek().is_some_and(|(k, _)| *k == nk) {
                     queue.next();
                 }
                 run.extend(self.load_edited(&nr, level, assigned.remove(&nk).as_ref())?);
