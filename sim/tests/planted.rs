@@ -12,6 +12,7 @@ const BUGS: &[&str] = &[
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
     "volume:no-mode-exclusion",
+    "gossip:lww-by-arrival-order",
 ];
 
 fn sim(args: &[&str]) -> (bool, serde_json::Value) {

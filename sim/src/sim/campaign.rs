@@ -158,6 +158,10 @@ pub fn print_summary(s: &Summary) {
         f.net_duplicated,
         f.partitions
     );
+    println!(
+        "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
+        f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
+    );
 }
 
 /// The command that replays `cfg`.

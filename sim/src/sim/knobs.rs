@@ -14,6 +14,9 @@ pub const ZONE_COUNT: u64 = 128;
 /// Sectors of the simulated device: two superblocks plus the zones.
 pub const DEVICE_SECTOR_COUNT: u64 = 2 + ZONE_COUNT * ZONE_SECTOR_COUNT;
 
+/// Most gossip nodes in a run.
+pub const GOSSIP_NODES_MAX: u64 = 4;
+
 /// A named set of bounds for the swarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Profile {
@@ -28,6 +31,8 @@ pub enum Profile {
     Volume,
     /// Swarm plus misdirected writes, a fault `specs/sector.md` §12 does not promise to handle.
     Hostile,
+    /// Gossip nodes only (`sim/src/sim/gossip.rs`): partitions, loss, duplication, crashes.
+    Gossip,
 }
 
 /// Fault kinds that can be switched off one by one.
@@ -100,6 +105,14 @@ pub struct Knobs {
     pub net_delay_us_max: u64,
     /// Mean simulated time between partitions, µs (0: none).
     pub partition_every_us: u64,
+    /// Gossip nodes (0: no gossip cluster).
+    pub gossip_nodes: u32,
+    /// The gossip cluster merges with KeepBoth (else LastWriteWins).
+    pub gossip_keep_both: bool,
+    /// Keys the gossip clients write (`/k/0..gossip_keys`).
+    pub gossip_keys: u64,
+    /// Mean simulated time between a gossip node's client writes, µs.
+    pub gossip_write_every_us: u64,
     /// The simulated SSD.
     pub ssd: SsdConfig,
 }
@@ -112,11 +125,12 @@ fn maybe(rng: &mut SimRng, off_ppm: u32, lo: u64, hi: u64) -> u64 {
 impl Knobs {
     /// Draws the knobs of a run of `profile` from `rng`, then applies `off`.
     pub fn draw(rng: &mut SimRng, profile: Profile, off: &[FaultKind]) -> Knobs {
-        let (kv, cells, vols) = match profile {
-            Profile::Swarm | Profile::Hostile => (true, true, true),
-            Profile::Storage => (true, false, false),
-            Profile::Network => (false, true, false),
-            Profile::Volume => (false, false, true),
+        let (kv, cells, vols, gossip) = match profile {
+            Profile::Swarm | Profile::Hostile => (true, true, true, true),
+            Profile::Storage => (true, false, false, false),
+            Profile::Network => (false, true, false, false),
+            Profile::Volume => (false, false, true, false),
+            Profile::Gossip => (false, false, false, true),
         };
         let mut k = Knobs {
             kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
@@ -146,11 +160,21 @@ impl Knobs {
                 zone_sector_count: ZONE_SECTOR_COUNT,
                 zone_base_sector: 2,
             },
+            gossip_nodes: 0,
+            gossip_keep_both: false,
+            gossip_keys: 0,
+            gossip_write_every_us: 0,
         };
+        if gossip {
+            k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
+            k.gossip_keep_both = rng.coin();
+            k.gossip_keys = rng.range(1, 6);
+            k.gossip_write_every_us = rng.range(500, 5_000);
+        }
         if profile == Profile::Hostile {
             k.ssd.misdirect_ppm = rng.range(100, 20_000) as u32;
         }
-        if !kv && !cells {
+        if !kv && !cells && !gossip {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
             k.latent_every_us = 0;
@@ -175,6 +199,11 @@ impl Knobs {
         }
     }
 
+    /// Does anything in this run talk over the simulated network?
+    pub fn networked(&self) -> bool {
+        self.cell_clients > 0 || self.gossip_nodes > 0
+    }
+
     /// Is this fault kind on in this run?
     pub fn is_on(&self, f: FaultKind) -> bool {
         match f {
@@ -182,9 +211,9 @@ impl Knobs {
             FaultKind::Latent => self.latent_every_us > 0,
             FaultKind::Corrupt => self.corrupt_every_us > 0,
             FaultKind::Misdirect => self.ssd.misdirect_ppm > 0,
-            FaultKind::Drop => self.net_drop_ppm > 0 && self.cell_clients > 0,
-            FaultKind::Dup => self.net_dup_ppm > 0 && self.cell_clients > 0,
-            FaultKind::Partition => self.partition_every_us > 0 && self.cell_clients > 0,
+            FaultKind::Drop => self.net_drop_ppm > 0 && self.networked(),
+            FaultKind::Dup => self.net_dup_ppm > 0 && self.networked(),
+            FaultKind::Partition => self.partition_every_us > 0 && self.networked(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! Only this module knows seeds; the implementation under test never sees one.
 
 pub mod campaign;
+pub mod gossip;
 pub mod knobs;
 pub mod minimize;
 pub mod net;

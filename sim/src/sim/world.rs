@@ -12,6 +12,7 @@
 //!
 //! Never spawns threads, reads the clock or draws OS randomness.
 
+use super::gossip::{Broken, Cluster, Packet};
 use super::knobs::{DEVICE_SECTOR_COUNT, Knobs, ZONE_SECTOR_COUNT};
 use super::net::{
     Action, CLIENT_RETRY_TIMEOUT_US, CLIENT_THINK_US_MAX, Cells, Msg, Net, Payload, Reply,
@@ -23,12 +24,14 @@ use super::trace::Trace;
 use super::volumes::Volumes;
 use super::workload::KvCtx;
 use cellar::cell::Cell;
+use cellar::gossip::GossipConfig;
+use cellar::merge::MergePolicy;
 use cellar::sector::adapters::SharedEngine;
 use cellar::sector::{
     CompactProgress, Engine, EngineConfig, Key, Record, SECTOR_SIZE_BYTES, SectorCell, SectorError,
 };
 use cellar_model::spec::{CasOp, CasRet};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// After the fault phase, every pending operation must finish within this much simulated time.
@@ -39,6 +42,12 @@ pub const KV_THINK_US_MAX: u64 = 400;
 pub const COMPACT_PERIOD_US_MAX: u64 = 300;
 /// How long a crashed engine stays down, at most, µs.
 pub const DOWNTIME_US_MAX: u64 = 30_000;
+/// Time between a gossip node's ticks, at most, µs.
+pub const GOSSIP_TICK_US_MAX: u64 = 5_000;
+/// The gossip nodes' configuration: simulated runs last a fraction of a simulated second, so
+/// announces and fetch timeouts are scaled down from the defaults (500 ms, 10 s).
+pub const GOSSIP_CONFIG: GossipConfig =
+    GossipConfig { announce_interval_ms: 5, fanout: 2, fetch_timeout_ms: 50 };
 
 /// Locks a mutex; the simulator is single-threaded, so poisoning carries no information.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +83,18 @@ pub enum Ev {
     Partition,
     /// Heal the partition.
     Heal,
+    /// Gossip node `i` ticks.
+    GossipTick(u32),
+    /// A client of gossip node `i` writes and commits.
+    GossipWrite(u32),
+    /// A gossip message arrives.
+    GossipMsg(Packet),
+    /// A gossip node crashes and restarts from its disk.
+    GossipCrash,
+    /// Cut some gossip links.
+    GossipPartition,
+    /// Heal the gossip links.
+    GossipHeal,
 }
 
 /// Faults injected in one run, by kind.
@@ -97,6 +118,14 @@ pub struct FaultCounts {
     pub net_duplicated: u64,
     /// Partitions.
     pub partitions: u64,
+    /// Gossip node crashes (restarted from their store and persisted head).
+    pub gossip_crashes: u64,
+    /// Gossip messages rejected by their receiver (e.g. objects of a dropped fetch).
+    pub gossip_rejected: u64,
+    /// Acknowledged gossip client commits.
+    pub gossip_writes: u64,
+    /// Gossip messages delivered.
+    pub gossip_delivered: u64,
 }
 
 impl FaultCounts {
@@ -111,6 +140,10 @@ impl FaultCounts {
         self.net_dropped += o.net_dropped;
         self.net_duplicated += o.net_duplicated;
         self.partitions += o.partitions;
+        self.gossip_crashes += o.gossip_crashes;
+        self.gossip_rejected += o.gossip_rejected;
+        self.gossip_writes += o.gossip_writes;
+        self.gossip_delivered += o.gossip_delivered;
     }
 }
 
@@ -134,6 +167,9 @@ pub struct World<'a> {
     pub(super) faults: FaultCounts,
     uid: u64,
     liveness: bool,
+    gossip: Option<Cluster>,
+    /// Cut gossip links (from, to).
+    gossip_cut: BTreeSet<(u32, u32)>,
 }
 
 /// Reads every key of the workload (after a recovery).
@@ -175,6 +211,14 @@ impl<'a> World<'a> {
             Some((v, e)) => (Some(v), Some(e)),
             None => (None, None),
         };
+        let gossip = (knobs.gossip_nodes > 0).then(|| {
+            let policy = if knobs.gossip_keep_both {
+                MergePolicy::KeepBoth
+            } else {
+                MergePolicy::LastWriteWins
+            };
+            Cluster::new(knobs.gossip_nodes, policy, GOSSIP_CONFIG, rng.next_u64())
+        });
         let mut w = World {
             now_us: 0,
             seq: 0,
@@ -194,6 +238,8 @@ impl<'a> World<'a> {
             faults: FaultCounts::default(),
             uid: 16,
             liveness: false,
+            gossip,
+            gossip_cut: BTreeSet::new(),
         };
         w.schedule_start();
         Ok(w)
@@ -226,6 +272,22 @@ impl<'a> World<'a> {
             self.at(d, Ev::Vol(p));
         }
         let k = self.knobs.clone();
+        for i in 0..k.gossip_nodes {
+            let d = self.rng.below(GOSSIP_TICK_US_MAX);
+            self.at(d, Ev::GossipTick(i));
+            let d = self.every(k.gossip_write_every_us);
+            self.at(d, Ev::GossipWrite(i));
+        }
+        if k.gossip_nodes > 0 {
+            for (mean, ev) in
+                [(k.crash_every_us, Ev::GossipCrash), (k.partition_every_us, Ev::GossipPartition)]
+            {
+                if mean > 0 {
+                    let d = self.every(mean);
+                    self.at(d, ev);
+                }
+            }
+        }
         for (mean, ev) in [
             (k.crash_every_us, Ev::Crash),
             (k.latent_every_us, Ev::Latent),
@@ -261,17 +323,21 @@ impl<'a> World<'a> {
         self.final_checks()
     }
 
-    fn settled(&self) -> bool {
-        self.cells.pending() == 0 && self.vols.as_ref().is_none_or(|v| v.running() == 0)
+    fn settled(&mut self) -> bool {
+        self.cells.pending() == 0
+            && self.vols.as_ref().is_none_or(|v| v.running() == 0)
+            // An unreadable root is reported by the final checks.
+            && self.gossip.as_mut().is_none_or(|g| g.converged().unwrap_or(true))
     }
 
     fn liveness_failure(&self, why: &str) -> Violation {
         Violation::new(
             "liveness: every pending operation completes once faults stop",
             format!(
-                "{why} ({LIVENESS_BOUND_US} µs): {} cell ops and {} volume jobs pending",
+                "{why} ({LIVENESS_BOUND_US} µs): {} cell ops and {} volume jobs pending{}",
                 self.cells.pending(),
-                self.vols.as_ref().map_or(0, Volumes::running)
+                self.vols.as_ref().map_or(0, Volumes::running),
+                if self.gossip.is_some() { ", or gossip nodes not converged (GOS-5)" } else { "" }
             ),
         )
     }
@@ -282,6 +348,7 @@ impl<'a> World<'a> {
         self.net.drop_ppm = 0;
         self.net.dup_ppm = 0;
         self.net.partitioned.clear();
+        self.gossip_cut.clear();
         if self.down.is_some() {
             self.restart()?;
         }
@@ -354,6 +421,16 @@ impl<'a> World<'a> {
             Ev::Heal => {
                 self.net.partitioned.clear();
                 self.trace.event(self.now_us, format_args!("partition healed"));
+                Ok(())
+            }
+            Ev::GossipTick(i) => self.gossip_tick(i),
+            Ev::GossipWrite(i) => self.gossip_write(i),
+            Ev::GossipMsg(p) => self.gossip_deliver(p),
+            Ev::GossipCrash => self.gossip_crash(),
+            Ev::GossipPartition => self.gossip_partition(),
+            Ev::GossipHeal => {
+                self.gossip_cut.clear();
+                self.trace.event(self.now_us, format_args!("gossip links healed"));
                 Ok(())
             }
         }
@@ -651,6 +728,13 @@ impl<'a> World<'a> {
         if let Some(v) = &self.vols {
             v.check_end()?;
         }
+        if let Some(g) = self.gossip.as_mut() {
+            g.check().map_err(gossip_violation)?;
+            self.faults.gossip_crashes = g.counts.crashes;
+            self.faults.gossip_rejected = g.counts.rejected;
+            self.faults.gossip_writes = g.counts.writes;
+            self.faults.gossip_delivered = g.counts.delivered;
+        }
         self.faults.net_dropped = self.net.dropped;
         self.faults.net_duplicated = self.net.duplicated;
         if let Some(e) = &self.engine {
@@ -726,4 +810,121 @@ impl<'a> World<'a> {
         self.at(d, Ev::Partition);
         Ok(())
     }
+
+    fn gossip_send(&mut self, packets: Vec<Packet>) {
+        for p in packets {
+            if self.gossip_cut.contains(&(p.from, p.to)) || self.rng.chance_ppm(self.net.drop_ppm) {
+                self.net.dropped += 1;
+                continue;
+            }
+            let delay_max = self.net.delay_us_max.max(1);
+            if self.rng.chance_ppm(self.net.dup_ppm) {
+                self.net.duplicated += 1;
+                let d = 1 + self.rng.below(delay_max * 2);
+                self.at(d, Ev::GossipMsg(p.clone()));
+            }
+            let d = 1 + self.rng.below(delay_max);
+            self.at(d, Ev::GossipMsg(p));
+        }
+    }
+
+    fn gossip_tick(&mut self, i: u32) -> Result<(), Violation> {
+        let now_ms = self.now_us / 1_000;
+        let Some(g) = self.gossip.as_mut() else { return Ok(()) };
+        let out = g.tick(i, now_ms).map_err(gossip_violation)?;
+        self.ops += 1;
+        self.gossip_send(out);
+        let d = 1 + self.rng.below(GOSSIP_TICK_US_MAX);
+        self.at(d, Ev::GossipTick(i));
+        Ok(())
+    }
+
+    fn gossip_deliver(&mut self, p: Packet) -> Result<(), Violation> {
+        let now_ms = self.now_us / 1_000;
+        let Some(g) = self.gossip.as_mut() else { return Ok(()) };
+        let (rejected, merges) = (g.counts.rejected, g.counts.merges);
+        let out = g.deliver(&p, now_ms).map_err(gossip_violation)?;
+        let what = if g.counts.rejected > rejected {
+            "rejected"
+        } else if g.counts.merges > merges {
+            "merged"
+        } else {
+            "handled"
+        };
+        self.ops += 1;
+        self.trace.event(
+            self.now_us,
+            format_args!("gossip {} -> {} ({} bytes) {what}", p.from, p.to, p.bytes.len()),
+        );
+        self.gossip_send(out);
+        Ok(())
+    }
+
+    fn gossip_write(&mut self, i: u32) -> Result<(), Violation> {
+        if self.liveness {
+            return Ok(());
+        }
+        let Some(g) = self.gossip.as_mut() else { return Ok(()) };
+        let k = self.rng.below(self.knobs.gossip_keys);
+        let value = (self.rng.below(5) != 0).then(|| self.rng.below(4).to_le_bytes());
+        let line = g.client_write(i, k, value.as_ref().map(|v| v.as_slice()));
+        self.ops += 1;
+        match &line {
+            Ok(l) => self.trace.event(self.now_us, format_args!("gossip {l}")),
+            Err(b) => self.trace.event(self.now_us, format_args!("gossip VIOLATION {b:?}")),
+        }
+        line.map_err(gossip_violation)?;
+        let d = self.every(self.knobs.gossip_write_every_us);
+        self.at(d, Ev::GossipWrite(i));
+        Ok(())
+    }
+
+    fn gossip_crash(&mut self) -> Result<(), Violation> {
+        if self.liveness || self.knobs.crash_every_us == 0 {
+            return Ok(());
+        }
+        let Some(g) = self.gossip.as_mut() else { return Ok(()) };
+        let n = self.rng.below(u64::from(g.node_count())) as u32;
+        g.crash(n).map_err(gossip_violation)?;
+        self.trace.event(self.now_us, format_args!("FAULT gossip node {n} crashes and restarts"));
+        let d = self.every(self.knobs.crash_every_us);
+        self.at(d, Ev::GossipCrash);
+        Ok(())
+    }
+
+    fn gossip_partition(&mut self) -> Result<(), Violation> {
+        if self.liveness || self.knobs.partition_every_us == 0 {
+            return Ok(());
+        }
+        let n = self.knobs.gossip_nodes;
+        // Either one node is isolated or random one-way links are cut.
+        self.gossip_cut.clear();
+        if self.rng.coin() {
+            let lone = self.rng.below(u64::from(n)) as u32;
+            for o in (0..n).filter(|o| *o != lone) {
+                self.gossip_cut.insert((lone, o));
+                self.gossip_cut.insert((o, lone));
+            }
+        } else {
+            for a in 0..n {
+                for b in (0..n).filter(|b| *b != a) {
+                    if self.rng.coin() {
+                        self.gossip_cut.insert((a, b));
+                    }
+                }
+            }
+        }
+        self.faults.partitions += 1;
+        self.trace.event(self.now_us, format_args!("FAULT gossip links cut {:?}", self.gossip_cut));
+        let heal = 1_000 + self.rng.below(100_000);
+        self.at(heal, Ev::GossipHeal);
+        let d = heal + self.every(self.knobs.partition_every_us);
+        self.at(d, Ev::GossipPartition);
+        Ok(())
+    }
+}
+
+/// A broken gossip rule as a simulator violation.
+fn gossip_violation(b: Broken) -> Violation {
+    Violation::new(b.rule, b.detail)
 }
