@@ -156,12 +156,7 @@ impl<D: BlockDevice> Engine<D> {
             let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
             let live = self.is_live(zone, sector as u32, &h);
             if live && !payload_ok {
-                self.index.remove(h.key);
-                self.corrupt.insert(
-                    h.key,
-                    (sector, format!("sector {sector}: payload CRC failed in compaction")),
-                );
-                self.compact = CompactState::Idle;
+                self.abandon(sector, h.key);
                 return Ok(CompactProgress::Abandoned { zone, key: h.key });
             }
             if live {
@@ -175,6 +170,22 @@ impl<D: BlockDevice> Engine<D> {
         let live = moves.len() as u32;
         self.compact = CompactState::Move { zone, cursor: next, moves };
         Ok(CompactProgress::Scanned { zone, sectors: next - cursor, live })
+    }
+
+    /// The live record of `key` at `sector` failed its CRC: the zone is left alone (spec §12).
+    /// A current record is marked corrupt (SEC-6) and leaves the index; it is retired with it,
+    /// so the zone's live count stays exact (SEC-13) and the zone can be freed once the key is
+    /// rewritten or deleted. A corrupt revert target stays where it is (`revert` reports it).
+    fn abandon(&mut self, sector: u64, key: Key) {
+        self.compact = CompactState::Idle;
+        if self.index.get(key) != Some(sector as u32) {
+            return;
+        }
+        self.index.remove(key);
+        self.retire(sector as u32);
+        self.corrupt
+            .insert(key, (sector, format!("sector {sector}: payload CRC failed in compaction")));
+        debug_assert!(self.index.get(key).is_none(), "SEC-6: a corrupt record is not indexed");
     }
 
     fn read_run(&mut self, first: u64, n: u64) -> Result<Vec<u8>, SectorError> {
