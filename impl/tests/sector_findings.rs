@@ -79,3 +79,25 @@ fn abandoned_corrupt_record_is_retired_sec_13() {
     assert_eq!(e.read(1).unwrap().unwrap().value, b"fresh");
     assert_eq!(e.read(2).unwrap().unwrap().value.len(), 3000);
 }
+
+/// Finding 2 (SEC-6; sim seeds 2253, 4243): a CAS that deletes a key recovery marked corrupt
+/// must clear the mark, as a plain delete does: the key is absent afterwards, not corrupt.
+#[test]
+fn cas_delete_clears_the_corrupt_mark_sec_6() {
+    let mut e = fresh();
+    let v = e.write(5, &vec![3u8; 2000], flushed()).unwrap();
+    // A later record carries a durable mark past key 5's record, so damage to it is corruption.
+    e.write(6, b"after", flushed()).unwrap();
+    flip(&mut e, v.sector(), 500);
+    let mut e = crash(e);
+    assert_eq!(e.recovery_report().corrupt_keys, vec![5]);
+    assert!(matches!(e.read(5), Err(SectorError::Corrupt { key: 5, .. })));
+    let del = CasOp { key: 5, expected: Expect::Any, new: CasNew::Delete };
+    assert!(matches!(e.cas(&[del]).unwrap(), CasResult::Committed(_)));
+    assert_eq!(e.read(5).unwrap(), None, "SEC-6: deleted, so no longer corrupt");
+    assert_eq!(e.verify_all().unwrap(), vec![]);
+    e.flush().unwrap();
+    let mut e = crash(e);
+    assert_eq!(e.read(5).unwrap(), None);
+    assert_eq!(e.read(6).unwrap().unwrap().value, b"after");
+}

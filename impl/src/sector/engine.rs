@@ -718,7 +718,6 @@ impl<D: BlockDevice> Engine<D> {
         let mut batch = Batch::default();
         self.append_record(&mut batch, h, &[], false)?;
         batch.submit(&mut self.dev)?;
-        self.corrupt.remove(&key);
         self.install(key, None, opts.revertible);
         if opts.flush {
             self.flush_for_ack()?;
@@ -844,17 +843,17 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Points `key` at `sector` (or removes it) and retires the previous record, keeping it live
-    /// instead when it becomes a revert target (SEC-12).
+    /// instead when it becomes a revert target (SEC-12). Either way the key was rewritten or
+    /// deleted, so it is no longer corrupt (SEC-6), whichever operation (write, delete, CAS
+    /// member, revert) installs it.
     pub(crate) fn install(&mut self, key: Key, sector: Option<u64>, revertible: bool) {
         let old = match sector {
             Some(s) => self.index.insert(key, s as u32),
             None => self.index.remove(key),
         };
-        if let Some(s) = sector {
-            self.corrupt.remove(&key);
-            if let Some(z) = self.zone_of(s) {
-                self.zones[z as usize].live += 1;
-            }
+        self.corrupt.remove(&key);
+        if let Some(z) = sector.and_then(|s| self.zone_of(s)) {
+            self.zones[z as usize].live += 1;
         }
         if revertible && !self.reverts.contains_key(&key) {
             self.reverts.insert(key, old);
