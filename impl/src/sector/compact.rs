@@ -6,14 +6,15 @@
 //! States: `Idle` → pick the zone with the largest dead share past the threshold → `Scan`
 //! (read at most `compaction_step_sectors_max` sectors, note live records) → `Move` (re-append
 //! them, installing each new location only if the index still points at the old one, SEC-10)
-//! → … → `Drain` (flush the copies, then durably zero the zone header, then trim, SEC-14).
+//! → … → `Drain` (flush the copies, then durably replace the zone header by a free header that
+//! keeps its epoch (SEC-4), then trim, SEC-14).
 //!
 //! Never frees a zone before its live records' copies are durable; never resurrects a record
 //! overwritten or deleted while it was being moved.
 
 use super::device::{BlockDevice, ReadOp};
 use super::engine::{Batch, Engine, Zone, dead_percent};
-use super::format::{FLAG_TXN, Kind, RecordHeader};
+use super::format::{FLAG_TXN, Kind, RecordHeader, ZoneHeader};
 use super::recovery::{Item, scan};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
@@ -260,13 +261,14 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     fn drain_step(&mut self, zone: u32) -> Result<CompactProgress, SectorError> {
-        // SEC-14: the copies are durable before the zone is freed, and the free (a zeroed
-        // header) is durable before its sectors are trimmed and reused.
+        // SEC-14: the copies are durable before the zone is freed, and the free (a free header
+        // keeping the zone's epoch, SEC-4) is durable before its sectors are trimmed and reused.
         self.flush_device()?;
         let first = self.sb.zone_first_sector(zone);
-        let zero = vec![0u8; SECTOR_SIZE_BYTES];
+        let epoch = self.zones[zone as usize].epoch;
+        debug_assert!(epoch != 0, "SEC-4: only a zone in use is freed");
         let mut batch = Batch::default();
-        batch.ops.push((first, zero));
+        batch.ops.push((first, ZoneHeader { zone, epoch }.encode_free()));
         batch.submit(&mut self.dev)?;
         self.flush_device()?;
         self.dev.trim(first + 1, u64::from(self.sb.zone_sector_count) - 1)?;
