@@ -71,7 +71,8 @@ fn abandoned_corrupt_record_is_retired_sec_13() {
     );
     assert!(matches!(e.read(1), Err(SectorError::Corrupt { key: 1, .. })));
     let z = zone_of(victim.sector()) as u32;
-    let live = |e: &Engine<Dev>| e.stat().zones.iter().find(|s| s.zone == z).map(|s| s.live_records);
+    let live =
+        |e: &Engine<Dev>| e.stat().zones.iter().find(|s| s.zone == z).map(|s| s.live_records);
     assert_eq!(live(&e), Some(0), "SEC-13: the abandoned record is no longer live");
     // Rewriting the key lets the compactor free the zone; its accounting must agree.
     e.write(1, b"fresh", flushed()).unwrap();
