@@ -2,7 +2,9 @@
 //! device is opened.
 //!
 //! 1. Superblock: either valid copy suffices (SEC-3).
-//! 2. Zone headers: zones with a valid header are in use, ordered by epoch (SEC-4).
+//! 2. Zone headers: zones with a valid header are in use, ordered by epoch; free headers keep
+//!    the epochs of freed zones. The next epoch exceeds every epoch of any header (and of any
+//!    record in a zone whose header is damaged), so no epoch is ever handed out twice (SEC-4).
 //! 3. Scan: every zone is read and parsed record by record ([`scan`]).
 //! 4. Classify: the durable mark `M` is the largest `durable_mark` of any record whose header
 //!    checks. A damaged spot below `M` was flushed, so it is corruption: reported, skipped, and
