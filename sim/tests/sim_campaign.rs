@@ -1,13 +1,10 @@
 //! With no planted bug, a campaign of at least 200 seeds passes, for each profile; `cellar
 //! verify` (simulation part) passes on a short campaign.
 //!
-//! Known engine bugs the simulator found (reported to the sector engine's owner; details and
-//! reproducer seeds in `docs/sim.md`, "Findings"): (1) the compactor's `Abandoned` path drops
-//! the index entry without retiring the record, so a later drain trips the SEC-13 debug
-//! assertion when corruption is injected; (2) a CAS deleting a key marked corrupt leaves the
-//! mark; (3) recovery can resurrect lost unflushed writes (about 4 seeds in 1000). The swarm
-//! test here switches corruption off (1 and 2 need it); `known_engine_bugs_are_fixed` runs the
-//! full atlas.
+//! Engine bugs the simulator found (details, reproducer seeds and fixes in `docs/sim.md`,
+//! "Findings"; regression tests in `impl/tests/sector_findings.rs`) are fixed, so every
+//! campaign here runs the full fault atlas, corruption included; `known_engine_bugs_are_fixed`
+//! runs it over 300 seeds.
 
 use std::process::Command;
 
@@ -26,14 +23,21 @@ fn campaign(args: &[&str]) -> (bool, serde_json::Value) {
 
 #[test]
 fn swarm_200_seeds_pass_without_bugs() {
-    let (ok, v) = campaign(&["--seeds", "200", "--no-fault", "corrupt"]);
+    let (ok, v) = campaign(&["--seeds", "200"]);
     assert!(ok, "no-bug campaign failed: {v}");
     let s = &v["summary"];
     assert_eq!(s["passed"], 200);
     assert!(s["ops"].as_u64().unwrap() > 200 * 1000, "each seed runs a few thousand operations");
     let f = &s["faults"];
-    for kind in ["crashes", "latent", "net_dropped", "net_duplicated", "partitions", "lost_sectors"]
-    {
+    for kind in [
+        "crashes",
+        "latent",
+        "corrupt",
+        "net_dropped",
+        "net_duplicated",
+        "partitions",
+        "lost_sectors",
+    ] {
         assert!(f[kind].as_u64().unwrap() > 0, "the swarm injected {kind}: {f}");
     }
 }
@@ -41,13 +45,12 @@ fn swarm_200_seeds_pass_without_bugs() {
 #[test]
 fn each_profile_passes_a_short_campaign() {
     for profile in ["storage", "network", "volume"] {
-        let (ok, v) = campaign(&["--seeds", "30", "--profile", profile, "--no-fault", "corrupt"]);
+        let (ok, v) = campaign(&["--seeds", "30", "--profile", profile]);
         assert!(ok, "profile {profile}: {v}");
     }
 }
 
 #[test]
-#[ignore = "fails until the engine bugs in the module docs are fixed"]
 fn known_engine_bugs_are_fixed() {
     let (ok, v) = campaign(&["--seeds", "300"]);
     assert!(ok, "{v}");

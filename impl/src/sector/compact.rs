@@ -6,14 +6,15 @@
 //! States: `Idle` → pick the zone with the largest dead share past the threshold → `Scan`
 //! (read at most `compaction_step_sectors_max` sectors, note live records) → `Move` (re-append
 //! them, installing each new location only if the index still points at the old one, SEC-10)
-//! → … → `Drain` (flush the copies, then durably zero the zone header, then trim, SEC-14).
+//! → … → `Drain` (flush the copies, then durably replace the zone header by a free header that
+//! keeps its epoch (SEC-4), then trim, SEC-14).
 //!
 //! Never frees a zone before its live records' copies are durable; never resurrects a record
 //! overwritten or deleted while it was being moved.
 
 use super::device::{BlockDevice, ReadOp};
 use super::engine::{Batch, Engine, Zone, dead_percent};
-use super::format::{FLAG_TXN, Kind, RecordHeader};
+use super::format::{FLAG_TXN, Kind, RecordHeader, ZoneHeader};
 use super::recovery::{Item, scan};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
@@ -156,12 +157,7 @@ impl<D: BlockDevice> Engine<D> {
             let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
             let live = self.is_live(zone, sector as u32, &h);
             if live && !payload_ok {
-                self.index.remove(h.key);
-                self.corrupt.insert(
-                    h.key,
-                    (sector, format!("sector {sector}: payload CRC failed in compaction")),
-                );
-                self.compact = CompactState::Idle;
+                self.abandon(sector, h.key);
                 return Ok(CompactProgress::Abandoned { zone, key: h.key });
             }
             if live {
@@ -175,6 +171,22 @@ impl<D: BlockDevice> Engine<D> {
         let live = moves.len() as u32;
         self.compact = CompactState::Move { zone, cursor: next, moves };
         Ok(CompactProgress::Scanned { zone, sectors: next - cursor, live })
+    }
+
+    /// The live record of `key` at `sector` failed its CRC: the zone is left alone (spec §12).
+    /// A current record is marked corrupt (SEC-6) and leaves the index; it is retired with it,
+    /// so the zone's live count stays exact (SEC-13) and the zone can be freed once the key is
+    /// rewritten or deleted. A corrupt revert target stays where it is (`revert` reports it).
+    fn abandon(&mut self, sector: u64, key: Key) {
+        self.compact = CompactState::Idle;
+        if self.index.get(key) != Some(sector as u32) {
+            return;
+        }
+        self.index.remove(key);
+        self.retire(sector as u32);
+        self.corrupt
+            .insert(key, (sector, format!("sector {sector}: payload CRC failed in compaction")));
+        debug_assert!(self.index.get(key).is_none(), "SEC-6: a corrupt record is not indexed");
     }
 
     fn read_run(&mut self, first: u64, n: u64) -> Result<Vec<u8>, SectorError> {
@@ -249,13 +261,14 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     fn drain_step(&mut self, zone: u32) -> Result<CompactProgress, SectorError> {
-        // SEC-14: the copies are durable before the zone is freed, and the free (a zeroed
-        // header) is durable before its sectors are trimmed and reused.
+        // SEC-14: the copies are durable before the zone is freed, and the free (a free header
+        // keeping the zone's epoch, SEC-4) is durable before its sectors are trimmed and reused.
         self.flush_device()?;
         let first = self.sb.zone_first_sector(zone);
-        let zero = vec![0u8; SECTOR_SIZE_BYTES];
+        let epoch = self.zones[zone as usize].epoch;
+        debug_assert!(epoch != 0, "SEC-4: only a zone in use is freed");
         let mut batch = Batch::default();
-        batch.ops.push((first, zero));
+        batch.ops.push((first, ZoneHeader { zone, epoch }.encode_free()));
         batch.submit(&mut self.dev)?;
         self.flush_device()?;
         self.dev.trim(first + 1, u64::from(self.sb.zone_sector_count) - 1)?;

@@ -718,7 +718,6 @@ impl<D: BlockDevice> Engine<D> {
         let mut batch = Batch::default();
         self.append_record(&mut batch, h, &[], false)?;
         batch.submit(&mut self.dev)?;
-        self.corrupt.remove(&key);
         self.install(key, None, opts.revertible);
         if opts.flush {
             self.flush_for_ack()?;
@@ -844,17 +843,17 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Points `key` at `sector` (or removes it) and retires the previous record, keeping it live
-    /// instead when it becomes a revert target (SEC-12).
+    /// instead when it becomes a revert target (SEC-12). Either way the key was rewritten or
+    /// deleted, so it is no longer corrupt (SEC-6), whichever operation (write, delete, CAS
+    /// member, revert) installs it.
     pub(crate) fn install(&mut self, key: Key, sector: Option<u64>, revertible: bool) {
         let old = match sector {
             Some(s) => self.index.insert(key, s as u32),
             None => self.index.remove(key),
         };
-        if let Some(s) = sector {
-            self.corrupt.remove(&key);
-            if let Some(z) = self.zone_of(s) {
-                self.zones[z as usize].live += 1;
-            }
+        self.corrupt.remove(&key);
+        if let Some(z) = sector.and_then(|s| self.zone_of(s)) {
+            self.zones[z as usize].live += 1;
         }
         if revertible && !self.reverts.contains_key(&key) {
             self.reverts.insert(key, old);
@@ -983,6 +982,11 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Seals the current head (SEC-7) and opens the lowest free zone with a fresh epoch (SEC-4).
+    ///
+    /// SEC-4: the new header is durable before any record of its epoch is written: everything
+    /// batched so far, the seal and the header are submitted and flushed here. Otherwise a
+    /// power cut could land records of the epoch but not its header, and the next recovery,
+    /// not seeing the epoch anywhere, would hand it out again and revive those records.
     fn open_zone(&mut self, batch: &mut Batch, for_compaction: bool) -> Result<(), SectorError> {
         let free: Vec<u32> = (0..self.sb.zone_count)
             .filter(|z| self.zones[*z as usize].epoch == 0 && !self.compact.is_victim(*z))
@@ -996,6 +1000,9 @@ impl<D: BlockDevice> Engine<D> {
         let epoch = self.next_epoch;
         self.next_epoch = self.next_epoch.checked_add(1).ok_or(SectorError::DeviceFull)?;
         batch.ops.push((self.sb.zone_first_sector(z), ZoneHeader { zone: z, epoch }.encode()));
+        std::mem::take(batch).submit(&mut self.dev)?;
+        self.flush_device()?;
+        debug_assert!(batch.ops.is_empty(), "SEC-4: no record of the epoch precedes its header");
         self.zones[z as usize] =
             Zone { epoch, records: 0, live: 0, used_sectors: 1, min_seq: u64::MAX };
         self.head = Some(z);

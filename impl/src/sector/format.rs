@@ -14,6 +14,9 @@ use super::{Key, SECTOR_SIZE_BYTES};
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"CELLSECT";
 /// Zone header magic, bytes 0..8 of a zone's first sector.
 pub const ZONE_MAGIC: [u8; 8] = *b"CELLZONE";
+/// Magic of a freed zone's header (spec §3.2): it keeps the zone's last epoch so recovery never
+/// hands that epoch out again (SEC-4).
+pub const ZONE_FREE_MAGIC: [u8; 8] = *b"CELLFREE";
 /// Record header magic, bytes 0..4 of every record.
 pub const RECORD_MAGIC: u32 = 0x3143_4552; // "REC1" little-endian
 /// The format version this code writes and reads.
@@ -180,7 +183,8 @@ impl Superblock {
     }
 }
 
-/// A zone header (spec §3): written when a zone is opened, zeroed when it is freed.
+/// A zone header (spec §3): written when a zone is opened; when it is freed, replaced by a
+/// *free* header (magic [`ZONE_FREE_MAGIC`]) carrying the same epoch (SEC-4, SEC-14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ZoneHeader {
     /// The zone's index.
@@ -190,10 +194,19 @@ pub struct ZoneHeader {
 }
 
 impl ZoneHeader {
-    /// Encodes the header sector.
+    /// Encodes the header sector of a zone in use.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(&ZONE_MAGIC)
+    }
+
+    /// Encodes the free header that replaces it when the zone is freed (SEC-4, SEC-14).
+    pub fn encode_free(&self) -> Vec<u8> {
+        self.encode_with(&ZONE_FREE_MAGIC)
+    }
+
+    fn encode_with(&self, magic: &[u8; 8]) -> Vec<u8> {
         let mut s = vec![0u8; SECTOR_SIZE_BYTES];
-        put(&mut s, 0, &ZONE_MAGIC);
+        put(&mut s, 0, magic);
         put(&mut s, 8, &FORMAT_VERSION.to_le_bytes());
         put(&mut s, 12, &self.zone.to_le_bytes());
         put(&mut s, 16, &self.epoch.to_le_bytes());
@@ -202,9 +215,19 @@ impl ZoneHeader {
         s
     }
 
-    /// Decodes a header sector. An all-zero sector (a free zone) is [`FormatError::BadMagic`].
+    /// Decodes the header of a zone in use. A free header or an all-zero sector (a zone never
+    /// used since format) is [`FormatError::BadMagic`].
     pub fn decode(s: &[u8]) -> Result<ZoneHeader, FormatError> {
-        if s.get(0..8) != Some(&ZONE_MAGIC[..]) {
+        Self::decode_with(s, &ZONE_MAGIC)
+    }
+
+    /// Decodes a free header (the last epoch of a freed zone). Anything else is an error.
+    pub fn decode_free(s: &[u8]) -> Result<ZoneHeader, FormatError> {
+        Self::decode_with(s, &ZONE_FREE_MAGIC)
+    }
+
+    fn decode_with(s: &[u8], magic: &[u8; 8]) -> Result<ZoneHeader, FormatError> {
+        if s.get(0..8) != Some(&magic[..]) {
             return Err(FormatError::BadMagic);
         }
         check_crc(u32_at(s, 28)?, s.get(..28).ok_or(FormatError::Truncated)?)?;
@@ -402,5 +425,8 @@ mod tests {
         let z = ZoneHeader { zone: 2, epoch: 5 };
         assert_eq!(ZoneHeader::decode(&z.encode()), Ok(z));
         assert_eq!(ZoneHeader::decode(&[0u8; SECTOR_SIZE_BYTES]), Err(FormatError::BadMagic));
+        assert_eq!(ZoneHeader::decode_free(&z.encode_free()), Ok(z));
+        assert_eq!(ZoneHeader::decode(&z.encode_free()), Err(FormatError::BadMagic));
+        assert_eq!(ZoneHeader::decode_free(&z.encode()), Err(FormatError::BadMagic));
     }
 }

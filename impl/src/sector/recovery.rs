@@ -2,7 +2,9 @@
 //! device is opened.
 //!
 //! 1. Superblock: either valid copy suffices (SEC-3).
-//! 2. Zone headers: zones with a valid header are in use, ordered by epoch (SEC-4).
+//! 2. Zone headers: zones with a valid header are in use, ordered by epoch; free headers keep
+//!    the epochs of freed zones. The next epoch exceeds every epoch of any header (and of any
+//!    record in a zone whose header is damaged), so no epoch is ever handed out twice (SEC-4).
 //! 3. Scan: every zone is read and parsed record by record ([`scan`]).
 //! 4. Classify: the durable mark `M` is the largest `durable_mark` of any record whose header
 //!    checks. A damaged spot below `M` was flushed, so it is corruption: reported, skipped, and
@@ -158,12 +160,13 @@ fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), Sect
     Ok((sb, u8::from(ra.is_ok()) + u8::from(rb.is_ok())))
 }
 
-/// Reads every zone header: returns (epoch, zone) of zones in use, sorted by epoch.
+/// Reads every zone header: returns (epoch, zone) of zones in use, sorted by epoch, and the
+/// largest epoch a free header keeps (SEC-4).
 fn read_zone_headers<D: BlockDevice>(
     dev: &mut D,
     sb: &Superblock,
     report: &mut RecoveryReport,
-) -> Result<Vec<(u32, u32)>, SectorError> {
+) -> Result<(Vec<(u32, u32)>, u32), SectorError> {
     let mut bufs = vec![vec![0u8; SECTOR_SIZE_BYTES]; sb.zone_count as usize];
     let mut ops: Vec<ReadOp<'_>> = bufs
         .iter_mut()
@@ -171,16 +174,17 @@ fn read_zone_headers<D: BlockDevice>(
         .map(|(z, buf)| ReadOp { first_sector: sb.zone_first_sector(z as u32), buf })
         .collect();
     dev.read_batch(&mut ops)?;
-    let mut used = Vec::new();
+    let (mut used, mut free_epoch_max) = (Vec::new(), 0u32);
     for (z, buf) in bufs.iter().enumerate() {
-        match ZoneHeader::decode(buf) {
-            Ok(h) if h.zone == z as u32 => used.push((h.epoch, z as u32)),
-            Err(FormatError::BadMagic) if buf.iter().all(|b| *b == 0) => {}
+        match (ZoneHeader::decode(buf), ZoneHeader::decode_free(buf)) {
+            (Ok(h), _) if h.zone == z as u32 => used.push((h.epoch, z as u32)),
+            (_, Ok(h)) if h.zone == z as u32 => free_epoch_max = free_epoch_max.max(h.epoch),
+            (Err(FormatError::BadMagic), _) if buf.iter().all(|b| *b == 0) => {}
             _ => report.corrupt_zone_headers.push(z as u32),
         }
     }
     used.sort_unstable();
-    Ok(used)
+    Ok((used, free_epoch_max))
 }
 
 /// Step 3: reads and parses every zone in use, a few zones per device batch.
@@ -214,9 +218,13 @@ pub(crate) fn recover<D: BlockDevice>(
     let (sb, copies) = read_superblock(&mut dev)?;
     let mut report =
         RecoveryReport { superblock_copies_valid: copies, ..RecoveryReport::default() };
-    let used = read_zone_headers(&mut dev, &sb, &mut report)?;
+    let (used, free_epoch_max) = read_zone_headers(&mut dev, &sb, &mut report)?;
     report.zones_in_use = used.len() as u32;
     let scans = scan_zones(&mut dev, &sb, &used)?;
+    // Zones whose header is damaged are ignored, but their records still bound the epochs and
+    // seqs handed out next (epoch 0 matches no record, so the scan accepts none of them).
+    let damaged: Vec<(u32, u32)> = report.corrupt_zone_headers.iter().map(|z| (0, *z)).collect();
+    let damaged_scans = scan_zones(&mut dev, &sb, &damaged)?;
     let mark = scans
         .iter()
         .flat_map(|(_, _, s)| s.items.iter())
@@ -244,8 +252,11 @@ pub(crate) fn recover<D: BlockDevice>(
         compact: super::compact::CompactState::Idle,
         report,
     };
-    let mut seq_max = 0u64;
-    let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0);
+    let mut seq_max = damaged_scans.iter().map(|(_, _, s)| s.seq_max).max().unwrap_or(0);
+    let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0).max(free_epoch_max);
+    for (_, _, s) in &damaged_scans {
+        epoch_max = epoch_max.max(s.epoch_max);
+    }
     let mut accepted: Vec<(u32, Vec<Item>, u64, bool)> = Vec::with_capacity(scans.len());
     for (epoch, z, s) in scans {
         seq_max = seq_max.max(s.seq_max);
@@ -255,14 +266,11 @@ pub(crate) fn recover<D: BlockDevice>(
         accepted.push((z, items, end, cut));
     }
     e.next_seq = seq_max + 1;
-    // SEC-4: zones opened after the last flush may have lost their header while some of their
-    // records landed; those records carry epochs up to `zone_count` past the largest epoch on
-    // disk (a zone is opened at most once between flushes, since freeing one flushes). Skip
-    // past all of them so no stale record can ever match a new zone header.
-    e.next_epoch = epoch_max
-        .checked_add(sb.zone_count)
-        .and_then(|x| x.checked_add(1))
-        .ok_or(SectorError::DeviceFull)?;
+    // SEC-4: a zone's header is durable before any record of its epoch is written, and a freed
+    // zone's header keeps its epoch, so every epoch ever handed out is at most the largest
+    // epoch of any header (in use, free, or damaged and then bounded by its records). Handing
+    // out the next one can never make a stale record current.
+    e.next_epoch = epoch_max.checked_add(1).ok_or(SectorError::DeviceFull)?;
     resolve(&mut e, &accepted);
     persist_cuts(&mut e, &accepted)?;
     Ok(e)
