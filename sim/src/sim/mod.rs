@@ -1,11 +1,12 @@
 //! `cellar sim`: the deterministic simulator (issue 5). One `u64` seed drives a world in which
-//! the real sector engine, cells over a lossy network and volume jobs run against a simulated
-//! SSD with fault injection, judged by `cellar-model`'s executable spec.
+//! the real sector engine, cells over a lossy network, volume jobs and gossip nodes run against
+//! a simulated SSD and network with fault injection, judged by `cellar-model`'s executable spec.
 //!
 //! Layout: [`rng`] (the seeded generator), [`knobs`] (swarm knobs and profiles), [`ssd`]
 //! (`SimSsd` and the fault atlas), [`net`] (network, cell clients and server, linearizability),
 //! [`volumes`] (syncers/cleaners replayed through `VolumeSpec`), [`workload`] (key/value
-//! operations), [`oracle`] (the key/value model), [`world`] (scheduler and fault phases),
+//! operations), [`gossip`] (gossip nodes and their GOS oracles), [`oracle`] (the key/value
+//! model), [`world`] (scheduler and fault phases),
 //! [`trace`] (event trace and its hash), [`campaign`] (many seeds, summary, progress),
 //! [`minimize`] (shrinking a failing run). `docs/sim.md` is the user's guide.
 //!

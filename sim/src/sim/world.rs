@@ -4,10 +4,11 @@
 //!
 //! Processes (each a stream of events on the queue): key/value clients, the engine's compactor
 //! (`compact_step`), cell clients and the cell server (through [`super::net`]), volume syncers,
-//! cleaners and the source writer (through [`super::volumes`]), and the fault injectors (power
-//! cuts with restart and recovery, latent errors, corruption, partitions). Each event runs to
-//! completion (the engine is single-threaded); the device's simulated latency decides when the
-//! process's next event happens. Ties are broken by insertion order, so a run is a pure
+//! cleaners and the source writer (through [`super::volumes`]), gossip nodes (through
+//! [`super::gossip`]: ticks, client commits, message deliveries, node crashes, link cuts), and
+//! the fault injectors (power cuts with restart and recovery, latent errors, corruption,
+//! partitions). Each event runs to completion (the engine is single-threaded); the device's
+//! simulated latency decides when the process's next event happens. Ties are broken by insertion order, so a run is a pure
 //! function of its seed and the code.
 //!
 //! Never spawns threads, reads the clock or draws OS randomness.
