@@ -4,7 +4,7 @@
 //! Needs `--features planted-bugs`.
 #![cfg(feature = "planted-bugs")]
 
-use std::process::Command;
+mod common;
 
 const BUGS: &[&str] = &[
     "sector:ack-before-flush",
@@ -16,16 +16,7 @@ const BUGS: &[&str] = &[
 ];
 
 fn sim(args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellar"))
-        .arg("sim")
-        .args(args)
-        .args(["--json", "--trace-dir"])
-        .arg(std::env::temp_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap();
-    (out.status.success(), v)
+    common::sim_json(args)
 }
 
 fn failure_time(v: &serde_json::Value) -> Option<u64> {

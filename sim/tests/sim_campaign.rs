@@ -8,17 +8,10 @@
 
 use std::process::Command;
 
+mod common;
+
 fn campaign(args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellar"))
-        .arg("sim")
-        .args(args)
-        .args(["--json", "--no-minimize", "--trace-dir"])
-        .arg(std::env::temp_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap();
-    (out.status.success(), v)
+    common::sim_json_no_minimize(args)
 }
 
 #[test]

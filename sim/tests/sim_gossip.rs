@@ -2,19 +2,10 @@
 //! node crashes pass the spec's oracles (GOS-3, GOS-4, GOS-5), and the planted bug
 //! `gossip:lww-by-arrival-order` is caught by GOS-3 with a seed that reproduces it.
 
-use std::process::Command;
+mod common;
 
 fn sim(args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellar"))
-        .arg("sim")
-        .args(args)
-        .args(["--json", "--no-minimize", "--trace-dir"])
-        .arg(std::env::temp_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap();
-    (out.status.success(), v)
+    common::sim_json_no_minimize(args)
 }
 
 #[test]
