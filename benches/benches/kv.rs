@@ -4,14 +4,14 @@
 //! Run: `cargo bench -p cellar-benches --bench kv`. Figures go to `docs/kv.md`.
 //! `KV_BENCH_KEYS` overrides the key count (default 1 000 000).
 
+use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
+use cellar::db::hkv::Hkv;
+use cellar::db::kv::{Edits, Kv};
+use cellar::db::merge::{self, KeyState, MergePolicy, NodeId};
+use cellar::db::snapshot::{self, Snapshot};
 use cellar::env::DetEntropy;
-use cellar::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
-use cellar::hkv::Hkv;
-use cellar::kv::{Edits, Kv};
-use cellar::merge::{self, KeyState, MergePolicy, NodeId};
-use cellar::refs::Ref;
-use cellar::snapshot::{self, Snapshot};
-use cellar::store::{MemStore, Store};
+use cellar::storage::refs::Ref;
+use cellar::storage::store::{MemStore, Store};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -49,7 +49,7 @@ fn tree_benches(c: &mut Criterion) {
     let depth = root.map_or(0, |r| kv.read_node(&r).expect("root").level + 1);
     eprintln!(
         "kv: {n} keys, depth {depth}, {} blobs",
-        cellar::store::list_all(&store).map_or(0, |l| l.len())
+        cellar::storage::store::list_all(&store).map_or(0, |l| l.len())
     );
     let mut g = c.benchmark_group(format!("kv_{n}_keys"));
     g.sample_size(20);
@@ -106,7 +106,7 @@ fn round(nodes: &mut [GossipNode; 2], now_ms: u64) -> (usize, usize) {
     while let Some((from, env)) = queue.pop_front() {
         let encoded = encode_message(&env.message).expect("encode");
         bytes += encoded.len();
-        if let cellar::gossip::Message::Objects { blobs: b } = &env.message {
+        if let cellar::db::gossip::Message::Objects { blobs: b } = &env.message {
             blobs += b.len();
         }
         let to = env.to.0 as usize;

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(broken) = cellar::sector_proto::codec::check_frame_stream(data) {
+    if let Err(broken) = cellar::sector::proto::codec::check_frame_stream(data) {
         panic!("decode_frame property broken: {broken}");
     }
 });

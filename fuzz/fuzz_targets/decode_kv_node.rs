@@ -1,8 +1,8 @@
-//! Fuzz `cellar::kv::decode_node`: arbitrary bytes never panic, and whatever decodes is a valid
+//! Fuzz `cellar::db::kv::decode_node`: arbitrary bytes never panic, and whatever decodes is a valid
 //! node (KV-2) that re-encodes and decodes back to itself.
 #![no_main]
 
-use cellar::kv::{decode_node, encode_node};
+use cellar::db::kv::{decode_node, encode_node};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,8 +1,8 @@
-//! Fuzz `cellar::refs::decode_ref`: arbitrary bytes never panic, and whatever decodes is in a
+//! Fuzz `cellar::storage::refs::decode_ref`: arbitrary bytes never panic, and whatever decodes is in a
 //! canonical form — re-encoding it gives back exactly the input (REF-5 text, REF-6 binary).
 #![no_main]
 
-use cellar::refs::{Ref, decode_ref};
+use cellar::storage::refs::{Ref, decode_ref};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

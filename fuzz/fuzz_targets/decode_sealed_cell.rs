@@ -1,11 +1,11 @@
-//! Fuzz target: `cellar::cell::open_sealed` on arbitrary bytes never panics (CELL-5), and
+//! Fuzz target: `cellar::storage::cell::open_sealed` on arbitrary bytes never panics (CELL-5), and
 //! whatever it accepts re-seals to a value of the same length that opens to the same plaintext.
 //!
 //! Seed corpus: `fuzz/corpus/decode_sealed_cell/` (regenerated and checked as an ordinary test by
 //! `impl/tests/corpus_sealed_cell.rs`). Run: `cargo +nightly fuzz run decode_sealed_cell`.
 #![no_main]
 
-use cellar::cell::{SEAL_OVERHEAD_BYTES, open_sealed, seal_with_nonce};
+use cellar::storage::cell::{SEAL_OVERHEAD_BYTES, open_sealed, seal_with_nonce};
 use libfuzzer_sys::fuzz_target;
 
 /// The key the seed corpus was sealed under (`impl/tests/corpus_sealed_cell.rs` — keep equal).

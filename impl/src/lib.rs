@@ -1,32 +1,33 @@
 //! Cellar: a content-addressed, encrypted, versioned storage stack.
 //!
-//! Layers, top to bottom (see `docs/architecture.md`):
-//! - [`volume`]: a (cell, store) pair with Sync (expand) and Cleanup (contract), mode-exclusive
-//!   (`specs/volume.md`, VOL-*).
-//! - [`refs`]: 64-byte encrypted references, convergent encryption (`specs/refs.md`, REF-*).
-//! - [`cell`]: compare-and-swap cells (`specs/cells.md`, CELL-*).
-//! - [`store`]: content-addressed blob stores (`specs/cells.md`, STORE-*).
+//! Layers, top to bottom; folders mirror them (see `docs/architecture.md`):
+//! - [`db`]: the versioned database: prolly-tree KV, snapshots, merges, the hierarchical KV API
+//!   and gossip replication (`specs/kv.md`, `specs/gossip.md`).
+//! - [`storage`]: volumes (Sync/Cleanup, `specs/volume.md`), encrypted refs (`specs/refs.md`),
+//!   compare-and-swap cells and content-addressed stores (`specs/cells.md`).
+//! - [`sector`]: the Yottastore sector engine on a raw block device and its socket protocol
+//!   (`specs/sector.md`, `specs/sector-protocol.md`); it implements the storage traits.
+//! - [`env`]: the only doors to time and randomness; [`bugs`]: planted bugs for the checkers.
 //!
 //! What this crate never does: read the wall clock, draw OS randomness or spawn threads inside
 //! its logic. Time and randomness arrive through the traits in [`env`]; the simulator supplies
-//! deterministic ones, production supplies [`env::OsEntropy`] and [`env::SystemClock`].
+//! deterministic ones, production supplies [`env::OsEntropy`] and [`env::SystemClock`]. The
+//! production shells that do own threads ([`sector::ShardedEngine`],
+//! [`sector::BackgroundCompactor`], [`sector::proto::server`]) only drive the same step
+//! functions.
 
 pub mod bugs;
-pub mod cell;
+pub mod db;
 pub mod env;
-pub mod files;
-pub mod gossip;
-pub mod hash;
-pub mod hkv;
-pub mod kv;
-pub mod merge;
-pub mod refs;
-pub mod secret;
 pub mod sector;
-pub mod sector_proto;
-pub mod snapshot;
-pub mod store;
-pub mod sync;
-pub mod volume;
+pub mod storage;
+mod sync;
 
-pub use hash::Hash;
+pub use db::gossip::GossipNode;
+pub use db::hkv::Hkv;
+pub use sector::Engine;
+pub use storage::cell::Cell;
+pub use storage::hash::Hash;
+pub use storage::refs::Ref;
+pub use storage::store::Store;
+pub use storage::volume::Volume;

@@ -8,8 +8,8 @@
 //!
 //! Regenerate the named seeds: `cargo test -p cellar --test corpus_frame -- --ignored`.
 
-use cellar::sector_proto::codec::{FrameError, check_frame_stream};
-use cellar::sector_proto::{
+use cellar::sector::proto::codec::{FrameError, check_frame_stream};
+use cellar::sector::proto::{
     CasItem, Expected, FRAME_BODY_BYTES_MAX, KeyRange, Request, RequestFrame, WriteOptions,
     decode_frame, encode_request_frame,
 };

@@ -4,10 +4,10 @@
 //!
 //! Regenerate the seeds: `cargo test -p cellar --test corpus_kv_gossip -- --ignored`.
 
-use cellar::gossip::{Message, decode_message, encode_message};
-use cellar::kv::{Entry, Kv, NODE_VERSION, Node, decode_node, encode_node};
-use cellar::merge::{NodeId, VectorClock};
-use cellar::store::MemStore;
+use cellar::db::gossip::{Message, decode_message, encode_message};
+use cellar::db::kv::{Entry, Kv, NODE_VERSION, Node, decode_node, encode_node};
+use cellar::db::merge::{NodeId, VectorClock};
+use cellar::storage::store::MemStore;
 use std::path::PathBuf;
 
 fn dir(target: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 //! `err-*` must be refused with a parse error; any other file (added by a fuzzing campaign)
 //! must only not panic and round-trip if it decodes.
 
-use cellar::refs::{Ref, RefError, decode_ref};
+use cellar::storage::refs::{Ref, RefError, decode_ref};
 use std::path::PathBuf;
 
 fn check_round_trip(data: &[u8], r: Ref) {

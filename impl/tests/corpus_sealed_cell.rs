@@ -9,7 +9,7 @@
 //! Regenerate the named seeds: `cargo test -p cellar --test corpus_sealed_cell -- --ignored`.
 #![cfg(not(loom))]
 
-use cellar::cell::{CellError, open_sealed, seal_with_nonce};
+use cellar::storage::cell::{CellError, open_sealed, seal_with_nonce};
 use std::path::PathBuf;
 
 /// The key the fuzz target opens with (`fuzz/fuzz_targets/decode_sealed_cell.rs` — keep equal).

@@ -3,7 +3,7 @@
 //! concurrent writers of the same blob (STORE-5).
 
 use cellar::Hash;
-use cellar::store::{ALL_HASHES, DirStore, Store, StoreError, list_all};
+use cellar::storage::store::{ALL_HASHES, DirStore, Store, StoreError, list_all};
 use std::collections::BTreeSet;
 use std::fs;
 use std::ops::Bound;

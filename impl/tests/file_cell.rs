@@ -2,7 +2,7 @@
 //! detection and cross-handle atomicity, plus the planted bugs that prove the checks can fail.
 #![cfg(not(loom))]
 
-use cellar::cell::{CasOutcome, Cell, CellError, FileCell, encode_file_cell};
+use cellar::storage::cell::{CasOutcome, Cell, CellError, FileCell, encode_file_cell};
 use std::path::Path;
 use std::sync::Arc;
 

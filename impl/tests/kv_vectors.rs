@@ -1,7 +1,7 @@
 //! KV test vectors (`specs/vectors/kv.json`, `specs/kv.md` KV-1, KV-3, KV-4, KV-12).
 //!
 //! Boundary vectors are computed twice: by a from-scratch reference written here against the
-//! `blake3` crate (following KV-3, not `cellar::kv`) and by `Kv::is_boundary`; they must agree.
+//! `blake3` crate (following KV-3, not `cellar::db::kv`) and by `Kv::is_boundary`; they must agree.
 //! Tree vectors pin the root ref, depth and node count of trees whose contents are given by a
 //! formula, plus the exact bytes of a small leaf, so an implementation in another language can
 //! check its chunking, node encoding and convergent encryption end to end. The file on disk
@@ -10,9 +10,9 @@
 //! Regenerate after a deliberate format change:
 //! `CELLAR_REGEN_VECTORS=1 cargo test -p cellar --test kv_vectors`.
 
-use cellar::kv::{Entry, Kv, NODE_TARGET_SIZE_BYTES, NODE_VERSION, Node, encode_node};
-use cellar::refs::{self, Ref};
-use cellar::store::{MemStore, list_all};
+use cellar::db::kv::{Entry, Kv, NODE_TARGET_SIZE_BYTES, NODE_VERSION, Node, encode_node};
+use cellar::storage::refs::{self, Ref};
+use cellar::storage::store::{MemStore, list_all};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -13,9 +13,9 @@
 //! compared; for both, the tests assert that loom finds the lost update.
 #![cfg(loom)]
 
-use cellar::cell::{CasOutcome, Cell, CellError, MemCell, SealedCell};
 use cellar::env::Entropy;
-use cellar::secret::VolumeSecret;
+use cellar::storage::cell::{CasOutcome, Cell, CellError, MemCell, SealedCell};
+use cellar::storage::secret::VolumeSecret;
 use loom::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -4,7 +4,7 @@
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p cellar --release --test loom_mode_gate`
 #![cfg(loom)]
 
-use cellar::volume::{Mode, ModeGate, ModeLock};
+use cellar::storage::volume::{Mode, ModeGate, ModeLock};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicI32, Ordering};
 

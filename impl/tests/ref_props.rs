@@ -3,8 +3,8 @@
 //! of a ciphertext, both by the store/CID check and by the AEAD tag alone (REF-1..REF-6).
 
 use cellar::Hash;
-use cellar::refs::{self, ParseRefError, Ref, RefError, TAG_SIZE_BYTES, decode_ref};
-use cellar::store::{DirStore, MemStore, Store};
+use cellar::storage::refs::{self, ParseRefError, Ref, RefError, TAG_SIZE_BYTES, decode_ref};
+use cellar::storage::store::{DirStore, MemStore, Store};
 use proptest::prelude::*;
 
 fn plaintext(max_bytes: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -125,7 +125,7 @@ fn missing_blob_is_a_store_error() {
     let r = Ref { cid: Hash::of(b"absent"), dek: [0; 32] };
     assert!(matches!(
         refs::get(&store, &r),
-        Err(RefError::Store(cellar::store::StoreError::NotFound(_)))
+        Err(RefError::Store(cellar::storage::store::StoreError::NotFound(_)))
     ));
 }
 

@@ -1,8 +1,8 @@
 //! Ref test vectors (`specs/vectors/refs.json`, `specs/refs.md`).
 //!
 //! Each vector is computed twice: by a from-scratch reference written here directly against
-//! the `blake3` and `chacha20poly1305` crates (following `specs/refs.md`, not `cellar::refs`),
-//! and by `cellar::refs`; the two must agree, and the file on disk must equal what they produce.
+//! the `blake3` and `chacha20poly1305` crates (following `specs/refs.md`, not `cellar::storage::refs`),
+//! and by `cellar::storage::refs`; the two must agree, and the file on disk must equal what they produce.
 //! Then every vector in the file is checked data-driven: its ref and text parse, its ciphertext
 //! decrypts to its plaintext.
 //!
@@ -10,7 +10,7 @@
 //! `CELLAR_REGEN_VECTORS=1 cargo test -p cellar --test ref_vectors`.
 
 use cellar::Hash;
-use cellar::refs::{self, Ref};
+use cellar::storage::refs::{self, Ref};
 use chacha20poly1305::aead::Aead;
 use chacha20poly1305::{ChaCha20Poly1305, Key, KeyInit, Nonce};
 use serde::{Deserialize, Serialize};
@@ -116,14 +116,14 @@ fn cases() -> Vec<Case> {
             ..case(
                 "volume-salt",
                 "salt = BLAKE3 derive_key(\"cellar 2026 volume ref salt v1\", volume secret 42..42)",
-                cellar::secret::VolumeSecret::from_bytes(secret).ref_salt(),
+                cellar::storage::secret::VolumeSecret::from_bytes(secret).ref_salt(),
                 b"a volume's first blob",
             )
         },
     ]
 }
 
-/// The format written from the spec alone, without `cellar::refs`.
+/// The format written from the spec alone, without `cellar::storage::refs`.
 fn reference_encrypt(salt: &[u8; 32], plaintext: &[u8]) -> ([u8; 32], [u8; 64], Vec<u8>) {
     let derivation_key = blake3::derive_key("cellar 2026 ref dek v1", salt);
     let dek = *blake3::keyed_hash(&derivation_key, plaintext).as_bytes();
@@ -140,7 +140,12 @@ fn reference_encrypt(salt: &[u8; 32], plaintext: &[u8]) -> ([u8; 32], [u8; 64], 
 fn build(case: &Case) -> Vector {
     let (derivation_key, ref_bytes, ciphertext) = reference_encrypt(&case.salt, &case.plaintext);
     let (r, ct) = refs::encrypt(&case.salt, &case.plaintext).unwrap();
-    assert_eq!(r.to_bytes(), ref_bytes, "{}: cellar::refs disagrees with the spec", case.name);
+    assert_eq!(
+        r.to_bytes(),
+        ref_bytes,
+        "{}: cellar::storage::refs disagrees with the spec",
+        case.name
+    );
     assert_eq!(ct, ciphertext, "{}", case.name);
     if let Some(secret) = case.volume_secret {
         assert_eq!(blake3::derive_key("cellar 2026 volume ref salt v1", &secret), case.salt);
@@ -179,7 +184,7 @@ fn vectors_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/vectors/refs.json")
 }
 
-/// Checks one vector from the file through `cellar::refs` only, as another implementation
+/// Checks one vector from the file through `cellar::storage::refs` only, as another implementation
 /// would use it.
 fn check(v: &Vector) {
     let salt: [u8; 32] = hex::decode(&v.salt_hex).unwrap().try_into().unwrap();

@@ -3,12 +3,12 @@
 //! proves the bit-flip property can fail.
 #![cfg(not(loom))]
 
-use cellar::cell::{
+use cellar::env::DetEntropy;
+use cellar::storage::cell::{
     Cell, CellError, FileCell, MemCell, SEAL_OVERHEAD_BYTES, SealedCell, open_sealed,
     seal_with_nonce,
 };
-use cellar::env::DetEntropy;
-use cellar::secret::VolumeSecret;
+use cellar::storage::secret::VolumeSecret;
 use proptest::prelude::*;
 use std::sync::Arc;
 

@@ -1,10 +1,10 @@
 //! Basic behaviour of the sector engine (`specs/sector.md`): every operation, reopen, and the
 //! adapters.
 
-use cellar::cell::Cell;
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::*;
-use cellar::store::Store;
+use cellar::storage::cell::Cell;
+use cellar::storage::store::Store;
 
 fn cfg() -> EngineConfig {
     EngineConfig::default().zone_size_bytes(64 * 1024)
@@ -169,7 +169,7 @@ fn adapters_store_and_cell() {
     let h2 = store.post(b"other").unwrap();
     let mut want = vec![h, h2];
     want.sort();
-    assert_eq!(cellar::store::list_all(&store).unwrap(), want);
+    assert_eq!(cellar::storage::store::list_all(&store).unwrap(), want);
     store.delete(&h).unwrap();
     assert!(!store.exists(&h).unwrap());
     let cell = SectorCell::new(engine, 1);
@@ -255,10 +255,10 @@ fn store_resolves_colliding_truncated_keys_by_full_hash() {
     assert_eq!(store.get(&ha).unwrap(), b"alpha");
     // The other entry is found by its full hash, and its bytes are verified (STORE-2).
     assert!(store.exists(&hb).unwrap());
-    assert!(matches!(store.get(&hb), Err(cellar::store::StoreError::Corrupt { .. })));
+    assert!(matches!(store.get(&hb), Err(cellar::storage::store::StoreError::Corrupt { .. })));
     let mut want = vec![ha, hb];
     want.sort();
-    assert_eq!(cellar::store::list_all(&store).unwrap(), want);
+    assert_eq!(cellar::storage::store::list_all(&store).unwrap(), want);
     store.delete(&hb).unwrap();
     assert_eq!(store.get(&ha).unwrap(), b"alpha");
     assert!(!store.exists(&hb).unwrap());

@@ -3,7 +3,7 @@
 //! and `DirStore` alike.
 
 use cellar::Hash;
-use cellar::store::{DirStore, MemStore, Store, StoreError, list_all};
+use cellar::storage::store::{DirStore, MemStore, Store, StoreError, list_all};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::ops::Bound;

@@ -1,9 +1,9 @@
 //! Volume behaviour: sync, cleanup and mode exclusion (specs/volume.md VOL-1..4).
 
 use cellar::Hash;
-use cellar::cell::{Cell, MemCell};
-use cellar::store::{MemStore, Store, list_all};
-use cellar::volume::{
+use cellar::storage::cell::{Cell, MemCell};
+use cellar::storage::store::{MemStore, Store, list_all};
+use cellar::storage::volume::{
     CleanupJob, HashList, Mode, SyncJob, SyncOutcome, SyncStep, Volume, VolumeError, check_vol1,
     cleanup, sync,
 };

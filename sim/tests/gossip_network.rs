@@ -1,5 +1,5 @@
 //! Gossip over a hostile in-memory network (issue 6 groundwork for item 6): the real
-//! `cellar::gossip::GossipNode`s exchange encoded messages that are lost, duplicated, reordered
+//! `cellar::db::gossip::GossipNode`s exchange encoded messages that are lost, duplicated, reordered
 //! and partitioned, nodes crash (losing in-flight fetches; the store and the persisted head
 //! survive) and restart, while clients write and commit; then a liveness phase heals the
 //! network.
@@ -11,17 +11,13 @@
 //!
 //! The planted bug `gossip:lww-by-arrival-order` must be caught by these oracles.
 //!
-//! The nodes, their disks and the oracles are the simulator's own (`sim/src/sim/gossip.rs`,
-//! included by path: `cellar-sim` is a binary crate); this test drives them from its own small
-//! chaos loop, while `cellar sim` drives them from its event queue.
+//! The nodes, their disks and the oracles are the simulator's own (`cellar_sim::gossip`); this
+//! test drives them from its own small chaos loop, while `cellar sim` drives them from its event
+//! queue.
 
-#[allow(dead_code)]
-#[path = "../src/sim/gossip.rs"]
-mod gossip;
-
-use cellar::gossip::GossipConfig;
-use cellar::merge::MergePolicy;
-use gossip::{Cluster, Packet};
+use cellar::db::gossip::GossipConfig;
+use cellar::db::merge::MergePolicy;
+use cellar_sim::gossip::{Cluster, Packet};
 
 const NODES: u32 = 3;
 const KEYS: u64 = 4;

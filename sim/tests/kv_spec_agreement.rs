@@ -1,13 +1,13 @@
 //! Spec agreement (issue 6, item 4): random histories of writes, deletes, commits and gossip
-//! merges are fed both to the implementation (`cellar::hkv` / `cellar::merge`, snapshot trees
+//! merges are fed both to the implementation (`cellar::db::hkv` / `cellar::db::merge`, snapshot trees
 //! in a store) and to the executable spec (`cellar_model::spec::gossip::GossipSpec`); after
 //! every step every node's state of every key must be identical (GOS-1..GOS-7, KV-11).
 //!
 //! The planted bug `gossip:lww-by-arrival-order` must make this check fail.
 
-use cellar::hkv::Hkv;
-use cellar::merge::{KeyState, MergePolicy, NodeId, Value};
-use cellar::store::{MemStore, Store};
+use cellar::db::hkv::Hkv;
+use cellar::db::merge::{KeyState, MergePolicy, NodeId, Value};
+use cellar::storage::store::{MemStore, Store};
 use cellar_model::spec;
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ fn largest(values: &[Value]) -> Value {
 type Plain = (Vec<(u32, u64)>, Vec<(Value, u32, Vec<(u32, u64)>)>);
 
 fn plain_impl(s: &KeyState) -> Plain {
-    let clock = |c: &cellar::merge::VectorClock| c.entries().map(|(n, v)| (n.0, v)).collect();
+    let clock = |c: &cellar::db::merge::VectorClock| c.entries().map(|(n, v)| (n.0, v)).collect();
     (
         clock(s.clock()),
         s.versions().iter().map(|v| (v.value.clone(), v.writer.0, clock(&v.clock))).collect(),

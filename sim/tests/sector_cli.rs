@@ -2,7 +2,7 @@
 //! a live connection (PROTO-4), SIGTERM (PROTO-10), restart and durability, offline verify,
 //! and verify catching a flipped byte. Uses the built binary, as a shell script would.
 
-use cellar::sector_proto::{ErrorKind, SectorClient, WriteOptions};
+use cellar::sector::proto::{ErrorKind, SectorClient, WriteOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,8 +1,8 @@
 //! `cellar vol` end to end, as separate processes (specs/volume.md VOL-1, VOL-2, VOL-4).
 
 use cellar::env::OsEntropy;
-use cellar::files::FileTreeReach;
-use cellar::volume::{DirVolume, check_vol1};
+use cellar::storage::files::FileTreeReach;
+use cellar::storage::volume::{DirVolume, check_vol1};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

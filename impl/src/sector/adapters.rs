@@ -14,9 +14,9 @@ use super::{
     BlockDevice, CasNew, CasOp, CasResult, Engine, Expect, Key, SectorError, WriteOptions,
 };
 use crate::Hash;
-use crate::cell::{CasOutcome, Cell, CellError, check_size};
-use crate::hash::HASH_SIZE_BYTES;
-use crate::store::{
+use crate::storage::cell::{CasOutcome, Cell, CellError, check_size};
+use crate::storage::hash::HASH_SIZE_BYTES;
+use crate::storage::store::{
     BLOB_SIZE_MAX_BYTES_DEFAULT, HashRange, Store, StoreError, check_blob_size, in_range,
     verify_blob,
 };
@@ -209,7 +209,7 @@ impl<D: BlockDevice> SectorCell<D> {
         SectorCell {
             engine,
             key: id | CELL_KEY_BIT,
-            max_size_bytes: crate::cell::CELL_SIZE_MAX_BYTES_DEFAULT,
+            max_size_bytes: crate::storage::cell::CELL_SIZE_MAX_BYTES_DEFAULT,
         }
     }
 

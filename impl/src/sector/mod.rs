@@ -3,6 +3,8 @@
 //! crash, trim/compaction as a resumable step function, and recovery that cuts torn tails.
 //!
 //! Layers, top to bottom (directories mirror them):
+//! - [`proto`]: the socket protocol (`specs/sector-protocol.md`): messages, framing, client,
+//!   server shell and the engine backend.
 //! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait).
 //! - `shard`: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
 //! - `engine`: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
@@ -24,6 +26,7 @@ mod error;
 pub mod format;
 pub mod fuzzing;
 mod index;
+pub mod proto;
 mod recovery;
 mod shard;
 

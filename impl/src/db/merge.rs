@@ -1,0 +1,426 @@
+//! Vector clocks and per-key merges of replicated key states (`specs/gossip.md` GOS-1..GOS-7,
+//! `specs/kv.md` KV-9..KV-11), and the merge of two snapshot heads.
+//!
+//! This is the implementation; `cellar_model::spec::gossip` is the executable spec it must agree
+//! with (the agreement proptest lives in `sim/tests/kv_spec_agreement.rs`, which can depend on
+//! both crates; `cellar` never depends on `cellar-model`). Every key carries its own
+//! [`KeyState`]: the join of the clocks of the writes seen and the versions no seen write
+//! supersedes. Merging is a join, so a merge needs no base: the clocks carry the causal history
+//! a three-way merge would take from the common ancestor (see `specs/kv.md`, "Merges").
+//!
+//! Never: pick an LWW winner by arrival order (GOS-3), present a causally superseded version
+//! (GOS-2), drop a concurrent sibling under KeepBoth (GOS-4).
+
+use crate::db::kv::{Edits, Kv, KvError};
+use crate::db::snapshot::{self, Snapshot, SnapshotError};
+use crate::storage::refs::Ref;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// A node (replica) id, unique in its gossip group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u32);
+
+/// How two clocks relate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockOrder {
+    /// Strictly before.
+    Before,
+    /// Strictly after.
+    After,
+    /// Identical.
+    Equal,
+    /// Neither covers the other.
+    Concurrent,
+}
+
+/// Most entries a clock may have on the wire or in a tree value.
+pub const CLOCK_ENTRIES_MAX: usize = 1024;
+/// Most sibling versions a key state may hold (KV-10).
+pub const SIBLINGS_MAX: usize = 64;
+
+/// A vector clock; zero entries are never stored, so equal clocks are equal values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VectorClock {
+    entries: BTreeMap<NodeId, u64>,
+}
+
+impl VectorClock {
+    /// The zero clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A clock from (node, count) pairs; zero counts are dropped, repeated nodes keep the max.
+    pub fn from_entries(entries: impl IntoIterator<Item = (NodeId, u64)>) -> Self {
+        let mut c = Self::new();
+        for (n, v) in entries.into_iter().filter(|(_, v)| *v > 0) {
+            let e = c.entries.entry(n).or_insert(0);
+            *e = (*e).max(v);
+        }
+        c
+    }
+
+    /// The entry of `node` (0 if absent).
+    pub fn get(&self, node: NodeId) -> u64 {
+        self.entries.get(&node).copied().unwrap_or(0)
+    }
+
+    /// Non-zero entries in node order.
+    pub fn entries(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.entries.iter().map(|(n, c)| (*n, *c))
+    }
+
+    /// This clock with `node` ticked once (GOS-1).
+    #[must_use]
+    pub fn incremented(&self, node: NodeId) -> Self {
+        let mut next = self.clone();
+        let e = next.entries.entry(node).or_insert(0);
+        *e = e.saturating_add(1);
+        next
+    }
+
+    /// Entry-wise maximum.
+    #[must_use]
+    pub fn join(&self, other: &Self) -> Self {
+        Self::from_entries(self.entries().chain(other.entries()))
+    }
+
+    /// Every entry of `self` ≤ the same entry of `other`.
+    pub fn le(&self, other: &Self) -> bool {
+        self.entries().all(|(n, c)| c <= other.get(n))
+    }
+
+    /// Causal order of `self` relative to `other`.
+    pub fn compare(&self, other: &Self) -> ClockOrder {
+        match (self.le(other), other.le(self)) {
+            (true, true) => ClockOrder::Equal,
+            (true, false) => ClockOrder::Before,
+            (false, true) => ClockOrder::After,
+            (false, false) => ClockOrder::Concurrent,
+        }
+    }
+
+    /// Sum of the entries: the first component of LWW precedence.
+    pub fn lamport(&self) -> u64 {
+        self.entries.values().fold(0, |s, c| s.saturating_add(*c))
+    }
+}
+
+impl Serialize for VectorClock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let pairs: Vec<(u32, u64)> = self.entries().map(|(n, c)| (n.0, c)).collect();
+        pairs.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for VectorClock {
+    /// Refuses non-canonical clocks: zero entries, unsorted or repeated nodes, too many entries.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let pairs = Vec::<(u32, u64)>::deserialize(d)?;
+        if pairs.len() > CLOCK_ENTRIES_MAX {
+            return Err(D::Error::custom(format!("clock of {} entries", pairs.len())));
+        }
+        if pairs.iter().any(|(_, c)| *c == 0) || pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(D::Error::custom("clock is not canonical"));
+        }
+        Ok(Self::from_entries(pairs.into_iter().map(|(n, c)| (NodeId(n), c))))
+    }
+}
+
+/// A value as replicated: `None` is a tombstone (a delete is a write of `None`).
+pub type Value = Option<Vec<u8>>;
+
+/// One write: its value, its writer, and the key's clock right after it (unique, GOS-1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Version {
+    /// The value written (`None`: deleted).
+    pub value: Value,
+    /// Who wrote it.
+    pub writer: NodeId,
+    /// The key's clock at the writer right after the write.
+    pub clock: VectorClock,
+}
+
+impl Version {
+    /// LWW precedence (GOS-3): (lamport, writer, value), then the clocks. Never arrival order.
+    pub fn precedence(&self, other: &Self) -> Ordering {
+        self.clock
+            .lamport()
+            .cmp(&other.clock.lamport())
+            .then(self.writer.cmp(&other.writer))
+            .then_with(|| self.value.cmp(&other.value))
+            .then_with(|| self.clock.cmp(&other.clock))
+    }
+}
+
+/// How concurrent versions are reconciled.
+#[derive(Clone, Copy, Debug)]
+pub enum MergePolicy {
+    /// Keep the greatest by precedence (GOS-3).
+    LastWriteWins,
+    /// Keep every concurrent version as a sibling until a write resolves them (GOS-4).
+    KeepBoth,
+    /// Keep siblings; read them through this deterministic function of the sibling values in
+    /// precedence order.
+    Custom(fn(&[Value]) -> Value),
+}
+
+/// A key's replicated state at one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyState {
+    clock: VectorClock,
+    versions: Vec<Version>,
+}
+
+/// Why a stored or received key state was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStateError {
+    /// postcard refused the bytes (or a clock was not canonical).
+    #[error("key state does not decode: {0}")]
+    Decode(String),
+    /// The state breaks an invariant (KV-10).
+    #[error("key state is invalid: {0}")]
+    Invalid(&'static str),
+}
+
+impl KeyState {
+    /// The join of the clocks of every write of this key seen.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// Surviving versions in precedence order.
+    pub fn versions(&self) -> &[Version] {
+        &self.versions
+    }
+
+    /// What a reader sees: LWW → `[winner]`; KeepBoth → every sibling; Custom → `[f(siblings)]`.
+    pub fn read(&self, policy: &MergePolicy) -> Vec<Value> {
+        let values = || self.versions.iter().map(|v| v.value.clone());
+        match (policy, self.versions.last()) {
+            (_, None) => Vec::new(),
+            (MergePolicy::LastWriteWins, Some(w)) => vec![w.value.clone()],
+            (MergePolicy::KeepBoth, Some(_)) => values().collect(),
+            (MergePolicy::Custom(f), Some(_)) => vec![f(&values().collect::<Vec<_>>())],
+        }
+    }
+
+    /// Encodes for a tree value (KV-10).
+    pub fn encode(&self) -> Result<Vec<u8>, KeyStateError> {
+        postcard::to_allocvec(self).map_err(|e| KeyStateError::Decode(e.to_string()))
+    }
+
+    /// Decodes and validates a tree value or a received state (KV-10).
+    pub fn decode(bytes: &[u8]) -> Result<Self, KeyStateError> {
+        let (s, rest): (Self, _) =
+            postcard::take_from_bytes(bytes).map_err(|e| KeyStateError::Decode(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(KeyStateError::Decode("trailing bytes".into()));
+        }
+        if s.versions.is_empty() || s.versions.len() > SIBLINGS_MAX {
+            return Err(KeyStateError::Invalid("version count out of range"));
+        }
+        if s.versions.windows(2).any(|w| w[0].precedence(&w[1]) != Ordering::Less) {
+            return Err(KeyStateError::Invalid("versions not in strict precedence order"));
+        }
+        if s.versions.iter().any(|v| !v.clock.le(&s.clock)) {
+            return Err(KeyStateError::Invalid(
+                "a version's clock is not covered by the key clock",
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// A local write (GOS-1): the key's clock ticks at `node`; the new version replaces all held.
+pub fn write(state: &KeyState, node: NodeId, value: Value) -> KeyState {
+    let clock = state.clock.incremented(node);
+    assert!(
+        state.versions.iter().all(|v| v.clock.compare(&clock) == ClockOrder::Before),
+        "GOS-1: a write supersedes every version its writer holds"
+    );
+    KeyState { versions: vec![Version { value, writer: node, clock: clock.clone() }], clock }
+}
+
+/// Merges two states of one key (GOS-7: commutative, associative, idempotent).
+pub fn merge(policy: &MergePolicy, ours: &KeyState, theirs: &KeyState) -> KeyState {
+    let clock = ours.clock.join(&theirs.clock);
+    let candidates: Vec<&Version> = ours.versions.iter().chain(&theirs.versions).collect();
+    // GOS-2: a version survives only if no candidate causally follows it.
+    let survives =
+        |v: &Version| !candidates.iter().any(|w| v.clock.compare(&w.clock) == ClockOrder::Before);
+    let mut versions: Vec<Version> = Vec::with_capacity(candidates.len());
+    for v in &candidates {
+        if survives(v) && !versions.contains(v) {
+            versions.push((*v).clone());
+        }
+    }
+    versions.sort_by(Version::precedence);
+    if matches!(policy, MergePolicy::LastWriteWins) {
+        let winner = if crate::bugs::active("gossip:lww-by-arrival-order") {
+            // Planted bug: the version that arrived (theirs) wins over ours whatever its
+            // precedence, as long as it survived causality.
+            theirs.versions.iter().rev().find(|v| survives(v)).cloned().or_else(|| versions.pop())
+        } else {
+            versions.pop() // GOS-3: the greatest precedence.
+        };
+        versions = winner.into_iter().collect();
+    }
+    debug_assert!(ours.clock.le(&clock) && theirs.clock.le(&clock), "GOS-7: clocks only grow");
+    KeyState { clock, versions }
+}
+
+/// Errors of snapshot-level merges.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// A tree operation failed.
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    /// A snapshot could not be read or written.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A tree value is not a valid key state (corruption).
+    #[error("key {key:?} holds an invalid state: {source}")]
+    BadState {
+        /// The key, lossily as text.
+        key: String,
+        /// Why.
+        source: KeyStateError,
+    },
+}
+
+/// Decodes a tree value as a key state; a missing value is the empty state.
+pub fn state_of(key: &[u8], value: Option<&[u8]>) -> Result<KeyState, MergeError> {
+    value.map_or(Ok(KeyState::default()), |v| {
+        KeyState::decode(v).map_err(|source| MergeError::BadState {
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        })
+    })
+}
+
+/// What [`merge_heads`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Ours already contains theirs: head unchanged.
+    UpToDate(Ref),
+    /// Theirs contains ours (descends from it, or holds the same merged contents): adopt it.
+    FastForward(Ref),
+    /// A new merge snapshot with both heads as parents.
+    Merged(Ref),
+}
+
+impl MergeOutcome {
+    /// The head after the merge.
+    pub fn head(&self) -> Ref {
+        match self {
+            Self::UpToDate(r) | Self::FastForward(r) | Self::Merged(r) => *r,
+        }
+    }
+}
+
+/// Merges snapshot `theirs` into head `ours` at `node` (KV-11): fast-forward when one descends
+/// from the other; otherwise every key that differs between the two roots (a diff that skips
+/// equal subtrees) gets the per-key [`merge`]. If the merged contents equal one side, that side
+/// is the result (ties broken by (lamport, ref) so two nodes that merge each other's heads pick
+/// the same head and gossip settles instead of ping-ponging merge commits).
+pub fn merge_heads(
+    kv: &Kv<'_>,
+    policy: &MergePolicy,
+    node: NodeId,
+    ours: Option<&Ref>,
+    theirs: &Ref,
+) -> Result<MergeOutcome, MergeError> {
+    let Some(ours) = ours else { return Ok(MergeOutcome::FastForward(*theirs)) };
+    if ours == theirs || snapshot::is_ancestor(kv.store(), theirs, ours)? {
+        return Ok(MergeOutcome::UpToDate(*ours));
+    }
+    if snapshot::is_ancestor(kv.store(), ours, theirs)? {
+        return Ok(MergeOutcome::FastForward(*theirs));
+    }
+    let (a, b) = (snapshot::get(kv.store(), ours)?, snapshot::get(kv.store(), theirs)?);
+    let mut edits = Edits::new();
+    for change in kv.diff(a.root.as_ref(), b.root.as_ref())? {
+        let mine = state_of(&change.key, change.old.as_deref())?;
+        let merged = merge(policy, &mine, &state_of(&change.key, change.new.as_deref())?);
+        if merged != mine {
+            edits.insert(
+                change.key,
+                Some(
+                    merged
+                        .encode()
+                        .map_err(|source| MergeError::BadState { key: String::new(), source })?,
+                ),
+            );
+        }
+    }
+    let root = kv.edit(a.root.as_ref(), edits)?;
+    let (ours_key, theirs_key) = ((a.lamport, *ours), (b.lamport, *theirs));
+    match (root == a.root, root == b.root) {
+        (true, true) if theirs_key > ours_key => return Ok(MergeOutcome::FastForward(*theirs)),
+        (true, _) => return Ok(MergeOutcome::UpToDate(*ours)),
+        (false, true) => return Ok(MergeOutcome::FastForward(*theirs)),
+        (false, false) => {}
+    }
+    let snap = Snapshot::merge_of(root, (ours, &a), (theirs, &b), node);
+    Ok(MergeOutcome::Merged(snapshot::post(kv, &snap)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: NodeId = NodeId(0);
+    const B: NodeId = NodeId(1);
+    const C: NodeId = NodeId(2);
+
+    fn s(v: u8) -> Value {
+        Some(vec![v])
+    }
+
+    #[test]
+    fn lww_keep_both_custom_gos2_gos3_gos4() {
+        let a = write(&KeyState::default(), A, s(10));
+        let b = write(&a, B, s(20));
+        let c = write(&KeyState::default(), C, s(30));
+        let lww = MergePolicy::LastWriteWins;
+        assert_eq!(merge(&lww, &a, &b).read(&lww), vec![s(20)], "GOS-2");
+        assert_eq!(merge(&lww, &b, &c), merge(&lww, &c, &b), "GOS-3");
+        assert_eq!(merge(&lww, &a, &c).read(&lww), vec![s(30)], "higher writer wins a lamport tie");
+        let kb = MergePolicy::KeepBoth;
+        let m = merge(&kb, &merge(&kb, &a, &c), &b);
+        assert_eq!(m.read(&kb), vec![s(30), s(20)], "GOS-4: siblings in precedence order");
+        assert_eq!(write(&m, A, None).read(&kb), vec![None], "a write resolves siblings");
+        let custom = MergePolicy::Custom(|vs: &[Value]| vs.iter().max().cloned().flatten());
+        assert_eq!(merge(&custom, &b, &c).read(&custom), vec![s(30)]);
+    }
+
+    #[test]
+    fn key_state_codec_refuses_invalid_kv10() {
+        let a = write(&KeyState::default(), A, s(1));
+        let bytes = a.encode().unwrap();
+        assert_eq!(KeyState::decode(&bytes).unwrap(), a);
+        assert!(KeyState::decode(&[0, 0]).is_err(), "no versions");
+        let bad = KeyState { clock: VectorClock::new(), versions: a.versions.clone() };
+        assert!(matches!(KeyState::decode(&bad.encode().unwrap()), Err(KeyStateError::Invalid(_))));
+        // A clock with a zero entry is not canonical.
+        assert!(postcard::from_bytes::<VectorClock>(&[1, 5, 0]).is_err());
+        assert!(postcard::from_bytes::<VectorClock>(&[2, 5, 1, 5, 1]).is_err());
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    #[test]
+    fn planted_lww_by_arrival_order_breaks_commutativity() {
+        let b = write(&write(&KeyState::default(), A, s(10)), B, s(20));
+        let c = write(&KeyState::default(), C, s(30));
+        let lww = MergePolicy::LastWriteWins;
+        assert_eq!(merge(&lww, &c, &b), merge(&lww, &b, &c));
+        let _bug = crate::bugs::plant("gossip:lww-by-arrival-order").unwrap();
+        assert_ne!(merge(&lww, &c, &b), merge(&lww, &b, &c), "GOS-3 broken by the planted bug");
+    }
+}

@@ -1,0 +1,60 @@
+//! The `cellar` command: volumes, the sector engine, model checking and simulation.
+//!
+//! Every subcommand lives in its own module and returns an [`ExitCode`]; errors are printed as
+//! one line naming the problem, never as a panic.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod check;
+mod demo;
+mod kv;
+mod node;
+mod sector;
+mod sim;
+mod verify;
+mod vol;
+
+/// Cellar: content-addressed, encrypted, versioned storage with its checkers.
+#[derive(Parser, Debug)]
+#[command(name = "cellar", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Volumes: a (cell, store) pair in a directory.
+    #[command(subcommand)]
+    Vol(vol::VolCommand),
+    /// The sector engine: format, serve, verify, and client commands.
+    #[command(subcommand)]
+    Sector(sector::SectorCommand),
+    /// The demo: two volumes, put, sync, cleanup, read back.
+    Demo(demo::DemoArgs),
+    /// Model-check the stateright models (and their mutants).
+    Check(check::CheckArgs),
+    /// Run a gossip replica of the versioned KV over TCP.
+    Node(node::NodeArgs),
+    /// Talk to a running `cellar node`: set, get, list, delete, commit, log.
+    Kv(kv::KvArgs),
+    /// Run the deterministic simulator (seeds, profiles, planted bugs, replay).
+    Sim(sim::SimArgs),
+    /// The main job: model check every model and run a 500-seed simulation campaign.
+    Verify(verify::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Vol(cmd) => vol::run(cmd),
+        Command::Sector(cmd) => sector::run(cmd),
+        Command::Check(args) => check::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Node(args) => node::run(&args),
+        Command::Kv(args) => kv::run(&args),
+        Command::Sim(args) => sim::run(&args),
+        Command::Verify(args) => verify::run(&args),
+    }
+}

@@ -1,0 +1,255 @@
+//! `cellar sim`: flags → [`RunConfig`], a campaign or a replay through the `cellar_sim`
+//! library, then the summary, the failing seed, its trace file and its minimized replay.
+
+use cellar_sim::campaign::{Summary, replay_command, run_guarded, run_seeds};
+use cellar_sim::knobs::{FaultKind, Profile};
+use cellar_sim::minimize::minimize;
+use cellar_sim::{RunConfig, RunReport, TICKS_DEFAULT};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `cellar sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Run this many seeds (`base`, `base + 1`, …).
+    #[arg(long, default_value_t = 100, conflicts_with = "seed")]
+    pub seeds: u64,
+    /// Replay exactly this seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// First seed of a campaign.
+    #[arg(long, default_value_t = 0)]
+    pub base: u64,
+    /// Which processes and faults the swarm draws from: swarm, storage, network, volume,
+    /// hostile, gossip.
+    #[arg(long, default_value = "swarm", value_parser = parse_profile)]
+    pub profile: Profile,
+    /// Events in the fault phase of each run.
+    #[arg(long, default_value_t = TICKS_DEFAULT)]
+    pub ticks: u64,
+    /// Print the summary (and any failure) as one JSON document.
+    #[arg(long)]
+    pub json: bool,
+    /// Plant a named bug (binary built with `--features planted-bugs`).
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Print every event of the run (with `--seed`).
+    #[arg(long)]
+    pub trace: bool,
+    /// Switch a fault kind off (repeatable; crash, latent, corrupt, misdirect, drop, dup,
+    /// partition); the minimizer prints these.
+    #[arg(long = "no-fault", value_parser = parse_fault)]
+    pub no_fault: Vec<FaultKind>,
+    /// Where a failing run's full trace is written.
+    #[arg(long, default_value = ".")]
+    pub trace_dir: PathBuf,
+    /// Run every seed even after failures; print each failing seed and its rule.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Do not shrink a failing run.
+    #[arg(long)]
+    pub no_minimize: bool,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    s.parse()
+}
+
+fn parse_fault(s: &str) -> Result<FaultKind, String> {
+    s.parse()
+}
+
+/// How a failing run is reported.
+pub struct FailureOutput<'a> {
+    /// Where its full trace is written.
+    pub trace_dir: &'a Path,
+    /// Shrink it first.
+    pub minimize: bool,
+    /// Print nothing on stderr (the caller prints the returned JSON).
+    pub json: bool,
+}
+
+/// Runs `cellar sim`.
+pub fn run(args: &SimArgs) -> ExitCode {
+    if let Some(b) = &args.bug
+        && let Err(e) = cellar::bugs::plant(b)
+    {
+        eprintln!(
+            "cellar sim: {e} (known: {:?}; the binary needs --features planted-bugs)",
+            cellar::bugs::ALL
+        );
+        return ExitCode::from(2);
+    }
+    let base = RunConfig {
+        seed: 0,
+        profile: args.profile,
+        ticks: args.ticks,
+        off: args.no_fault.clone(),
+        bug: args.bug.clone(),
+        keep_trace: false,
+    };
+    let out =
+        FailureOutput { trace_dir: &args.trace_dir, minimize: !args.no_minimize, json: args.json };
+    if let Some(seed) = args.seed {
+        return replay(&out, &RunConfig { seed, keep_trace: args.trace, ..base });
+    }
+    let progress = !args.json && std::io::stderr().is_terminal();
+    let (summary, failed) =
+        campaign(&base, args.base..args.base + args.seeds, args.seeds, progress, args.keep_going);
+    let failure = failed
+        .as_ref()
+        .map(|r| report_failure(&out, &RunConfig { seed: r.seed, ..base.clone() }, r));
+    if args.json {
+        println!("{}", serde_json::json!({ "summary": summary, "failure": failure }));
+    } else {
+        print_summary(&summary);
+    }
+    if failed.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// A campaign with a progress bar on a terminal and, with `keep_going`, one line per failing
+/// seed.
+pub fn campaign(
+    base: &RunConfig,
+    seeds: impl Iterator<Item = u64>,
+    count: u64,
+    progress: bool,
+    keep_going: bool,
+) -> (Summary, Option<RunReport>) {
+    let bar = progress.then(|| {
+        let b = indicatif::ProgressBar::new(count);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let result = run_seeds(base, seeds, keep_going, &mut |report, s| {
+        if let Some(b) = &bar {
+            b.inc(1);
+            b.set_message(format!("{} ops", s.ops));
+        }
+        if keep_going && let Some(f) = &report.failure {
+            eprintln!("seed {} FAILED: {}", report.seed, f.violation);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result
+}
+
+fn replay(out: &FailureOutput<'_>, cfg: &RunConfig) -> ExitCode {
+    let report = run_guarded(cfg);
+    if let Some(t) = &report.trace {
+        for line in t {
+            println!("{line}");
+        }
+    }
+    let ok = report.failure.is_none();
+    let failure = (!ok).then(|| report_failure(out, cfg, &report));
+    if out.json {
+        println!("{}", serde_json::json!({ "run": report, "failure": failure }));
+    } else {
+        println!(
+            "seed {}: {} — {} ops, {:.2} simulated s, {} events, trace hash {:016x}",
+            cfg.seed,
+            if ok { "passed" } else { "FAILED" },
+            report.ops,
+            report.sim_us as f64 / 1e6,
+            report.events,
+            report.trace_hash
+        );
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Prints the summary table.
+pub fn print_summary(s: &Summary) {
+    println!(
+        "cellar sim — profile {}{}",
+        s.profile,
+        s.bug.as_ref().map(|b| format!(", planted bug {b}")).unwrap_or_default()
+    );
+    println!("  seeds               {} ({} passed)", s.seeds, s.passed);
+    println!("  simulated ops       {}", s.ops);
+    println!("  simulated seconds   {:.1}", s.sim_seconds);
+    println!("  wall seconds        {:.2}", s.wall_seconds);
+    println!("  acceleration        {:.1}x", s.acceleration);
+    println!("  ops per wall second {:.0}", s.ops_per_second);
+    let f = &s.faults;
+    println!(
+        "  faults              crashes {} (sectors lost {}, landed {}), latent {}, corrupt {}, misdirected {}, net dropped {}, duplicated {}, partitions {}",
+        f.crashes,
+        f.lost_sectors,
+        f.landed_sectors,
+        f.latent,
+        f.corrupt,
+        f.misdirected,
+        f.net_dropped,
+        f.net_duplicated,
+        f.partitions
+    );
+    println!(
+        "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
+        f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
+    );
+}
+
+fn write_trace(dir: &Path, cfg: &RunConfig) -> Result<PathBuf, String> {
+    let report = run_guarded(&RunConfig { keep_trace: true, ..cfg.clone() });
+    let path = dir.join(format!("cellar-sim-{}.trace", cfg.seed));
+    let mut text = report.trace.unwrap_or_default().join("\n");
+    if let Some(f) = &report.failure {
+        text.push_str(&format!("\nFAILURE {}\n", f.violation));
+    }
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Prints a failure: seed, knobs, last events, trace file, minimized replay.
+pub fn report_failure(
+    args: &FailureOutput<'_>,
+    cfg: &RunConfig,
+    report: &RunReport,
+) -> serde_json::Value {
+    let Some(f) = &report.failure else { return serde_json::Value::Null };
+    let knobs = serde_json::to_string_pretty(&report.knobs).unwrap_or_default();
+    let trace_file = write_trace(args.trace_dir, cfg);
+    let min = args.minimize.then(|| minimize(cfg, &f.violation.rule));
+    if !args.json {
+        eprintln!("FAILED seed {}: {}", cfg.seed, f.violation);
+        eprintln!("fault knobs: {knobs}");
+        eprintln!("last events:");
+        for line in &f.tail {
+            eprintln!("  {line}");
+        }
+        match &trace_file {
+            Ok(p) => eprintln!("full trace written to {}", p.display()),
+            Err(e) => eprintln!("could not write the trace: {e}"),
+        }
+        eprintln!("replay: {}", replay_command(cfg));
+        if let Some(m) = &min {
+            eprintln!(
+                "minimized ({} → {} ops, faults on: {:?}): {}",
+                report.ops,
+                m.ops,
+                m.faults_on,
+                replay_command(&m.config)
+            );
+        }
+    }
+    serde_json::json!({
+        "seed": cfg.seed,
+        "rule": f.violation.rule,
+        "detail": f.violation.detail,
+        "knobs": report.knobs,
+        "last_events": f.tail,
+        "trace_file": trace_file.ok().map(|p| p.display().to_string()),
+        "replay": replay_command(cfg),
+        "minimized": min.map(|m| serde_json::json!({ "ops": m.ops, "replay": replay_command(&m.config) })),
+    })
+}

@@ -1,0 +1,278 @@
+//! Swarm knobs: every run draws its own workload mix and fault rates from its seed (swarm
+//! testing: one run hammers crashes, the next corruption, the next the network), within the
+//! bounds of a profile. Overrides (`--no-fault KIND`) switch single fault kinds off for the
+//! minimizer and for replays.
+
+use super::rng::SimRng;
+use super::ssd::SsdConfig;
+
+/// Sectors per zone of the simulated engines: the minimum, so zones fill, seal and compact
+/// within a few dozen operations.
+pub const ZONE_SECTOR_COUNT: u64 = 8;
+/// Zones on the simulated engine's device.
+pub const ZONE_COUNT: u64 = 128;
+/// Sectors of the simulated device: two superblocks plus the zones.
+pub const DEVICE_SECTOR_COUNT: u64 = 2 + ZONE_COUNT * ZONE_SECTOR_COUNT;
+
+/// Most gossip nodes in a run.
+pub const GOSSIP_NODES_MAX: u64 = 4;
+
+/// A named set of bounds for the swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Profile {
+    /// Everything: key/value clients, cells over the network, volumes, crashes and media faults
+    /// within the fault atlas. `cellar verify` runs this one.
+    Swarm,
+    /// The sector engine only: key/value clients, crashes, media faults.
+    Storage,
+    /// Cells over a lossy network with engine crashes.
+    Network,
+    /// Volumes: syncers and cleaners interleaved on a sector-engine volume.
+    Volume,
+    /// Swarm plus misdirected writes, a fault `specs/sector.md` §12 does not promise to handle.
+    Hostile,
+    /// Gossip nodes only (`sim/src/sim/gossip.rs`): partitions, loss, duplication, crashes.
+    Gossip,
+}
+
+/// Fault kinds that can be switched off one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum FaultKind {
+    /// Power cuts of the engine (with lost, torn or reordered unflushed writes).
+    Crash,
+    /// Latent sector errors.
+    Latent,
+    /// Flipped payload bytes.
+    Corrupt,
+    /// Misdirected writes.
+    Misdirect,
+    /// Lost network messages.
+    Drop,
+    /// Duplicated network messages.
+    Dup,
+    /// Network partitions.
+    Partition,
+}
+
+/// Every profile, for listing and parsing.
+pub const PROFILES: &[Profile] = &[
+    Profile::Swarm,
+    Profile::Storage,
+    Profile::Network,
+    Profile::Volume,
+    Profile::Hostile,
+    Profile::Gossip,
+];
+
+impl Profile {
+    /// The profile's name on the command line (`swarm`, `storage`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Swarm => "swarm",
+            Profile::Storage => "storage",
+            Profile::Network => "network",
+            Profile::Volume => "volume",
+            Profile::Hostile => "hostile",
+            Profile::Gossip => "gossip",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        PROFILES.iter().copied().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = PROFILES.iter().map(|p| p.name()).collect();
+            format!("unknown profile {s:?} (known: {})", names.join(", "))
+        })
+    }
+}
+
+impl FaultKind {
+    /// The fault kind's name on the command line (`crash`, `latent`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Latent => "latent",
+            FaultKind::Corrupt => "corrupt",
+            FaultKind::Misdirect => "misdirect",
+            FaultKind::Drop => "drop",
+            FaultKind::Dup => "dup",
+            FaultKind::Partition => "partition",
+        }
+    }
+}
+
+impl std::str::FromStr for FaultKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        FAULT_KINDS.iter().copied().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = FAULT_KINDS.iter().map(|f| f.name()).collect();
+            format!("unknown fault kind {s:?} (known: {})", names.join(", "))
+        })
+    }
+}
+
+/// Every fault kind, for listing and minimizing.
+pub const FAULT_KINDS: &[FaultKind] = &[
+    FaultKind::Crash,
+    FaultKind::Latent,
+    FaultKind::Corrupt,
+    FaultKind::Misdirect,
+    FaultKind::Drop,
+    FaultKind::Dup,
+    FaultKind::Partition,
+];
+
+/// The knobs of one run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Knobs {
+    /// Key/value clients driving the engine directly.
+    pub kv_clients: u32,
+    /// Keys they use (`0..kv_keys`).
+    pub kv_keys: u64,
+    /// Largest value they write, bytes (values past one sector span sectors).
+    pub value_bytes_max: u64,
+    /// Chance (ppm) that a write carries the `flush` option.
+    pub write_flush_ppm: u32,
+    /// Cell clients talking to the cell server over the network.
+    pub cell_clients: u32,
+    /// Cells on the engine.
+    pub cells: u32,
+    /// Operations each cell client issues at most (bounds the linearizability search).
+    pub cell_ops_per_client_max: u32,
+    /// Concurrent syncers on the volume (0: no volume processes).
+    pub syncers: u32,
+    /// Concurrent cleaners on the volume.
+    pub cleaners: u32,
+    /// The compactor's step size, sectors.
+    pub compaction_step_sectors_max: u32,
+    /// Mean simulated time between power cuts, µs (0: none).
+    pub crash_every_us: u64,
+    /// Chance (ppm) of a power cut right after a key/value operation (when crashes are on):
+    /// lands crashes between an operation and the flush that would have made it durable.
+    pub crash_after_op_ppm: u32,
+    /// Mean simulated time between latent sector errors, µs (0: none).
+    pub latent_every_us: u64,
+    /// Mean simulated time between payload corruptions, µs (0: none).
+    pub corrupt_every_us: u64,
+    /// Chance (ppm) that a network message is lost.
+    pub net_drop_ppm: u32,
+    /// Chance (ppm) that a network message is delivered twice.
+    pub net_dup_ppm: u32,
+    /// Largest one-way network delay, µs (random delays reorder messages).
+    pub net_delay_us_max: u64,
+    /// Mean simulated time between partitions, µs (0: none).
+    pub partition_every_us: u64,
+    /// Gossip nodes (0: no gossip cluster).
+    pub gossip_nodes: u32,
+    /// The gossip cluster merges with KeepBoth (else LastWriteWins).
+    pub gossip_keep_both: bool,
+    /// Keys the gossip clients write (`/k/0..gossip_keys`).
+    pub gossip_keys: u64,
+    /// Mean simulated time between a gossip node's client writes, µs.
+    pub gossip_write_every_us: u64,
+    /// The simulated SSD.
+    pub ssd: SsdConfig,
+}
+
+/// Draws `0` with probability `off_ppm`, else a value in `lo..=hi`.
+fn maybe(rng: &mut SimRng, off_ppm: u32, lo: u64, hi: u64) -> u64 {
+    if rng.chance_ppm(off_ppm) { 0 } else { rng.range(lo, hi) }
+}
+
+impl Knobs {
+    /// Draws the knobs of a run of `profile` from `rng`, then applies `off`.
+    pub fn draw(rng: &mut SimRng, profile: Profile, off: &[FaultKind]) -> Knobs {
+        let (kv, cells, vols, gossip) = match profile {
+            Profile::Swarm | Profile::Hostile => (true, true, true, true),
+            Profile::Storage => (true, false, false, false),
+            Profile::Network => (false, true, false, false),
+            Profile::Volume => (false, false, true, false),
+            Profile::Gossip => (false, false, false, true),
+        };
+        let mut k = Knobs {
+            kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
+            kv_keys: rng.range(4, 40),
+            value_bytes_max: [64, 600, 2000, 9000][rng.below(4) as usize],
+            write_flush_ppm: rng.range(0, 300_000) as u32,
+            cell_clients: if cells { rng.range(2, 4) as u32 } else { 0 },
+            cells: rng.range(1, 2) as u32,
+            cell_ops_per_client_max: rng.range(8, 20) as u32,
+            syncers: if vols { rng.range(1, 2) as u32 } else { 0 },
+            cleaners: if vols { rng.range(1, 2) as u32 } else { 0 },
+            compaction_step_sectors_max: rng.range(1, 8) as u32,
+            crash_every_us: maybe(rng, 150_000, 5_000, 100_000),
+            crash_after_op_ppm: rng.range(0, 30_000) as u32,
+            latent_every_us: maybe(rng, 400_000, 20_000, 300_000),
+            corrupt_every_us: maybe(rng, 300_000, 10_000, 200_000),
+            net_drop_ppm: maybe(rng, 300_000, 10_000, 300_000) as u32,
+            net_dup_ppm: maybe(rng, 400_000, 10_000, 200_000) as u32,
+            net_delay_us_max: rng.range(10, 3_000),
+            partition_every_us: maybe(rng, 500_000, 50_000, 500_000),
+            ssd: SsdConfig {
+                read_latency_us_max: rng.range(5, 200),
+                write_latency_us_max: rng.range(5, 300),
+                flush_latency_us_max: rng.range(20, 3_000),
+                misdirect_ppm: 0,
+                trim_stale_ppm: rng.range(0, 1_000_000) as u32,
+                zone_sector_count: ZONE_SECTOR_COUNT,
+                zone_base_sector: 2,
+            },
+            gossip_nodes: 0,
+            gossip_keep_both: false,
+            gossip_keys: 0,
+            gossip_write_every_us: 0,
+        };
+        if gossip {
+            k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
+            k.gossip_keep_both = rng.coin();
+            k.gossip_keys = rng.range(1, 6);
+            k.gossip_write_every_us = rng.range(500, 5_000);
+        }
+        if profile == Profile::Hostile {
+            k.ssd.misdirect_ppm = rng.range(100, 20_000) as u32;
+        }
+        if !kv && !cells && !gossip {
+            // Volume-only runs still crash nothing: the volume's engine is fault-free.
+            k.crash_every_us = 0;
+            k.latent_every_us = 0;
+            k.corrupt_every_us = 0;
+        }
+        for f in off {
+            k.switch_off(*f);
+        }
+        k
+    }
+
+    /// Switches one fault kind off.
+    pub fn switch_off(&mut self, f: FaultKind) {
+        match f {
+            FaultKind::Crash => self.crash_every_us = 0,
+            FaultKind::Latent => self.latent_every_us = 0,
+            FaultKind::Corrupt => self.corrupt_every_us = 0,
+            FaultKind::Misdirect => self.ssd.misdirect_ppm = 0,
+            FaultKind::Drop => self.net_drop_ppm = 0,
+            FaultKind::Dup => self.net_dup_ppm = 0,
+            FaultKind::Partition => self.partition_every_us = 0,
+        }
+    }
+
+    /// Does anything in this run talk over the simulated network?
+    pub fn networked(&self) -> bool {
+        self.cell_clients > 0 || self.gossip_nodes > 0
+    }
+
+    /// Is this fault kind on in this run?
+    pub fn is_on(&self, f: FaultKind) -> bool {
+        match f {
+            FaultKind::Crash => self.crash_every_us > 0,
+            FaultKind::Latent => self.latent_every_us > 0,
+            FaultKind::Corrupt => self.corrupt_every_us > 0,
+            FaultKind::Misdirect => self.ssd.misdirect_ppm > 0,
+            FaultKind::Drop => self.net_drop_ppm > 0 && self.networked(),
+            FaultKind::Dup => self.net_dup_ppm > 0 && self.networked(),
+            FaultKind::Partition => self.partition_every_us > 0 && self.networked(),
+        }
+    }
+}
