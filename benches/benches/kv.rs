@@ -3,6 +3,12 @@
 //!
 //! Run: `cargo bench -p cellar-benches --bench kv`. Figures go to `docs/kv.md`.
 //! `KV_BENCH_KEYS` overrides the key count (default 1 000 000).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
 use cellar::db::hkv::Hkv;

@@ -14,6 +14,12 @@
 //! `posix_fadvise(DONTNEED)` before each batch (not O_DIRECT: redb and fjall cannot use it, and
 //! one method for all keeps the comparison fair). The peers' own caches are set to 4 MiB so they
 //! cannot hold the 64 MiB data set.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::env::SplitMix64;
 use cellar_benches::engine::SectorEngine;

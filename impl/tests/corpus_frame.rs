@@ -7,6 +7,12 @@
 //! say) fails here. Files libFuzzer adds (hash names) are only checked for the properties.
 //!
 //! Regenerate the named seeds: `cargo test -p cellar --test corpus_frame -- --ignored`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::proto::codec::{FrameError, check_frame_stream};
 use cellar::sector::proto::{

@@ -3,6 +3,12 @@
 //! files named `err-*` must be refused with an error, and nothing may panic (KV-2, GW-1..GW-3).
 //!
 //! Regenerate the seeds: `cargo test -p cellar --test corpus_kv_gossip -- --ignored`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::db::gossip::{Message, decode_message, encode_message};
 use cellar::db::kv::{Entry, Kv, NODE_VERSION, Node, decode_node, encode_node};

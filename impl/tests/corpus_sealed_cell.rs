@@ -7,6 +7,12 @@
 //! must be `Corrupt`. Files libFuzzer adds (hash names) are only checked for not panicking.
 //!
 //! Regenerate the named seeds: `cargo test -p cellar --test corpus_sealed_cell -- --ignored`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 #![cfg(not(loom))]
 
 use cellar::storage::cell::{CellError, open_sealed, seal_with_nonce};

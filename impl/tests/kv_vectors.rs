@@ -9,6 +9,12 @@
 //!
 //! Regenerate after a deliberate format change:
 //! `CELLAR_REGEN_VECTORS=1 cargo test -p cellar --test kv_vectors`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::db::kv::{Entry, Kv, NODE_TARGET_SIZE_BYTES, NODE_VERSION, Node, encode_node};
 use cellar::storage::refs::{self, Ref};

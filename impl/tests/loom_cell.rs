@@ -11,6 +11,12 @@
 //! The checker is seen to fail twice: `RacyCell` below releases its lock between compare and
 //! write, and the planted bug `cell:sealed-cas-reread` makes `SealedCell` swap from bytes it never
 //! compared; for both, the tests assert that loom finds the lost update.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 #![cfg(loom)]
 
 use cellar::env::Entropy;

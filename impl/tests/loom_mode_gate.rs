@@ -2,6 +2,12 @@
 //! deadlocks (loom reports a deadlock as a failure).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p cellar --release --test loom_mode_gate`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 #![cfg(loom)]
 
 use cellar::storage::volume::{Mode, ModeGate, ModeLock};

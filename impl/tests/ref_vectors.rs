@@ -8,6 +8,12 @@
 //!
 //! Regenerate the file after a deliberate format change with
 //! `CELLAR_REGEN_VECTORS=1 cargo test -p cellar --test ref_vectors`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::Hash;
 use cellar::storage::refs::{self, Ref};

@@ -1,5 +1,11 @@
 //! Basic behaviour of the sector engine (`specs/sector.md`): every operation, reopen, and the
 //! adapters.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::*;

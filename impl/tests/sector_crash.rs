@@ -2,6 +2,12 @@
 //! drop unflushed writes, tear the last write at a sector boundary, land a random subset, flip
 //! a byte — checking every recovery guarantee (SEC-6, SEC-7, SEC-8). Each checker is a function
 //! returning `Err` on a violation, so the planted-bug tests at the bottom can show it fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::*;

@@ -1,6 +1,12 @@
 //! Real devices (SEC-1, SEC-2): the engine on a file through `FileDevice` and, when the kernel
 //! allows it, through io_uring; O_DIRECT where the file system supports it. A kernel or file
 //! system that refuses io_uring or O_DIRECT must give a typed error, never a panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::device::DeviceError;
 use cellar::sector::*;

@@ -4,6 +4,12 @@
 //! state must be one the model allows: exactly the last flushed state when unflushed writes are
 //! dropped (SEC-7), or the state after some prefix of the unflushed operations when the last
 //! write is torn (SEC-7, SEC-8).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::*;

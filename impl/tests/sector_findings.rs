@@ -1,6 +1,12 @@
 //! Regression tests for engine bugs the simulator found (`docs/sim.md`, "Findings"). Each test
 //! replays the smallest scenario behind one finding, failed before its fix, and cites the
 //! invariant it guards.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::device::{BlockDevice, CrashMode, FaultDevice, ReadOp, WriteOp};
 use cellar::sector::*;

@@ -2,6 +2,12 @@
 //! deterministic single-byte and single-sector mutations of every seed (SEC-5, SEC-6).
 //! `REGENERATE_SECTOR_CORPUS=1 cargo test -p cellar --test sector_fuzz_corpus -- --ignored`
 //! rewrites the seeds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::fuzzing::recover_from_image;

@@ -4,6 +4,12 @@
 //! Every interleaving must leave the overwrite and the delete in force, also after recovery.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p cellar --release --test sector_loom`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 #![cfg(loom)]
 
 use cellar::sector::*;

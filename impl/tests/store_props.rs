@@ -1,6 +1,12 @@
 //! Property tests for every `Store`: a random sequence of posts and deletes agrees with a
 //! `BTreeMap` model on `get`, `exists` and `list` (STORE-1, STORE-2, STORE-4), for `MemStore`
 //! and `DirStore` alike.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::Hash;
 use cellar::storage::store::{DirStore, MemStore, Store, StoreError, list_all};

@@ -1,4 +1,10 @@
 //! Volume behaviour: sync, cleanup and mode exclusion (specs/volume.md VOL-1..4).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::Hash;
 use cellar::storage::cell::{Cell, MemCell};

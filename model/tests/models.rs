@@ -3,6 +3,12 @@
 //!
 //! The pinned counts make a model that quietly shrinks (a lost action, a too-eager reduction)
 //! fail loudly. If you change a model on purpose, update the count and say why in the commit.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar_model::check::{CheckOptions, Report};
 use cellar_model::models::{self, MUTANTS, ModelKind, Sizes};

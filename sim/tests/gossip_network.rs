@@ -14,6 +14,12 @@
 //! The nodes, their disks and the oracles are the simulator's own (`cellar_sim::gossip`); this
 //! test drives them from its own small chaos loop, while `cellar sim` drives them from its event
 //! queue.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::db::gossip::GossipConfig;
 use cellar::db::merge::MergePolicy;

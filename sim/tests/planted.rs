@@ -2,6 +2,12 @@
 //! --bug NAME` reproduces; without the bug the same seed passes or fails later, for another
 //! reason, so the failure is the bug's. The minimizer's run still fails and is no larger.
 //! Needs `--features planted-bugs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 #![cfg(feature = "planted-bugs")]
 
 mod common;

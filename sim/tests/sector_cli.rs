@@ -1,6 +1,12 @@
 //! End-to-end test of `cellar sector`: format, serve, the client commands, a malformed frame on
 //! a live connection (PROTO-4), SIGTERM (PROTO-10), restart and durability, offline verify,
 //! and verify catching a flipped byte. Uses the built binary, as a shell script would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::sector::proto::{ErrorKind, SectorClient, WriteOptions};
 use std::io::Write;

@@ -5,6 +5,12 @@
 //! "Findings"; regression tests in `impl/tests/sector_findings.rs`) are fixed, so every
 //! campaign here runs the full fault atlas, corruption included; `known_engine_bugs_are_fixed`
 //! runs it over 300 seeds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use std::process::Command;
 

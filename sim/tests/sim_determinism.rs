@@ -1,5 +1,11 @@
 //! The simulator is deterministic: one seed, one run. Each seed is run twice and the hash of
 //! its full event trace compared; different seeds give different runs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use std::process::Command;
 

@@ -1,4 +1,10 @@
 //! `cellar vol` end to end, as separate processes (specs/volume.md VOL-1, VOL-2, VOL-4).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use cellar::env::OsEntropy;
 use cellar::storage::files::FileTreeReach;

@@ -383,6 +383,12 @@ pub fn get(store: &dyn Store, r: &Ref) -> Result<Vec<u8>, RefError> {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
 mod tests {
     use super::*;
     use crate::storage::store::MemStore;

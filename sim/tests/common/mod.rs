@@ -1,5 +1,11 @@
 //! Shared by the simulator's integration tests: run `cellar sim ... --json` and parse its last
 //! line (the campaign's JSON document).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test reports failure by panicking"
+)]
 
 use std::process::Command;
 

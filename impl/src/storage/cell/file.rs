@@ -234,6 +234,12 @@ impl Cell for FileCell {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
 mod tests {
     use super::*;
 

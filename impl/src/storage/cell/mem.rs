@@ -50,6 +50,12 @@ impl Cell for MemCell {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
 mod tests {
     use super::*;
 

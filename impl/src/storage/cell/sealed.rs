@@ -191,6 +191,12 @@ impl<C: Cell> Cell for SealedCell<C> {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
 mod tests {
     use super::*;
     use crate::env::DetEntropy;

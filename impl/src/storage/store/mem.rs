@@ -86,6 +86,12 @@ impl Store for MemStore {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
 mod tests {
     use super::*;
     use crate::storage::store::{ALL_HASHES, list_all};

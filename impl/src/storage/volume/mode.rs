@@ -207,6 +207,12 @@ impl ModeLock for FileModeLock {
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests report failure by panicking"
+)]
 mod tests {
     use super::*;
 
