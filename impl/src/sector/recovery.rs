@@ -19,12 +19,15 @@
 //! whose CRC failed.
 
 use super::device::{BlockDevice, ReadOp};
-use super::engine::{Batch, Engine, EngineConfig, RecoveryReport, Zone, position, seal};
+use super::engine::Engine;
 use super::format::{
     self, FLAG_PACKED, FLAG_TXN, FormatError, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
     Superblock, ZoneHeader,
 };
 use super::index::Index;
+use super::write::{Batch, seal};
+use super::zones::{Zone, position};
+use super::{EngineConfig, RecoveryReport};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use std::collections::HashMap;
 
