@@ -72,7 +72,8 @@ impl<D: BlockDevice> Engine<D> {
         }
         batch.submit(&mut device)?;
         device.flush()?;
-        // Superblocks last: a crash mid-format leaves an unformatted device, never a half one.
+        // SEC-3: superblocks last: a crash mid-format leaves an unformatted device, never a
+        // half one.
         let (a, b) = (sb.encode(0), sb.encode(1));
         device.write_batch(&[
             WriteOp { first_sector: 0, data: &a },

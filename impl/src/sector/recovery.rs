@@ -143,6 +143,7 @@ fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), Sect
         ReadOp { first_sector: 0, buf: &mut a },
         ReadOp { first_sector: 1, buf: &mut b },
     ])?;
+    // SEC-3: either valid copy suffices; two valid copies must agree.
     let (ra, rb) = (Superblock::decode(&a), Superblock::decode(&b));
     let sb = match (&ra, &rb) {
         (Ok(x), Ok(y)) if x != y => {
@@ -251,6 +252,8 @@ pub(crate) fn recover<D: BlockDevice>(
         next_epoch: 1,
         durable_mark: 0,
         written_mark: 0,
+        // SEC-12: revert state is volatile: after a crash nothing is revertible (the
+        // REVERTIBLE flag on disk is informational only).
         reverts: HashMap::new(),
         compact: super::compact::CompactState::Idle,
         report,

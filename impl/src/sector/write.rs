@@ -18,6 +18,8 @@ use super::types::{CasOp, CasResult, Expect, WriteOptions};
 use super::{CAS_OPS_MAX, Engine, Key, SECTOR_SIZE_BYTES, SectorError, Version};
 use crate::bugs;
 
+/// The open packing sector: small records share it, and it is rewritten as they are added,
+/// until the next flush or seal closes it (SEC-15).
 #[derive(Debug)]
 pub(crate) struct Pack {
     pub(crate) sector: u64,
@@ -191,6 +193,7 @@ impl<D: BlockDevice> Engine<D> {
         self.flush_for_ack()
     }
 
+    /// SEC-2: every acknowledgement that promises durability goes through here.
     fn flush_for_ack(&mut self) -> Result<(), SectorError> {
         if bugs::active("sector:ack-before-flush") {
             return Ok(());
@@ -201,7 +204,7 @@ impl<D: BlockDevice> Engine<D> {
     pub(crate) fn flush_device(&mut self) -> Result<(), SectorError> {
         self.dev.flush()?;
         self.durable_mark = self.written_mark;
-        // A flushed sector is never rewritten: close the packing sector.
+        // SEC-15: a flushed sector is never rewritten: close the packing sector.
         self.pack = None;
         Ok(())
     }
@@ -251,6 +254,8 @@ impl<D: BlockDevice> Engine<D> {
             None => self.index.remove(key),
         };
         self.corrupt.remove(&key);
+        // SEC-13: the new record counts as live in its zone; the old one is retired below
+        // unless it stays live as a revert target (SEC-12).
         if let Some(z) = sector.and_then(|s| self.zone_of(s)) {
             self.zones[z as usize].live += 1;
         }
@@ -284,7 +289,7 @@ impl<D: BlockDevice> Engine<D> {
         let mut bytes = Vec::with_capacity(n as usize * SECTOR_SIZE_BYTES);
         bytes.extend_from_slice(&h.encode());
         bytes.extend_from_slice(payload);
-        bytes.resize(n as usize * SECTOR_SIZE_BYTES, 0);
+        bytes.resize(n as usize * SECTOR_SIZE_BYTES, 0); // SEC-1: whole sectors only
         batch.ops.push((sector, bytes));
         self.note_record(sector, n, h.seq);
         Ok(sector)
@@ -298,6 +303,9 @@ impl<D: BlockDevice> Engine<D> {
         for_compaction: bool,
     ) -> Result<u64, SectorError> {
         let fp = h.footprint_bytes();
+        // SEC-15: only the open packing sector (never flushed: a flush closes it) is rewritten.
+        // SEC-9: never two records of one key in one packing sector, or they would share a
+        // version.
         let fits = self
             .pack
             .as_ref()

@@ -23,7 +23,7 @@ pub(crate) struct Zone {
     pub(crate) min_seq: u64,
 }
 
-/// Log position of `sector` in a zone of epoch `epoch` (spec §5): log order is (epoch, sector).
+/// Log position of `sector` in a zone of epoch `epoch` (spec §3): log order is (epoch, sector).
 pub(crate) fn position(epoch: u32, sector: u64) -> u64 {
     (u64::from(epoch) << 32) | (sector & 0xffff_ffff)
 }
@@ -114,7 +114,7 @@ impl<D: BlockDevice> Engine<D> {
 
     /// Writes a seal record after the head's data if a sector is left (SEC-7).
     pub(crate) fn seal_head(&mut self, batch: &mut Batch) {
-        self.pack = None;
+        self.pack = None; // SEC-15: the zone is left, so its packing sector is closed too
         let Some(z) = self.head.take() else { return };
         if self.head_next >= self.sb.zone_sector_count {
             return;

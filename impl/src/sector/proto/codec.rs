@@ -68,7 +68,8 @@ pub fn parse_prefix(bytes: &[u8]) -> Result<u32, FrameError> {
     Ok(length_bytes)
 }
 
-/// Splits the first complete frame off `bytes`: `(body, frame_bytes)`.
+/// Splits the first complete frame off `bytes`: `(body, frame_bytes)`. PROTO-5: a buffer that
+/// ends before the frame does is `Truncated`, never a shorter message.
 fn split_frame(bytes: &[u8]) -> Result<(&[u8], usize), FrameError> {
     let length = parse_prefix(bytes)? as usize;
     let frame_bytes = FRAME_PREFIX_BYTES + length;
@@ -222,7 +223,7 @@ pub fn read_frame_body(reader: &mut impl Read) -> io::Result<ReadFrame> {
     };
     let mut body = vec![0u8; length as usize];
     if read_full(reader, &mut body)? < body.len() {
-        return Ok(ReadFrame::Truncated);
+        return Ok(ReadFrame::Truncated); // PROTO-5: cut short by the end of the stream
     }
     Ok(ReadFrame::Body(body))
 }
