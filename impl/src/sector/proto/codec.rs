@@ -345,6 +345,48 @@ mod tests {
         assert!(matches!(decode_frame(&bytes), Err(FrameError::Undecodable { id: None, .. })));
     }
 
+    /// PROTO-2 byte for byte: the id as a varint, then the message with enum variants as their
+    /// declaration index, integers as varints, `Option` and `bool` as one byte. Reordering a
+    /// variant or a field breaks every client in another language, so the bytes are pinned.
+    #[test]
+    fn wire_bytes_are_pinned_proto_2() {
+        let write = RequestFrame {
+            id: 300,
+            request: Request::Write {
+                key: 5,
+                value: b"ab".to_vec(),
+                options: WriteOptions {
+                    compressed: false,
+                    compact: true,
+                    revertible: false,
+                    expected: Some(Expected::Version(1)),
+                    flush: true,
+                    next: Some(9),
+                },
+            },
+        };
+        let body = [0xac, 0x02, 3, 5, 2, b'a', b'b', 0, 1, 0, 1, 1, 1, 1, 1, 9];
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        assert_eq!(encode_request_frame(&write).unwrap(), frame);
+        assert_eq!(decode_frame(&frame).unwrap(), (write, frame.len()));
+        let variants = [
+            (Request::Read { key: 1 }, 0u8),
+            (Request::Flush, 8),
+            (Request::Verify { key: 1 }, 9),
+            (Request::Commit { key: 1 }, 11),
+            (Request::Stat, 12),
+        ];
+        for (request, index) in variants {
+            let bytes = encode_request_frame(&RequestFrame { id: 0, request }).unwrap();
+            assert_eq!(bytes.get(5), Some(&index), "{bytes:?}");
+        }
+        let written = ResponseFrame { id: 7, response: Response::Written { version: 300 } };
+        assert_eq!(encode_response_frame(&written).unwrap(), [4, 0, 0, 0, 7, 2, 0xac, 0x02]);
+        let flushed = ResponseFrame { id: 1, response: Response::Flushed };
+        assert_eq!(encode_response_frame(&flushed).unwrap(), [2, 0, 0, 0, 1, 6]);
+    }
+
     #[test]
     fn empty_body_is_undecodable_proto_4() {
         assert!(matches!(
