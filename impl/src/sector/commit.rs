@@ -6,8 +6,9 @@
 //!
 //! Never splits a transaction across zones (the commit record must die with its members).
 
-use super::engine::{Batch, Engine, tombstone};
+use super::engine::Engine;
 use super::format::{self, FLAG_TXN, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader};
+use super::write::{Batch, tombstone};
 use super::{BlockDevice, CasNew, CasOp, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
 

@@ -13,9 +13,11 @@
 //! overwritten or deleted while it was being moved.
 
 use super::device::{BlockDevice, ReadOp};
-use super::engine::{Batch, Engine, Zone, dead_percent};
+use super::engine::Engine;
 use super::format::{FLAG_TXN, Kind, RecordHeader, ZoneHeader};
 use super::recovery::{Item, scan};
+use super::write::Batch;
+use super::zones::{Zone, dead_percent};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
 use std::sync::atomic::{AtomicBool, Ordering};

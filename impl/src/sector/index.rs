@@ -25,7 +25,8 @@ const CAPACITY_MIN: usize = 16;
 const EMPTY: u32 = u32::MAX;
 
 const _: () = assert!(INDEX_SLOT_SIZE_BYTES == 12);
-// At the lowest load (just after growing) a key costs slot / (max load / growth) <= 16 bytes.
+// SEC-11: at the lowest load (just after growing) a key costs slot / (max load / growth)
+// <= 16 bytes.
 const _: () =
     assert!(INDEX_SLOT_SIZE_BYTES * LOAD_MAX_DEN * GROWTH_NUM <= 16 * LOAD_MAX_NUM * GROWTH_DEN);
 

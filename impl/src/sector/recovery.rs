@@ -19,12 +19,15 @@
 //! whose CRC failed.
 
 use super::device::{BlockDevice, ReadOp};
-use super::engine::{Batch, Engine, EngineConfig, RecoveryReport, Zone, position, seal};
+use super::engine::Engine;
 use super::format::{
     self, FLAG_PACKED, FLAG_TXN, FormatError, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
     Superblock, ZoneHeader,
 };
 use super::index::Index;
+use super::write::{Batch, seal};
+use super::zones::{Zone, position};
+use super::{EngineConfig, RecoveryReport};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use std::collections::HashMap;
 
@@ -140,6 +143,7 @@ fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), Sect
         ReadOp { first_sector: 0, buf: &mut a },
         ReadOp { first_sector: 1, buf: &mut b },
     ])?;
+    // SEC-3: either valid copy suffices; two valid copies must agree.
     let (ra, rb) = (Superblock::decode(&a), Superblock::decode(&b));
     let sb = match (&ra, &rb) {
         (Ok(x), Ok(y)) if x != y => {
@@ -248,6 +252,8 @@ pub(crate) fn recover<D: BlockDevice>(
         next_epoch: 1,
         durable_mark: 0,
         written_mark: 0,
+        // SEC-12: revert state is volatile: after a crash nothing is revertible (the
+        // REVERTIBLE flag on disk is informational only).
         reverts: HashMap::new(),
         compact: super::compact::CompactState::Idle,
         report,

@@ -108,7 +108,8 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     }
 }
 
-/// Checks one I/O's buffer length and range; every implementation calls it first.
+/// Checks one I/O's buffer length and range; every implementation calls it first (SEC-1:
+/// whole sectors only, inside the device).
 pub fn check_io(
     first_sector: u64,
     len_bytes: usize,

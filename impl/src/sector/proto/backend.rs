@@ -173,10 +173,14 @@ impl<D: BlockDevice + 'static> EngineBackend<D> {
         let (out, ticket) = {
             let mut e = lock(&self.engine);
             let out = f(&mut e);
+            // PROTO-11: the ticket is taken under the engine lock, so tickets follow engine
+            // order and a flush covering ticket t covers every write before it.
             let ticket = self.commit.leave(out.is_ok());
             (out?, ticket)
         };
         if flush {
+            // SEC-2, PROTO-8: a flushed write is acknowledged only once a device flush that
+            // started after it covers its ticket.
             self.commit.wait_durable(&self.engine, ticket)?;
         }
         Ok(out)

@@ -68,7 +68,8 @@ pub fn parse_prefix(bytes: &[u8]) -> Result<u32, FrameError> {
     Ok(length_bytes)
 }
 
-/// Splits the first complete frame off `bytes`: `(body, frame_bytes)`.
+/// Splits the first complete frame off `bytes`: `(body, frame_bytes)`. PROTO-5: a buffer that
+/// ends before the frame does is `Truncated`, never a shorter message.
 fn split_frame(bytes: &[u8]) -> Result<(&[u8], usize), FrameError> {
     let length = parse_prefix(bytes)? as usize;
     let frame_bytes = FRAME_PREFIX_BYTES + length;
@@ -222,7 +223,7 @@ pub fn read_frame_body(reader: &mut impl Read) -> io::Result<ReadFrame> {
     };
     let mut body = vec![0u8; length as usize];
     if read_full(reader, &mut body)? < body.len() {
-        return Ok(ReadFrame::Truncated);
+        return Ok(ReadFrame::Truncated); // PROTO-5: cut short by the end of the stream
     }
     Ok(ReadFrame::Body(body))
 }
@@ -342,6 +343,48 @@ mod tests {
             encode_request_frame(&RequestFrame { id: REQUEST_ID_NONE, request: Request::Flush })
                 .unwrap();
         assert!(matches!(decode_frame(&bytes), Err(FrameError::Undecodable { id: None, .. })));
+    }
+
+    /// PROTO-2 byte for byte: the id as a varint, then the message with enum variants as their
+    /// declaration index, integers as varints, `Option` and `bool` as one byte. Reordering a
+    /// variant or a field breaks every client in another language, so the bytes are pinned.
+    #[test]
+    fn wire_bytes_are_pinned_proto_2() {
+        let write = RequestFrame {
+            id: 300,
+            request: Request::Write {
+                key: 5,
+                value: b"ab".to_vec(),
+                options: WriteOptions {
+                    compressed: false,
+                    compact: true,
+                    revertible: false,
+                    expected: Some(Expected::Version(1)),
+                    flush: true,
+                    next: Some(9),
+                },
+            },
+        };
+        let body = [0xac, 0x02, 3, 5, 2, b'a', b'b', 0, 1, 0, 1, 1, 1, 1, 1, 9];
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        assert_eq!(encode_request_frame(&write).unwrap(), frame);
+        assert_eq!(decode_frame(&frame).unwrap(), (write, frame.len()));
+        let variants = [
+            (Request::Read { key: 1 }, 0u8),
+            (Request::Flush, 8),
+            (Request::Verify { key: 1 }, 9),
+            (Request::Commit { key: 1 }, 11),
+            (Request::Stat, 12),
+        ];
+        for (request, index) in variants {
+            let bytes = encode_request_frame(&RequestFrame { id: 0, request }).unwrap();
+            assert_eq!(bytes.get(5), Some(&index), "{bytes:?}");
+        }
+        let written = ResponseFrame { id: 7, response: Response::Written { version: 300 } };
+        assert_eq!(encode_response_frame(&written).unwrap(), [4, 0, 0, 0, 7, 2, 0xac, 0x02]);
+        let flushed = ResponseFrame { id: 1, response: Response::Flushed };
+        assert_eq!(encode_response_frame(&flushed).unwrap(), [2, 0, 0, 0, 1, 6]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The sector server's production shell: a Unix domain socket, one reader thread per
 //! connection, a pool of worker threads calling a [`Backend`], replies written back as they
-//! complete (PROTO-6..PROTO-10).
+//! complete (PROTO-5..PROTO-10).
 //!
 //! This is the one place in `cellar` that spawns threads on its own: it is the production shell
 //! around the engine, not deterministic logic, and the simulator never runs it (it drives the
@@ -14,6 +14,8 @@
 //! - PROTO-3: a prefix above [`FRAME_BODY_BYTES_MAX`](super::FRAME_BODY_BYTES_MAX) gets an
 //!   [`ErrorKind::FrameTooLarge`] reply with [`REQUEST_ID_NONE`] and the connection is closed
 //!   once its requests in flight have been answered.
+//! - PROTO-5: a frame cut short by the end of the stream is the client leaving.
+//! - PROTO-6: every request read completely gets exactly one reply, an error reply included.
 //! - PROTO-7: replies carry their request's id and may be sent in any order.
 //! - PROTO-8: a client that disconnects does not cancel its requests in flight: they run to
 //!   completion in the backend, so nothing the server acknowledged (or would have) is lost.
@@ -353,6 +355,7 @@ impl<B: Backend> Server<B> {
         let (Ok(writer), Ok(registered)) = (stream.try_clone(), stream.try_clone()) else {
             return None;
         };
+        // PROTO-9: a client that stops reading replies is disconnected after the timeout.
         if writer.set_write_timeout(Some(REPLY_WRITE_TIMEOUT)).is_err() {
             return None;
         }
@@ -364,6 +367,7 @@ impl<B: Backend> Server<B> {
         });
         {
             let mut open_now = lock(open);
+            // PROTO-9: at most `connections_max` connections; more get `Busy` and are closed.
             if open_now.len() >= self.config.connections_max {
                 conn.error(REQUEST_ID_NONE, ErrorKind::Busy, "too many connections".to_owned());
                 return None;
@@ -388,6 +392,8 @@ fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend) {
             Ok(job) => job,
             Err(_) => return,
         };
+        // PROTO-6: each request read gets exactly one reply; PROTO-7: with its own id, as soon
+        // as it is ready, whatever the order.
         let response = backend.handle(job.request);
         job.conn.reply(job.id, response);
         job.conn.release();
@@ -412,6 +418,7 @@ fn read_loop(
                 conn.error(REQUEST_ID_NONE, ErrorKind::FrameTooLarge, e.to_string());
                 return;
             }
+            // PROTO-5: a frame cut short by the end of the stream is the client leaving.
             Ok(ReadFrame::Eof | ReadFrame::Truncated) | Err(_) => return,
         };
         let frame = match codec::decode_request_body(&body) {
@@ -433,6 +440,7 @@ fn read_loop(
             conn.reply(frame.id, Response::Error(e));
             continue;
         }
+        // PROTO-9: back-pressure: stop reading until fewer than `max` requests are in flight.
         conn.acquire(max);
         let job = Job { id: frame.id, request: frame.request, conn: Arc::clone(conn) };
         if let Err(returned) = jobs.send(job) {

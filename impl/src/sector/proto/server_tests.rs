@@ -22,10 +22,28 @@ struct TestBackend {
     map: Mutex<HashMap<Key, (Version, Vec<u8>)>>,
     seq: AtomicU64,
     flushes: AtomicU64,
+    /// Requests inside `handle` now, and the most ever at once.
+    active: AtomicU64,
+    active_max: AtomicU64,
 }
 
 impl Backend for std::sync::Arc<TestBackend> {
     fn handle(&self, request: Request) -> Response {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.active_max.fetch_max(now, Ordering::SeqCst);
+        let response = self.answer(request);
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        response
+    }
+
+    fn flush(&self) -> Result<(), ErrorReply> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl TestBackend {
+    fn answer(&self, request: Request) -> Response {
         match request {
             Request::Read { key } => {
                 if key == SLOW_KEY {
@@ -57,11 +75,6 @@ impl Backend for std::sync::Arc<TestBackend> {
             _ => Response::Error(ErrorReply::new(ErrorKind::Unsupported, "test backend")),
         }
     }
-
-    fn flush(&self) -> Result<(), ErrorReply> {
-        self.flushes.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
 }
 
 struct Running {
@@ -73,11 +86,14 @@ struct Running {
 }
 
 fn start() -> Running {
+    start_with(ServerConfig::default().workers(4))
+}
+
+fn start_with(config: ServerConfig) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("s.sock");
     let backend = std::sync::Arc::new(TestBackend::default());
-    let server =
-        Server::bind(&socket, backend.clone(), ServerConfig::default().workers(4)).unwrap();
+    let server = Server::bind(&socket, backend.clone(), config).unwrap();
     let handle = server.shutdown_handle();
     let thread = std::thread::spawn(move || server.run());
     Running { backend, socket, handle, thread, _dir: dir }
@@ -252,5 +268,66 @@ fn second_server_on_same_socket_is_refused() {
         ServerConfig::default(),
     );
     assert!(matches!(other, Err(server::ServerError::InUse(_))));
+    srv.stop();
+}
+
+/// PROTO-6: every request read completely gets exactly one reply, whatever it is: answered by
+/// the backend, refused before it (invalid), malformed but attributable, or unsupported. After
+/// the client stops sending, every reply arrives and then the server closes the connection.
+#[test]
+fn every_request_gets_exactly_one_reply_proto_6() {
+    let srv = start();
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut sent = Vec::new();
+    for id in 0..30u64 {
+        let request = match id % 4 {
+            0 => Request::Read { key: id },
+            1 => Request::Write { key: id, value: vec![1; 10], options: WriteOptions::default() },
+            2 => Request::Flush,
+            _ => Request::Stat, // unsupported by the test backend: an error reply
+        };
+        write_request(&mut s, id, request);
+        sent.push(id);
+    }
+    write_request(&mut s, 100, Request::Cas { items: vec![], flush: false }); // invalid
+    sent.push(100);
+    s.write_all(&[2, 0, 0, 0, 101, 250]).unwrap(); // malformed, id 101 readable
+    sent.push(101);
+    write_request(&mut s, 102, Request::Read { key: SLOW_KEY });
+    sent.push(102);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    while let Some(reply) = read_response(&mut s) {
+        got.push(reply.id);
+    }
+    got.sort_unstable();
+    assert_eq!(got, sent, "one reply per request, none extra");
+    srv.stop();
+}
+
+/// PROTO-9: with `requests_in_flight_max(1)` one connection never has two requests in the
+/// backend at once, though workers are free; a connection beyond `connections_max` gets
+/// `Busy` with `REQUEST_ID_NONE` and is closed.
+#[test]
+fn back_pressure_and_connection_limit_proto_9() {
+    let config = ServerConfig::default().workers(4).requests_in_flight_max(1).connections_max(1);
+    let srv = start_with(config);
+    let mut s = UnixStream::connect(&srv.socket).unwrap();
+    for id in 0..3 {
+        write_request(&mut s, id, Request::Read { key: SLOW_KEY });
+    }
+    for _ in 0..3 {
+        assert!(matches!(read_response(&mut s).unwrap().response, Response::Record(None)));
+    }
+    assert_eq!(srv.backend.active_max.load(Ordering::SeqCst), 1, "PROTO-9: back-pressure");
+
+    let mut other = UnixStream::connect(&srv.socket).unwrap();
+    other.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reply = read_response(&mut other).unwrap();
+    assert_eq!(reply.id, REQUEST_ID_NONE);
+    assert!(matches!(reply.response, Response::Error(ErrorReply { kind: ErrorKind::Busy, .. })));
+    assert!(read_response(&mut other).is_none(), "the extra connection is closed");
+    drop(s);
     srv.stop();
 }

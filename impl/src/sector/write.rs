@@ -1,0 +1,363 @@
+//! The write path (`specs/sector.md` §5, §7): `write`, `append`, `delete`, `cas`, `flush`,
+//! `revert` and `commit`, and how one record is encoded and appended at the head (packed into a
+//! shared sector or not). Where the head is and when a zone opens is `zones.rs`.
+//!
+//! Enforces SEC-2 (an ack with `flush` waits for the device flush), SEC-8 (a CAS is checked in
+//! memory, then written by `commit.rs` as one contiguous batch), SEC-9 (a packing sector never
+//! holds two records of one key, so versions are never reused), SEC-12 (revert state lives in
+//! memory only) and SEC-15 (a packing sector is rewritten only until the next flush closes it).
+//!
+//! Never writes over a sector that was flushed.
+
+use super::device::{BlockDevice, WriteOp};
+use super::format::{
+    FLAG_COMPRESSED, FLAG_HAS_NEXT, FLAG_PACKED, FLAG_REVERTIBLE, Kind, RECORD_HEADER_SIZE_BYTES,
+    RecordHeader,
+};
+use super::types::{CasOp, CasResult, Expect, WriteOptions};
+use super::{CAS_OPS_MAX, Engine, Key, SECTOR_SIZE_BYTES, SectorError, Version};
+use crate::bugs;
+
+/// The open packing sector: small records share it, and it is rewritten as they are added,
+/// until the next flush or seal closes it (SEC-15).
+#[derive(Debug)]
+pub(crate) struct Pack {
+    pub(crate) sector: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) used: usize,
+    pub(crate) keys: Vec<Key>,
+}
+
+/// Writes of one operation, submitted as one device batch.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) ops: Vec<(u64, Vec<u8>)>,
+}
+
+impl Batch {
+    pub(crate) fn submit<D: BlockDevice>(self, dev: &mut D) -> Result<(), SectorError> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<WriteOp<'_>> =
+            self.ops.iter().map(|(s, d)| WriteOp { first_sector: *s, data: d }).collect();
+        dev.write_batch(&ops)?;
+        Ok(())
+    }
+}
+
+impl<D: BlockDevice> Engine<D> {
+    fn check_expect(&self, key: Key, expected: Expect) -> Result<(), SectorError> {
+        let current = self.version(key);
+        let ok = match expected {
+            Expect::Any => true,
+            Expect::Absent => current.is_none() && !self.corrupt.contains_key(&key),
+            Expect::Version(v) => current == Some(v),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(SectorError::VersionMismatch { key, expected: format!("{expected:?}"), current })
+    }
+
+    /// Writes `value` under `key` (replacing any previous value) and returns its version.
+    pub fn write(
+        &mut self,
+        key: Key,
+        value: &[u8],
+        opts: WriteOptions,
+    ) -> Result<Version, SectorError> {
+        self.check_expect(key, opts.expected)?;
+        let max = self.value_size_max_bytes();
+        if value.len() > max {
+            return Err(SectorError::TooLarge {
+                what: "value",
+                size: value.len() as u64,
+                max: max as u64,
+            });
+        }
+        let mut flags = 0u8;
+        let compressed;
+        let payload: &[u8] = if opts.compressed {
+            flags |= FLAG_COMPRESSED;
+            compressed = lz4_flex::block::compress(value);
+            &compressed
+        } else {
+            value
+        };
+        if payload.len() > max {
+            return Err(SectorError::TooLarge {
+                what: "compressed value",
+                size: payload.len() as u64,
+                max: max as u64,
+            });
+        }
+        if opts.revertible {
+            flags |= FLAG_REVERTIBLE;
+        }
+        if opts.next.is_some() {
+            flags |= FLAG_HAS_NEXT;
+        }
+        let packable =
+            opts.compact && RECORD_HEADER_SIZE_BYTES + payload.len() <= SECTOR_SIZE_BYTES / 2;
+        if packable {
+            flags |= FLAG_PACKED;
+        }
+        let h = RecordHeader {
+            kind: Kind::Put,
+            flags,
+            key,
+            seq: self.take_seq(),
+            zone_epoch: 0,
+            payload_len: payload.len() as u32,
+            next: opts.next.unwrap_or(0),
+            txn: 0,
+            value_len: value.len() as u32,
+            payload_crc: crc32c::crc32c(payload),
+            durable_mark: 0,
+        };
+        let mut batch = Batch::default();
+        let sector = self.append_record(&mut batch, h, payload, false)?;
+        batch.submit(&mut self.dev)?;
+        self.install(key, Some(sector), opts.revertible);
+        if opts.flush {
+            self.flush_for_ack()?;
+        }
+        Ok(self.version_at(sector as u32))
+    }
+
+    /// Appends `data` to `key`'s value (creating it), rewriting the whole value as one new
+    /// record that may span several sectors. Returns the new version.
+    pub fn append(
+        &mut self,
+        key: Key,
+        data: &[u8],
+        opts: WriteOptions,
+    ) -> Result<Version, SectorError> {
+        self.check_expect(key, opts.expected)?;
+        let mut value = self.read(key)?.map(|r| r.value).unwrap_or_default();
+        value.extend_from_slice(data);
+        self.write(key, &value, WriteOptions { expected: Expect::Any, ..opts })
+    }
+
+    /// Deletes `key`; returns whether it was present. Only `expected`, `revertible` and `flush`
+    /// of `opts` apply.
+    pub fn delete(&mut self, key: Key, opts: WriteOptions) -> Result<bool, SectorError> {
+        self.check_expect(key, opts.expected)?;
+        let present = self.index.get(key).is_some();
+        if !present && !self.corrupt.contains_key(&key) {
+            // SEC-2: `flush` still means "durable when acknowledged", e.g. an earlier unflushed
+            // delete of the same key.
+            if opts.flush {
+                self.flush_for_ack()?;
+            }
+            return Ok(false);
+        }
+        let h = tombstone(key, self.take_seq(), 0, 0);
+        let mut batch = Batch::default();
+        self.append_record(&mut batch, h, &[], false)?;
+        batch.submit(&mut self.dev)?;
+        self.install(key, None, opts.revertible);
+        if opts.flush {
+            self.flush_for_ack()?;
+        }
+        Ok(present)
+    }
+
+    /// Multi-key compare-and-swap: if every member's expectation holds, applies them all with
+    /// one commit record (SEC-8); otherwise writes nothing. Not durable until `flush`.
+    pub fn cas(&mut self, ops: &[CasOp]) -> Result<CasResult, SectorError> {
+        if ops.is_empty() || ops.len() > CAS_OPS_MAX {
+            return Err(SectorError::TooLarge {
+                what: "cas members",
+                size: ops.len() as u64,
+                max: CAS_OPS_MAX as u64,
+            });
+        }
+        let mut keys: Vec<Key> = ops.iter().map(|o| o.key).collect();
+        keys.sort_unstable();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err(SectorError::InvalidArgument("a key appears twice in one cas".into()));
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if self.check_expect(op.key, op.expected).is_err() {
+                return Ok(CasResult::Mismatch { index: i, current: self.version(op.key) });
+            }
+        }
+        let sectors = super::commit::write_txn(self, ops)?;
+        Ok(CasResult::Committed(sectors.iter().map(|s| s.map(|s| self.version_at(s))).collect()))
+    }
+
+    /// Group commit: every write submitted before the call is durable when it returns (SEC-2).
+    pub fn flush(&mut self) -> Result<(), SectorError> {
+        self.flush_for_ack()
+    }
+
+    /// SEC-2: every acknowledgement that promises durability goes through here.
+    fn flush_for_ack(&mut self) -> Result<(), SectorError> {
+        if bugs::active("sector:ack-before-flush") {
+            return Ok(());
+        }
+        self.flush_device()
+    }
+
+    pub(crate) fn flush_device(&mut self) -> Result<(), SectorError> {
+        self.dev.flush()?;
+        self.durable_mark = self.written_mark;
+        // SEC-15: a flushed sector is never rewritten: close the packing sector.
+        self.pack = None;
+        Ok(())
+    }
+
+    /// Undoes the pending revertible write of `key`, restoring the previous value (or absence).
+    pub fn revert(&mut self, key: Key) -> Result<(), SectorError> {
+        let prev = self.reverts.get(&key).copied().ok_or(SectorError::NotRevertible(key))?;
+        let old = match prev {
+            Some(s) => self.read_sectors(&[(key, s)])?.pop().map(|(_, r)| r),
+            None => None,
+        };
+        self.commit(key)?;
+        match old {
+            Some(r) => {
+                self.write(key, &r.value, WriteOptions { next: r.next, ..WriteOptions::default() })?
+            }
+            None => {
+                self.delete(key, WriteOptions::default())?;
+                return Ok(());
+            }
+        };
+        Ok(())
+    }
+
+    /// Makes the pending revertible write of `key` final; the previous version becomes dead.
+    pub fn commit(&mut self, key: Key) -> Result<(), SectorError> {
+        let prev = self.reverts.remove(&key).ok_or(SectorError::NotRevertible(key))?;
+        if let Some(s) = prev {
+            self.retire(s);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn take_seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    /// Points `key` at `sector` (or removes it) and retires the previous record, keeping it live
+    /// instead when it becomes a revert target (SEC-12). Either way the key was rewritten or
+    /// deleted, so it is no longer corrupt (SEC-6), whichever operation (write, delete, CAS
+    /// member, revert) installs it.
+    pub(crate) fn install(&mut self, key: Key, sector: Option<u64>, revertible: bool) {
+        let old = match sector {
+            Some(s) => self.index.insert(key, s as u32),
+            None => self.index.remove(key),
+        };
+        self.corrupt.remove(&key);
+        // SEC-13: the new record counts as live in its zone; the old one is retired below
+        // unless it stays live as a revert target (SEC-12).
+        if let Some(z) = sector.and_then(|s| self.zone_of(s)) {
+            self.zones[z as usize].live += 1;
+        }
+        if revertible && !self.reverts.contains_key(&key) {
+            self.reverts.insert(key, old);
+            return;
+        }
+        if !revertible && let Some(Some(target)) = self.reverts.remove(&key) {
+            self.retire(target);
+        }
+        if let Some(o) = old {
+            self.retire(o);
+        }
+    }
+
+    /// Appends one record at the head (packing it if flagged), returning its first sector.
+    pub(crate) fn append_record(
+        &mut self,
+        batch: &mut Batch,
+        mut h: RecordHeader,
+        payload: &[u8],
+        for_compaction: bool,
+    ) -> Result<u64, SectorError> {
+        h.durable_mark = self.durable_mark;
+        if h.flags & FLAG_PACKED != 0 {
+            return self.append_packed(batch, h, payload, for_compaction);
+        }
+        let n = (h.footprint_bytes() / SECTOR_SIZE_BYTES) as u32;
+        let sector = self.place(batch, n, for_compaction)?;
+        h.zone_epoch = self.head_epoch();
+        let mut bytes = Vec::with_capacity(n as usize * SECTOR_SIZE_BYTES);
+        bytes.extend_from_slice(&h.encode());
+        bytes.extend_from_slice(payload);
+        bytes.resize(n as usize * SECTOR_SIZE_BYTES, 0); // SEC-1: whole sectors only
+        batch.ops.push((sector, bytes));
+        self.note_record(sector, n, h.seq);
+        Ok(sector)
+    }
+
+    fn append_packed(
+        &mut self,
+        batch: &mut Batch,
+        mut h: RecordHeader,
+        payload: &[u8],
+        for_compaction: bool,
+    ) -> Result<u64, SectorError> {
+        let fp = h.footprint_bytes();
+        // SEC-15: only the open packing sector (never flushed: a flush closes it) is rewritten.
+        // SEC-9: never two records of one key in one packing sector, or they would share a
+        // version.
+        let fits = self
+            .pack
+            .as_ref()
+            .is_some_and(|p| p.used + fp <= SECTOR_SIZE_BYTES && !p.keys.contains(&h.key));
+        if !fits {
+            let sector = self.place(batch, 1, for_compaction)?;
+            self.pack =
+                Some(Pack { sector, buf: vec![0u8; SECTOR_SIZE_BYTES], used: 0, keys: Vec::new() });
+            self.note_record(sector, 1, h.seq);
+        } else if let Some(p) = &self.pack {
+            let sector = p.sector;
+            if let Some(z) = self.zone_of(sector) {
+                let zone = &mut self.zones[z as usize];
+                zone.records += 1;
+                zone.min_seq = zone.min_seq.min(h.seq);
+            }
+        }
+        h.zone_epoch = self.head_epoch();
+        let Some(p) = self.pack.as_mut() else {
+            return Err(SectorError::InvalidArgument("packing sector vanished".into()));
+        };
+        let start = p.used;
+        if let Some(dst) = p.buf.get_mut(start..start + RECORD_HEADER_SIZE_BYTES) {
+            dst.copy_from_slice(&h.encode());
+        }
+        let ps = start + RECORD_HEADER_SIZE_BYTES;
+        if let Some(dst) = p.buf.get_mut(ps..ps + payload.len()) {
+            dst.copy_from_slice(payload);
+        }
+        p.used += fp;
+        p.keys.push(h.key);
+        batch.ops.push((p.sector, p.buf.clone()));
+        Ok(p.sector)
+    }
+}
+
+pub(crate) fn tombstone(key: Key, seq: u64, flags: u8, txn: u64) -> RecordHeader {
+    RecordHeader {
+        kind: Kind::Tombstone,
+        flags,
+        key,
+        seq,
+        zone_epoch: 0,
+        payload_len: 0,
+        next: 0,
+        txn,
+        value_len: 0,
+        payload_crc: crc32c::crc32c(&[]),
+        durable_mark: 0,
+    }
+}
+
+pub(crate) fn seal(seq: u64, epoch: u32, durable_mark: u64) -> RecordHeader {
+    RecordHeader { kind: Kind::Seal, zone_epoch: epoch, durable_mark, ..tombstone(0, seq, 0, 0) }
+}
