@@ -1,4 +1,4 @@
-//! Vector clocks and per-key merges of replicated key states (`specs/gossip.md` GOS-1..GOS-7,
+//! Per-key merges of replicated key states (`specs/gossip.md` GOS-1..GOS-7,
 //! `specs/kv.md` KV-9..KV-11), and the merge of two snapshot heads.
 //!
 //! This is the implementation; `cellar_model::spec::gossip` is the executable spec it must agree
@@ -6,7 +6,8 @@
 //! both crates; `cellar` never depends on `cellar-model`). Every key carries its own
 //! [`KeyState`]: the join of the clocks of the writes seen and the versions no seen write
 //! supersedes. Merging is a join, so a merge needs no base: the clocks carry the causal history
-//! a three-way merge would take from the common ancestor (see `specs/kv.md`, "Merges").
+//! a three-way merge would take from the common ancestor (see `specs/kv.md`, "Merges"). The
+//! clocks themselves live in [`crate::db::clock`] and are re-exported here.
 //!
 //! Never: pick an LWW winner by arrival order (GOS-3), present a causally superseded version
 //! (GOS-2), drop a concurrent sibling under KeepBoth (GOS-4).
@@ -16,119 +17,11 @@ use crate::db::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::refs::Ref;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
-/// A node (replica) id, unique in its gossip group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NodeId(pub u32);
+pub use crate::db::clock::{CLOCK_ENTRIES_MAX, ClockOrder, NodeId, VectorClock};
 
-/// How two clocks relate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClockOrder {
-    /// Strictly before.
-    Before,
-    /// Strictly after.
-    After,
-    /// Identical.
-    Equal,
-    /// Neither covers the other.
-    Concurrent,
-}
-
-/// Most entries a clock may have on the wire or in a tree value.
-pub const CLOCK_ENTRIES_MAX: usize = 1024;
 /// Most sibling versions a key state may hold (KV-10).
 pub const SIBLINGS_MAX: usize = 64;
-
-/// A vector clock; zero entries are never stored, so equal clocks are equal values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct VectorClock {
-    entries: BTreeMap<NodeId, u64>,
-}
-
-impl VectorClock {
-    /// The zero clock.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A clock from (node, count) pairs; zero counts are dropped, repeated nodes keep the max.
-    pub fn from_entries(entries: impl IntoIterator<Item = (NodeId, u64)>) -> Self {
-        let mut c = Self::new();
-        for (n, v) in entries.into_iter().filter(|(_, v)| *v > 0) {
-            let e = c.entries.entry(n).or_insert(0);
-            *e = (*e).max(v);
-        }
-        c
-    }
-
-    /// The entry of `node` (0 if absent).
-    pub fn get(&self, node: NodeId) -> u64 {
-        self.entries.get(&node).copied().unwrap_or(0)
-    }
-
-    /// Non-zero entries in node order.
-    pub fn entries(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
-        self.entries.iter().map(|(n, c)| (*n, *c))
-    }
-
-    /// This clock with `node` ticked once (GOS-1).
-    #[must_use]
-    pub fn incremented(&self, node: NodeId) -> Self {
-        let mut next = self.clone();
-        let e = next.entries.entry(node).or_insert(0);
-        *e = e.saturating_add(1);
-        next
-    }
-
-    /// Entry-wise maximum.
-    #[must_use]
-    pub fn join(&self, other: &Self) -> Self {
-        Self::from_entries(self.entries().chain(other.entries()))
-    }
-
-    /// Every entry of `self` ≤ the same entry of `other`.
-    pub fn le(&self, other: &Self) -> bool {
-        self.entries().all(|(n, c)| c <= other.get(n))
-    }
-
-    /// Causal order of `self` relative to `other`.
-    pub fn compare(&self, other: &Self) -> ClockOrder {
-        match (self.le(other), other.le(self)) {
-            (true, true) => ClockOrder::Equal,
-            (true, false) => ClockOrder::Before,
-            (false, true) => ClockOrder::After,
-            (false, false) => ClockOrder::Concurrent,
-        }
-    }
-
-    /// Sum of the entries: the first component of LWW precedence.
-    pub fn lamport(&self) -> u64 {
-        self.entries.values().fold(0, |s, c| s.saturating_add(*c))
-    }
-}
-
-impl Serialize for VectorClock {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let pairs: Vec<(u32, u64)> = self.entries().map(|(n, c)| (n.0, c)).collect();
-        pairs.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for VectorClock {
-    /// Refuses non-canonical clocks: zero entries, unsorted or repeated nodes, too many entries.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let pairs = Vec::<(u32, u64)>::deserialize(d)?;
-        if pairs.len() > CLOCK_ENTRIES_MAX {
-            return Err(D::Error::custom(format!("clock of {} entries", pairs.len())));
-        }
-        if pairs.iter().any(|(_, c)| *c == 0) || pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(D::Error::custom("clock is not canonical"));
-        }
-        Ok(Self::from_entries(pairs.into_iter().map(|(n, c)| (NodeId(n), c))))
-    }
-}
 
 /// A value as replicated: `None` is a tombstone (a delete is a write of `None`).
 pub type Value = Option<Vec<u8>>;
@@ -408,9 +301,6 @@ mod tests {
         assert!(KeyState::decode(&[0, 0]).is_err(), "no versions");
         let bad = KeyState { clock: VectorClock::new(), versions: a.versions.clone() };
         assert!(matches!(KeyState::decode(&bad.encode().unwrap()), Err(KeyStateError::Invalid(_))));
-        // A clock with a zero entry is not canonical.
-        assert!(postcard::from_bytes::<VectorClock>(&[1, 5, 0]).is_err());
-        assert!(postcard::from_bytes::<VectorClock>(&[2, 5, 1, 5, 1]).is_err());
     }
 
     #[cfg(feature = "planted-bugs")]

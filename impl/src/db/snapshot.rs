@@ -11,8 +11,8 @@
 //! validation, or follow a history longer than the bound.
 
 use crate::Hash;
+use crate::db::clock::{NodeId, VectorClock};
 use crate::db::kv::{Kv, KvError};
-use crate::db::merge::{NodeId, VectorClock};
 use crate::storage::refs::{self, REF_SIZE_BYTES, Ref, RefError};
 use crate::storage::store::Store;
 use crate::storage::volume::{Reachability, VolumeError};
