@@ -267,6 +267,7 @@ pub fn merge_heads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const A: NodeId = NodeId(0);
     const B: NodeId = NodeId(1);
@@ -293,6 +294,20 @@ mod tests {
         assert_eq!(merge(&custom, &b, &c).read(&custom), vec![s(30)]);
     }
 
+    /// KV-9: a key state is `clock ‖ count ‖ (value:Option<bytes> ‖ writer ‖ clock) × count`,
+    /// every integer a postcard varint.
+    #[test]
+    fn key_state_layout_is_byte_exact_kv9() {
+        let s = write(&KeyState::default(), NodeId(3), s(b'v'));
+        assert_eq!(s.encode().unwrap(), [1, 3, 1, 1, 1, 1, b'v', 3, 1, 3, 1]);
+        // A tombstone by node 200 (varint c8 01) over it: clock {3: 1, 200: 1}.
+        let t = write(&s, NodeId(200), None);
+        let clock = [2, 3, 1, 0xc8, 1, 1];
+        let version = [&[0, 0xc8, 1][..], &clock].concat();
+        assert_eq!(t.encode().unwrap(), [&clock[..], &[1], &version].concat());
+        assert_eq!(KeyState::decode(&t.encode().unwrap()).unwrap(), t);
+    }
+
     #[test]
     fn key_state_codec_refuses_invalid_kv10() {
         let a = write(&KeyState::default(), A, s(1));
@@ -301,6 +316,60 @@ mod tests {
         assert!(KeyState::decode(&[0, 0]).is_err(), "no versions");
         let bad = KeyState { clock: VectorClock::new(), versions: a.versions.clone() };
         assert!(matches!(KeyState::decode(&bad.encode().unwrap()), Err(KeyStateError::Invalid(_))));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// (node, value; `None` deletes)
+        Write(u32, Option<u8>),
+        /// (from, to): `to` merges `from`'s state.
+        Merge(usize, usize),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            (0u32..3, prop::option::of(0u8..3)).prop_map(|(n, v)| Op::Write(n, v)),
+            (0usize..3, 0usize..3).prop_map(|(from, to)| Op::Merge(from, to)),
+        ];
+        prop::collection::vec(op, 0..12)
+    }
+
+    /// Every state of one key that three nodes pass through while running `ops`.
+    fn states(policy: &MergePolicy, ops: &[Op]) -> Vec<KeyState> {
+        let mut nodes = vec![KeyState::default(); 3];
+        let mut seen = nodes.clone();
+        for op in ops {
+            match *op {
+                Op::Write(n, v) => {
+                    let i = n as usize;
+                    nodes[i] = write(&nodes[i], NodeId(n), v.map(|v| vec![v]));
+                }
+                Op::Merge(from, to) => nodes[to] = merge(policy, &nodes[to], &nodes[from]),
+            }
+            seen.extend(nodes.iter().cloned());
+        }
+        seen
+    }
+
+    proptest! {
+        /// GOS-7: over states reachable by writes and merges, `merge` is commutative,
+        /// associative and idempotent, and the merged clock covers both inputs.
+        #[test]
+        fn merge_is_a_join_gos7(
+            ops in ops(),
+            picks in (any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+        ) {
+            for policy in [MergePolicy::LastWriteWins, MergePolicy::KeepBoth] {
+                let pool = states(&policy, &ops);
+                let (a, b, c) = (picks.0.get(&pool), picks.1.get(&pool), picks.2.get(&pool));
+                let m = |x: &KeyState, y: &KeyState| merge(&policy, x, y);
+                prop_assert_eq!(m(a, b), m(b, a), "commutative");
+                prop_assert_eq!(m(a, &m(b, c)), m(&m(a, b), c), "associative");
+                prop_assert_eq!(&m(a, a), a, "idempotent");
+                let ab = m(a, b);
+                prop_assert!(a.clock().le(ab.clock()) && b.clock().le(ab.clock()), "covers both");
+            }
+        }
     }
 
     #[cfg(feature = "planted-bugs")]

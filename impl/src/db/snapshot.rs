@@ -322,6 +322,18 @@ mod tests {
         assert!(is_ancestor(&store, &ra, &rc).unwrap() && !is_ancestor(&store, &rc, &ra).unwrap());
     }
 
+    /// KV-12: `version ‖ root:Option<Ref> ‖ parents ‖ clock ‖ author ‖ message ‖ lamport`.
+    #[test]
+    fn snapshot_layout_is_byte_exact_kv12() {
+        let first = Snapshot::commit_of(None, None, NodeId(1), "m");
+        assert_eq!(first.encode().unwrap(), [1, 0, 0, 1, 1, 1, 1, 1, b'm', 1]);
+        let (root, parent) = (Ref::from_array(&[7; 64]), Ref::from_array(&[9; 64]));
+        let second = Snapshot::commit_of(Some(root), Some((&parent, &first)), NodeId(1), "");
+        let want = [&[1, 1][..], &[7; 64], &[1], &[9; 64], &[1, 1, 2, 1, 0, 2]].concat();
+        assert_eq!(second.encode().unwrap(), want);
+        assert_eq!(Snapshot::decode(Hash::ZERO, &want).unwrap(), second);
+    }
+
     #[test]
     fn snapshot_and_cell_values_are_validated_kv12() {
         let s = Snapshot::commit_of(None, None, NodeId(1), "x");
