@@ -153,6 +153,8 @@ pub fn merge(policy: &MergePolicy, ours: &KeyState, theirs: &KeyState) -> KeySta
         }
     }
     versions.sort_by(Version::precedence);
+    // GOS-4: KeepBoth and Custom keep every survivor, as siblings in precedence order; only LWW
+    // narrows them to one.
     if matches!(policy, MergePolicy::LastWriteWins) {
         let winner = if crate::bugs::active("gossip:lww-by-arrival-order") {
             // Planted bug: the version that arrived (theirs) wins over ours whatever its
