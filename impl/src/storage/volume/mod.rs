@@ -9,7 +9,8 @@
 //! published, and the sync's CAS would then publish a value whose blobs are gone (VOL-1). Got
 //! stated this rule but never enforced it; here every job holds a [`ModeHold`] from the volume's
 //! [`ModeLock`] for its whole life, and a job that meets the other mode fails at once with
-//! [`VolumeError::ModeConflict`].
+//! [`VolumeError::ModeConflict`] and changes nothing (VOL-6). A cleanup deletes only what the
+//! value it read under Contract cannot reach, and nothing if that set cannot be computed (VOL-5).
 //!
 //! Both jobs are resumable step functions, so the simulator and tests can interleave them
 //! deterministically; [`sync`] and [`cleanup`] simply run them to the end.
@@ -72,7 +73,7 @@ impl Volume {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VolumeError {
-    /// The other mode is held (VOL-2): a sync met a cleanup, or a cleanup met a sync.
+    /// The other mode is held (VOL-2, VOL-6): a sync met a cleanup, or a cleanup met a sync.
     #[error("mode conflict: cannot begin {wanted} while {held} is in progress on this volume")]
     ModeConflict {
         /// The mode this operation needed.

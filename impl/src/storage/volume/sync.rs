@@ -1,5 +1,5 @@
 //! Sync (expand): copy what the source needs into the destination, then CAS the destination
-//! cell to the caller's decision (VOL-2, VOL-3).
+//! cell to the caller's decision (VOL-2, VOL-3, VOL-6).
 
 use super::{Mode, ModeHold, Reachability, Volume, VolumeError};
 use crate::Hash;
@@ -63,15 +63,17 @@ pub struct SyncJob<'a> {
 }
 
 impl<'a> SyncJob<'a> {
-    /// Begins Expand on `dst` (failing at once with `ModeConflict` if a cleanup holds it), reads
-    /// the source value and plans the copy: the blobs `reach` says the source value needs, or
-    /// every blob of the source store if `reach` is `None`; minus those `dst` already has.
+    /// Begins Expand on `dst` (failing at once with `ModeConflict` if a cleanup holds Contract,
+    /// VOL-6), reads the source value and plans the copy: the blobs `reach` says the source value
+    /// needs, or every blob of the source store if `reach` is `None`; minus those `dst` already
+    /// has.
     pub fn begin(
         src: &'a Volume,
         dst: &'a Volume,
         reach: Option<&'a dyn Reachability>,
         decide: &'a Decide<'a>,
     ) -> Result<Self, VolumeError> {
+        // VOL-6: the mode comes first, so a conflict fails before any blob is copied.
         let hold = dst.modes.begin(Mode::Expand)?;
         let src_value = src.cell.read()?;
         let wanted: Vec<Hash> = match reach {
