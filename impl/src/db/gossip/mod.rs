@@ -13,10 +13,16 @@
 //! root and stopping at held blobs), and merges the head in once the closure is complete
 //! (KV-11). A receiver whose head the announcer lacks announces back (push-pull).
 //!
+//! Clients reach a node's KV through [`service::answer`] (request in, response out), and
+//! `cellar node` frames gossip messages and client requests on its connections with
+//! [`frame`]; both are transport-independent, so the simulator drives the same service.
+//!
 //! Never: store a blob that was not asked for or whose hash is not the asked CID (GW-5); accept
 //! a message over the size limits (GW-2, GW-3); read the clock or draw OS randomness.
 
 mod fetch;
+pub mod frame;
+pub mod service;
 mod wire;
 
 pub use fetch::STAGED_BYTES_MAX;
