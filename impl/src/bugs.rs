@@ -22,6 +22,7 @@ pub const ALL: &[&str] = &[
     "sector:cas-not-atomic",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
+    "gossip:accept-unauthenticated",
     "kv:no-run-extension",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod check;
 mod demo;
 mod kv;
+mod link;
 mod node;
 mod sector;
 mod sim;
