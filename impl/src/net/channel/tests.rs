@@ -230,3 +230,19 @@ fn key_files_round_trip_with_owner_only_mode() {
     assert!(!format!("{a:?}").contains(&hex::encode(a.private())));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn handshake_and_record_layouts_are_pinned_ch2_ch3() {
+    let (mut i, mut r) = pair(&psk(1), &psk(1));
+    let flights = handshake(&mut i, &mut r);
+    // u16 BE length, then e (32) ‖ tag (16); e ‖ s+tag (48) ‖ tag; s+tag ‖ tag.
+    let lens: Vec<usize> = flights.iter().map(Vec::len).collect();
+    assert_eq!(lens, [2 + 48, 2 + 96, 2 + 64]);
+    assert_eq!(flights[0][..2], [0, 48]);
+    // A transport record: length, ciphertext of flag ‖ chunk, tag.
+    i.send(b"abc").unwrap();
+    let rec = i.take_output();
+    assert_eq!(rec.len(), 2 + 1 + 3 + 16);
+    assert_eq!(rec[..2], [0, 20]);
+    assert_eq!(r.receive(&rec, 4).unwrap(), vec![ChannelEvent::Message(b"abc".to_vec())]);
+}
