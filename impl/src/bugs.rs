@@ -16,6 +16,7 @@ pub const ALL: &[&str] = &[
     "cell:file-cas-unlocked",
     "cell:sealed-ignore-version",
     "cell:sealed-cas-reread",
+    "cell:sealed-ignore-rollback",
     "sector:ack-before-flush",
     "sector:skip-crc-on-read",
     "sector:compactor-resurrects",

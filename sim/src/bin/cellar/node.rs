@@ -4,7 +4,7 @@
 //! Layout of `--data DIR`: `DIR/secret` (the group secret, hex, mode 0600: every node of a group
 //! must share it, since it salts the refs, keys the tree boundaries and yields the channel PSK),
 //! `DIR/node.key` (the node's static channel key, mode 0600), `DIR/cell` (a sealed file cell
-//! holding the head snapshot ref), `DIR/store/` (a directory store of encrypted blobs).
+//! holding the head snapshot ref; `DIR/cell.seen` the highest counter read from it, CELL-6), `DIR/store/` (a directory store of encrypted blobs).
 //!
 //! Transport: every TCP connection is a secure channel (`cellar::net::channel`, driven by
 //! [`crate::link`]); there is no plain-text mode. The connecting side sends one node-protocol
@@ -26,7 +26,7 @@ use cellar::db::merge::{MergePolicy, NodeId};
 use cellar::db::snapshot;
 use cellar::env::{Clock, Entropy, OsEntropy, SystemClock};
 use cellar::net::channel::{ChannelPsk, StaticKeys};
-use cellar::storage::cell::{Cell, FileCell, SealedCell};
+use cellar::storage::cell::{Cell, FileCell, SealedCell, Seen};
 use cellar::storage::secret::VolumeSecret;
 use cellar::storage::store::{DirStore, Store};
 use std::net::{TcpListener, TcpStream};
@@ -150,7 +150,10 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let creds = Credentials { keys, psk: ChannelPsk::from_secret(&secret) };
     let file_cell = FileCell::open(args.data.join("cell")).map_err(|e| e.to_string())?;
-    let cell: Box<dyn Cell> = Box::new(SealedCell::new(file_cell, &secret, entropy.clone()));
+    // CELL-6: the highest cell counter seen survives restarts in DATA/cell.seen.
+    let seen = Seen::file(args.data.join("cell.seen")).map_err(|e| e.to_string())?;
+    let cell: Box<dyn Cell> =
+        Box::new(SealedCell::new(file_cell, &secret, entropy.clone()).with_seen(seen));
     let store: Arc<dyn Store> =
         Arc::new(DirStore::open(args.data.join("store")).map_err(|e| e.to_string())?);
     let head = snapshot::head_from_cell(&cell.read().map_err(|e| e.to_string())?)
