@@ -82,7 +82,7 @@ impl FsPath {
             return Ok(Self::root());
         }
         let Some(rest) = enc.strip_prefix(&[0]) else {
-            return Err("a non-root encoded path starts with 0x00");
+            return Err("a non-root encoded path must start with 0x00");
         };
         for name in rest.split(|b| *b == 0) {
             check_name(name)?;
