@@ -269,3 +269,26 @@ fn merge_moves_a_directory_aside_from_a_file() {
     assert_eq!(fs.stat(&m.root, &FsPath::root()).unwrap().size, 4);
     fs.readdir(&m.root, &copy).unwrap();
 }
+
+#[test]
+fn reachable_and_scrub_cover_every_blob() {
+    let store = MemStore::new();
+    let fs = Fs::with_chunker(&store, SALT, TINY);
+    let o = base(&fs);
+    let r = file(&fs, &o, "/data", &(0..2000u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
+    let reach = fs.reachable(&r).unwrap();
+    let all: std::collections::BTreeSet<_> =
+        cellar::storage::store::list_all(&store).unwrap().into_iter().collect();
+    assert!(reach.is_subset(&all));
+    let ext = fs.kv().get(Some(&r), &p("/data").key(2000)).unwrap().unwrap();
+    let cid = decode_extent(&ext).unwrap().blob.cid;
+    assert!(reach.contains(&cid), "FS-21: extent blobs are reachable");
+    let clean = fs.scrub(&r).unwrap();
+    assert!(clean.damage.is_empty() && clean.blobs > 5 && clean.nodes >= 1, "{clean:?}");
+    let mut bytes = store.get(&cid).unwrap();
+    bytes[0] ^= 0x80;
+    store.tamper(&cid, bytes);
+    let report = fs.scrub(&r).unwrap();
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert_eq!(report.damage[0].path, Some(p("/data")));
+}

@@ -1,4 +1,4 @@
-//! `cellar::fs`: encrypted, deduplicated, versioned file trees (`specs/fs.md`, FS-1..FS-20).
+//! `cellar::fs`: encrypted, deduplicated, versioned file trees (`specs/fs.md`, FS-1..FS-21).
 //!
 //! A file tree is a prolly tree ([`crate::db::kv`]) with a schema, as in Got's GotFS: the key of
 //! a record is the path with `/` mapped to NUL followed by an 8-byte big-endian offset. Offset 0
@@ -15,7 +15,7 @@
 //!
 //! Files: [`path`] (paths, keys), [`record`] (codec), [`chunker`], `tree` (namespace
 //! operations), `data` (file bytes), `import` (batched import, small files share blobs),
-//! `diff`, `merge`, and [`host`] — the only file that touches the host file system.
+//! `diff`, `merge`, `reach` (reachable blobs, scrub), and [`host`] — the only file that touches the host file system.
 //!
 //! Never: read the clock, randomness or host files in the core (time arrives as `mtime_ns`
 //! arguments); return bytes whose blob failed its CID or tag check (REF-4); panic on a
@@ -28,6 +28,7 @@ pub mod host;
 mod import;
 mod merge;
 pub mod path;
+mod reach;
 pub mod record;
 mod tree;
 
@@ -37,6 +38,7 @@ pub use diff::{ChangeKind, PathChange};
 pub use import::Importer;
 pub use merge::{Conflict, ConflictKind, MergeOutcome};
 pub use path::FsPath;
+pub use reach::{Damage, FsRootReachability, ScrubReport};
 pub use record::{Attrs, Extent, Info, Kind, Record, RecordError};
 pub use tree::DirEntry;
 

@@ -249,12 +249,7 @@ impl Fs<'_> {
         self.apply(&out, edits)
     }
 
-    fn first_entry(
-        &self,
-        root: &Ref,
-        from: &[u8],
-        to: &[u8],
-    ) -> Result<Option<KeyValue>, FsError> {
+    fn first_entry(&self, root: &Ref, from: &[u8], to: &[u8]) -> Result<Option<KeyValue>, FsError> {
         let mut it = self.kv.range(Some(root), Bound::Included(from), Bound::Excluded(to))?;
         Ok(it.next().transpose()?)
     }
