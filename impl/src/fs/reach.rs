@@ -41,9 +41,8 @@ impl Fs<'_> {
     /// missing or damaged node; data blobs are named, not read.
     pub fn reachable(&self, root: &Ref) -> Result<BTreeSet<Hash>, FsError> {
         let mut out = BTreeSet::new();
-        self.visit(root, &mut |r, is_node, _| {
+        self.visit(root, &mut |r| {
             out.insert(r.cid);
-            Ok(is_node)
         })?;
         Ok(out)
     }
@@ -70,17 +69,16 @@ impl Fs<'_> {
         Ok(report)
     }
 
-    /// Depth-first over nodes; `f(ref, is_node, path)` for every node and extent blob.
-    fn visit(
-        &self,
-        root: &Ref,
-        f: &mut dyn FnMut(&Ref, bool, Option<&FsPath>) -> Result<bool, FsError>,
-    ) -> Result<(), FsError> {
+    /// Depth-first over nodes; `f` sees every node's and every extent blob's ref.
+    fn visit(&self, root: &Ref, f: &mut dyn FnMut(&Ref)) -> Result<(), FsError> {
         let mut stack = vec![*root];
         while let Some(r) = stack.pop() {
-            f(&r, true, None)?;
+            f(&r);
             let node = self.kv.read_node(&r)?;
-            self.node_children(&node, &mut stack, &mut |e, p| f(e, false, Some(p)).map(|_| ()))?;
+            self.node_children(&node, &mut stack, &mut |e, _| {
+                f(e);
+                Ok(())
+            })?;
         }
         Ok(())
     }
