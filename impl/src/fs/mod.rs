@@ -1,4 +1,4 @@
-//! `cellar::fs`: encrypted, deduplicated, versioned file trees (`specs/fs.md`, FS-1..FS-21).
+//! `cellar::fs`: encrypted, deduplicated, versioned file trees (`specs/fs.md`, FS-1..FS-22).
 //!
 //! A file tree is a prolly tree ([`crate::db::kv`]) with a schema, as in Got's GotFS: the key of
 //! a record is the path with `/` mapped to NUL followed by an 8-byte big-endian offset. Offset 0
@@ -15,13 +15,15 @@
 //!
 //! Files: [`path`] (paths, keys), [`record`] (codec), [`chunker`], `tree` (namespace
 //! operations), `data` (file bytes), `import` (batched import, small files share blobs),
-//! `diff`, `merge`, `reach` (reachable blobs, scrub), and [`host`] — the only file that touches the host file system.
+//! `diff`, `merge`, `reach` (reachable blobs, scrub), `commit` (history, merge of heads,
+//! reachability for volume cleanup), and [`host`] — the only file that touches the host file system.
 //!
 //! Never: read the clock, randomness or host files in the core (time arrives as `mtime_ns`
 //! arguments); return bytes whose blob failed its CID or tag check (REF-4); panic on a
 //! damaged record (FS-5).
 
 pub mod chunker;
+mod commit;
 mod data;
 mod diff;
 pub mod host;
@@ -33,6 +35,7 @@ pub mod record;
 mod tree;
 
 pub use chunker::{Chunker, ChunkerParams};
+pub use commit::{CommitError, FsSnapshotReachability};
 pub use data::FileReader;
 pub use diff::{ChangeKind, PathChange};
 pub use import::Importer;

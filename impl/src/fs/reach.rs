@@ -41,10 +41,25 @@ impl Fs<'_> {
     /// missing or damaged node; data blobs are named, not read.
     pub fn reachable(&self, root: &Ref) -> Result<BTreeSet<Hash>, FsError> {
         let mut out = BTreeSet::new();
-        self.visit(root, &mut |r| {
-            out.insert(r.cid);
-        })?;
+        self.reachable_into(root, &mut out)?;
         Ok(out)
+    }
+
+    /// Adds what `root` reaches to `out`, skipping every node already in it (with everything
+    /// below it): over a history of trees that share structure, the cost follows the changes.
+    pub fn reachable_into(&self, root: &Ref, out: &mut BTreeSet<Hash>) -> Result<(), FsError> {
+        let mut stack = vec![*root];
+        while let Some(r) = stack.pop() {
+            if !out.insert(r.cid) {
+                continue;
+            }
+            let node = self.kv.read_node(&r)?;
+            self.node_children(&node, &mut stack, &mut |e, _| {
+                out.insert(e.cid);
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Re-reads and verifies every reachable blob (REF-4), collecting damage instead of
@@ -67,20 +82,6 @@ impl Fs<'_> {
             }
         })?;
         Ok(report)
-    }
-
-    /// Depth-first over nodes; `f` sees every node's and every extent blob's ref.
-    fn visit(&self, root: &Ref, f: &mut dyn FnMut(&Ref)) -> Result<(), FsError> {
-        let mut stack = vec![*root];
-        while let Some(r) = stack.pop() {
-            f(&r);
-            let node = self.kv.read_node(&r)?;
-            self.node_children(&node, &mut stack, &mut |e, _| {
-                f(e);
-                Ok(())
-            })?;
-        }
-        Ok(())
     }
 
     fn visit_tolerant(
