@@ -28,9 +28,11 @@ pub mod fuzzing;
 mod index;
 pub mod proto;
 mod recovery;
+pub mod remote;
 mod shard;
 
 pub use adapters::{SectorCell, SectorStore};
+pub use remote::{RemoteSectorCell, RemoteSectorStore};
 pub use compact::{BACKGROUND_IDLE_SLEEP_MS, BackgroundCompactor, CompactProgress};
 pub use device::{BlockDevice, DeviceError, FileDevice, MemDevice, ReadOp, WriteOp};
 pub use engine::{
