@@ -51,7 +51,7 @@ fn a_good_file_validates_with_defaults_and_relative_paths() {
         c.stores["blobs"].spec,
         StoreSpec::Dir { path: PathBuf::from("/etc/cellar/blobs"), max_blob_size_bytes: 4 << 20 }
     );
-    assert_eq!(c.stores["blobs"].line, 3);
+    assert_eq!(c.stores["blobs"].line, 2, "the line of the table header");
     assert_eq!(c.volumes["home"].spec.mode_lock, ModeLockSpec::Process);
     let share = &c.shares["photos"].spec;
     assert_eq!(share.mark, "main");
@@ -64,7 +64,9 @@ fn unknown_keys_are_refused_with_their_line() {
     let typo = GOOD.replace("path = \"blobs\"", "pth = \"blobs\"");
     let e = refused(&typo, K::UnknownKey, 4, "stores.blobs.pth");
     assert!(e.message.contains("unknown field `pth`"), "{e}");
-    refused(&format!("{GOOD}\nbogus = 1\n"), K::UnknownKey, 20, "bogus");
+    // After a table header a key belongs to that table; before any, to the top level.
+    refused(&format!("{GOOD}\nbogus = 1\n"), K::UnknownKey, 19, "shares.photos.bogus");
+    refused(&format!("bogus = 1\n{GOOD}"), K::UnknownKey, 1, "bogus");
     // A real key, but not of this kind.
     let wrong_kind = GOOD.replace("path = \"blobs\"", "path = \"blobs\"\nurl = \"postgres://x@y/z\"");
     refused(&wrong_kind, K::UnknownKey, 5, "stores.blobs.url");
@@ -75,7 +77,7 @@ fn unknown_keys_are_refused_with_their_line() {
 fn duplicate_names_are_refused() {
     let dup = format!("{GOOD}\n[stores.blobs]\nkind = \"mem\"\n");
     let e = parse(&dup).unwrap_err();
-    assert_eq!((e.kind, e.line), (K::Duplicate, Some(21)), "{e}");
+    assert_eq!((e.kind, e.line), (K::Duplicate, Some(19)), "{e}");
     let twice = GOOD.replace("[\"fuse\"]", "[\"fuse\", \"nfs\", \"fuse\"]");
     refused(&twice, K::Duplicate, 16, "shares.photos.adapters");
 }
@@ -86,13 +88,13 @@ fn dangling_references_are_refused() {
     refused(&GOOD.replace("store = \"blobs\"", "store = \"blob\""), K::Dangling, 12, "volumes.home.store");
     refused(&GOOD.replace("volume = \"home\"", "volume = \"away\""), K::Dangling, 15, "shares.photos.volume");
     let sealed = format!("{GOOD}\n[cells.s]\nkind = \"sealed\"\ninner = \"nope\"\nsecret_file = \"k\"\n");
-    refused(&sealed, K::Dangling, 23, "cells.s.inner");
+    refused(&sealed, K::Dangling, 21, "cells.s.inner");
 }
 
 #[test]
 fn sharing_and_cycles_and_ranges_are_refused() {
     let second = format!("{GOOD}\n[cells.other]\nkind = \"mem\"\n\n[volumes.work]\ncell = \"other\"\nstore = \"blobs\"\n");
-    let e = refused(&second, K::Invalid, 26, "volumes.work.store");
+    let e = refused(&second, K::Invalid, 24, "volumes.work.store");
     assert!(e.message.contains("already belongs to volume \"home\""), "{e}");
     let cycle = "[cells.a]\nkind = \"sealed\"\ninner = \"b\"\nsecret_file = \"k\"\n\n\
                  [cells.b]\nkind = \"sealed\"\ninner = \"a\"\nsecret_file = \"k\"\n";
