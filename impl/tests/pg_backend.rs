@@ -74,7 +74,9 @@ fn schema_is_versioned_and_a_newer_one_is_refused() {
     assert_eq!(schema::migrate(&mut c).unwrap(), schema::SCHEMA_VERSION, "idempotent");
     c.execute("UPDATE cellar_schema SET version = 99", &[]).unwrap();
     match PgPool::open(&db_url, 1) {
-        Err(PgError::SchemaTooNew { found: 99, known }) => assert_eq!(known, schema::SCHEMA_VERSION),
+        Err(PgError::SchemaTooNew { found: 99, known }) => {
+            assert_eq!(known, schema::SCHEMA_VERSION)
+        }
         other => panic!("a newer schema was not refused: {other:?}"),
     }
     drop(c);
@@ -186,7 +188,8 @@ fn the_fence_refuses_writes_after_the_lock_was_lost() {
     let Some(url) = pg_url("the_fence_refuses_writes_after_the_lock_was_lost") else { return };
     let volume = unique("fence");
     let (pa, pb) = (pool(&url), pool(&url));
-    let (lock_a, lock_b) = (PgModeLock::new(pa.clone(), &volume), PgModeLock::new(pb.clone(), &volume));
+    let (lock_a, lock_b) =
+        (PgModeLock::new(pa.clone(), &volume), PgModeLock::new(pb.clone(), &volume));
     let cell_a = PgCell::new(pa.clone(), &volume);
     let store_a = PgStore::new(pa, &volume);
     assert!(cell_a.attach_fence(lock_a.fence()) && store_a.attach_fence(lock_a.fence()));
@@ -255,13 +258,19 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
             let (mut ok, mut refused) = (0, 0);
             for round in 0..ROUNDS {
                 let src = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
-                let hs: Vec<_> = (0..3).map(|i| src.store.post(format!("{volume} {round} {i}").as_bytes()).unwrap()).collect();
+                let hs: Vec<_> = (0..3)
+                    .map(|i| src.store.post(format!("{volume} {round} {i}").as_bytes()).unwrap())
+                    .collect();
                 assert!(src.cell.cas(b"", &HashList::encode(&hs)).unwrap().swapped);
                 let decide = |s: &[u8], _: &[u8]| Some(s.to_vec());
                 match SyncJob::begin(&src, &syncer, Some(&HashList), &decide) {
                     Ok(mut job) => {
                         expanding.fetch_add(1, Ordering::SeqCst);
-                        assert_eq!(contracting.load(Ordering::SeqCst), 0, "VOL-2: expand began during contract");
+                        assert_eq!(
+                            contracting.load(Ordering::SeqCst),
+                            0,
+                            "VOL-2: expand began during contract"
+                        );
                         while !matches!(job.step().unwrap(), SyncStep::Done(_)) {}
                         expanding.fetch_sub(1, Ordering::SeqCst);
                         drop(job);
@@ -270,7 +279,11 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
                     Err(VolumeError::ModeConflict { .. }) => refused += 1,
                     Err(e) => panic!("sync: {e}"),
                 }
-                assert_eq!(check_vol1(&checker, &HashList).unwrap(), None, "VOL-1 after sync round {round}");
+                assert_eq!(
+                    check_vol1(&checker, &HashList).unwrap(),
+                    None,
+                    "VOL-1 after sync round {round}"
+                );
             }
             (ok, refused)
         });
@@ -280,7 +293,11 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
                 match CleanupJob::begin(&cleaner, &HashList) {
                     Ok(mut job) => {
                         contracting.fetch_add(1, Ordering::SeqCst);
-                        assert_eq!(expanding.load(Ordering::SeqCst), 0, "VOL-2: contract began during expand");
+                        assert_eq!(
+                            expanding.load(Ordering::SeqCst),
+                            0,
+                            "VOL-2: contract began during expand"
+                        );
                         while !matches!(job.step().unwrap(), CleanupStep::Done(_)) {}
                         contracting.fetch_sub(1, Ordering::SeqCst);
                         drop(job);
@@ -289,7 +306,11 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
                     Err(VolumeError::ModeConflict { .. }) => refused += 1,
                     Err(e) => panic!("cleanup: {e}"),
                 }
-                assert_eq!(check_vol1(&checker, &HashList).unwrap(), None, "VOL-1 after cleanup round {round}");
+                assert_eq!(
+                    check_vol1(&checker, &HashList).unwrap(),
+                    None,
+                    "VOL-1 after cleanup round {round}"
+                );
             }
             (ok, refused)
         });
@@ -297,7 +318,10 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
         let (c_ok, c_refused) = clean_side.join().unwrap();
         (synced, cleaned, conflicts) = (s_ok, c_ok, s_refused + c_refused);
     });
-    assert!(synced > 0 && cleaned > 0, "both sides made progress: {synced} syncs, {cleaned} cleanups");
+    assert!(
+        synced > 0 && cleaned > 0,
+        "both sides made progress: {synced} syncs, {cleaned} cleanups"
+    );
     let _ = writeln!(
         std::io::stderr(),
         "pg_backend: {synced} syncs, {cleaned} cleanups, {conflicts} refused with ModeConflict"

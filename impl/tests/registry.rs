@@ -68,7 +68,8 @@ fn unknown_keys_are_refused_with_their_line() {
     refused(&format!("{GOOD}\nbogus = 1\n"), K::UnknownKey, 19, "shares.photos.bogus");
     refused(&format!("bogus = 1\n{GOOD}"), K::UnknownKey, 1, "bogus");
     // A real key, but not of this kind.
-    let wrong_kind = GOOD.replace("path = \"blobs\"", "path = \"blobs\"\nurl = \"postgres://x@y/z\"");
+    let wrong_kind =
+        GOOD.replace("path = \"blobs\"", "path = \"blobs\"\nurl = \"postgres://x@y/z\"");
     refused(&wrong_kind, K::UnknownKey, 5, "stores.blobs.url");
     refused(&GOOD.replace("\"dir\"", "\"dirr\""), K::Syntax, 3, "stores.blobs.kind");
 }
@@ -84,24 +85,52 @@ fn duplicate_names_are_refused() {
 
 #[test]
 fn dangling_references_are_refused() {
-    refused(&GOOD.replace("cell = \"root\"", "cell = \"roof\""), K::Dangling, 11, "volumes.home.cell");
-    refused(&GOOD.replace("store = \"blobs\"", "store = \"blob\""), K::Dangling, 12, "volumes.home.store");
-    refused(&GOOD.replace("volume = \"home\"", "volume = \"away\""), K::Dangling, 15, "shares.photos.volume");
-    let sealed = format!("{GOOD}\n[cells.s]\nkind = \"sealed\"\ninner = \"nope\"\nsecret_file = \"k\"\n");
+    refused(
+        &GOOD.replace("cell = \"root\"", "cell = \"roof\""),
+        K::Dangling,
+        11,
+        "volumes.home.cell",
+    );
+    refused(
+        &GOOD.replace("store = \"blobs\"", "store = \"blob\""),
+        K::Dangling,
+        12,
+        "volumes.home.store",
+    );
+    refused(
+        &GOOD.replace("volume = \"home\"", "volume = \"away\""),
+        K::Dangling,
+        15,
+        "shares.photos.volume",
+    );
+    let sealed =
+        format!("{GOOD}\n[cells.s]\nkind = \"sealed\"\ninner = \"nope\"\nsecret_file = \"k\"\n");
     refused(&sealed, K::Dangling, 21, "cells.s.inner");
 }
 
 #[test]
 fn sharing_and_cycles_and_ranges_are_refused() {
-    let second = format!("{GOOD}\n[cells.other]\nkind = \"mem\"\n\n[volumes.work]\ncell = \"other\"\nstore = \"blobs\"\n");
+    let second = format!(
+        "{GOOD}\n[cells.other]\nkind = \"mem\"\n\n[volumes.work]\ncell = \"other\"\nstore = \"blobs\"\n"
+    );
     let e = refused(&second, K::Invalid, 24, "volumes.work.store");
     assert!(e.message.contains("already belongs to volume \"home\""), "{e}");
     let cycle = "[cells.a]\nkind = \"sealed\"\ninner = \"b\"\nsecret_file = \"k\"\n\n\
                  [cells.b]\nkind = \"sealed\"\ninner = \"a\"\nsecret_file = \"k\"\n";
     refused(cycle, K::Invalid, 3, "cells.a.inner");
-    refused("[cells.c]\nkind = \"mem\"\nmax_size_bytes = 0\n", K::Invalid, 3, "cells.c.max_size_bytes");
+    refused(
+        "[cells.c]\nkind = \"mem\"\nmax_size_bytes = 0\n",
+        K::Invalid,
+        3,
+        "cells.c.max_size_bytes",
+    );
     refused("[stores.s]\nkind = \"sector\"\n", K::Invalid, 2, "stores.s");
-    refused("[stores.s]\nkind = \"postgres\"\nurl = \"postgres://a@b:notaport/c\"\n", K::Invalid, 3, "stores.s.url");
+    refused(
+        "[stores.s]\nkind = \"postgres\"\nurl = \"postgres://a@b:notaport/c\"\n",
+        K::Invalid,
+        3,
+        "stores.s.url",
+    );
     refused("[stores.\"a b\"]\nkind = \"mem\"\n", K::Invalid, 1, "stores.a b");
     let lock = GOOD.replace("store = \"blobs\"", "store = \"blobs\"\nmode_lock = \"postgres\"");
     refused(&lock, K::Invalid, 13, "volumes.home.mode_lock");
@@ -123,7 +152,9 @@ fn unreachable_backends_are_refused_at_start_up() {
     let e = open("[cells.c]\nkind = \"sector\"\nsocket = \"nobody.sock\"\n");
     assert_eq!((e.kind, e.key.as_str()), (K::Unreachable, "cells.c"), "{e}");
     assert!(e.message.contains("cellar sector serve"), "{e}");
-    let e = open("[stores.p]\nkind = \"postgres\"\nurl = \"postgres://x@127.0.0.1:1/db?connect_timeout=2\"\n");
+    let e = open(
+        "[stores.p]\nkind = \"postgres\"\nurl = \"postgres://x@127.0.0.1:1/db?connect_timeout=2\"\n",
+    );
     assert_eq!((e.kind, e.key.as_str()), (K::Unreachable, "stores.p"), "{e}");
     // A secret file others can read is refused; so is a wrong secret for an existing value.
     let key = dir.path().join("key");
@@ -200,7 +231,10 @@ volume = "v"
     let probe = reg.probe();
     assert!(probe.iter().all(|l| l.ok), "{probe:?}");
     assert_eq!(probe.len(), 3 + 4 + 2 + 1, "{probe:?}");
-    assert!(probe.iter().any(|l| l.text.starts_with("store d: dir") && l.text.ends_with(": 1 blobs")), "{probe:?}");
+    assert!(
+        probe.iter().any(|l| l.text.starts_with("store d: dir") && l.text.ends_with(": 1 blobs")),
+        "{probe:?}"
+    );
     drop(reg);
     // Reopen with the wrong secret: the sealed value does not open, and start-up says so.
     let wrong = text.replace("secret_file = \"key\"", "secret_file = \"wrong\"");
@@ -212,7 +246,10 @@ volume = "v"
 #[test]
 fn a_postgres_volume_opens_with_postgres_mode_lock() {
     let Ok(url) = std::env::var("CELLAR_TEST_PG") else {
-        let _ = writeln!(std::io::stderr(), "SKIPPED registry::a_postgres_volume_opens_with_postgres_mode_lock: CELLAR_TEST_PG is not set");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED registry::a_postgres_volume_opens_with_postgres_mode_lock: CELLAR_TEST_PG is not set"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -19,9 +19,7 @@
 //! transaction: a broken connection rolls it back).
 
 use super::{PgError, PgFence, PgPool};
-use crate::storage::cell::{
-    CELL_SIZE_MAX_BYTES_DEFAULT, CasOutcome, Cell, CellError, check_size,
-};
+use crate::storage::cell::{CELL_SIZE_MAX_BYTES_DEFAULT, CasOutcome, Cell, CellError, check_size};
 use crate::storage::volume::Mode;
 use postgres::GenericClient;
 use std::sync::{Arc, OnceLock};

@@ -25,7 +25,9 @@ pub enum PgError {
     /// The connection broke during an operation. Each operation is one statement or one
     /// transaction, so nothing was half-applied; whether a final commit landed before the break
     /// is unknown: re-read, then retry.
-    #[error("PostgreSQL connection lost during {op} (nothing half-applied; re-read and retry): {detail}")]
+    #[error(
+        "PostgreSQL connection lost during {op} (nothing half-applied; re-read and retry): {detail}"
+    )]
     ConnectionLost {
         /// The operation that was running.
         op: &'static str,
@@ -53,7 +55,9 @@ pub enum PgError {
     /// A fenced write found that the volume's mode was taken over by the other mode since this
     /// process's holder began: its advisory lock session was lost while it kept running
     /// (`specs/volume.md` §6.1, VOL-7). Nothing was written.
-    #[error("volume {volume}: the {mode} mode lock was lost (fence moved from {held} to {found}); nothing written")]
+    #[error(
+        "volume {volume}: the {mode} mode lock was lost (fence moved from {held} to {found}); nothing written"
+    )]
     ModeLost {
         /// The volume whose fence row was checked.
         volume: String,

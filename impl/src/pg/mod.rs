@@ -26,7 +26,7 @@ mod store;
 pub use cell::{PG_CAS_FAST_ATTEMPTS_MAX, PgCell};
 pub use error::PgError;
 pub use mode::{PgFence, PgModeKeys, PgModeLock};
-pub use store::PgStore;
 pub use pool::{
     CONNECT_TIMEOUT_S_DEFAULT, POOL_CONNECTIONS_MAX_DEFAULT, POOL_CONNECTIONS_MAX_LIMIT, PgPool,
 };
+pub use store::PgStore;

@@ -179,11 +179,7 @@ impl PgModeLock {
     }
 
     /// Runs the begin transaction on `client`; `Ok(None)` is a conflict.
-    fn try_begin(
-        &self,
-        client: &mut postgres::Client,
-        mode: Mode,
-    ) -> Result<Option<i64>, PgError> {
+    fn try_begin(&self, client: &mut postgres::Client, mode: Mode) -> Result<Option<i64>, PgError> {
         let q = |e: postgres::Error| PgError::from_driver("mode lock begin", &e);
         let volume = self.fence.volume.as_str();
         let mine = self.keys.of_mode(mode);
@@ -191,8 +187,11 @@ impl PgModeLock {
         let mut tx = client.transaction().map_err(q)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.keys.gate]).map_err(q)?;
         tx.execute("SELECT pg_advisory_lock_shared($1)", &[&mine]).map_err(q)?;
-        let free: bool =
-            tx.query_one("SELECT pg_try_advisory_lock($1)", &[&other]).map_err(q)?.try_get(0).map_err(q)?;
+        let free: bool = tx
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&other])
+            .map_err(q)?
+            .try_get(0)
+            .map_err(q)?;
         if free {
             tx.execute("SELECT pg_advisory_unlock($1)", &[&other]).map_err(q)?;
         } else if !crate::bugs::active("volume:no-mode-exclusion") {

@@ -89,10 +89,7 @@ impl PgPool {
     }
 
     /// Runs `f` on a pooled connection. A connection that broke is dropped, not returned.
-    pub fn with<T>(
-        &self,
-        f: impl FnOnce(&mut Client) -> Result<T, PgError>,
-    ) -> Result<T, PgError> {
+    pub fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, PgError>) -> Result<T, PgError> {
         let mut client = self.acquire()?;
         let result = f(&mut client);
         let broken = client.is_closed() || matches!(result, Err(PgError::ConnectionLost { .. }));

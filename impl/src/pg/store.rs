@@ -66,12 +66,11 @@ impl PgStore {
 
 fn hash_of_row(row: &postgres::Row) -> Result<Hash, StoreError> {
     let bytes: Vec<u8> = row.try_get(0).map_err(q("store list"))?;
-    let arr: [u8; HASH_SIZE_BYTES] = bytes.as_slice().try_into().map_err(|_| {
-        StoreError::Corrupt {
+    let arr: [u8; HASH_SIZE_BYTES] =
+        bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
             hash: Hash([0; HASH_SIZE_BYTES]),
             detail: format!("a stored hash is {} bytes, not {HASH_SIZE_BYTES}", bytes.len()),
-        }
-    })?;
+        })?;
     Ok(Hash(arr))
 }
 

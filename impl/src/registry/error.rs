@@ -111,7 +111,11 @@ impl Source {
     fn key_at(&self, span: &Range<usize>) -> String {
         let start = span.start.min(self.text.len());
         let line_start = self.text.get(..start).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
-        let line_end = self.text.get(start..).and_then(|t| t.find('\n')).map_or(self.text.len(), |i| start + i);
+        let line_end = self
+            .text
+            .get(start..)
+            .and_then(|t| t.find('\n'))
+            .map_or(self.text.len(), |i| start + i);
         let line = self.text.get(line_start..line_end).unwrap_or("").trim();
         if line.starts_with('[') {
             return line.trim_matches(|c| c == '[' || c == ']').trim().to_owned();

@@ -139,8 +139,9 @@ impl<'a> Opener<'a> {
             return Ok(e.clone());
         }
         let dev = FileDevice::open(&key, false).map_err(|e| format!("{}: {e}", key.display()))?;
-        let engine = Engine::open(dev, EngineConfig::default())
-            .map_err(|e| format!("{}: {e} (format it with `cellar sector format`)", key.display()))?;
+        let engine = Engine::open(dev, EngineConfig::default()).map_err(|e| {
+            format!("{}: {e} (format it with `cellar sector format`)", key.display())
+        })?;
         let shared = share(engine);
         self.engines.insert(key, shared.clone());
         Ok(shared)
@@ -150,8 +151,9 @@ impl<'a> Opener<'a> {
         if let Some(c) = self.conns.get(socket) {
             return Ok(c.clone());
         }
-        let c = SectorConn::connect(socket)
-            .map_err(|e| format!("{}: {e} (is `cellar sector serve` running?)", socket.display()))?;
+        let c = SectorConn::connect(socket).map_err(|e| {
+            format!("{}: {e} (is `cellar sector serve` running?)", socket.display())
+        })?;
         self.conns.insert(socket.to_path_buf(), c.clone());
         Ok(c)
     }
@@ -166,7 +168,9 @@ impl<'a> Opener<'a> {
                     .map_err(|e| format!("{}: {e}", path.display()))?
                     .with_max_blob_size(*max_blob_size_bytes),
             ),
-            StoreSpec::Sector(SectorTarget::Device(d)) => Arc::new(SectorStore::new(self.engine(d)?)),
+            StoreSpec::Sector(SectorTarget::Device(d)) => {
+                Arc::new(SectorStore::new(self.engine(d)?))
+            }
             StoreSpec::Sector(SectorTarget::Socket(s)) => {
                 Arc::new(RemoteSectorStore::new(self.conn(s)?))
             }

@@ -2,8 +2,8 @@
 //! reading each backend once (a store lists up to [`PROBE_LIST_HASHES_MAX`] hashes, a cell
 //! reads its value, a sealed cell opens it).
 
-use super::config::{CellSpec, ModeLockSpec, SectorTarget, StoreSpec};
 use super::Registry;
+use super::config::{CellSpec, ModeLockSpec, SectorTarget, StoreSpec};
 use crate::storage::store::ALL_HASHES;
 
 /// Most hashes a probe lists per store (more is printed as "N+").
@@ -31,7 +31,9 @@ fn sector(t: &SectorTarget) -> String {
 
 fn describe_store(spec: &StoreSpec) -> String {
     match spec {
-        StoreSpec::Mem { max_blob_size_bytes } => format!("mem, blobs up to {max_blob_size_bytes} bytes"),
+        StoreSpec::Mem { max_blob_size_bytes } => {
+            format!("mem, blobs up to {max_blob_size_bytes} bytes")
+        }
         StoreSpec::Dir { path, .. } => format!("dir {}", path.display()),
         StoreSpec::Sector(t) => sector(t),
         StoreSpec::Postgres { target, namespace, .. } => {
@@ -45,7 +47,9 @@ fn describe_cell(spec: &CellSpec) -> String {
         CellSpec::Mem { .. } => "mem".to_owned(),
         CellSpec::File { path, .. } => format!("file {}", path.display()),
         CellSpec::Sector { target, id } => format!("{}, cell id {id}", sector(target)),
-        CellSpec::Postgres { target, name, .. } => format!("postgres {}, row {name:?}", redact(&target.url)),
+        CellSpec::Postgres { target, name, .. } => {
+            format!("postgres {}, row {name:?}", redact(&target.url))
+        }
         CellSpec::Sealed { inner, secret_file } => {
             format!("sealed over cell {inner:?}, secret {}", secret_file.display())
         }
@@ -70,9 +74,14 @@ pub(super) fn probe(r: &Registry) -> Vec<ProbeLine> {
         let what = describe_store(&e.spec);
         match r.stores.get(name).map(|s| s.list(ALL_HASHES, PROBE_LIST_HASHES_MAX + 1)) {
             Some(Ok(hs)) if hs.len() > PROBE_LIST_HASHES_MAX => {
-                out.push(line(true, format!("store {name}: {what}: {PROBE_LIST_HASHES_MAX}+ blobs")));
+                out.push(line(
+                    true,
+                    format!("store {name}: {what}: {PROBE_LIST_HASHES_MAX}+ blobs"),
+                ));
             }
-            Some(Ok(hs)) => out.push(line(true, format!("store {name}: {what}: {} blobs", hs.len()))),
+            Some(Ok(hs)) => {
+                out.push(line(true, format!("store {name}: {what}: {} blobs", hs.len())))
+            }
             Some(Err(err)) => out.push(line(false, format!("store {name}: {what}: {err}"))),
             None => out.push(line(false, format!("store {name}: {what}: not opened"))),
         }
@@ -80,7 +89,9 @@ pub(super) fn probe(r: &Registry) -> Vec<ProbeLine> {
     for (name, e) in &r.config.cells {
         let what = describe_cell(&e.spec);
         match r.cells.get(name).map(|c| c.read()) {
-            Some(Ok(v)) => out.push(line(true, format!("cell {name}: {what}: value of {} bytes", v.len()))),
+            Some(Ok(v)) => {
+                out.push(line(true, format!("cell {name}: {what}: value of {} bytes", v.len())))
+            }
             Some(Err(err)) => out.push(line(false, format!("cell {name}: {what}: {err}"))),
             None => out.push(line(false, format!("cell {name}: {what}: not opened"))),
         }
@@ -92,7 +103,10 @@ pub(super) fn probe(r: &Registry) -> Vec<ProbeLine> {
             ModeLockSpec::Postgres(t) => format!("postgres advisory locks at {}", redact(&t.url)),
         };
         let v = &e.spec;
-        out.push(line(true, format!("volume {name}: cell {}, store {}, mode lock {lock}", v.cell, v.store)));
+        out.push(line(
+            true,
+            format!("volume {name}: cell {}, store {}, mode lock {lock}", v.cell, v.store),
+        ));
     }
     for (name, e) in &r.config.shares {
         let s = &e.spec;

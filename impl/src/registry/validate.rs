@@ -61,7 +61,11 @@ const STORE_KEYS: [(StoreKind, &str, &[&str]); 4] = [
     (StoreKind::Mem, "mem", &["max_blob_size_bytes"]),
     (StoreKind::Dir, "dir", &["path", "max_blob_size_bytes"]),
     (StoreKind::Sector, "sector", &["device", "socket"]),
-    (StoreKind::Postgres, "postgres", &["url", "namespace", "connections_max", "max_blob_size_bytes"]),
+    (
+        StoreKind::Postgres,
+        "postgres",
+        &["url", "namespace", "connections_max", "max_blob_size_bytes"],
+    ),
 ];
 
 const CELL_KEYS: [(CellKind, &str, &[&str]); 5] = [
@@ -83,25 +87,48 @@ impl Cx<'_> {
             && name.len() <= CONFIG_NAME_LEN_MAX
             && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok {
-            return Err(self.err(K::Invalid, span, key, format!(
-                "names are 1 to {CONFIG_NAME_LEN_MAX} characters of A-Z a-z 0-9 - _ ."
-            )));
+            return Err(self.err(
+                K::Invalid,
+                span,
+                key,
+                format!("names are 1 to {CONFIG_NAME_LEN_MAX} characters of A-Z a-z 0-9 - _ ."),
+            ));
         }
         Ok(key.to_owned())
     }
 
     /// Refuses the first key present that `kind` does not take.
-    fn allowed(&self, key: &str, kind: &str, present: &[(&str, Range<usize>)], ok: &[&str]) -> Result<(), ConfigError> {
+    fn allowed(
+        &self,
+        key: &str,
+        kind: &str,
+        present: &[(&str, Range<usize>)],
+        ok: &[&str],
+    ) -> Result<(), ConfigError> {
         match present.iter().find(|(k, _)| !ok.contains(k)) {
             None => Ok(()),
-            Some((k, span)) => Err(self.err(K::UnknownKey, span.clone(), &format!("{key}.{k}"), format!(
-                "`{k}` is not a key of kind \"{kind}\" (its keys: kind, {})", ok.join(", ")
-            ))),
+            Some((k, span)) => Err(self.err(
+                K::UnknownKey,
+                span.clone(),
+                &format!("{key}.{k}"),
+                format!(
+                    "`{k}` is not a key of kind \"{kind}\" (its keys: kind, {})",
+                    ok.join(", ")
+                ),
+            )),
         }
     }
 
-    fn required<'v, T>(&self, v: &'v Option<Spanned<T>>, key: &str, k: &str, kind: &str, at: Range<usize>) -> Result<&'v Spanned<T>, ConfigError> {
-        v.as_ref().ok_or_else(|| self.err(K::Invalid, at, key, format!("kind \"{kind}\" needs `{k}`")))
+    fn required<'v, T>(
+        &self,
+        v: &'v Option<Spanned<T>>,
+        key: &str,
+        k: &str,
+        kind: &str,
+        at: Range<usize>,
+    ) -> Result<&'v Spanned<T>, ConfigError> {
+        v.as_ref()
+            .ok_or_else(|| self.err(K::Invalid, at, key, format!("kind \"{kind}\" needs `{k}`")))
     }
 
     fn path(&self, p: &Spanned<PathBuf>) -> PathBuf {
@@ -109,40 +136,89 @@ impl Cx<'_> {
         if p.is_absolute() { p.clone() } else { self.base.join(p) }
     }
 
-    fn size(&self, v: &Option<Spanned<u64>>, key: &str, default: usize, limit: u64) -> Result<usize, ConfigError> {
+    fn size(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: usize,
+        limit: u64,
+    ) -> Result<usize, ConfigError> {
         let Some(v) = v else { return Ok(default) };
         let n = *v.get_ref();
         if n == 0 || n > limit {
-            return Err(self.err(K::Invalid, v.span(), key, format!("must be between 1 and {limit}, not {n}")));
+            return Err(self.err(
+                K::Invalid,
+                v.span(),
+                key,
+                format!("must be between 1 and {limit}, not {n}"),
+            ));
         }
-        usize::try_from(n).map_err(|_| self.err(K::Invalid, v.span(), key, "too large for this machine"))
+        usize::try_from(n)
+            .map_err(|_| self.err(K::Invalid, v.span(), key, "too large for this machine"))
     }
 
-    fn pg(&self, key: &str, url: &Spanned<String>, conns: &Option<Spanned<u64>>) -> Result<PgTarget, ConfigError> {
+    fn pg(
+        &self,
+        key: &str,
+        url: &Spanned<String>,
+        conns: &Option<Spanned<u64>>,
+    ) -> Result<PgTarget, ConfigError> {
         url.get_ref().parse::<postgres::Config>().map_err(|e| {
-            self.err(K::Invalid, url.span(), &format!("{key}.url"), format!("not a PostgreSQL URL: {e}"))
+            self.err(
+                K::Invalid,
+                url.span(),
+                &format!("{key}.url"),
+                format!("not a PostgreSQL URL: {e}"),
+            )
         })?;
         let limit = POOL_CONNECTIONS_MAX_LIMIT as u64;
-        let connections_max = self.size(conns, &format!("{key}.connections_max"), POOL_CONNECTIONS_MAX_DEFAULT, limit)?;
+        let connections_max = self.size(
+            conns,
+            &format!("{key}.connections_max"),
+            POOL_CONNECTIONS_MAX_DEFAULT,
+            limit,
+        )?;
         Ok(PgTarget { url: url.get_ref().clone(), connections_max })
     }
 
-    fn sector(&self, key: &str, device: &Option<Spanned<PathBuf>>, socket: &Option<Spanned<PathBuf>>, at: Range<usize>) -> Result<SectorTarget, ConfigError> {
+    fn sector(
+        &self,
+        key: &str,
+        device: &Option<Spanned<PathBuf>>,
+        socket: &Option<Spanned<PathBuf>>,
+        at: Range<usize>,
+    ) -> Result<SectorTarget, ConfigError> {
         match (device, socket) {
             (Some(d), None) => Ok(SectorTarget::Device(self.path(d))),
             (None, Some(s)) => Ok(SectorTarget::Socket(self.path(s))),
-            (Some(_), Some(s)) => Err(self.err(K::Invalid, s.span(), &format!("{key}.socket"), "give `device` or `socket`, not both")),
-            (None, None) => Err(self.err(K::Invalid, at, key, "kind \"sector\" needs `device` (a device file) or `socket` (a server)")),
+            (Some(_), Some(s)) => Err(self.err(
+                K::Invalid,
+                s.span(),
+                &format!("{key}.socket"),
+                "give `device` or `socket`, not both",
+            )),
+            (None, None) => Err(self.err(
+                K::Invalid,
+                at,
+                key,
+                "kind \"sector\" needs `device` (a device file) or `socket` (a server)",
+            )),
         }
     }
 
     fn store(&self, key: &str, s: &RawStore, name: &str) -> Result<StoreSpec, ConfigError> {
         let kind = *s.kind.get_ref();
-        let (_, kind_name, ok) = STORE_KEYS.iter().find(|(k, _, _)| *k == kind).copied().unwrap_or((kind, "?", &[]));
+        let (_, kind_name, ok) =
+            STORE_KEYS.iter().find(|(k, _, _)| *k == kind).copied().unwrap_or((kind, "?", &[]));
         self.allowed(key, kind_name, &s.keys(), ok)?;
         let at = s.kind.span();
         let max_key = format!("{key}.max_blob_size_bytes");
-        let max = self.size(&s.max_blob_size_bytes, &max_key, BLOB_SIZE_MAX_BYTES_DEFAULT, CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT)?;
+        let max = self.size(
+            &s.max_blob_size_bytes,
+            &max_key,
+            BLOB_SIZE_MAX_BYTES_DEFAULT,
+            CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT,
+        )?;
         Ok(match kind {
             StoreKind::Mem => StoreSpec::Mem { max_blob_size_bytes: max },
             StoreKind::Dir => {
@@ -153,18 +229,28 @@ impl Cx<'_> {
             StoreKind::Postgres => {
                 let url = self.required(&s.url, key, "url", kind_name, at)?;
                 let namespace = s.namespace.as_ref().map_or(name, |n| n.get_ref()).to_owned();
-                StoreSpec::Postgres { target: self.pg(key, url, &s.connections_max)?, namespace, max_blob_size_bytes: max }
+                StoreSpec::Postgres {
+                    target: self.pg(key, url, &s.connections_max)?,
+                    namespace,
+                    max_blob_size_bytes: max,
+                }
             }
         })
     }
 
     fn cell(&self, key: &str, c: &RawCell, name: &str) -> Result<CellSpec, ConfigError> {
         let kind = *c.kind.get_ref();
-        let (_, kind_name, ok) = CELL_KEYS.iter().find(|(k, _, _)| *k == kind).copied().unwrap_or((kind, "?", &[]));
+        let (_, kind_name, ok) =
+            CELL_KEYS.iter().find(|(k, _, _)| *k == kind).copied().unwrap_or((kind, "?", &[]));
         self.allowed(key, kind_name, &c.keys(), ok)?;
         let at = c.kind.span();
         let max_key = format!("{key}.max_size_bytes");
-        let max = self.size(&c.max_size_bytes, &max_key, CELL_SIZE_MAX_BYTES_DEFAULT, CONFIG_CELL_SIZE_MAX_BYTES_LIMIT)?;
+        let max = self.size(
+            &c.max_size_bytes,
+            &max_key,
+            CELL_SIZE_MAX_BYTES_DEFAULT,
+            CONFIG_CELL_SIZE_MAX_BYTES_LIMIT,
+        )?;
         Ok(match kind {
             CellKind::Mem => CellSpec::Mem { max_size_bytes: max },
             CellKind::File => {
@@ -174,18 +260,29 @@ impl Cx<'_> {
             CellKind::Sector => {
                 let id = c.id.as_ref().map_or(0, |i| *i.get_ref());
                 if let Some(i) = c.id.as_ref().filter(|i| *i.get_ref() >= 1 << 63) {
-                    return Err(self.err(K::Invalid, i.span(), &format!("{key}.id"), "must be below 2^63"));
+                    return Err(self.err(
+                        K::Invalid,
+                        i.span(),
+                        &format!("{key}.id"),
+                        "must be below 2^63",
+                    ));
                 }
                 CellSpec::Sector { target: self.sector(key, &c.device, &c.socket, at)?, id }
             }
             CellKind::Postgres => {
                 let url = self.required(&c.url, key, "url", kind_name, at)?;
                 let row = c.name.as_ref().map_or(name, |n| n.get_ref()).to_owned();
-                CellSpec::Postgres { target: self.pg(key, url, &c.connections_max)?, name: row, max_size_bytes: max }
+                CellSpec::Postgres {
+                    target: self.pg(key, url, &c.connections_max)?,
+                    name: row,
+                    max_size_bytes: max,
+                }
             }
             CellKind::Sealed => {
-                let inner = self.required(&c.inner, key, "inner", kind_name, at.clone())?.get_ref().clone();
-                let secret_file = self.path(self.required(&c.secret_file, key, "secret_file", kind_name, at)?);
+                let inner =
+                    self.required(&c.inner, key, "inner", kind_name, at.clone())?.get_ref().clone();
+                let secret_file =
+                    self.path(self.required(&c.secret_file, key, "secret_file", kind_name, at)?);
                 CellSpec::Sealed { inner, secret_file }
             }
         })
@@ -199,17 +296,33 @@ impl Cx<'_> {
             let Some(inner) = &e.get_ref().inner else { continue };
             let key = format!("cells.{name}.inner");
             if !cfg.cells.contains_key(inner.get_ref()) {
-                return Err(self.err(K::Dangling, inner.span(), &key, format!("no cell named {:?}", inner.get_ref())));
+                return Err(self.err(
+                    K::Dangling,
+                    inner.span(),
+                    &key,
+                    format!("no cell named {:?}", inner.get_ref()),
+                ));
             }
             if let Some(other) = claimed.insert(inner.get_ref(), name) {
-                return Err(self.err(K::Invalid, inner.span(), &key, format!(
-                    "cell {:?} is already the inner cell of {other:?}; a cell has one owner", inner.get_ref()
-                )));
+                return Err(self.err(
+                    K::Invalid,
+                    inner.span(),
+                    &key,
+                    format!(
+                        "cell {:?} is already the inner cell of {other:?}; a cell has one owner",
+                        inner.get_ref()
+                    ),
+                ));
             }
             let mut cur = inner.get_ref().as_str();
             for _ in 0..=cfg.cells.len() {
                 if cur == name {
-                    return Err(self.err(K::Invalid, inner.span(), &key, "sealed cells form a cycle"));
+                    return Err(self.err(
+                        K::Invalid,
+                        inner.span(),
+                        &key,
+                        "sealed cells form a cycle",
+                    ));
                 }
                 match cfg.cells.get(cur).map(|c| &c.spec) {
                     Some(CellSpec::Sealed { inner, .. }) => cur = inner,
@@ -220,17 +333,38 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn volume(&self, key: &str, v: &RawVolume, name: &str, cfg: &Config) -> Result<VolumeSpec, ConfigError> {
+    fn volume(
+        &self,
+        key: &str,
+        v: &RawVolume,
+        name: &str,
+        cfg: &Config,
+    ) -> Result<VolumeSpec, ConfigError> {
         let _ = name;
         if !cfg.cells.contains_key(v.cell.get_ref()) {
-            return Err(self.err(K::Dangling, v.cell.span(), &format!("{key}.cell"), format!("no cell named {:?}", v.cell.get_ref())));
+            return Err(self.err(
+                K::Dangling,
+                v.cell.span(),
+                &format!("{key}.cell"),
+                format!("no cell named {:?}", v.cell.get_ref()),
+            ));
         }
         if !cfg.stores.contains_key(v.store.get_ref()) {
-            return Err(self.err(K::Dangling, v.store.span(), &format!("{key}.store"), format!("no store named {:?}", v.store.get_ref())));
+            return Err(self.err(
+                K::Dangling,
+                v.store.span(),
+                &format!("{key}.store"),
+                format!("no store named {:?}", v.store.get_ref()),
+            ));
         }
         let kind = v.mode_lock.as_ref().map_or(ModeLockKind::Auto, |k| *k.get_ref());
         let mode_lock = self.mode_lock(key, v, kind, cfg)?;
-        Ok(VolumeSpec { cell: v.cell.get_ref().clone(), store: v.store.get_ref().clone(), mode_lock_kind: kind, mode_lock })
+        Ok(VolumeSpec {
+            cell: v.cell.get_ref().clone(),
+            store: v.store.get_ref().clone(),
+            mode_lock_kind: kind,
+            mode_lock,
+        })
     }
 
     /// The PostgreSQL connection of the volume's (base) cell, else of its store.
@@ -245,17 +379,35 @@ impl Cx<'_> {
         }
     }
 
-    fn mode_lock(&self, key: &str, v: &RawVolume, kind: ModeLockKind, cfg: &Config) -> Result<ModeLockSpec, ConfigError> {
+    fn mode_lock(
+        &self,
+        key: &str,
+        v: &RawVolume,
+        kind: ModeLockKind,
+        cfg: &Config,
+    ) -> Result<ModeLockSpec, ConfigError> {
         let at = v.mode_lock.as_ref().map_or(v.cell.span(), Spanned::span);
         let lock_key = format!("{key}.mode_lock");
         if let (Some(p), false) = (&v.mode_lock_path, kind == ModeLockKind::Dir) {
-            return Err(self.err(K::UnknownKey, p.span(), &format!("{key}.mode_lock_path"), "only used with mode_lock = \"dir\""));
+            return Err(self.err(
+                K::UnknownKey,
+                p.span(),
+                &format!("{key}.mode_lock_path"),
+                "only used with mode_lock = \"dir\"",
+            ));
         }
         if let (Some(u), false) = (&v.mode_lock_url, kind == ModeLockKind::Postgres) {
-            return Err(self.err(K::UnknownKey, u.span(), &format!("{key}.mode_lock_url"), "only used with mode_lock = \"postgres\""));
+            return Err(self.err(
+                K::UnknownKey,
+                u.span(),
+                &format!("{key}.mode_lock_url"),
+                "only used with mode_lock = \"postgres\"",
+            ));
         }
         match kind {
-            ModeLockKind::Auto => Ok(Self::volume_pg(v, cfg).map_or(ModeLockSpec::Process, ModeLockSpec::Postgres)),
+            ModeLockKind::Auto => {
+                Ok(Self::volume_pg(v, cfg).map_or(ModeLockSpec::Process, ModeLockSpec::Postgres))
+            }
             ModeLockKind::Process => Ok(ModeLockSpec::Process),
             ModeLockKind::Dir => {
                 let p = self.required(&v.mode_lock_path, &lock_key, "mode_lock_path", "dir", at)?;
@@ -264,7 +416,12 @@ impl Cx<'_> {
             ModeLockKind::Postgres => match (&v.mode_lock_url, Self::volume_pg(v, cfg)) {
                 (Some(url), _) => Ok(ModeLockSpec::Postgres(self.pg(key, url, &None)?)),
                 (None, Some(t)) => Ok(ModeLockSpec::Postgres(t)),
-                (None, None) => Err(self.err(K::Invalid, at, &lock_key, "needs `mode_lock_url`: neither the cell nor the store is in PostgreSQL")),
+                (None, None) => Err(self.err(
+                    K::Invalid,
+                    at,
+                    &lock_key,
+                    "needs `mode_lock_url`: neither the cell nor the store is in PostgreSQL",
+                )),
             },
         }
     }
@@ -283,9 +440,12 @@ impl Cx<'_> {
             }
             let base = cfg.base_cell(v.cell.get_ref());
             if let Some(other) = cells.insert(base, name) {
-                return Err(self.err(K::Invalid, v.cell.span(), &format!("volumes.{name}.cell"), format!(
-                    "cell {base:?} already belongs to volume {other:?}"
-                )));
+                return Err(self.err(
+                    K::Invalid,
+                    v.cell.span(),
+                    &format!("volumes.{name}.cell"),
+                    format!("cell {base:?} already belongs to volume {other:?}"),
+                ));
             }
         }
         Ok(())
@@ -293,14 +453,28 @@ impl Cx<'_> {
 
     fn share(&self, key: &str, s: &RawShare, cfg: &Config) -> Result<ShareSpec, ConfigError> {
         if !cfg.volumes.contains_key(s.volume.get_ref()) {
-            return Err(self.err(K::Dangling, s.volume.span(), &format!("{key}.volume"), format!("no volume named {:?}", s.volume.get_ref())));
+            return Err(self.err(
+                K::Dangling,
+                s.volume.span(),
+                &format!("{key}.volume"),
+                format!("no volume named {:?}", s.volume.get_ref()),
+            ));
         }
         let mark = match &s.mark {
             None => CONFIG_MARK_DEFAULT.to_owned(),
             Some(m) => {
-                let bad = m.get_ref().is_empty() || m.get_ref().len() > CONFIG_MARK_LEN_MAX || m.get_ref().chars().any(char::is_control);
+                let bad = m.get_ref().is_empty()
+                    || m.get_ref().len() > CONFIG_MARK_LEN_MAX
+                    || m.get_ref().chars().any(char::is_control);
                 if bad {
-                    return Err(self.err(K::Invalid, m.span(), &format!("{key}.mark"), format!("a mark is 1 to {CONFIG_MARK_LEN_MAX} bytes without control characters")));
+                    return Err(self.err(
+                        K::Invalid,
+                        m.span(),
+                        &format!("{key}.mark"),
+                        format!(
+                            "a mark is 1 to {CONFIG_MARK_LEN_MAX} bytes without control characters"
+                        ),
+                    ));
                 }
                 m.get_ref().clone()
             }
@@ -311,15 +485,27 @@ impl Cx<'_> {
     }
 
     fn adapters(&self, key: &str, s: &RawShare) -> Result<BTreeSet<Adapter>, ConfigError> {
-        let Some(list) = &s.adapters else { return Ok(BTreeSet::from([Adapter::Nfs, Adapter::Fuse])) };
+        let Some(list) = &s.adapters else {
+            return Ok(BTreeSet::from([Adapter::Nfs, Adapter::Fuse]));
+        };
         let key = format!("{key}.adapters");
         if list.get_ref().is_empty() {
-            return Err(self.err(K::Invalid, list.span(), &key, "enable at least one adapter: \"nfs\", \"fuse\""));
+            return Err(self.err(
+                K::Invalid,
+                list.span(),
+                &key,
+                "enable at least one adapter: \"nfs\", \"fuse\"",
+            ));
         }
         let mut out = BTreeSet::new();
         for a in list.get_ref() {
             if !out.insert(*a.get_ref()) {
-                return Err(self.err(K::Duplicate, a.span(), &key, format!("{:?} is listed twice", a.get_ref().name())));
+                return Err(self.err(
+                    K::Duplicate,
+                    a.span(),
+                    &key,
+                    format!("{:?} is listed twice", a.get_ref().name()),
+                ));
             }
         }
         Ok(out)

@@ -32,7 +32,6 @@ pub mod remote;
 mod shard;
 
 pub use adapters::{SectorCell, SectorStore};
-pub use remote::{RemoteSectorCell, RemoteSectorStore};
 pub use compact::{BACKGROUND_IDLE_SLEEP_MS, BackgroundCompactor, CompactProgress};
 pub use device::{BlockDevice, DeviceError, FileDevice, MemDevice, ReadOp, WriteOp};
 pub use engine::{
@@ -41,6 +40,7 @@ pub use engine::{
 };
 pub use error::SectorError;
 pub use index::{INDEX_SLOT_SIZE_BYTES, Index};
+pub use remote::{RemoteSectorCell, RemoteSectorStore};
 pub use shard::{ShardedEngine, shard_of};
 
 /// A key: any unsigned 64-bit integer.

@@ -80,8 +80,10 @@ impl SectorConn {
         };
         let client = guard.insert(client);
         let result = f(client);
-        if matches!(result, Err(ClientError::Io(_) | ClientError::Closed { .. } | ClientError::Frame(_)))
-        {
+        if matches!(
+            result,
+            Err(ClientError::Io(_) | ClientError::Closed { .. } | ClientError::Frame(_))
+        ) {
             *guard = None;
         }
         result
@@ -148,7 +150,8 @@ impl RemoteSectorStore {
         let result = if entries.is_empty() {
             self.conn.with(|c| c.delete(key, Some(expected), true)).map(|_| ())
         } else {
-            let options = WriteOptions { expected: Some(expected), flush: true, ..Default::default() };
+            let options =
+                WriteOptions { expected: Some(expected), flush: true, ..Default::default() };
             let value = encode_bucket(entries);
             self.conn.with(|c| c.write(key, value, options)).map(|_| ())
         };
@@ -189,7 +192,10 @@ impl Store for RemoteSectorStore {
             entries.push((hash, data.to_vec()));
             let size: usize = entries.iter().map(|(_, b)| b.len() + ENTRY_HEADER_BYTES).sum();
             if size > VALUE_BYTES_MAX as usize {
-                return Err(StoreError::TooLarge { size_bytes: size, max_bytes: VALUE_BYTES_MAX as usize });
+                return Err(StoreError::TooLarge {
+                    size_bytes: size,
+                    max_bytes: VALUE_BYTES_MAX as usize,
+                });
             }
             if self.put_bucket(&hash, &entries, expected)? {
                 return Ok(hash);

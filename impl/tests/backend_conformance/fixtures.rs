@@ -55,8 +55,12 @@ fn bucket(hash: &Hash, bytes: &[u8]) -> Vec<u8> {
 
 fn mem_engine() -> SharedEngine<MemDevice> {
     const ZONES: u64 = 24;
-    let sectors_per_zone = (cellar::sector::ZONE_SIZE_BYTES_DEFAULT / cellar::sector::SECTOR_SIZE_BYTES) as u64;
-    share(Engine::format(MemDevice::new(2 + ZONES * sectors_per_zone), EngineConfig::default()).unwrap())
+    let sectors_per_zone =
+        (cellar::sector::ZONE_SIZE_BYTES_DEFAULT / cellar::sector::SECTOR_SIZE_BYTES) as u64;
+    share(
+        Engine::format(MemDevice::new(2 + ZONES * sectors_per_zone), EngineConfig::default())
+            .unwrap(),
+    )
 }
 
 // ---- in memory ----
@@ -68,9 +72,15 @@ impl MemCellFx {
     }
 }
 impl CellFixture for MemCellFx {
-    fn name(&self) -> &str { "mem" }
-    fn handle(&self) -> Arc<dyn Cell> { self.0.clone() }
-    fn corrupt(&self) -> bool { false }
+    fn name(&self) -> &str {
+        "mem"
+    }
+    fn handle(&self) -> Arc<dyn Cell> {
+        self.0.clone()
+    }
+    fn corrupt(&self) -> bool {
+        false
+    }
 }
 
 pub struct MemStoreFx(Arc<MemStore>);
@@ -80,14 +90,23 @@ impl MemStoreFx {
     }
 }
 impl StoreFixture for MemStoreFx {
-    fn name(&self) -> &str { "mem" }
-    fn handle(&self) -> Arc<dyn Store> { self.0.clone() }
-    fn corrupt(&self, hash: &Hash, bytes: &[u8]) -> bool { self.0.tamper(hash, bytes.to_vec()) }
+    fn name(&self) -> &str {
+        "mem"
+    }
+    fn handle(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+    fn corrupt(&self, hash: &Hash, bytes: &[u8]) -> bool {
+        self.0.tamper(hash, bytes.to_vec())
+    }
 }
 
 // ---- files ----
 
-pub struct FileCellFx { _dir: tempfile::TempDir, path: PathBuf }
+pub struct FileCellFx {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
 impl FileCellFx {
     pub fn boxed(_test: &str) -> Option<Box<dyn CellFixture>> {
         let dir = tempfile::tempdir().unwrap();
@@ -96,15 +115,21 @@ impl FileCellFx {
     }
 }
 impl CellFixture for FileCellFx {
-    fn name(&self) -> &str { "file" }
-    fn handle(&self) -> Arc<dyn Cell> { Arc::new(FileCell::open(&self.path).unwrap()) }
+    fn name(&self) -> &str {
+        "file"
+    }
+    fn handle(&self) -> Arc<dyn Cell> {
+        Arc::new(FileCell::open(&self.path).unwrap())
+    }
     fn corrupt(&self) -> bool {
         std::fs::write(&self.path, b"not a cell frame at all").unwrap();
         true
     }
 }
 
-pub struct DirStoreFx { dir: tempfile::TempDir }
+pub struct DirStoreFx {
+    dir: tempfile::TempDir,
+}
 impl DirStoreFx {
     pub fn boxed(_test: &str) -> Option<Box<dyn StoreFixture>> {
         Some(Box::new(Self { dir: tempfile::tempdir().unwrap() }))
@@ -114,8 +139,12 @@ impl DirStoreFx {
     }
 }
 impl StoreFixture for DirStoreFx {
-    fn name(&self) -> &str { "dir" }
-    fn handle(&self) -> Arc<dyn Store> { Arc::new(self.store()) }
+    fn name(&self) -> &str {
+        "dir"
+    }
+    fn handle(&self) -> Arc<dyn Store> {
+        Arc::new(self.store())
+    }
     fn corrupt(&self, hash: &Hash, bytes: &[u8]) -> bool {
         std::fs::write(self.store().blob_path(hash), bytes).unwrap();
         true
@@ -124,7 +153,11 @@ impl StoreFixture for DirStoreFx {
 
 // ---- sealed (over a file cell) ----
 
-pub struct SealedFx { _dir: tempfile::TempDir, path: PathBuf, secret: VolumeSecret }
+pub struct SealedFx {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    secret: VolumeSecret,
+}
 impl SealedFx {
     pub fn boxed(_test: &str) -> Option<Box<dyn CellFixture>> {
         let dir = tempfile::tempdir().unwrap();
@@ -133,7 +166,9 @@ impl SealedFx {
     }
 }
 impl CellFixture for SealedFx {
-    fn name(&self) -> &str { "sealed" }
+    fn name(&self) -> &str {
+        "sealed"
+    }
     fn handle(&self) -> Arc<dyn Cell> {
         let inner = FileCell::open(&self.path).unwrap();
         Arc::new(SealedCell::new(inner, &self.secret, Arc::new(OsEntropy)))
@@ -157,9 +192,15 @@ impl SectorCellFx {
     }
 }
 impl CellFixture for SectorCellFx {
-    fn name(&self) -> &str { "sector" }
-    fn handle(&self) -> Arc<dyn Cell> { Arc::new(SectorCell::new(self.0.clone(), 7)) }
-    fn corrupt(&self) -> bool { false }
+    fn name(&self) -> &str {
+        "sector"
+    }
+    fn handle(&self) -> Arc<dyn Cell> {
+        Arc::new(SectorCell::new(self.0.clone(), 7))
+    }
+    fn corrupt(&self) -> bool {
+        false
+    }
 }
 
 pub struct SectorStoreFx(SharedEngine<MemDevice>);
@@ -169,8 +210,12 @@ impl SectorStoreFx {
     }
 }
 impl StoreFixture for SectorStoreFx {
-    fn name(&self) -> &str { "sector" }
-    fn handle(&self) -> Arc<dyn Store> { Arc::new(SectorStore::new(self.0.clone())) }
+    fn name(&self) -> &str {
+        "sector"
+    }
+    fn handle(&self) -> Arc<dyn Store> {
+        Arc::new(SectorStore::new(self.0.clone()))
+    }
     fn corrupt(&self, hash: &Hash, bytes: &[u8]) -> bool {
         let opts = WriteOptions { flush: true, ..WriteOptions::default() };
         self.0.lock().unwrap().write(store_key(hash), &bucket(hash, bytes), opts).unwrap();
@@ -192,7 +237,9 @@ impl SectorServer {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("sector.sock");
         let engine = Arc::try_unwrap(mem_engine()).unwrap().into_inner().unwrap();
-        let server = Server::bind(&socket, EngineBackend::new(engine), ServerConfig::default().workers(4)).unwrap();
+        let server =
+            Server::bind(&socket, EngineBackend::new(engine), ServerConfig::default().workers(4))
+                .unwrap();
         let handle = server.shutdown_handle();
         let thread = std::thread::spawn(move || {
             server.run().unwrap();
@@ -217,11 +264,15 @@ impl SocketCellFx {
     }
 }
 impl CellFixture for SocketCellFx {
-    fn name(&self) -> &str { "sector-socket" }
+    fn name(&self) -> &str {
+        "sector-socket"
+    }
     fn handle(&self) -> Arc<dyn Cell> {
         Arc::new(RemoteSectorCell::new(SectorConn::connect(&self.0.socket).unwrap(), 7))
     }
-    fn corrupt(&self) -> bool { false }
+    fn corrupt(&self) -> bool {
+        false
+    }
 }
 
 pub struct SocketStoreFx(SectorServer);
@@ -231,7 +282,9 @@ impl SocketStoreFx {
     }
 }
 impl StoreFixture for SocketStoreFx {
-    fn name(&self) -> &str { "sector-socket" }
+    fn name(&self) -> &str {
+        "sector-socket"
+    }
     fn handle(&self) -> Arc<dyn Store> {
         Arc::new(RemoteSectorStore::new(SectorConn::connect(&self.0.socket).unwrap()))
     }
@@ -245,7 +298,10 @@ impl StoreFixture for SocketStoreFx {
 
 // ---- PostgreSQL (skipped, with a printed line, when CELLAR_TEST_PG is unset) ----
 
-pub struct PgCellFx { url: String, name: String }
+pub struct PgCellFx {
+    url: String,
+    name: String,
+}
 impl PgCellFx {
     pub fn boxed(test: &str) -> Option<Box<dyn CellFixture>> {
         let url = super::pg_url(test)?;
@@ -253,7 +309,9 @@ impl PgCellFx {
     }
 }
 impl CellFixture for PgCellFx {
-    fn name(&self) -> &str { "postgres" }
+    fn name(&self) -> &str {
+        "postgres"
+    }
     fn handle(&self) -> Arc<dyn Cell> {
         Arc::new(PgCell::new(Arc::new(PgPool::open(&self.url, 2).unwrap()), &self.name))
     }
@@ -261,14 +319,19 @@ impl CellFixture for PgCellFx {
         // The only damage a row can show: a value longer than every opener's maximum.
         let mut c = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
         let big = vec![1u8; 5000];
-        c.execute("UPDATE cellar_cells SET value = $2 WHERE name = $1", &[&self.name, &big]).unwrap() == 1
+        c.execute("UPDATE cellar_cells SET value = $2 WHERE name = $1", &[&self.name, &big])
+            .unwrap()
+            == 1
     }
     fn rounds(&self) -> usize {
         10
     }
 }
 
-pub struct PgStoreFx { url: String, namespace: String }
+pub struct PgStoreFx {
+    url: String,
+    namespace: String,
+}
 impl PgStoreFx {
     pub fn boxed(test: &str) -> Option<Box<dyn StoreFixture>> {
         let url = super::pg_url(test)?;
@@ -276,7 +339,9 @@ impl PgStoreFx {
     }
 }
 impl StoreFixture for PgStoreFx {
-    fn name(&self) -> &str { "postgres" }
+    fn name(&self) -> &str {
+        "postgres"
+    }
     fn handle(&self) -> Arc<dyn Store> {
         let pool = Arc::new(PgPool::open(&self.url, 2).unwrap());
         Arc::new(PgStore::new(pool, &self.namespace).with_max_blob_size(1024 * 1024))
