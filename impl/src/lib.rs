@@ -21,7 +21,9 @@
 pub mod bugs;
 pub mod db;
 pub mod env;
+#[cfg(not(loom))]
 pub mod pg;
+#[cfg(not(loom))]
 pub mod registry;
 pub mod sector;
 pub mod storage;

@@ -1,4 +1,4 @@
-//! The PostgreSQL backend (`specs/cells.md` §7, `specs/volume.md` §6.1): a [`PgCell`] is a row
+//! The PostgreSQL backend (`specs/postgres.md`, `specs/volume.md` §6.1): a [`PgCell`] is a row
 //! whose compare-and-swap is one conditional statement, a [`PgStore`] is a table of
 //! (hash, bytes) verified on every read, and a [`PgModeLock`] keeps Expand and Contract apart
 //! across processes and machines with session advisory locks (VOL-2, VOL-4) plus a fence
