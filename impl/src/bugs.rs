@@ -26,6 +26,7 @@ pub const ALL: &[&str] = &[
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
     "sector_proto:ack-before-group-flush",
+    "pg:no-fence",
 ];
 
 #[cfg(feature = "planted-bugs")]

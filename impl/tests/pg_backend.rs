@@ -229,6 +229,24 @@ fn planted_no_mode_exclusion_lets_modes_overlap() {
     assert!(b.begin(Mode::Contract).is_ok(), "with the bug, VOL-2 no longer holds");
 }
 
+/// The planted bug that skips the fence must let a holder that lost its lock publish: the
+/// check of `the_fence_refuses_writes_after_the_lock_was_lost` is what catches it.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_no_fence_lets_a_lost_holder_publish() {
+    let Some(url) = pg_url("planted_no_fence_lets_a_lost_holder_publish") else { return };
+    let volume = unique("nofence");
+    let (pa, pb) = (pool(&url), pool(&url));
+    let (lock_a, lock_b) = (PgModeLock::new(pa.clone(), &volume), PgModeLock::new(pb, &volume));
+    let cell_a = PgCell::new(pa, &volume);
+    cell_a.attach_fence(lock_a.fence());
+    let _bug = cellar::bugs::plant("pg:no-fence").unwrap();
+    let _expand = lock_a.begin(Mode::Expand).unwrap();
+    kill_sessions(&url, &lock_a.session_name(Mode::Expand));
+    let _contract = lock_b.begin(Mode::Contract).unwrap();
+    assert!(cell_a.cas(b"", b"published during a cleanup").unwrap().swapped, "VOL-7 broken");
+}
+
 /// One "process" of the cross-process test: its own pool, lock, cell and store on the volume.
 fn pg_volume(url: &str, volume: &str) -> Volume {
     let pool = pool(url);

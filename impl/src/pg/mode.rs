@@ -80,6 +80,9 @@ impl PgFence {
     /// `Ok`) when this process holds no `mode`: such a write is outside the volume protocol.
     pub fn check(&self, tx: &mut impl GenericClient, mode: Mode) -> Result<(), PgError> {
         let Some(held) = self.token(mode) else { return Ok(()) };
+        if crate::bugs::active("pg:no-fence") {
+            return Ok(());
+        }
         let sql = match mode {
             Mode::Expand => "SELECT contract_epoch FROM cellar_modes WHERE volume = $1 FOR SHARE",
             Mode::Contract => "SELECT expand_epoch FROM cellar_modes WHERE volume = $1 FOR SHARE",

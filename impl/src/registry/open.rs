@@ -90,7 +90,9 @@ impl<'a> Opener<'a> {
         for (name, e) in &self.cfg.volumes {
             let (Some(cell), Some(store)) = (cells.get(&e.spec.cell), stores.get(&e.spec.store))
             else {
-                continue; // validation guarantees both exist
+                // Validation guarantees both exist; never start with part of the configuration.
+                let m = "its cell or store was not opened".to_owned();
+                return Err(self.unreachable(format!("volumes.{name}"), e.line, m));
             };
             let modes = self
                 .mode_lock(name, &e.spec.mode_lock, &e.spec.cell, &e.spec.store)

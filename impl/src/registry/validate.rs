@@ -40,7 +40,7 @@ pub fn parse(file: &Path, text: String) -> Result<Config, ConfigError> {
     cx.sealed_chains(&raw, &cfg)?;
     for (name, e) in &raw.volumes {
         let key = cx.name(&format!("volumes.{name}"), name, e.span())?;
-        let spec = cx.volume(&key, e.get_ref(), name, &cfg)?;
+        let spec = cx.volume(&key, e.get_ref(), &cfg)?;
         cfg.volumes.insert(name.clone(), Entry { spec, line: src.line_of(e.span().start) });
     }
     cx.exclusive_use(&raw, &cfg)?;
@@ -333,14 +333,7 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn volume(
-        &self,
-        key: &str,
-        v: &RawVolume,
-        name: &str,
-        cfg: &Config,
-    ) -> Result<VolumeSpec, ConfigError> {
-        let _ = name;
+    fn volume(&self, key: &str, v: &RawVolume, cfg: &Config) -> Result<VolumeSpec, ConfigError> {
         if !cfg.cells.contains_key(v.cell.get_ref()) {
             return Err(self.err(
                 K::Dangling,

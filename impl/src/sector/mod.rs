@@ -5,7 +5,8 @@
 //! Layers, top to bottom (directories mirror them):
 //! - [`proto`]: the socket protocol (`specs/sector-protocol.md`): messages, framing, client,
 //!   server shell and the engine backend.
-//! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait).
+//! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait);
+//!   [`remote`]: the same over a server's socket ([`RemoteSectorStore`], [`RemoteSectorCell`]).
 //! - `shard`: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
 //! - `engine`: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
 //! - `compact`, `recovery`, `index`, `format`: the compactor step, the index rebuild, the
