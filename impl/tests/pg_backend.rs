@@ -297,6 +297,9 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
                     Err(VolumeError::ModeConflict { .. }) => refused += 1,
                     Err(e) => panic!("sync: {e}"),
                 }
+                // A short pause between rounds, so a busy machine cannot let one side starve
+                // the other of every window.
+                std::thread::sleep(Duration::from_millis(3));
                 assert_eq!(
                     check_vol1(&checker, &HashList).unwrap(),
                     None,
@@ -324,6 +327,7 @@ fn sync_and_cleanup_from_two_connections_never_overlap() {
                     Err(VolumeError::ModeConflict { .. }) => refused += 1,
                     Err(e) => panic!("cleanup: {e}"),
                 }
+                std::thread::sleep(Duration::from_millis(2));
                 assert_eq!(
                     check_vol1(&checker, &HashList).unwrap(),
                     None,

@@ -97,7 +97,7 @@ pub fn corruption_is_detected(f: &dyn CellFixture) {
     let c = f.handle();
     assert!(c.cas(b"", b"precious").unwrap().swapped);
     if !f.corrupt() {
-        super::skip(f.name(), "corruption_is_detected", "this backend has no integrity check");
+        super::skip(f.name(), "corruption_is_detected", f.why_no_side_door());
         return;
     }
     match c.read() {
