@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod config;
 mod demo;
+mod fs;
 mod kv;
 mod link;
 mod node;
@@ -32,6 +34,9 @@ enum Command {
     /// The sector engine: format, serve, verify, and client commands.
     #[command(subcommand)]
     Sector(sector::SectorCommand),
+    /// The registry's config file (`cellar.toml`): check it and every backend it names.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// The demo: two volumes, put, sync, cleanup, read back.
     Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
@@ -44,6 +49,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// The main job: model check every model and run a 500-seed simulation campaign.
     Verify(verify::VerifyArgs),
+    #[command(flatten)]
+    Got(fs::GotCommand),
 }
 
 fn main() -> ExitCode {
@@ -52,10 +59,12 @@ fn main() -> ExitCode {
         Command::Vol(cmd) => vol::run(cmd),
         Command::Sector(cmd) => sector::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Config(cmd) => config::run(cmd),
         Command::Demo(args) => demo::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Kv(args) => kv::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Got(cmd) => fs::run(cmd),
     }
 }
