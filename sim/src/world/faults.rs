@@ -47,6 +47,14 @@ pub struct FaultCounts {
     pub gossip_writes: u64,
     /// Gossip messages delivered.
     pub gossip_delivered: u64,
+    /// Secure-channel handshakes finished (either end; `gossip` profile).
+    pub channel_established: u64,
+    /// Channel ends a node refused or dropped (failed handshake or record, timeout).
+    pub channel_refused: u64,
+    /// Network attacker actions (replays, flips, truncations, injections, connections).
+    pub attacks: u64,
+    /// Bytes the network attacker saw (all scanned for refs, CH-10).
+    pub attacker_seen_bytes: u64,
 }
 
 impl FaultCounts {
@@ -65,6 +73,10 @@ impl FaultCounts {
         self.gossip_rejected += o.gossip_rejected;
         self.gossip_writes += o.gossip_writes;
         self.gossip_delivered += o.gossip_delivered;
+        self.channel_established += o.channel_established;
+        self.channel_refused += o.channel_refused;
+        self.attacks += o.attacks;
+        self.attacker_seen_bytes += o.attacker_seen_bytes;
     }
 }
 

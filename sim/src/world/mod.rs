@@ -13,6 +13,8 @@
 //!   corruption, partitions) and their counts;
 //! - `gossip.rs`: the gossip nodes (through [`crate::gossip`]: ticks, client commits, message
 //!   deliveries, node crashes, link cuts);
+//! - `secure.rs`: in the `gossip` profile, gossip over secure channels with the network
+//!   attacker (through [`crate::channels`] and [`crate::attacker`]);
 //! - `phases.rs`: what must hold once faults stop (the liveness phase, the durability check,
 //!   the final checks).
 //!
@@ -27,6 +29,7 @@ mod gossip;
 mod phases;
 mod processes;
 mod scheduler;
+mod secure;
 
 pub use faults::{DOWNTIME_US_MAX, FaultCounts};
 pub use gossip::{GOSSIP_CONFIG, GOSSIP_TICK_US_MAX};
@@ -80,6 +83,8 @@ pub struct World<'a> {
     gossip: Option<Cluster>,
     /// Cut gossip links (from, to).
     gossip_cut: BTreeSet<(u32, u32)>,
+    /// Secure channels and the attacker (`gossip` profile only).
+    secure: Option<secure::Secure>,
 }
 
 /// The engine configuration every simulated engine uses.
@@ -121,6 +126,13 @@ impl<'a> World<'a> {
             };
             Cluster::new(knobs.gossip_nodes, policy, GOSSIP_CONFIG, rng.next_u64())
         });
+        // Drawn only when channels are on, so other profiles' draws do not move.
+        let secure = match &gossip {
+            Some(g) if knobs.gossip_channel => {
+                Some(secure::Secure::new(g, knobs.attack_every_us > 0, &mut rng)?)
+            }
+            _ => None,
+        };
         let mut w = World {
             now_us: 0,
             seq: 0,
@@ -142,6 +154,7 @@ impl<'a> World<'a> {
             liveness: false,
             gossip,
             gossip_cut: BTreeSet::new(),
+            secure,
         };
         w.schedule_start();
         Ok(w)

@@ -87,6 +87,7 @@ impl World<'_> {
             self.faults.gossip_writes = g.counts.writes;
             self.faults.gossip_delivered = g.counts.delivered;
         }
+        self.secure_counts();
         self.faults.net_dropped = self.net.dropped;
         self.faults.net_duplicated = self.net.duplicated;
         if let Some(e) = &self.engine {

@@ -3,13 +3,14 @@
 //! ```text
 //! DIR/volume     header: postcard(VolumeHeader) ‖ CRC32C-LE of those bytes (secret inside)
 //! DIR/cell       FileCell holding the SealedCell ciphertext of the value
+//! DIR/cell.seen  the highest sealed-cell counter this directory's readers have seen (CELL-6)
 //! DIR/store/     DirStore of encrypted blobs
 //! DIR/modes/     FileModeLock's gate.lock, expand.lock, contract.lock
 //! ```
 
 use super::{FileModeLock, Volume, VolumeError};
 use crate::env::Entropy;
-use crate::storage::cell::{FileCell, SealedCell};
+use crate::storage::cell::{FileCell, SealedCell, Seen};
 use crate::storage::secret::VolumeSecret;
 use crate::storage::store::DirStore;
 use serde::{Deserialize, Serialize};
@@ -66,7 +67,9 @@ impl DirVolume {
     /// Opens the volume in `dir`.
     pub fn open(dir: &Path, entropy: Arc<dyn Entropy>) -> Result<Self, VolumeError> {
         let secret = read_header(dir)?;
-        let cell = SealedCell::new(FileCell::open(dir.join("cell"))?, &secret, entropy);
+        let seen = Seen::file(dir.join("cell.seen"))?;
+        let cell =
+            SealedCell::new(FileCell::open(dir.join("cell"))?, &secret, entropy).with_seen(seen);
         let store = DirStore::open(dir.join("store"))?;
         let modes = FileModeLock::open(dir.join("modes"))?;
         let volume = Volume::with_modes(Arc::new(cell), Arc::new(store), Arc::new(modes));

@@ -11,6 +11,7 @@ mod config;
 mod demo;
 mod fs;
 mod kv;
+mod link;
 mod node;
 mod sector;
 mod sim;

@@ -197,6 +197,12 @@ pub fn print_summary(s: &Summary) {
         "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
         f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
     );
+    if f.channel_established > 0 || f.attacks > 0 {
+        println!(
+            "  channels            handshakes {}, ends refused {}, attacks {}, attacker saw {} bytes (no ref)",
+            f.channel_established, f.channel_refused, f.attacks, f.attacker_seen_bytes
+        );
+    }
 }
 
 fn write_trace(dir: &Path, cfg: &RunConfig) -> Result<PathBuf, String> {
