@@ -16,8 +16,11 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Every `#### enum NAME` table in the specs: name → (spec file, [(tag, variant)]).
-fn spec_tables() -> BTreeMap<String, (String, Vec<(u64, String)>)> {
+/// Enum name → (spec file, [(tag, variant)]).
+type Tables = BTreeMap<String, (String, Vec<(u64, String)>)>;
+
+/// Every `#### enum NAME` table in the specs.
+fn spec_tables() -> Tables {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -57,7 +60,7 @@ fn spec_tables() -> BTreeMap<String, (String, Vec<(u64, String)>)> {
 /// Checks one table against `(variant, encoding)` samples whose first byte is the tag, and
 /// that the decoder refuses the tag after the last.
 fn check<T: DeserializeOwned>(
-    tables: &BTreeMap<String, (String, Vec<(u64, String)>)>,
+    tables: &Tables,
     name: &str,
     samples: &[(&str, Vec<u8>)],
 ) {
