@@ -59,11 +59,7 @@ fn spec_tables() -> Tables {
 
 /// Checks one table against `(variant, encoding)` samples whose first byte is the tag, and
 /// that the decoder refuses the tag after the last.
-fn check<T: DeserializeOwned>(
-    tables: &Tables,
-    name: &str,
-    samples: &[(&str, Vec<u8>)],
-) {
+fn check<T: DeserializeOwned>(tables: &Tables, name: &str, samples: &[(&str, Vec<u8>)]) {
     let (file, rows) = tables.get(name).unwrap_or_else(|| panic!("no table for enum {name}"));
     let listed: Vec<&str> = rows.iter().map(|(_, v)| v.as_str()).collect();
     let sampled: Vec<&str> = samples.iter().map(|(v, _)| *v).collect();

@@ -16,6 +16,7 @@
 //! arguments or prints; the command line turns flags into a [`RunConfig`] and prints reports.
 
 pub mod campaign;
+pub mod conform;
 pub mod gossip;
 pub mod knobs;
 pub mod minimize;
