@@ -4,10 +4,18 @@
 //! - [`formats`]: every format decoded, encoded and evaluated by the Rust implementation in
 //!   the JSON forms of ENC-4 (what the vectors pin and what the Rust adapter answers).
 //! - [`vectors`]: the Wycheproof-style vector files of `specs/vectors/`, their generator and
-//!   their checker.
+//!   their reader.
+//! - [`adapter`]: the Rust implementation behind the black-box protocol, with planted bugs.
+//! - [`process`]: an implementation under test as a child process speaking JSON lines.
+//! - [`run_vectors`]: feeding every vector to an implementation and judging the answers.
+//! - [`report`]: JSON and JUnit XML reports.
 //!
 //! Nothing here prints; the command line (`src/bin/cellar/conform.rs`) does.
 
+pub mod adapter;
 pub mod formats;
 pub mod kinds;
+pub mod process;
+pub mod report;
+pub mod run_vectors;
 pub mod vectors;

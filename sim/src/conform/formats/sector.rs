@@ -89,7 +89,10 @@ pub fn decode(format: &str, params: &Value, bytes: &[u8]) -> Option<Outcome<Valu
             r.map_err(|e| kind_of(&e)).map(|z| json!({"zone": z.zone, "epoch": z.epoch}))
         }
         "sector.record_header" => {
-            RecordHeader::decode(bytes).map_err(|e| kind_of(&e)).map(|h| header_json(&h))
+            RecordHeader::decode(bytes).map_err(|e| kind_of(&e)).and_then(|h| match bytes.len() {
+                80 => Ok(header_json(&h)),
+                n => Err(Failure::new(Kind::TrailingBytes, format!("{n} bytes, not 80"))),
+            })
         }
         "sector.commit_payload" => commit_payload(bytes),
         _ => return None,

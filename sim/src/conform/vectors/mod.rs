@@ -219,7 +219,16 @@ impl Builder {
     pub fn observed(&mut self, comment: &str, flags: &[&str], bytes: &[u8]) {
         let mut t = self.case(comment, flags, Value::String(hex(bytes)));
         match self.decode(bytes) {
-            Ok(v) => t.output = Some(v),
+            Ok(v) => {
+                let canonical = !self.file.encode
+                    || formats::encode(&self.file.format, &self.params, &v)
+                        .is_ok_and(|b| b == bytes);
+                if !canonical {
+                    let f = &self.file.format;
+                    self.problems.push(format!("{f}: {comment}: accepted but not canonical"));
+                }
+                t.output = Some(v);
+            }
             Err(k) => {
                 t.result = Verdict::Invalid;
                 t.error = Some(k);
