@@ -667,6 +667,136 @@ def decode_gossip(b, params):
     return m
 
 
+
+# ---------------------------------------------------------------- state (specs/conform.md CONF-4)
+# A file cell (specs/cells.md §3) and a directory store (§5.1) in $CELLAR_CONFORM_DIR.
+
+import fcntl  # noqa: E402
+import os  # noqa: E402
+
+STATE_DIR = os.environ.get("CELLAR_CONFORM_DIR", "/tmp/cellar-conform-python")
+_tmp_counter = [0]
+
+
+class OpError(Exception):
+    """An operation error of specs/conform.md CONF-2."""
+
+    def __init__(self, kind, definite=True, message=""):
+        super().__init__(message or kind)
+        self.kind, self.definite = kind, definite
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path, data, tmp):
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
+def cell_lock(exclusive):
+    os.makedirs(STATE_DIR, exist_ok=True)
+    f = open(os.path.join(STATE_DIR, "cell.lock"), "a+b")
+    fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    return f
+
+
+def cell_value():
+    try:
+        with open(os.path.join(STATE_DIR, "cell"), "rb") as f:
+            raw = f.read(4096 + 20)
+    except FileNotFoundError:
+        return b""
+    try:
+        return bytes.fromhex(decode_cell_file(raw, {})["value"])
+    except Refuse as e:
+        raise OpError("corrupt", True, e.kind)
+
+
+def cell_read(req):
+    with cell_lock(False):
+        return {"value": cell_value().hex()}
+
+
+def cell_cas(req):
+    expected, new = bytes.fromhex(req["expected"]), bytes.fromhex(req["new"])
+    if len(new) > 4096:
+        raise OpError("too_large")
+    with cell_lock(True):
+        current = cell_value()
+        if current != expected:
+            return {"swapped": False, "current": current.hex()}
+        path = os.path.join(STATE_DIR, "cell")
+        write_durably(path, encode_cell_file({"value": new.hex()}, {}), path + ".tmp")
+        return {"swapped": True, "current": new.hex()}
+
+
+def blob_path(h):
+    return os.path.join(STATE_DIR, "store", h[:2], h)
+
+
+def store_put(req):
+    data = bytes.fromhex(req["data"])
+    if len(data) > 4 * 1024 * 1024:
+        raise OpError("too_large")
+    h = blake3(data).hexdigest()
+    path = blob_path(h)
+    fan = os.path.dirname(path)
+    if not os.path.isdir(fan):
+        os.makedirs(fan, exist_ok=True)
+        fsync_dir(os.path.dirname(fan))
+    _tmp_counter[0] += 1
+    write_durably(path, data, os.path.join(fan, ".tmp-%d-%d" % (os.getpid(), _tmp_counter[0])))
+    return {"hash": h}
+
+
+def store_get(req):
+    h = req["hash"]
+    try:
+        with open(blob_path(h), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise OpError("not_found")
+    if blake3(data).hexdigest() != h:
+        raise OpError("corrupt")
+    return {"data": data.hex()}
+
+
+def store_delete(req):
+    try:
+        os.remove(blob_path(req["hash"]))
+    except FileNotFoundError:
+        pass
+    return {}
+
+
+def store_list(req):
+    root = os.path.join(STATE_DIR, "store")
+    start, limit = req.get("from") or "", req.get("limit", 1024)
+    out = []
+    for fan in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        for name in sorted(os.listdir(os.path.join(root, fan))):
+            if len(name) == 64 and not name.startswith(".") and name >= start:
+                out.append(name)
+                if len(out) >= limit:
+                    return {"hashes": out}
+    return {"hashes": out}
+
+
+STATE_OPS = {}
+if HAVE_CRYPTO:
+    STATE_OPS = {"cell.read": cell_read, "cell.cas": cell_cas, "store.put": store_put,
+                 "store.get": store_get, "store.delete": store_delete, "store.list": store_list}
+
 # ---------------------------------------------------------------- the protocol (specs/conform.md)
 
 DECODERS = {
@@ -702,7 +832,8 @@ def answer(req):
     try:
         if kind == "hello":
             return {"id": rid, "ok": True, "name": "cellar-python (conform/python/impl.py)",
-                    "formats": sorted(DECODERS), "functions": sorted(FUNCTIONS)}
+                    "formats": sorted(DECODERS), "functions": sorted(FUNCTIONS),
+                    "suites": ["cell", "store"] if STATE_OPS else []}
         if kind == "decode":
             fn = DECODERS.get(req["format"])
             if fn is None:
@@ -718,7 +849,15 @@ def answer(req):
             if fn is None:
                 return error(rid, "unsupported", req["function"])
             return {"id": rid, "ok": True, "value": fn(req["input"])}
+        if kind in STATE_OPS:
+            out = STATE_OPS[kind](req)
+            out.update({"id": rid, "ok": True})
+            return out
         return error(rid, "unsupported", str(kind))
+    except OpError as e:
+        return {"id": rid, "ok": False, "error": {"kind": e.kind, "definite": e.definite, "message": str(e)}}
+    except OSError as e:
+        return {"id": rid, "ok": False, "error": {"kind": "io", "definite": False, "message": str(e)}}
     except Refuse as e:
         return error(rid, e.kind, str(e))
     except (KeyError, ValueError, TypeError) as e:

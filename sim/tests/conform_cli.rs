@@ -74,3 +74,47 @@ fn an_implementation_that_supports_nothing_is_skipped_not_failed() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("skipped"), "{stdout}");
 }
+
+fn suite(name: &str, implementation: &str, extra: &[&str]) -> Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(CELLAR)
+        .args(["conform", name, "--impl", implementation])
+        .args(extra)
+        .current_dir(root)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_rust_adapter_passes_the_cell_and_store_suites() {
+    for name in ["cell", "store"] {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().to_str().unwrap().to_owned();
+        let out = suite(name, &adapter(None), &["--seeds", "4", "--report", &report]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+        assert!(std::fs::read_to_string(dir.path().join("junit.xml")).unwrap().contains("seed 3"));
+    }
+}
+
+#[test]
+fn planted_state_bugs_are_caught_with_a_seed_that_reproduces() {
+    for (name, bug) in [("cell", "cas-ignores-expected"), ("store", "put-lost-on-restart")] {
+        let out = suite(name, &adapter(Some(bug)), &["--seeds", "6"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "planted bug {bug} was not caught:\n{stdout}");
+        let seed = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("FAILED seed "))
+            .and_then(|l| l.split(':').next())
+            .unwrap_or_else(|| panic!("{bug}: no seed printed:\n{stdout}"))
+            .to_owned();
+        let again = suite(name, &adapter(Some(bug)), &["--seed", &seed]);
+        assert_eq!(again.status.code(), Some(1), "{bug}: seed {seed} does not reproduce");
+    }
+}

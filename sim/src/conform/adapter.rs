@@ -7,6 +7,7 @@
 
 use crate::conform::formats;
 use crate::conform::kinds::{Kind, hex, unhex};
+use crate::conform::state::State;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 
@@ -17,13 +18,19 @@ pub enum AdapterBug {
     AcceptsFlippedTag,
     /// `ref.text`: upper-case hex digits are accepted (parsed case-insensitively).
     AcceptsUpperCaseRef,
+    /// `cell.cas`: swaps whatever the cell holds (the expected value is ignored).
+    CasIgnoresExpected,
+    /// `store.put`: acknowledged, but kept only in the process's memory: lost on restart.
+    PutLostOnRestart,
 }
 
 impl AdapterBug {
     /// Every planted bug with its name.
-    pub const ALL: [(&'static str, AdapterBug); 2] = [
+    pub const ALL: [(&'static str, AdapterBug); 4] = [
         ("accepts-flipped-tag", AdapterBug::AcceptsFlippedTag),
         ("accepts-upper-case-ref", AdapterBug::AcceptsUpperCaseRef),
+        ("cas-ignores-expected", AdapterBug::CasIgnoresExpected),
+        ("put-lost-on-restart", AdapterBug::PutLostOnRestart),
     ];
 
     /// The bug called `name`.
@@ -64,7 +71,7 @@ fn str_field<'a>(req: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// Answers one request line.
-pub fn answer(line: &str, bugs: &[AdapterBug]) -> Value {
+pub fn answer(line: &str, bugs: &[AdapterBug], state: &mut State) -> Value {
     let Ok(req) = serde_json::from_str::<Value>(line) else {
         return error(&Value::Null, "bad_request", "not JSON");
     };
@@ -118,7 +125,15 @@ pub fn answer(line: &str, bugs: &[AdapterBug]) -> Value {
                 Err(f) => kind_error(f.kind, &f.message),
             }
         }
-        Some(other) => error(&id, "unsupported", other),
+        Some(other) => match state.answer(other, &req, bugs) {
+            Some(mut v) => {
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("id".to_owned(), id);
+                }
+                v
+            }
+            None => error(&id, "unsupported", other),
+        },
         None => error(&id, "bad_request", "no type"),
     }
 }
@@ -153,12 +168,13 @@ pub fn serve(
     mut output: impl Write,
     bugs: &[AdapterBug],
 ) -> std::io::Result<()> {
+    let mut state = State::from_env();
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let response = answer(&line, bugs);
+        let response = answer(&line, bugs, &mut state);
         writeln!(output, "{response}")?;
         output.flush()?;
     }

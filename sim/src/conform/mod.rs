@@ -9,6 +9,9 @@
 //! - [`process`]: an implementation under test as a child process speaking JSON lines.
 //! - [`run_vectors`]: feeding every vector to an implementation and judging the answers.
 //! - [`report`]: JSON and JUnit XML reports.
+//! - [`state`]: the adapter's cell and store (CONF-4).
+//! - [`suites`]: the cell and store suites: concurrent clients, SIGKILL and restart, histories
+//!   judged by `cellar-model`'s `CasRegister`.
 //!
 //! Nothing here prints; the command line (`src/bin/cellar/conform.rs`) does.
 
@@ -18,4 +21,6 @@ pub mod kinds;
 pub mod process;
 pub mod report;
 pub mod run_vectors;
+pub mod state;
+pub mod suites;
 pub mod vectors;

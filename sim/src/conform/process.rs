@@ -62,7 +62,13 @@ impl Iut {
     }
 
     /// Sends `request` (an object; its `id` is set here) and waits for its response.
-    pub fn call(&mut self, mut request: Value) -> Result<Value, ProcessError> {
+    pub fn call(&mut self, request: Value) -> Result<Value, ProcessError> {
+        let id = self.send(request)?;
+        self.receive(id)
+    }
+
+    /// Sends `request` without waiting; returns its id.
+    pub fn send(&mut self, mut request: Value) -> Result<u64, ProcessError> {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(o) = request.as_object_mut() {
@@ -70,6 +76,11 @@ impl Iut {
         }
         writeln!(self.stdin, "{request}")?;
         self.stdin.flush()?;
+        Ok(id)
+    }
+
+    /// Waits for the response to request `id` (the next line: one request in flight).
+    pub fn receive(&mut self, id: u64) -> Result<Value, ProcessError> {
         let line = match self.lines.recv_timeout(Duration::from_millis(RESPONSE_TIMEOUT_MS)) {
             Ok(l) => l,
             Err(RecvTimeoutError::Timeout) => return Err(ProcessError::Timeout),

@@ -51,3 +51,35 @@ pub fn write(dir: &Path, r: &VectorsReport) -> std::io::Result<()> {
     std::fs::write(dir.join("conform.json"), json + "\n")?;
     std::fs::write(dir.join("junit.xml"), junit(r))
 }
+
+/// JUnit XML of a cell or store suite run: one test case per seed.
+pub fn junit_suite(suite: &str, outcomes: &[crate::conform::suites::SeedOutcome]) -> String {
+    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cellar conform {suite}\">\n  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failed}\">\n",
+        outcomes.len()
+    );
+    for o in outcomes {
+        s.push_str(&format!("    <testcase classname=\"{suite}\" name=\"seed {}\">", o.seed));
+        if let Some(f) = &o.failure {
+            s.push_str(&format!("<failure message=\"{}\"/>", xml_escape(f)));
+        }
+        s.push_str("</testcase>\n");
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
+
+/// Writes `conform.json` and `junit.xml` of a suite run into `dir`.
+pub fn write_suite(
+    dir: &Path,
+    suite: &str,
+    outcomes: &[crate::conform::suites::SeedOutcome],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json =
+        serde_json::to_string_pretty(&serde_json::json!({"suite": suite, "seeds": outcomes}))
+            .map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("conform.json"), json + "\n")?;
+    std::fs::write(dir.join("junit.xml"), junit_suite(suite, outcomes))
+}
