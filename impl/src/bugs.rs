@@ -26,6 +26,9 @@ pub const ALL: &[&str] = &[
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
     "sector_proto:ack-before-group-flush",
+    "fs:extent-keyed-by-start",
+    "fs:rename-leaves-old-subtree",
+    "pg:no-fence",
 ];
 
 #[cfg(feature = "planted-bugs")]

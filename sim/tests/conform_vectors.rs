@@ -43,12 +43,13 @@ fn vector_files_match_the_generator() {
 }
 
 /// Which schema a file is linted against: its own `schema` field, or the v1 schemas of the
-/// two older files.
+/// older single-format files (refs, kv, fs).
 fn schema_of(name: &str, v: &Value) -> String {
     match (name, v.get("schema").and_then(Value::as_str)) {
         (_, Some(s)) => s.to_owned(),
         ("refs.json", None) => "schema/refs-v1.schema.json".to_owned(),
         ("kv.json", None) => "schema/kv-v1.schema.json".to_owned(),
+        ("fs.json", None) => "schema/fs-v1.schema.json".to_owned(),
         (other, None) => panic!("{other} names no schema"),
     }
 }

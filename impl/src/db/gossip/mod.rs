@@ -15,10 +15,16 @@
 //! rounds and merges that are joins make every node converge (GOS-5); the spec's per-key want
 //! (GOS-6) is realised here as a want of exactly the missing blobs (GW-6).
 //!
+//! Clients reach a node's KV through [`service::answer`] (request in, response out), and
+//! `cellar node` frames gossip messages and client requests on its connections with
+//! [`frame`]; both are transport-independent, so the simulator drives the same service.
+//!
 //! Never: store a blob that was not asked for or whose hash is not the asked CID (GW-5); accept
 //! a message over the size limits (GW-2, GW-3); read the clock or draw OS randomness (GW-7).
 
 mod fetch;
+pub mod frame;
+pub mod service;
 mod wire;
 
 pub use fetch::STAGED_BYTES_MAX;

@@ -3,6 +3,8 @@
 //! - [`SyncJob`] (**expand**): make the destination store a superset of what the source value
 //!   needs, then CAS the destination cell to what the caller's `decide` returns.
 //! - [`CleanupJob`] (**contract**): read the cell, delete every blob it cannot reach.
+//! - [`Volume::publish`] (**expand**): CAS the cell to a value already in the store, after
+//!   the same VOL-3 check a sync makes.
 //!
 //! Syncs may overlap syncs and cleanups may overlap cleanups, but an expand and a contract never
 //! overlap (VOL-2): otherwise a cleanup could delete blobs that a sync posted but has not yet
@@ -21,6 +23,7 @@
 mod cleanup;
 mod dir;
 mod mode;
+mod publish;
 mod sync;
 
 pub use cleanup::{CleanupJob, CleanupOutcome, CleanupStep, cleanup};

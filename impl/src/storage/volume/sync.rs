@@ -1,6 +1,7 @@
 //! Sync (expand): copy what the source needs into the destination, then CAS the destination
 //! cell to the caller's decision (VOL-2, VOL-3, VOL-6).
 
+use super::publish::check_vol3;
 use super::{Mode, ModeHold, Reachability, Volume, VolumeError};
 use crate::Hash;
 use crate::storage::store::list_all;
@@ -172,12 +173,7 @@ impl<'a> SyncJob<'a> {
             // decision must only name values backed by the source store (documented contract).
             return Ok(());
         };
-        for h in reach.reachable(new, self.dst.store.as_ref())? {
-            if !self.dst.store.exists(&h)? {
-                return Err(VolumeError::MissingBlob(h));
-            }
-        }
-        Ok(())
+        check_vol3(self.dst.store.as_ref(), reach, new)
     }
 
     fn finish(&mut self, outcome: SyncOutcome) -> SyncStep {

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 mod check;
 mod conform;
+mod config;
 mod demo;
+mod fs;
 mod kv;
 mod node;
 mod sector;
@@ -32,6 +34,9 @@ enum Command {
     /// The sector engine: format, serve, verify, and client commands.
     #[command(subcommand)]
     Sector(sector::SectorCommand),
+    /// The registry's config file (`cellar.toml`): check it and every backend it names.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// The demo: two volumes, put, sync, cleanup, read back.
     Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
@@ -47,6 +52,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// The main job: model check every model and run a 500-seed simulation campaign.
     Verify(verify::VerifyArgs),
+    #[command(flatten)]
+    Got(fs::GotCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,10 +63,12 @@ fn main() -> ExitCode {
         Command::Sector(cmd) => sector::run(cmd),
         Command::Check(args) => check::run(&args),
         Command::Conform(cmd) => conform::run(cmd),
+        Command::Config(cmd) => config::run(cmd),
         Command::Demo(args) => demo::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Kv(args) => kv::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Got(cmd) => fs::run(cmd),
     }
 }
