@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
-mod conform;
 mod config;
+mod conform;
 mod demo;
 mod fs;
 mod kv;
