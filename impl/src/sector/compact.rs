@@ -14,10 +14,10 @@
 
 use super::device::{BlockDevice, ReadOp};
 use super::engine::Engine;
-use super::format::{FLAG_TXN, Kind, RecordHeader, ZoneHeader};
+use super::format::{FLAG_PACKED, FLAG_TXN, Kind, RecordHeader, ZoneHeader};
 use super::recovery::{Item, scan};
 use super::write::Batch;
-use super::zones::{Zone, dead_percent};
+use super::zones::{Room, Zone};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,19 +123,6 @@ impl<D: BlockDevice> Engine<D> {
         Ok(freed)
     }
 
-    /// The zone with the largest dead share at or past the threshold; never the head, never a
-    /// zone holding a corrupt current record.
-    fn pick_victim(&self) -> Option<u32> {
-        let held: Vec<u32> = self.corrupt.values().filter_map(|(s, _)| self.zone_of(*s)).collect();
-        (0..self.sb.zone_count)
-            .filter(|z| Some(*z) != self.head && !held.contains(z))
-            .map(|z| (z, &self.zones[z as usize]))
-            .filter(|(_, zone)| zone.epoch != 0 && zone.records > 0)
-            .filter(|(_, zone)| dead_percent(zone) >= self.cfg.compaction_dead_percent_min)
-            .max_by_key(|(z, zone)| (dead_percent(zone), std::cmp::Reverse(*z)))
-            .map(|(z, _)| z)
-    }
-
     fn scan_step(&mut self, zone: u32, cursor: u64) -> Result<CompactProgress, SectorError> {
         let z = &self.zones[zone as usize];
         let end = self.sb.zone_first_sector(zone) + u64::from(z.used_sectors);
@@ -198,7 +185,8 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Is this record still needed? A value: if the index (or a pending revert) points at it.
-    /// A tombstone: if its key is absent and an older zone may still hold a value for it.
+    /// A tombstone: if its key is absent and another zone in use holds a Put older than it
+    /// (which could be a value of its key: only Puts need hiding, §9).
     fn is_live(&self, victim: u32, sector: u32, h: &RecordHeader) -> bool {
         match h.kind {
             Kind::Put => {
@@ -209,7 +197,7 @@ impl<D: BlockDevice> Engine<D> {
                 self.index.get(h.key).is_none()
                     && !self.corrupt.contains_key(&h.key)
                     && self.zones.iter().enumerate().any(|(z, zone)| {
-                        z as u32 != victim && zone.epoch != 0 && zone.min_seq < h.seq
+                        z as u32 != victim && zone.epoch != 0 && zone.put_seq_min < h.seq
                     })
             }
             Kind::Commit | Kind::Seal => false,
@@ -236,7 +224,21 @@ impl<D: BlockDevice> Engine<D> {
             let mut h = m.h;
             h.flags &= !FLAG_TXN; // a moved member is committed: it no longer needs its commit
             h.txn = 0;
-            let new = self.append_record(&mut batch, h, &m.payload, true)?;
+            if h.kind == Kind::Put && self.index.get(h.key) == Some(m.old_sector) {
+                // SEC-10: the key's current value gets a fresh seq, newer than every record on
+                // the device, so the copy wins over the original at recovery and no zone keeps
+                // an old Put seq alive only because a long-lived value moved into it (that
+                // would keep every newer tombstone live, §9). A revert target keeps its seq: it
+                // must stay older than the key's current record (SEC-12). Taken here, at the
+                // move, so any later write of the key gets a larger one still.
+                h.seq = self.take_seq();
+            }
+            if h.kind == Kind::Tombstone {
+                // Tombstones move packed (80 bytes), whether they were written packed or, as
+                // CAS members, a sector each: the delete reserve's room comes back (SEC-16).
+                h.flags |= FLAG_PACKED;
+            }
+            let new = self.append_record(&mut batch, h, &m.payload, Room::Compact)?;
             installs.push((h, m.old_sector, new as u32));
             moved += 1;
         }
@@ -279,19 +281,24 @@ impl<D: BlockDevice> Engine<D> {
             "SEC-13: a freed zone holds no live record"
         );
         self.zones[zone as usize] = Zone::default();
+        self.free_zones += 1;
+        debug_assert_eq!(self.free_zones, self.free_zone_count(), "SEC-16: free zone count");
         Ok(CompactProgress::Freed { zone })
     }
 }
 
 /// Runs `compact_step` on a thread until stopped: the production shell around the step
-/// function. Each step holds the engine lock for one step only.
+/// function. Each step holds the engine lock for one step only. A step that fails (a device
+/// error, or `DeviceFull` while the compactor's reserve is used up, SEC-16) does not stop the
+/// thread: it sleeps and tries again, so a full device is compacted as soon as room appears;
+/// [`BackgroundCompactor::stop`] reports the error if the last step failed.
 #[derive(Debug)]
 pub struct BackgroundCompactor {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<Result<(), SectorError>>>,
 }
 
-/// How long the background compactor sleeps when there is nothing to compact.
+/// How long the background compactor sleeps when there is nothing to compact (or a step failed).
 pub const BACKGROUND_IDLE_SLEEP_MS: u64 = 50;
 
 impl BackgroundCompactor {
@@ -300,24 +307,27 @@ impl BackgroundCompactor {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
+            let mut last_error = None;
             while !flag.load(Ordering::Relaxed) {
                 let progress = {
                     let mut e = match engine.lock() {
                         Ok(g) => g,
                         Err(p) => p.into_inner(),
                     };
-                    e.compact_step()?
+                    e.compact_step()
                 };
-                if progress == CompactProgress::Idle {
-                    std::thread::sleep(Duration::from_millis(BACKGROUND_IDLE_SLEEP_MS));
+                last_error = progress.as_ref().err().map(|e| e.to_string());
+                if matches!(progress, Ok(ref p) if *p != CompactProgress::Idle) {
+                    continue;
                 }
+                std::thread::sleep(Duration::from_millis(BACKGROUND_IDLE_SLEEP_MS));
             }
-            Ok(())
+            last_error.map_or(Ok(()), |e| Err(SectorError::Stopped(format!("last step: {e}"))))
         });
         BackgroundCompactor { stop, handle: Some(handle) }
     }
 
-    /// Stops the thread and returns the first error it met.
+    /// Stops the thread; an error if its last step failed.
     pub fn stop(mut self) -> Result<(), SectorError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.take().map(|h| h.join()) {

@@ -257,6 +257,7 @@ pub(crate) fn recover<D: BlockDevice>(
         reverts: HashMap::new(),
         compact: super::compact::CompactState::Idle,
         report,
+        free_zones: 0,
     };
     let mut seq_max = damaged_scans.iter().map(|(_, _, s)| s.seq_max).max().unwrap_or(0);
     let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0).max(free_epoch_max);
@@ -268,7 +269,13 @@ pub(crate) fn recover<D: BlockDevice>(
         seq_max = seq_max.max(s.seq_max);
         epoch_max = epoch_max.max(s.epoch_max);
         e.zones[z as usize].epoch = epoch;
+        let sealed = s.sealed_at.is_some();
         let (items, end, cut) = classify(&mut e, z, epoch, s, mark);
+        if sealed && !cut {
+            // The seal ends the zone's data: a record, never live (SEC-13, SEC-16).
+            e.zones[z as usize].records += 1;
+            e.zones[z as usize].sealed = true;
+        }
         accepted.push((z, items, end, cut));
     }
     e.next_seq = seq_max + 1;
@@ -279,6 +286,9 @@ pub(crate) fn recover<D: BlockDevice>(
     e.next_epoch = epoch_max.checked_add(1).ok_or(SectorError::DeviceFull)?;
     resolve(&mut e, &accepted);
     persist_cuts(&mut e, &accepted)?;
+    // SEC-16: recovery takes no zone (seals go into the cut zones' own sectors), so a device
+    // that was full opens with exactly its free zones, and deletes find their reserve.
+    e.free_zones = e.free_zone_count();
     Ok(e)
 }
 
@@ -331,11 +341,16 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
     for (z, items, end, _) in accepted {
         let zone = &mut e.zones[*z as usize];
         zone.used_sectors = (end - e.sb.zone_first_sector(*z)) as u32;
-        zone.min_seq = u64::MAX;
+        zone.put_seq_min = u64::MAX;
+        let mut last_sector = None;
         for item in items {
             let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
             e.report.records_scanned += 1;
-            zone.records += 1;
+            zone.count(h);
+            if h.kind == Kind::Tombstone && last_sector != Some(*sector) {
+                zone.tomb_sectors += 1; // SEC-16: a sector a tombstone opened (§9)
+            }
+            last_sector = Some(*sector);
             let c = Cand {
                 seq: h.seq,
                 sector: *sector,
@@ -344,7 +359,6 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
             };
             match h.kind {
                 Kind::Put | Kind::Tombstone => {
-                    zone.min_seq = zone.min_seq.min(h.seq);
                     if h.flags & FLAG_TXN != 0 {
                         members.entry(h.txn).or_default().push((h.key, c));
                     } else {
@@ -380,11 +394,6 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
         }
     }
     e.report.corrupt_keys.sort_unstable();
-    for (z, items, _, _) in accepted {
-        if items.is_empty() && e.zones[*z as usize].records == 0 {
-            e.zones[*z as usize].min_seq = u64::MAX;
-        }
-    }
 }
 
 /// SEC-8: all members the commit record lists, or nothing. Members it does not list are
@@ -430,8 +439,9 @@ fn persist_cuts<D: BlockDevice>(
         let mut bytes = h.encode().to_vec();
         bytes.resize(SECTOR_SIZE_BYTES, 0);
         batch.ops.push((*end, bytes));
-        zone.records += 1;
+        zone.count(&h);
         zone.used_sectors += 1;
+        zone.cut = true; // SEC-16: its sectors after the seal are lost until it is compacted
     }
     let any = !batch.ops.is_empty();
     batch.submit(&mut e.dev)?;

@@ -160,6 +160,9 @@ pub struct EngineStats {
     pub index_bytes: u64,
     /// Free zones.
     pub free_zones: u32,
+    /// Free zones ordinary writes leave alone (SEC-16): while `free_zones` is at or below it,
+    /// writes get `DeviceFull` once the head is full, deletes and compaction still run.
+    pub reserved_zones: u32,
     /// Every zone in use.
     pub zones: Vec<ZoneStat>,
 }
