@@ -27,6 +27,8 @@ pub const ALL: &[&str] = &[
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
     "sector_proto:ack-before-group-flush",
+    "fs:extent-keyed-by-start",
+    "fs:rename-leaves-old-subtree",
 ];
 
 #[cfg(feature = "planted-bugs")]

@@ -19,6 +19,7 @@
 pub mod bugs;
 pub mod db;
 pub mod env;
+pub mod fs;
 pub mod sector;
 pub mod storage;
 mod sync;

@@ -1,6 +1,6 @@
 //! `DirStore` behaviour on a real directory: round trip, durability across reopen, corruption
 //! detection (STORE-2), size limit (STORE-3), listing order, ranges and paging (STORE-4), and
-//! concurrent writers of the same blob (STORE-5).
+//! concurrent writers of the same blob and writes cut short (STORE-5).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -199,4 +199,54 @@ fn a_small_list_reads_only_the_fanout_dirs_it_needs() {
     fs::write(&last_fanout, b"not a directory").unwrap();
     assert_eq!(s.list(ALL_HASHES, 1).unwrap(), all[..1]);
     assert!(matches!(s.list(ALL_HASHES, usize::MAX), Err(StoreError::Io(_))));
+}
+
+/// Environment variable naming the store root that `write_cut_short_child` posts into.
+const CHILD_ROOT_ENV: &str = "CELLAR_DIR_STORE_CHILD_ROOT";
+/// The child may write files of at most this many bytes (`RLIMIT_FSIZE`).
+const CHILD_FILE_SIZE_MAX_BYTES: u64 = 4096;
+
+fn cut_short_blob() -> Vec<u8> {
+    (0..64 * 1024u32).map(|i| (i % 251) as u8).collect()
+}
+
+/// Not a test on its own: the body of the child process of
+/// `a_write_cut_short_leaves_no_partial_blob`. Without the environment variable it does nothing.
+#[test]
+#[ignore = "run as a child process by a_write_cut_short_leaves_no_partial_blob"]
+fn write_cut_short_child() {
+    let Some(root) = std::env::var_os(CHILD_ROOT_ENV) else { return };
+    let limit =
+        libc::rlimit { rlim_cur: CHILD_FILE_SIZE_MAX_BYTES, rlim_max: CHILD_FILE_SIZE_MAX_BYTES };
+    // SAFETY: plain system calls on this (single-purpose child) process; ignoring SIGXFSZ makes a
+    // write past the limit fail with EFBIG instead of killing the process.
+    let set = unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::setrlimit(libc::RLIMIT_FSIZE, &limit)
+    };
+    assert_eq!(set, 0, "setrlimit");
+    let s = DirStore::open(std::path::PathBuf::from(root)).unwrap();
+    assert!(s.post(&cut_short_blob()).is_err(), "the file-size limit cuts the write short");
+}
+
+/// STORE-5: readers never see a partial blob. A child process whose writes are cut short after
+/// 4 KiB (`RLIMIT_FSIZE`) posts a 64 KiB blob: the post fails, and nothing, not even a partial
+/// file, is left under the blob's name (the name appears only by renaming a complete temp file).
+#[test]
+fn a_write_cut_short_leaves_no_partial_blob() {
+    let (_d, s) = store();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "write_cut_short_child", "--ignored", "--quiet"])
+        .env(CHILD_ROOT_ENV, s.root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child process failed");
+    let h = Hash::of(&cut_short_blob());
+    assert!(!s.exists(&h).unwrap(), "STORE-5: a partial blob is visible under its name");
+    assert!(list_all(&s).unwrap().is_empty());
+    let fan = s.blob_path(&h).parent().unwrap().to_path_buf();
+    assert_eq!(fs::read_dir(fan).unwrap().count(), 0, "the temp file was removed");
+    assert_eq!(s.post(&cut_short_blob()).unwrap(), h, "without the limit the post succeeds");
 }

@@ -1,5 +1,6 @@
 //! `FileCell` (specs/cells.md CELL-1..4): round trip, CAS semantics, persistence, corruption
-//! detection and cross-handle atomicity, plus the planted bugs that prove the checks can fail.
+//! detection, cross-handle atomicity and writes cut short, plus the planted bugs that prove the
+//! checks can fail.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -290,4 +291,55 @@ fn planted_unlocked_cas_loses_updates() {
         errors || total != Some((THREADS * INCREMENTS) as u64),
         "the unlocked CAS raced cleanly {THREADS}x{INCREMENTS} times; the lock is untested"
     );
+}
+
+/// Environment variable naming the cell that `cut_short_cas_child` swaps.
+const CUT_SHORT_CELL_ENV: &str = "CELLAR_FILE_CELL_CUT_SHORT_PATH";
+/// The cut-short child may write files of at most this many bytes (`RLIMIT_FSIZE`).
+const CUT_SHORT_FILE_SIZE_MAX_BYTES: u64 = 1024;
+/// A cell maximum large enough for a value the child cannot write in full.
+const CUT_SHORT_CELL_SIZE_MAX_BYTES: usize = 8192;
+
+/// Not a test on its own: the body of the child process of
+/// `a_cas_cut_short_leaves_the_old_value`. Without the environment variable it does nothing.
+#[test]
+#[ignore = "run as a child process by a_cas_cut_short_leaves_the_old_value"]
+fn cut_short_cas_child() {
+    let Some(path) = std::env::var_os(CUT_SHORT_CELL_ENV) else { return };
+    let limit = libc::rlimit {
+        rlim_cur: CUT_SHORT_FILE_SIZE_MAX_BYTES,
+        rlim_max: CUT_SHORT_FILE_SIZE_MAX_BYTES,
+    };
+    // SAFETY: plain system calls on this (single-purpose child) process; ignoring SIGXFSZ makes a
+    // write past the limit fail with EFBIG instead of killing the process.
+    let set = unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::setrlimit(libc::RLIMIT_FSIZE, &limit)
+    };
+    assert_eq!(set, 0, "setrlimit");
+    let c = FileCell::with_max_size(std::path::PathBuf::from(path), CUT_SHORT_CELL_SIZE_MAX_BYTES)
+        .unwrap();
+    assert!(c.cas(b"old", &[7; 4000]).is_err(), "the file-size limit cuts the write short");
+}
+
+/// CELL-4: a swap whose write is cut short (here by a 1 KiB `RLIMIT_FSIZE` in a child process,
+/// standing in for a crash mid-write) leaves the old value, never a mix or a damaged file; the
+/// next writer replaces the stale temp file.
+#[test]
+fn a_cas_cut_short_leaves_the_old_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cell");
+    let c = FileCell::with_max_size(&path, CUT_SHORT_CELL_SIZE_MAX_BYTES).unwrap();
+    assert!(c.cas(b"", b"old").unwrap().swapped);
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "cut_short_cas_child", "--ignored", "--quiet"])
+        .env(CUT_SHORT_CELL_ENV, &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child process failed");
+    assert_eq!(c.read().unwrap(), b"old", "CELL-4: the old value, whole");
+    assert!(c.cas(b"old", &[7; 4000]).unwrap().swapped);
+    assert_eq!(c.read().unwrap(), [7; 4000]);
 }

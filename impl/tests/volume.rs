@@ -1,4 +1,4 @@
-//! Volume behaviour: sync, cleanup and mode exclusion (specs/volume.md VOL-1..4).
+//! Volume behaviour: sync, cleanup and mode exclusion (specs/volume.md VOL-1..VOL-6).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -102,6 +102,25 @@ fn cleanup_aborts_without_deleting_when_value_is_bad() {
     assert!(vol.cell.cas(b"", b"odd").unwrap().swapped);
     assert!(matches!(cleanup(&vol, &HashList), Err(VolumeError::BadValue(_))));
     assert_eq!(list_all(vol.store.as_ref()).unwrap().len(), 1);
+}
+
+/// VOL-6: a sync that meets Contract fails at once with `ModeConflict` and changes nothing (no
+/// blob copied, cell untouched); once the cleanup ends, the same sync goes through.
+#[test]
+fn sync_meeting_contract_fails_at_once_and_changes_nothing_vol6() {
+    let (src, dst) = (mem_volume(), mem_volume());
+    let hashes = publish(&src, &[b"a".to_vec(), b"b".to_vec()]);
+    let cleaning = CleanupJob::begin(&dst, &HashList).unwrap();
+    let err = sync(&src, &dst, Some(&HashList), &take_src).unwrap_err();
+    assert!(
+        matches!(err, VolumeError::ModeConflict { wanted: Mode::Expand, held: Mode::Contract }),
+        "VOL-6: {err}"
+    );
+    assert!(list_all(dst.store.as_ref()).unwrap().is_empty(), "VOL-6: no blob copied");
+    assert_eq!(dst.cell.read().unwrap(), b"", "VOL-6: cell unchanged");
+    drop(cleaning);
+    let out = sync(&src, &dst, Some(&HashList), &take_src).unwrap();
+    assert_eq!(out, SyncOutcome::Published { value: HashList::encode(&hashes), blobs_copied: 2 });
 }
 
 /// The deterministic interleaving behind Got's race: a sync copies its blobs and checks them,

@@ -3,13 +3,14 @@
 //! factor (simulated time / wall time), operations per wall second, and faults by kind.
 //!
 //! A failing seed stops the campaign (unless `keep_going`); the command line then prints it,
-//! writes its full trace (a deterministic replay with the trace kept) and minimizes it
-//! ([`crate::minimize`]). The wall clock is read here only, for the summary; it never reaches
+//! writes its full trace (a deterministic replay with the trace kept) and minimizes it (the
+//! minimizer builds on this module, not the other way round). The wall clock is read here only, for the summary; it never reaches
 //! a run.
 
-use super::knobs::FaultKind;
-use super::world::FaultCounts;
-use super::{RunConfig, RunReport, run};
+use crate::knobs::{FAULT_KINDS, FaultKind, Knobs};
+use crate::oracle::Violation;
+use crate::run::{Failure, RunConfig, RunReport, knobs_of, panic_message, run};
+use crate::world::FaultCounts;
 use std::time::Instant;
 
 /// A campaign's totals.
@@ -93,21 +94,21 @@ pub fn run_guarded(cfg: &RunConfig) -> RunReport {
     match r {
         Ok(Ok(report)) => report,
         Ok(Err(e)) => panic_report(cfg, format!("{e}")),
-        Err(p) => panic_report(cfg, super::panic_message(p.as_ref())),
+        Err(p) => panic_report(cfg, panic_message(p.as_ref())),
     }
 }
 
 fn panic_report(cfg: &RunConfig, msg: String) -> RunReport {
     RunReport {
         seed: cfg.seed,
-        knobs: super::knobs_of(cfg),
+        knobs: knobs_of(cfg),
         ops: 0,
         sim_us: 0,
         events: 0,
         trace_hash: 0,
         faults: FaultCounts::default(),
-        failure: Some(super::Failure {
-            violation: super::oracle::Violation::new("no panics", msg),
+        failure: Some(Failure {
+            violation: Violation::new("no panics", msg),
             at_us: 0,
             tail: Vec::new(),
         }),
@@ -137,6 +138,6 @@ pub fn replay_command(cfg: &RunConfig) -> String {
 }
 
 /// Fault kinds that are on in a run with these knobs.
-pub fn faults_on(k: &super::knobs::Knobs) -> Vec<FaultKind> {
-    super::knobs::FAULT_KINDS.iter().copied().filter(|f| k.is_on(*f)).collect()
+pub fn faults_on(k: &Knobs) -> Vec<FaultKind> {
+    FAULT_KINDS.iter().copied().filter(|f| k.is_on(*f)).collect()
 }

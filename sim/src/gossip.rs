@@ -2,13 +2,16 @@
 //! `cellar::db::gossip::GossipNode`s, each with its own store and its own cell (the persisted head),
 //! driven by `tick(now)` and `handle_bytes` exactly as `docs/kv.md` ("Driving gossip from a
 //! simulator") prescribes, and the oracles from the executable spec (`cellar_model::spec`).
+//! Clients write and commit through the node's key/value service
+//! (`cellar::db::gossip::service::answer`, what `cellar node` serves over TCP), so the
+//! simulator checks the service too.
 //!
 //! The cluster owns the nodes, their disks and the record of acknowledged writes; the caller
 //! owns time and the network: it carries the [`Packet`]s this module hands out (losing,
 //! duplicating, delaying, partitioning them) and calls [`Cluster::deliver`] on arrival.
-//! `world.rs` drives it from the simulator's event queue; `sim/tests/gossip_network.rs` drives
-//! it from its own chaos loop (it includes this file by path, so this module depends only on
-//! `cellar` and `cellar-model`).
+//! The world (`world/gossip.rs`) drives it from the simulator's event queue;
+//! `sim/tests/gossip_network.rs` drives it from its own chaos loop through the library. It
+//! depends only on `cellar` and `cellar-model`, no other module of this crate.
 //!
 //! Oracles ([`Cluster::check`]): every node's state of every written key is the spec's join of
 //! all acknowledged writes of that key: under KeepBoth every acknowledged version not
@@ -18,6 +21,7 @@
 //!
 //! Never: reads the clock, draws OS randomness or spawns threads; seeds come from the caller.
 
+use cellar::db::gossip::service::{KvRequest, KvResponse, answer};
 use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
 use cellar::db::hkv::Hkv;
 use cellar::db::merge::{KeyState, MergePolicy, NodeId, VectorClock};
@@ -131,6 +135,15 @@ pub fn same(state: &KeyState, want: &(spec::VectorClock, Vec<SpecVersion>)) -> b
                 && spec::NodeId(a.writer.0) == b.writer
                 && spec_clock(&a.clock) == b.clock
         })
+}
+
+/// A client write or commit must get the response `want` accepts.
+fn expect_response(r: KvResponse, want: impl Fn(&KvResponse) -> bool) -> Result<(), Broken> {
+    match r {
+        KvResponse::Error(e) => Err(Broken::new("gossip: client writes succeed", e)),
+        r if want(&r) => Ok(()),
+        r => Err(Broken::new("gossip: client writes succeed", format!("unexpected {r:?}"))),
+    }
 }
 
 fn packets(from: u32, envs: Vec<Envelope>) -> Result<Vec<Packet>, Broken> {
@@ -249,15 +262,15 @@ impl Cluster {
     pub fn client_write(&mut self, n: u32, k: u64, value: Option<&[u8]>) -> Result<String, Broken> {
         let path = format!("/k/{k}");
         let n = n as usize;
-        let db = self.nodes[n].db_mut();
-        let r = match value {
-            Some(v) => db.set(&path, v),
-            None => db.delete(&path),
+        // Through the node's key/value service, as a `cellar kv` client over TCP would.
+        let write = match value {
+            Some(v) => KvRequest::Set(path.clone(), v.to_vec()),
+            None => KvRequest::Delete(path.clone()),
         };
-        r.and_then(|()| db.commit("write"))
-            .map_err(|e| Broken::new("gossip: client writes succeed", e.to_string()))?;
+        expect_response(answer(&mut self.nodes[n], write), |r| matches!(r, KvResponse::Ok))?;
+        let commit = answer(&mut self.nodes[n], KvRequest::Commit("write".into()));
+        expect_response(commit, |r| matches!(r, KvResponse::Committed(_)))?;
         self.persist(n)?;
-        self.nodes[n].announce_soon();
         self.counts.writes += 1;
         // Acknowledged: the single version the write left (its clock is the key's clock).
         let state = self.nodes[n]

@@ -3,8 +3,8 @@
 //! bounds of a profile. Overrides (`--no-fault KIND`) switch single fault kinds off for the
 //! minimizer and for replays.
 
-use super::rng::SimRng;
-use super::ssd::SsdConfig;
+use crate::rng::SimRng;
+use crate::ssd::SsdConfig;
 
 /// Sectors per zone of the simulated engines: the minimum, so zones fill, seal and compact
 /// within a few dozen operations.
@@ -31,7 +31,8 @@ pub enum Profile {
     Volume,
     /// Swarm plus misdirected writes, a fault `specs/sector.md` §12 does not promise to handle.
     Hostile,
-    /// Gossip nodes only (`sim/src/sim/gossip.rs`): partitions, loss, duplication, crashes.
+    /// Gossip nodes only ([`crate::gossip`], wired in `world/gossip.rs`): partitions, loss,
+    /// duplication, crashes.
     Gossip,
 }
 

@@ -3,17 +3,24 @@
 //! the real sector engine, cells over a lossy network, volume jobs and gossip nodes run against
 //! a simulated SSD and network with fault injection, judged by `cellar-model`'s executable spec.
 //!
-//! Layout: [`rng`] (the seeded generator), [`knobs`] (swarm knobs and profiles), [`ssd`]
-//! (`SimSsd` and the fault atlas), [`net`] (network, cell clients and server, linearizability),
-//! [`volumes`] (syncers/cleaners replayed through `VolumeSpec`), [`workload`] (key/value
-//! operations), [`gossip`] (gossip nodes and their GOS oracles), [`oracle`] (the key/value
-//! model), [`world`] (scheduler and fault phases),
-//! [`trace`] (event trace and its hash), [`campaign`] (many seeds, summary, progress),
-//! [`minimize`] (shrinking a failing run). `docs/sim.md` is the user's guide.
+//! Modules: [`rng`] (the seeded generator), [`trace`] (event trace and its hash), [`oracle`]
+//! (the key/value model), [`gossip`] (gossip nodes and their GOS oracles), [`ssd`] (`SimSsd`
+//! and the fault atlas), [`net`] (network, cell clients and server, linearizability),
+//! [`volumes`] (syncers/cleaners replayed through `VolumeSpec`), [`knobs`] (swarm knobs and
+//! profiles), [`workload`] (key/value operations), [`world`] (scheduler, processes, faults,
+//! gossip wiring, liveness and final checks), [`run`] (one seed: config in, report out),
+//! [`campaign`] (many seeds, summary), [`minimize`] (shrinking a failing run).
+//! `docs/sim.md` is the user's guide.
+//!
+//! Dependency order: a module uses only modules before it in this list, so there are no
+//! circles and no arrows back up (`sim/tests/layering.rs` checks it):
+//! `rng, trace, oracle, gossip, ssd, net, volumes, knobs, workload, world, run, campaign,
+//! minimize`. This file only declares and re-exports; no module imports from it.
 //!
 //! Seeds live here: the implementation under test never sees one (it receives its randomness
 //! through `cellar::env` and the devices and networks this crate builds). Nothing here parses
-//! arguments or prints; the command line turns flags into a [`RunConfig`] and prints reports.
+//! arguments, prints or draws progress bars: the command line turns flags into a
+//! [`RunConfig`] and prints reports.
 
 pub mod campaign;
 pub mod gossip;
@@ -22,158 +29,11 @@ pub mod minimize;
 pub mod net;
 pub mod oracle;
 pub mod rng;
+pub mod run;
 pub mod ssd;
 pub mod trace;
 pub mod volumes;
 pub mod workload;
 pub mod world;
 
-use cellar::sector::adapters::share;
-use cellar::sector::{Engine, SectorCell, SectorStore};
-use knobs::{DEVICE_SECTOR_COUNT, FaultKind, Knobs, Profile};
-use oracle::Violation;
-use rng::SimRng;
-use ssd::SimSsd;
-use std::sync::Arc;
-use trace::Trace;
-use world::{FaultCounts, World, engine_config};
-
-/// Events of the fault phase by default: a few thousand operations per seed, so CI can run a
-/// thousand seeds in a couple of minutes.
-pub const TICKS_DEFAULT: u64 = 3_000;
-
-/// Everything that determines one run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunConfig {
-    /// The seed.
-    pub seed: u64,
-    /// The profile.
-    pub profile: Profile,
-    /// Events of the fault phase.
-    pub ticks: u64,
-    /// Fault kinds switched off.
-    pub off: Vec<FaultKind>,
-    /// Planted bug, if any.
-    pub bug: Option<String>,
-    /// Keep the whole trace.
-    pub keep_trace: bool,
-}
-
-/// A failed run.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Failure {
-    /// The broken rule and what happened.
-    pub violation: Violation,
-    /// Simulated time of the failure, µs.
-    pub at_us: u64,
-    /// The last events before it.
-    pub tail: Vec<String>,
-}
-
-/// What one run did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunReport {
-    /// The seed.
-    pub seed: u64,
-    /// Its knobs.
-    pub knobs: Knobs,
-    /// Simulated operations (engine operations, served cell requests, volume steps,
-    /// compaction steps).
-    pub ops: u64,
-    /// Simulated time, µs.
-    pub sim_us: u64,
-    /// Events handled.
-    pub events: u64,
-    /// Hash of the whole event trace.
-    pub trace_hash: u64,
-    /// Faults injected.
-    pub faults: FaultCounts,
-    /// The failure, if the run failed.
-    pub failure: Option<Failure>,
-    /// Every event, if kept.
-    #[serde(skip)]
-    pub trace: Option<Vec<String>>,
-}
-
-/// The knobs `cfg` draws (same draws as [`run`]).
-pub fn knobs_of(cfg: &RunConfig) -> Knobs {
-    let mut rng = SimRng::new(cfg.seed);
-    Knobs::draw(&mut rng, cfg.profile, &cfg.off)
-}
-
-/// Runs one seed. Plants `cfg.bug` for this thread for the run's duration.
-///
-/// # Errors
-/// The bug name is unknown (or the binary lacks the `planted-bugs` feature).
-pub fn run(cfg: &RunConfig) -> Result<RunReport, cellar::bugs::UnknownBug> {
-    let _planted = cfg.bug.as_deref().map(cellar::bugs::plant).transpose()?;
-    let mut rng = SimRng::new(cfg.seed);
-    let knobs = Knobs::draw(&mut rng, cfg.profile, &cfg.off);
-    let trace = Trace::new(cfg.keep_trace);
-    let vol_ssd = SimSsd::new(
-        DEVICE_SECTOR_COUNT,
-        ssd::SsdConfig { misdirect_ppm: 0, ..knobs.ssd },
-        rng.fork(),
-    );
-    let seen = volumes::Seen::default();
-    let vol_engine = Engine::format(vol_ssd, engine_config(&knobs)).map(share);
-    let mut report = RunReport {
-        seed: cfg.seed,
-        knobs: knobs.clone(),
-        ops: 0,
-        sim_us: 0,
-        events: 0,
-        trace_hash: 0,
-        faults: FaultCounts::default(),
-        failure: None,
-        trace: None,
-    };
-    let vol_engine = match vol_engine {
-        Ok(e) => e,
-        Err(e) => {
-            report.failure = Some(Failure {
-                violation: Violation::new("format", e.to_string()),
-                at_us: 0,
-                tail: Vec::new(),
-            });
-            return Ok(report);
-        }
-    };
-    let fx = volumes::Fixture::new(
-        &seen,
-        Arc::new(SectorCell::new(vol_engine.clone(), 0)),
-        Arc::new(SectorStore::new(vol_engine.clone())),
-    );
-    let vols = (knobs.syncers > 0)
-        .then(|| (volumes::Volumes::new(&fx, knobs.syncers, knobs.cleaners), vol_engine.clone()));
-    let outcome = World::new(rng, knobs, trace, vols).map(|mut w| {
-        // A panic inside the implementation fails the run, keeping the trace up to it.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(cfg.ticks)))
-            .unwrap_or_else(|p| Err(Violation::new("no panics", panic_message(p.as_ref()))));
-        (r, w)
-    });
-    match outcome {
-        Ok((r, w)) => {
-            report.ops = w.ops;
-            report.sim_us = w.now_us;
-            report.events = w.trace.len();
-            report.trace_hash = w.trace.hash();
-            report.faults = w.faults;
-            if let Err(v) = r {
-                report.failure =
-                    Some(Failure { violation: v, at_us: w.now_us, tail: w.trace.tail() });
-            }
-            report.trace = w.trace.full().map(<[String]>::to_vec);
-        }
-        Err(v) => report.failure = Some(Failure { violation: v, at_us: 0, tail: Vec::new() }),
-    }
-    Ok(report)
-}
-
-/// The text of a panic payload.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "panic".into())
-}
+pub use run::{Failure, RunConfig, RunReport, TICKS_DEFAULT, knobs_of, panic_message, run};

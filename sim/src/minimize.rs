@@ -4,9 +4,9 @@
 //! the result replays by its command line. A candidate is kept only if it fails with the same
 //! rule and runs no more operations. Bounded by [`MINIMIZE_RUNS_MAX`] runs.
 
-use super::campaign::{faults_on, run_guarded};
-use super::knobs::FaultKind;
-use super::{RunConfig, knobs_of};
+use crate::campaign::{faults_on, run_guarded};
+use crate::knobs::FaultKind;
+use crate::run::{RunConfig, knobs_of};
 
 /// Most candidate runs the minimizer tries.
 pub const MINIMIZE_RUNS_MAX: u32 = 40;

@@ -15,7 +15,7 @@
 //!
 //! Never uses real sockets, threads or time.
 
-use super::rng::SimRng;
+use crate::rng::SimRng;
 use cellar_model::spec::{CasOp, CasRegister, CasRet};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::collections::BTreeMap;

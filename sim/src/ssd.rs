@@ -27,7 +27,7 @@
 //!
 //! Never touches the host: no threads, no clock, no OS randomness; all state is in memory.
 
-use super::rng::SimRng;
+use crate::rng::SimRng;
 use cellar::sector::device::{check_io, check_range};
 use cellar::sector::{BlockDevice, DeviceError, ReadOp, SECTOR_SIZE_BYTES, WriteOp};
 use std::collections::BTreeMap;

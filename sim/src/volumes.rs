@@ -11,8 +11,8 @@
 //!
 //! Never decides what is allowed itself: the spec does.
 
-use super::oracle::Violation;
-use super::rng::SimRng;
+use crate::oracle::Violation;
+use crate::rng::SimRng;
 use cellar::Hash;
 use cellar::storage::cell::{Cell, MemCell};
 use cellar::storage::store::{MemStore, Store, list_all};

@@ -5,9 +5,9 @@
 //! Values are unique per write (they start with the write's id), compressible (so the
 //! `compressed` option shrinks them) and sometimes span several sectors.
 
-use super::oracle::{KvModel, Violation, show};
-use super::rng::SimRng;
-use super::ssd::SimSsd;
+use crate::oracle::{KvModel, Violation, show};
+use crate::rng::SimRng;
+use crate::ssd::SimSsd;
 use cellar::sector::{
     CasNew, CasOp, CasResult, Engine, Expect, Key, KeyRange, SECTOR_SIZE_BYTES, SectorError,
     WriteOptions,

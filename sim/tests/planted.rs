@@ -1,7 +1,7 @@
-//! Every planted bug is found by a 200-seed campaign, which prints a seed that `--seed S
-//! --bug NAME` reproduces; without the bug the same seed passes or fails later, for another
-//! reason, so the failure is the bug's. The minimizer's run still fails and is no larger.
-//! Needs `--features planted-bugs`.
+//! Every planted bug is found by a 200-seed campaign, whose failing seed reproduces it; without
+//! the bug the same seed passes or fails later, for another reason, so the failure is the
+//! bug's. The minimizer's run still fails with the same rule and is no larger. Through the
+//! library (`cellar_sim::campaign`, `cellar_sim::minimize`). Needs `--features planted-bugs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,6 +9,10 @@
     reason = "a test reports failure by panicking"
 )]
 #![cfg(feature = "planted-bugs")]
+
+use cellar_sim::campaign::{replay_command, run_guarded};
+use cellar_sim::knobs::{FaultKind, Profile};
+use cellar_sim::minimize::minimize;
 
 mod common;
 
@@ -21,54 +25,45 @@ const BUGS: &[&str] = &[
     "gossip:lww-by-arrival-order",
 ];
 
-fn sim(args: &[&str]) -> (bool, serde_json::Value) {
-    common::sim_json(args)
-}
-
-fn failure_time(v: &serde_json::Value) -> Option<u64> {
-    v["run"]["failure"]["at_us"].as_u64()
-}
-
 /// Until the engine bugs listed in `sim_campaign.rs` are fixed, corruption is switched off
 /// except for the bug that needs it (else the first failing seed may be the engine's own).
-fn extra(bug: &str) -> &'static [&'static str] {
-    if bug == "sector:skip-crc-on-read" { &[] } else { &["--no-fault", "corrupt"] }
+fn off(bug: &str) -> &'static [FaultKind] {
+    if bug == "sector:skip-crc-on-read" { &[] } else { &[FaultKind::Corrupt] }
 }
 
 #[test]
 fn every_planted_bug_is_found_and_reproduced_by_its_seed() {
     for bug in BUGS {
-        let x = extra(bug);
-        let (ok, v) = sim(&[&["--bug", bug, "--seeds", "200", "--no-minimize"], x].concat());
-        assert!(!ok, "{bug}: a 200-seed campaign must find it");
-        let seed = v["failure"]["seed"].as_u64().unwrap_or_else(|| panic!("{bug}: no seed in {v}"));
-        let rule = v["failure"]["rule"].as_str().unwrap().to_owned();
-        let s = seed.to_string();
-        let (ok, again) = sim(&[&["--bug", bug, "--seed", &s, "--no-minimize"], x].concat());
-        assert!(!ok, "{bug}: --seed {seed} reproduces");
-        assert_eq!(again["failure"]["rule"].as_str(), Some(rule.as_str()), "{bug}: same rule");
-        let (clean_ok, clean) = sim(&[&["--seed", &s, "--no-minimize"], x].concat());
-        let with_bug = failure_time(&again).unwrap();
+        let with_bug = common::config(Profile::Swarm, off(bug), Some(bug));
+        let (_, failed) = common::campaign(&with_bug, 200);
+        let failed = failed.unwrap_or_else(|| panic!("{bug}: a 200-seed campaign must find it"));
+        let (seed, rule) = (failed.seed, common::rule(&failed).unwrap().to_owned());
+        let again = common::replay(&with_bug, seed);
+        assert_eq!(common::rule(&again), Some(rule.as_str()), "{bug}: --seed {seed} reproduces");
+        let with_bug_at = again.failure.as_ref().unwrap().at_us;
+        let clean = common::replay(&common::config(Profile::Swarm, off(bug), None), seed);
         assert!(
-            clean_ok
-                || failure_time(&clean).is_some_and(|t| t > with_bug)
-                || clean["failure"]["rule"].as_str() != Some(rule.as_str()),
-            "{bug}: seed {seed} fails the same way without the bug: {clean}"
+            clean
+                .failure
+                .as_ref()
+                .is_none_or(|f| f.at_us > with_bug_at || f.violation.rule != rule),
+            "{bug}: seed {seed} fails the same way without the bug: {:?}",
+            clean.failure
         );
     }
 }
 
 #[test]
 fn minimizer_shrinks_a_failing_run() {
-    let (ok, v) = sim(&["--bug", "sector:ack-before-flush", "--seed", "2"]);
-    assert!(!ok);
-    let original = v["run"]["ops"].as_u64().unwrap();
-    let min = &v["failure"]["minimized"];
-    let ops = min["ops"].as_u64().unwrap_or_else(|| panic!("no minimized run: {v}"));
-    assert!(ops <= original, "minimized {ops} > original {original}");
-    let replay = min["replay"].as_str().unwrap();
-    assert!(
-        replay.contains("--seed 2") && replay.contains("--bug sector:ack-before-flush"),
-        "{replay}"
-    );
+    let bug = "sector:ack-before-flush";
+    let cfg = cellar_sim::RunConfig { seed: 2, ..common::config(Profile::Swarm, &[], Some(bug)) };
+    let original = run_guarded(&cfg);
+    let rule = common::rule(&original).expect("seed 2 finds the bug").to_owned();
+    let min = minimize(&cfg, &rule);
+    assert!(min.ops <= original.ops, "minimized {} > original {}", min.ops, original.ops);
+    let rerun = run_guarded(&min.config);
+    assert_eq!(common::rule(&rerun), Some(rule.as_str()), "the minimized run fails the same way");
+    assert_eq!(rerun.ops, min.ops);
+    let replay = replay_command(&min.config);
+    assert!(replay.contains("--seed 2") && replay.contains(&format!("--bug {bug}")), "{replay}");
 }

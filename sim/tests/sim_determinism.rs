@@ -1,5 +1,6 @@
 //! The simulator is deterministic: one seed, one run. Each seed is run twice and the hash of
-//! its full event trace compared; different seeds give different runs.
+//! its full event trace compared; different seeds give different runs. Through the library
+//! (`cellar_sim::run`); `sim_cli.rs` checks that `cellar sim --trace` prints the same events.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,33 +8,26 @@
     reason = "a test reports failure by panicking"
 )]
 
-use std::process::Command;
+use cellar_sim::knobs::Profile;
+use cellar_sim::{RunConfig, run};
 
-fn run_seed(seed: u64) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellar"))
-        .args(["sim", "--seed", &seed.to_string(), "--json", "--no-minimize", "--trace-dir"])
-        .arg(std::env::temp_dir())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let last = text.lines().last().unwrap_or_default().to_owned();
-    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
-    (out.status.success(), v)
-}
+mod common;
 
 #[test]
 fn same_seed_same_trace_hash() {
+    let base = common::config(Profile::Swarm, &[], None);
     let mut hashes = Vec::new();
     for seed in [0u64, 1, 7, 42, 1234] {
-        let (ok_a, a) = run_seed(seed);
-        let (ok_b, b) = run_seed(seed);
-        assert_eq!(ok_a, ok_b, "seed {seed}: same verdict");
-        let (ha, hb) = (&a["run"]["trace_hash"], &b["run"]["trace_hash"]);
-        assert!(ha.as_u64().is_some(), "seed {seed}: a trace hash is reported: {a}");
-        assert_eq!(ha, hb, "seed {seed}: the same seed replays the same events");
-        assert_eq!(a["run"]["ops"], b["run"]["ops"]);
-        assert!(a["run"]["events"].as_u64().unwrap() > 100, "a run does real work");
-        hashes.push(ha.as_u64().unwrap());
+        let a = common::replay(&base, seed);
+        let b = common::replay(&base, seed);
+        assert_eq!(common::rule(&a), common::rule(&b), "seed {seed}: same verdict");
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed}: the same seed replays the same events"
+        );
+        assert_eq!((a.ops, a.events, a.sim_us), (b.ops, b.events, b.sim_us));
+        assert!(a.events > 100, "a run does real work");
+        hashes.push(a.trace_hash);
     }
     hashes.sort_unstable();
     hashes.dedup();
@@ -41,13 +35,19 @@ fn same_seed_same_trace_hash() {
 }
 
 #[test]
-fn trace_flag_prints_every_event() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cellar"))
-        .args(["sim", "--seed", "3", "--trace", "--profile", "storage", "--ticks", "300"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.lines().count() > 300, "one line per event");
-    assert!(text.contains("kv0 kv "), "key/value operations are traced");
-    assert!(text.contains("--- liveness phase: faults stop ---"));
+fn a_kept_trace_has_every_event() {
+    let cfg = RunConfig {
+        seed: 3,
+        ticks: 300,
+        keep_trace: true,
+        ..common::config(Profile::Storage, &[], None)
+    };
+    let report = run(&cfg).unwrap();
+    let trace = report.trace.as_ref().expect("the trace was kept");
+    assert_eq!(trace.len() as u64, report.events, "one line per event");
+    assert!(trace.len() > 300);
+    assert!(trace.iter().any(|l| l.contains("kv0 kv ")), "key/value operations are traced");
+    assert!(trace.iter().any(|l| l.contains("--- liveness phase: faults stop ---")));
+    let again = run(&RunConfig { keep_trace: false, ..cfg }).unwrap();
+    assert_eq!(again.trace_hash, report.trace_hash, "keeping the trace changes nothing");
 }

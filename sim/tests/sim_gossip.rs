@@ -1,6 +1,7 @@
-//! `cellar sim --profile gossip`: the real gossip nodes under loss, duplication, partitions and
-//! node crashes pass the spec's oracles (GOS-3, GOS-4, GOS-5), and the planted bug
-//! `gossip:lww-by-arrival-order` is caught by GOS-3 with a seed that reproduces it.
+//! The gossip profile: the real gossip nodes under loss, duplication, partitions and node
+//! crashes pass the spec's oracles (GOS-3, GOS-4, GOS-5), and the planted bug
+//! `gossip:lww-by-arrival-order` is caught by GOS-3 with a seed that reproduces it. Through the
+//! library (what `cellar sim --profile gossip` calls).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,19 +9,23 @@
     reason = "a test reports failure by panicking"
 )]
 
-mod common;
+use cellar_sim::knobs::Profile;
 
-fn sim(args: &[&str]) -> (bool, serde_json::Value) {
-    common::sim_json_no_minimize(args)
-}
+mod common;
 
 #[test]
 fn gossip_profile_passes_and_injects_faults() {
-    let (ok, v) = sim(&["--profile", "gossip", "--seeds", "20"]);
-    assert!(ok, "{v}");
-    let f = &v["summary"]["faults"];
-    for k in ["gossip_writes", "gossip_delivered", "gossip_crashes", "net_dropped", "partitions"] {
-        assert!(f[k].as_u64().unwrap_or(0) > 0, "{k} must be exercised: {v}");
+    let (s, failed) = common::campaign(&common::config(Profile::Gossip, &[], None), 20);
+    assert!(failed.is_none(), "{failed:?}");
+    let f = &s.faults;
+    for (k, n) in [
+        ("gossip_writes", f.gossip_writes),
+        ("gossip_delivered", f.gossip_delivered),
+        ("gossip_crashes", f.gossip_crashes),
+        ("net_dropped", f.net_dropped),
+        ("partitions", f.partitions),
+    ] {
+        assert!(n > 0, "{k} must be exercised: {f:?}");
     }
 }
 
@@ -28,13 +33,13 @@ fn gossip_profile_passes_and_injects_faults() {
 #[test]
 fn gossip_profile_catches_lww_by_arrival_order() {
     let bug = "gossip:lww-by-arrival-order";
-    let (ok, v) = sim(&["--profile", "gossip", "--bug", bug, "--seeds", "50"]);
-    assert!(!ok, "{v}");
-    let rule = v["failure"]["rule"].as_str().unwrap().to_owned();
+    let with_bug = common::config(Profile::Gossip, &[], Some(bug));
+    let (_, failed) = common::campaign(&with_bug, 50);
+    let failed = failed.expect("a 50-seed campaign finds the bug");
+    let rule = common::rule(&failed).unwrap().to_owned();
     assert!(rule.starts_with("GOS-3"), "{rule}");
-    let seed = v["failure"]["seed"].as_u64().unwrap().to_string();
-    let (ok, again) = sim(&["--profile", "gossip", "--bug", bug, "--seed", &seed]);
-    assert!(!ok, "--seed {seed} reproduces: {again}");
-    let (clean, _) = sim(&["--profile", "gossip", "--seed", &seed]);
-    assert!(clean, "seed {seed} passes without the bug");
+    let again = common::replay(&with_bug, failed.seed);
+    assert_eq!(common::rule(&again), Some(rule.as_str()), "seed {} reproduces", failed.seed);
+    let clean = common::replay(&common::config(Profile::Gossip, &[], None), failed.seed);
+    assert!(clean.failure.is_none(), "seed {} passes without the bug", failed.seed);
 }

@@ -1,7 +1,8 @@
 //! Hierarchical versioned KV, GitDb's API (`specs/kv.md`, KV-15..KV-17): keys are paths like
 //! `/users/alice/profile`; `set`/`get`/`delete` go to an in-memory working layer over the head
 //! snapshot; `commit` writes a snapshot (ticking the node's clock), `rollback` drops the working
-//! layer, `log` walks history, `merge_from` merges another head in (gossip calls it).
+//! layer, `log` walks history, `merge_from` merges another head in (gossip calls it). These
+//! operations are KV-16; paths are KV-15, listings KV-17.
 //!
 //! Every key's tree value is its replicated [`KeyState`] (clock + versions), so merges are the
 //! per-key join of `specs/gossip.md`; a delete is a write of a tombstone. The working layer holds
@@ -183,7 +184,7 @@ impl Hkv {
         Ok(())
     }
 
-    /// Sets `path` to `value` (uncommitted until [`Hkv::commit`]).
+    /// Sets `path` to `value` (uncommitted until [`Hkv::commit`]; KV-16, a GOS-1 write).
     pub fn set(&mut self, path: &str, value: &[u8]) -> Result<(), HkvError> {
         if value.len() > VALUE_SIZE_MAX_BYTES {
             return Err(HkvError::ValueTooLarge { size_bytes: value.len() });
@@ -191,24 +192,25 @@ impl Hkv {
         self.write(path, Some(value.to_vec()))
     }
 
-    /// Deletes `path` (a tombstone write; uncommitted until [`Hkv::commit`]).
+    /// Deletes `path` (a tombstone write; uncommitted until [`Hkv::commit`]; KV-16).
     pub fn delete(&mut self, path: &str) -> Result<(), HkvError> {
         self.write(path, None)
     }
 
     /// The value a reader sees: LWW → the winner; Custom → the function of the siblings;
     /// KeepBoth → the greatest-precedence live sibling (see [`Hkv::siblings`] for all of them).
-    /// `None` if absent or deleted.
+    /// `None` if absent or deleted (KV-16).
     pub fn get(&self, path: &str) -> Result<Option<Vec<u8>>, HkvError> {
+        // KV-16: `read` lists siblings in precedence order; the last live one wins.
         Ok(self.state(path)?.read(&self.policy).into_iter().rev().flatten().next())
     }
 
-    /// Every sibling value in precedence order (`None` entries are deletes).
+    /// Every sibling value in precedence order (`None` entries are deletes; KV-16).
     pub fn siblings(&self, path: &str) -> Result<Vec<Value>, HkvError> {
         Ok(self.state(path)?.versions().iter().map(|v| v.value.clone()).collect())
     }
 
-    /// Every live key at or under `prefix` (`/` for all), in order.
+    /// Every live key at or under `prefix` (`/` for all), in order (KV-17).
     pub fn list_recursive(&self, prefix: &str) -> Result<Vec<String>, HkvError> {
         check_path(prefix, true)?;
         let dir = if prefix == "/" { "/".to_owned() } else { format!("{prefix}/") };
@@ -231,6 +233,7 @@ impl Hkv {
         for k in keys {
             let state =
                 self.effective(merge::state_of(&k, committed.get(&k).map(Vec::as_slice))?, &k);
+            // KV-17: live = what a reader sees holds a value that is not a tombstone.
             if state.read(&self.policy).iter().any(Option::is_some) {
                 out.push(String::from_utf8_lossy(&k).into_owned());
             }
@@ -238,7 +241,8 @@ impl Hkv {
         Ok(out)
     }
 
-    /// The direct children of `prefix`: the next path component of every live key under it.
+    /// The direct children of `prefix`: the next path component of every live key under it
+    /// (KV-17).
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, HkvError> {
         let skip = if prefix == "/" { 1 } else { prefix.len() + 1 };
         let mut out: Vec<String> = Vec::new();
@@ -252,6 +256,8 @@ impl Hkv {
     }
 
     /// Commits the working layer as a new snapshot (ticks this node's clock); returns its ref.
+    /// The snapshot holds `merge(committed, working)` for every working key, and the working
+    /// layer is emptied (KV-16, KV-12).
     pub fn commit(&mut self, message: &str) -> Result<Ref, HkvError> {
         let parent = match &self.head {
             Some(h) => Some((*h, snapshot::get(self.store.as_ref(), h)?)),
@@ -276,12 +282,12 @@ impl Hkv {
         Ok(head)
     }
 
-    /// Drops every uncommitted change; returns how many keys were dropped.
+    /// Drops every uncommitted change; returns how many keys were dropped (KV-16).
     pub fn rollback(&mut self) -> usize {
         std::mem::take(&mut self.working).len()
     }
 
-    /// History from the head, newest first, at most `limit` snapshots.
+    /// History from the head, newest first, at most `limit` snapshots (KV-16, walked as KV-13).
     pub fn log(&self, limit: usize) -> Result<Vec<(Ref, Snapshot)>, HkvError> {
         match &self.head {
             Some(h) => Ok(snapshot::history(self.store.as_ref(), h, limit)?),
@@ -349,6 +355,49 @@ mod tests {
         ));
     }
 
+    /// KV-16: `get` reads through the policy. Three nodes write one key concurrently (equal
+    /// lamports, so precedence follows the writer): node 1 sets `a`, node 2 sets `b`, node 3
+    /// deletes. LWW shows the winner (the delete), KeepBoth the greatest live sibling (`b`, not
+    /// `a`, not the tombstone), Custom its function of all three siblings.
+    #[test]
+    fn get_reads_through_the_policy_kv16() {
+        fn count(values: &[Value]) -> Value {
+            Some(vec![values.len() as u8])
+        }
+        let cases = [
+            (MergePolicy::LastWriteWins, None, vec![None]),
+            (
+                MergePolicy::KeepBoth,
+                Some(b"b".to_vec()),
+                vec![Some(b"a".to_vec()), Some(b"b".to_vec()), None],
+            ),
+            (
+                MergePolicy::Custom(count),
+                Some(vec![3]),
+                vec![Some(b"a".to_vec()), Some(b"b".to_vec()), None],
+            ),
+        ];
+        for (policy, want, siblings) in cases {
+            let store: Arc<dyn Store> = Arc::new(MemStore::new());
+            let mut a = hkv(1, &store, policy);
+            let mut b = hkv(2, &store, policy);
+            let mut c = hkv(3, &store, policy);
+            a.set("/x", b"a").unwrap();
+            a.commit("a").unwrap();
+            b.set("/x", b"b").unwrap();
+            let from_b = b.commit("b").unwrap();
+            c.delete("/x").unwrap();
+            assert_eq!(c.uncommitted(), 1);
+            let from_c = c.commit("c deletes").unwrap();
+            assert_eq!(c.uncommitted(), 0, "commit empties the working layer");
+            a.merge_from(&from_b).unwrap();
+            a.merge_from(&from_c).unwrap();
+            assert_eq!(a.siblings("/x").unwrap(), siblings, "precedence order");
+            assert_eq!(a.get("/x").unwrap(), want);
+            assert_eq!(a.list("/").unwrap().is_empty(), want.is_none(), "KV-17 follows get");
+        }
+    }
+
     #[test]
     fn merges_fast_forward_and_concurrent_kv11() {
         let store: Arc<dyn Store> = Arc::new(MemStore::new());
@@ -379,6 +428,30 @@ mod tests {
         // A later write resolves the siblings.
         b.set("/x", b"4").unwrap();
         assert_eq!(b.siblings("/x").unwrap(), vec![Some(b"4".to_vec())]);
+    }
+
+    /// KV-11: two nodes that merge each other's concurrent heads at the same time get two merge
+    /// snapshots with equal roots; merging those settles both nodes on the one with the greater
+    /// `(lamport, ref)` instead of writing merge commits forever.
+    #[test]
+    fn crossed_merges_settle_on_one_head_kv11() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let mut a = hkv(1, &store, MergePolicy::LastWriteWins);
+        let mut b = hkv(2, &store, MergePolicy::LastWriteWins);
+        a.set("/x", b"a").unwrap();
+        let a1 = a.commit("a1").unwrap();
+        b.set("/y", b"b").unwrap();
+        let b1 = b.commit("b1").unwrap();
+        let MergeOutcome::Merged(ma) = a.merge_from(&b1).unwrap() else { panic!("a merges b1") };
+        let MergeOutcome::Merged(mb) = b.merge_from(&a1).unwrap() else { panic!("b merges a1") };
+        assert_ne!(ma, mb);
+        assert_eq!(a.head_root().unwrap(), b.head_root().unwrap(), "merge is a join");
+        a.merge_from(&mb).unwrap();
+        b.merge_from(&ma).unwrap();
+        assert_eq!(a.head(), b.head(), "both settle on one head");
+        let key = |r: &Ref| (snapshot::get(store.as_ref(), r).unwrap().lamport, *r);
+        assert_eq!(a.head(), Some(if key(&ma) > key(&mb) { ma } else { mb }));
+        assert!(matches!(a.merge_from(&b.head().unwrap()).unwrap(), MergeOutcome::UpToDate(_)));
     }
 
     #[test]

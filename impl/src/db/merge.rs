@@ -1,4 +1,4 @@
-//! Vector clocks and per-key merges of replicated key states (`specs/gossip.md` GOS-1..GOS-7,
+//! Per-key merges of replicated key states (`specs/gossip.md` GOS-1..GOS-7,
 //! `specs/kv.md` KV-9..KV-11), and the merge of two snapshot heads.
 //!
 //! This is the implementation; `cellar_model::spec::gossip` is the executable spec it must agree
@@ -6,7 +6,8 @@
 //! both crates; `cellar` never depends on `cellar-model`). Every key carries its own
 //! [`KeyState`]: the join of the clocks of the writes seen and the versions no seen write
 //! supersedes. Merging is a join, so a merge needs no base: the clocks carry the causal history
-//! a three-way merge would take from the common ancestor (see `specs/kv.md`, "Merges").
+//! a three-way merge would take from the common ancestor (see `specs/kv.md`, "Merges"). The
+//! clocks themselves live in [`crate::db::clock`] and are re-exported here.
 //!
 //! Never: pick an LWW winner by arrival order (GOS-3), present a causally superseded version
 //! (GOS-2), drop a concurrent sibling under KeepBoth (GOS-4).
@@ -16,119 +17,11 @@ use crate::db::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::refs::Ref;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
-/// A node (replica) id, unique in its gossip group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct NodeId(pub u32);
+pub use crate::db::clock::{CLOCK_ENTRIES_MAX, ClockOrder, NodeId, VectorClock};
 
-/// How two clocks relate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClockOrder {
-    /// Strictly before.
-    Before,
-    /// Strictly after.
-    After,
-    /// Identical.
-    Equal,
-    /// Neither covers the other.
-    Concurrent,
-}
-
-/// Most entries a clock may have on the wire or in a tree value.
-pub const CLOCK_ENTRIES_MAX: usize = 1024;
 /// Most sibling versions a key state may hold (KV-10).
 pub const SIBLINGS_MAX: usize = 64;
-
-/// A vector clock; zero entries are never stored, so equal clocks are equal values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct VectorClock {
-    entries: BTreeMap<NodeId, u64>,
-}
-
-impl VectorClock {
-    /// The zero clock.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A clock from (node, count) pairs; zero counts are dropped, repeated nodes keep the max.
-    pub fn from_entries(entries: impl IntoIterator<Item = (NodeId, u64)>) -> Self {
-        let mut c = Self::new();
-        for (n, v) in entries.into_iter().filter(|(_, v)| *v > 0) {
-            let e = c.entries.entry(n).or_insert(0);
-            *e = (*e).max(v);
-        }
-        c
-    }
-
-    /// The entry of `node` (0 if absent).
-    pub fn get(&self, node: NodeId) -> u64 {
-        self.entries.get(&node).copied().unwrap_or(0)
-    }
-
-    /// Non-zero entries in node order.
-    pub fn entries(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
-        self.entries.iter().map(|(n, c)| (*n, *c))
-    }
-
-    /// This clock with `node` ticked once (GOS-1).
-    #[must_use]
-    pub fn incremented(&self, node: NodeId) -> Self {
-        let mut next = self.clone();
-        let e = next.entries.entry(node).or_insert(0);
-        *e = e.saturating_add(1);
-        next
-    }
-
-    /// Entry-wise maximum.
-    #[must_use]
-    pub fn join(&self, other: &Self) -> Self {
-        Self::from_entries(self.entries().chain(other.entries()))
-    }
-
-    /// Every entry of `self` ≤ the same entry of `other`.
-    pub fn le(&self, other: &Self) -> bool {
-        self.entries().all(|(n, c)| c <= other.get(n))
-    }
-
-    /// Causal order of `self` relative to `other`.
-    pub fn compare(&self, other: &Self) -> ClockOrder {
-        match (self.le(other), other.le(self)) {
-            (true, true) => ClockOrder::Equal,
-            (true, false) => ClockOrder::Before,
-            (false, true) => ClockOrder::After,
-            (false, false) => ClockOrder::Concurrent,
-        }
-    }
-
-    /// Sum of the entries: the first component of LWW precedence.
-    pub fn lamport(&self) -> u64 {
-        self.entries.values().fold(0, |s, c| s.saturating_add(*c))
-    }
-}
-
-impl Serialize for VectorClock {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let pairs: Vec<(u32, u64)> = self.entries().map(|(n, c)| (n.0, c)).collect();
-        pairs.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for VectorClock {
-    /// Refuses non-canonical clocks: zero entries, unsorted or repeated nodes, too many entries.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let pairs = Vec::<(u32, u64)>::deserialize(d)?;
-        if pairs.len() > CLOCK_ENTRIES_MAX {
-            return Err(D::Error::custom(format!("clock of {} entries", pairs.len())));
-        }
-        if pairs.iter().any(|(_, c)| *c == 0) || pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(D::Error::custom("clock is not canonical"));
-        }
-        Ok(Self::from_entries(pairs.into_iter().map(|(n, c)| (NodeId(n), c))))
-    }
-}
 
 /// A value as replicated: `None` is a tombstone (a delete is a write of `None`).
 pub type Value = Option<Vec<u8>>;
@@ -260,6 +153,8 @@ pub fn merge(policy: &MergePolicy, ours: &KeyState, theirs: &KeyState) -> KeySta
         }
     }
     versions.sort_by(Version::precedence);
+    // GOS-4: KeepBoth and Custom keep every survivor, as siblings in precedence order; only LWW
+    // narrows them to one.
     if matches!(policy, MergePolicy::LastWriteWins) {
         let winner = if crate::bugs::active("gossip:lww-by-arrival-order") {
             // Planted bug: the version that arrived (theirs) wins over ours whatever its
@@ -374,6 +269,7 @@ pub fn merge_heads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const A: NodeId = NodeId(0);
     const B: NodeId = NodeId(1);
@@ -400,6 +296,20 @@ mod tests {
         assert_eq!(merge(&custom, &b, &c).read(&custom), vec![s(30)]);
     }
 
+    /// KV-9: a key state is `clock ‖ count ‖ (value:Option<bytes> ‖ writer ‖ clock) × count`,
+    /// every integer a postcard varint.
+    #[test]
+    fn key_state_layout_is_byte_exact_kv9() {
+        let s = write(&KeyState::default(), NodeId(3), s(b'v'));
+        assert_eq!(s.encode().unwrap(), [1, 3, 1, 1, 1, 1, b'v', 3, 1, 3, 1]);
+        // A tombstone by node 200 (varint c8 01) over it: clock {3: 1, 200: 1}.
+        let t = write(&s, NodeId(200), None);
+        let clock = [2, 3, 1, 0xc8, 1, 1];
+        let version = [&[0, 0xc8, 1][..], &clock].concat();
+        assert_eq!(t.encode().unwrap(), [&clock[..], &[1], &version].concat());
+        assert_eq!(KeyState::decode(&t.encode().unwrap()).unwrap(), t);
+    }
+
     #[test]
     fn key_state_codec_refuses_invalid_kv10() {
         let a = write(&KeyState::default(), A, s(1));
@@ -408,9 +318,60 @@ mod tests {
         assert!(KeyState::decode(&[0, 0]).is_err(), "no versions");
         let bad = KeyState { clock: VectorClock::new(), versions: a.versions.clone() };
         assert!(matches!(KeyState::decode(&bad.encode().unwrap()), Err(KeyStateError::Invalid(_))));
-        // A clock with a zero entry is not canonical.
-        assert!(postcard::from_bytes::<VectorClock>(&[1, 5, 0]).is_err());
-        assert!(postcard::from_bytes::<VectorClock>(&[2, 5, 1, 5, 1]).is_err());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// (node, value; `None` deletes)
+        Write(u32, Option<u8>),
+        /// (from, to): `to` merges `from`'s state.
+        Merge(usize, usize),
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            (0u32..3, prop::option::of(0u8..3)).prop_map(|(n, v)| Op::Write(n, v)),
+            (0usize..3, 0usize..3).prop_map(|(from, to)| Op::Merge(from, to)),
+        ];
+        prop::collection::vec(op, 0..12)
+    }
+
+    /// Every state of one key that three nodes pass through while running `ops`.
+    fn states(policy: &MergePolicy, ops: &[Op]) -> Vec<KeyState> {
+        let mut nodes = vec![KeyState::default(); 3];
+        let mut seen = nodes.clone();
+        for op in ops {
+            match *op {
+                Op::Write(n, v) => {
+                    let i = n as usize;
+                    nodes[i] = write(&nodes[i], NodeId(n), v.map(|v| vec![v]));
+                }
+                Op::Merge(from, to) => nodes[to] = merge(policy, &nodes[to], &nodes[from]),
+            }
+            seen.extend(nodes.iter().cloned());
+        }
+        seen
+    }
+
+    proptest! {
+        /// GOS-7: over states reachable by writes and merges, `merge` is commutative,
+        /// associative and idempotent, and the merged clock covers both inputs.
+        #[test]
+        fn merge_is_a_join_gos7(
+            ops in ops(),
+            picks in (any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+        ) {
+            for policy in [MergePolicy::LastWriteWins, MergePolicy::KeepBoth] {
+                let pool = states(&policy, &ops);
+                let (a, b, c) = (picks.0.get(&pool), picks.1.get(&pool), picks.2.get(&pool));
+                let m = |x: &KeyState, y: &KeyState| merge(&policy, x, y);
+                prop_assert_eq!(m(a, b), m(b, a), "commutative");
+                prop_assert_eq!(m(a, &m(b, c)), m(&m(a, b), c), "associative");
+                prop_assert_eq!(&m(a, a), a, "idempotent");
+                let ab = m(a, b);
+                prop_assert!(a.clock().le(ab.clock()) && b.clock().le(ab.clock()), "covers both");
+            }
+        }
     }
 
     #[cfg(feature = "planted-bugs")]

@@ -11,8 +11,8 @@
 //! validation, or follow a history longer than the bound.
 
 use crate::Hash;
+use crate::db::clock::{NodeId, VectorClock};
 use crate::db::kv::{Kv, KvError};
-use crate::db::merge::{NodeId, VectorClock};
 use crate::storage::refs::{self, REF_SIZE_BYTES, Ref, RefError};
 use crate::storage::store::Store;
 use crate::storage::volume::{Reachability, VolumeError};
@@ -320,6 +320,18 @@ mod tests {
         let h: Vec<Ref> = history(&store, &rc, 10).unwrap().into_iter().map(|(r, _)| r).collect();
         assert_eq!(h, vec![rc, ra]);
         assert!(is_ancestor(&store, &ra, &rc).unwrap() && !is_ancestor(&store, &rc, &ra).unwrap());
+    }
+
+    /// KV-12: `version ‖ root:Option<Ref> ‖ parents ‖ clock ‖ author ‖ message ‖ lamport`.
+    #[test]
+    fn snapshot_layout_is_byte_exact_kv12() {
+        let first = Snapshot::commit_of(None, None, NodeId(1), "m");
+        assert_eq!(first.encode().unwrap(), [1, 0, 0, 1, 1, 1, 1, 1, b'm', 1]);
+        let (root, parent) = (Ref::from_array(&[7; 64]), Ref::from_array(&[9; 64]));
+        let second = Snapshot::commit_of(Some(root), Some((&parent, &first)), NodeId(1), "");
+        let want = [&[1, 1][..], &[7; 64], &[1], &[9; 64], &[1, 1, 2, 1, 0, 2]].concat();
+        assert_eq!(second.encode().unwrap(), want);
+        assert_eq!(Snapshot::decode(Hash::ZERO, &want).unwrap(), second);
     }
 
     #[test]

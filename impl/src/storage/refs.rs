@@ -12,7 +12,9 @@
 //! - the text form (REF-5): `cellar:ref:v1:` + 128 lower-case hex digits ([`Ref`]'s
 //!   `Display`/`FromStr`);
 //! - the serde form (REF-6): postcard encodes a ref as exactly its 64 bytes; human-readable
-//!   formats (JSON) use the text form.
+//!   formats (JSON) use the text form;
+//! - the size limit (REF-7): [`post`] refuses a plaintext whose ciphertext would not fit one
+//!   blob, [`encrypt`] one beyond the AEAD's limit, before encrypting anything.
 //!
 //! What it must never do: encrypt two different plaintexts under one DEK (the fixed nonce is
 //! safe only because the DEK is a function of the plaintext, REF-3), return bytes that failed
@@ -300,6 +302,7 @@ fn cipher(dek: &[u8; DEK_SIZE_BYTES]) -> ChaCha20Poly1305 {
 /// (`ChaCha20(plaintext) ‖ tag`, 16 bytes longer than the plaintext). Pure: no store involved.
 pub fn encrypt(salt: &[u8; 32], plaintext: &[u8]) -> Result<(Ref, Vec<u8>), RefError> {
     let size_bytes = plaintext.len() as u64;
+    // REF-7: beyond the AEAD's block-counter limit, refused before anything is encrypted.
     if size_bytes > AEAD_PLAINTEXT_SIZE_MAX_BYTES {
         return Err(RefError::TooLarge { size_bytes, max_bytes: AEAD_PLAINTEXT_SIZE_MAX_BYTES });
     }
@@ -355,8 +358,11 @@ pub fn max_plaintext_size_bytes(store: &dyn Store) -> usize {
     store.max_blob_size_bytes().saturating_sub(TAG_SIZE_BYTES)
 }
 
-/// Encrypts `plaintext` under `salt` and posts the ciphertext; returns its ref.
+/// Encrypts `plaintext` under `salt` and posts the ciphertext; returns its ref. A plaintext over
+/// [`max_plaintext_size_bytes`] is [`RefError::TooLarge`] before anything is encrypted or written
+/// (REF-7).
 pub fn post(store: &dyn Store, salt: &[u8; 32], plaintext: &[u8]) -> Result<Ref, RefError> {
+    // REF-7: the ciphertext (plaintext + tag) must fit one blob; check before encrypting.
     let max_bytes = max_plaintext_size_bytes(store);
     if plaintext.len() > max_bytes {
         return Err(RefError::TooLarge {

@@ -42,6 +42,13 @@ pub enum ClockOrder {
 
 /// A vector clock: per node, how many of that node's writes have been seen. Zero entries are
 /// never stored, so equal clocks are equal values.
+///
+/// **Why there are two `VectorClock`s.** The implementation has its own,
+/// `cellar::db::clock::VectorClock`. This crate never depends on `cellar`: it is an independent
+/// executable spec, written from `specs/gossip.md` alone, so a bug in the implementation's clock
+/// cannot hide by being shared with the spec. The agreement proptest
+/// `sim/tests/kv_spec_agreement.rs` (in `cellar-sim`, which depends on both crates) feeds the
+/// same histories to both and checks that every clock and key state agrees.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VectorClock {
     entries: BTreeMap<NodeId, u64>,

@@ -6,6 +6,7 @@
 //! they reject.
 
 mod cas;
+pub mod fs;
 mod gossip;
 mod volume;
 

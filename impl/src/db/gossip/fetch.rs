@@ -1,4 +1,4 @@
-//! One fetch session: pulling the blobs of an announced head that this node lacks (GW-5).
+//! One fetch session: pulling the blobs of an announced head that this node lacks (GW-5, GW-6).
 //!
 //! Walks from the announced snapshot: parents and the root tree of each snapshot, the children
 //! of each internal node, stopping at blobs the store already holds (a held blob's whole closure
@@ -6,6 +6,11 @@
 //! crashes). Blobs whose children are still missing wait in memory ("staged"), bounded by
 //! [`STAGED_BYTES_MAX`]. A received blob is accepted only if its hash is a CID this session
 //! asked for, so a peer cannot make the node store anything else.
+//!
+//! GW-6 (only missing blobs travel; closures stay complete) is enforced in `Fetch::receive`
+//! (children already held are not wanted) and `Fetch::complete` (a blob is posted only once
+//! all its children are). This is also how the implementation meets GOS-6 (want is exact): a
+//! want names exactly the blobs the node lacks.
 
 use super::GossipError;
 use crate::Hash;
@@ -87,7 +92,7 @@ impl Fetch {
         let mut missing = 0;
         for (child, child_kind) in children {
             if store.exists(&child.cid)? {
-                continue; // stop at held blobs
+                continue; // GW-6: a held blob's closure is held, so stop here
             }
             missing += 1;
             self.waiters.entry(child.cid).or_default().push(cid);
@@ -99,6 +104,7 @@ impl Fetch {
         if missing == 0 {
             self.complete(store, cid, blob)?;
         } else {
+            // GW-6: not posted until every child is; it waits in memory.
             self.staged_bytes += blob.len();
             if self.staged_bytes > STAGED_BYTES_MAX {
                 return Err(GossipError::StagingFull { staged_bytes: self.staged_bytes });
@@ -108,7 +114,7 @@ impl Fetch {
         Ok(wants)
     }
 
-    /// Posts a blob whose children are all held, then any staged parent this completes.
+    /// Posts a blob whose children are all held, then any staged parent this completes (GW-6).
     fn complete(&mut self, store: &dyn Store, cid: Hash, blob: Vec<u8>) -> Result<(), GossipError> {
         let mut work = vec![(cid, blob)];
         while let Some((cid, blob)) = work.pop() {

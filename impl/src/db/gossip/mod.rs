@@ -7,16 +7,24 @@
 //! a clock or the OS random source: peers are chosen with the injected [`Entropy`], time comes
 //! in as `now_ms`, blobs go through the injected store.
 //!
-//! Rounds: every `announce_interval_ms` the node announces `(head, clock)` to `fanout` random
-//! peers. A receiver that lacks the head starts a fetch (`fetch.rs`): it wants the head's
+//! Rounds (GW-4): every `announce_interval_ms` the node announces `(head, clock)` to `fanout`
+//! random peers. A receiver that lacks the head starts a fetch (`fetch.rs`): it wants the head's
 //! snapshot, then, level by level, only the blobs it does not hold (walking from the announced
-//! root and stopping at held blobs), and merges the head in once the closure is complete
-//! (KV-11). A receiver whose head the announcer lacks announces back (push-pull).
+//! root and stopping at held blobs, GW-6), and merges the head in once the closure is complete
+//! (KV-11). A receiver whose head the announcer lacks announces back (push-pull). Repeated
+//! rounds and merges that are joins make every node converge (GOS-5); the spec's per-key want
+//! (GOS-6) is realised here as a want of exactly the missing blobs (GW-6).
+//!
+//! Clients reach a node's KV through [`service::answer`] (request in, response out), and
+//! `cellar node` frames gossip messages and client requests on its connections with
+//! [`frame`]; both are transport-independent, so the simulator drives the same service.
 //!
 //! Never: store a blob that was not asked for or whose hash is not the asked CID (GW-5); accept
-//! a message over the size limits (GW-2, GW-3); read the clock or draw OS randomness.
+//! a message over the size limits (GW-2, GW-3); read the clock or draw OS randomness (GW-7).
 
 mod fetch;
+pub mod frame;
+pub mod service;
 mod wire;
 
 pub use fetch::STAGED_BYTES_MAX;
@@ -36,7 +44,7 @@ use fetch::Fetch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Most fetches in progress from one peer; a new announce drops the oldest.
+/// Most fetches in progress from one peer; a new announce drops the oldest (GW-7).
 pub const FETCHES_PER_PEER_MAX: usize = 4;
 
 /// A peer, as numbered by the driver (the transport maps ids to addresses).
@@ -194,7 +202,8 @@ impl GossipNode {
         Ok(Some(Message::Announce { head, clock }))
     }
 
-    /// Advances time: drops stalled fetches and, when due, announces to `fanout` random peers.
+    /// Advances time: drops stalled fetches (GW-7) and, when due, announces to `fanout` random
+    /// peers (GW-4).
     pub fn tick(&mut self, now_ms: u64) -> Result<Vec<Envelope>, GossipError> {
         let timeout = self.config.fetch_timeout_ms;
         self.fetches.retain(|_, f| now_ms.saturating_sub(f.started_ms) < timeout);
@@ -210,7 +219,7 @@ impl GossipNode {
             .collect())
     }
 
-    /// `fanout` distinct peers, uniformly at random from the injected entropy.
+    /// `fanout` distinct peers, uniformly at random from the injected entropy (GW-4, GW-7).
     fn pick_peers(&self) -> Vec<PeerId> {
         let mut pool = self.peers.clone();
         let n = self.config.fanout.min(pool.len());
@@ -262,8 +271,8 @@ impl GossipNode {
         if self.db.head() == Some(head) {
             return Ok(out);
         }
-        // Push-pull: if the announcer is strictly behind us, announce back so it pulls. (Not
-        // when concurrent: both would answer each other forever; our merge announces later.)
+        // GW-4 push-pull: if the announcer is strictly behind us, announce back so it pulls.
+        // (Not when concurrent: both would answer each other forever; our merge announces later.)
         if let Some(Message::Announce { head: ours, clock: our_clock }) = self.announce()?
             && clock.compare(&our_clock) == ClockOrder::Before
         {
@@ -273,12 +282,13 @@ impl GossipNode {
             });
         }
         if self.db.store().exists(&head.cid)? {
-            out.merged = Some(self.db.merge_from(&head)?); // closure held: merge now
+            out.merged = Some(self.db.merge_from(&head)?); // closure held (GW-6): merge now
             return Ok(out);
         }
         if self.fetches.keys().any(|(_, h)| *h == head.cid) {
             return Ok(out); // already fetching this head
         }
+        // GW-7: at most FETCHES_PER_PEER_MAX fetches per peer; a new announce drops the oldest.
         if self.fetches.keys().filter(|(p, _)| *p == from).count() >= FETCHES_PER_PEER_MAX {
             let oldest = self
                 .fetches
@@ -306,6 +316,7 @@ impl GossipNode {
                 Err(StoreError::NotFound(_)) => continue, // the asker times out and retries
                 Err(e) => return Err(e.into()),
             };
+            // GW-3: close the batch at OBJECTS_BLOBS_MAX blobs or OBJECTS_BATCH_BYTES_MAX bytes.
             if !batch.is_empty()
                 && (batch_bytes + blob.len() > OBJECTS_BATCH_BYTES_MAX
                     || batch.len() == OBJECTS_BLOBS_MAX)

@@ -179,7 +179,7 @@ impl<'s> Kv<'s> {
         open == 0
     }
 
-    /// Encrypts and stores one node; returns its entry for the level above.
+    /// Encrypts and stores one node under the salt (KV-8); returns its entry for the level above.
     fn write_node(&self, level: u8, entries: Vec<Entry>) -> Result<Entry, KvError> {
         let key = entries.first().map(|e| e.key.clone()).unwrap_or_default();
         let node = Node { version: NODE_VERSION, level, entries };
@@ -195,7 +195,7 @@ impl<'s> Kv<'s> {
         Ok(Entry { key, value: r.to_bytes().to_vec() })
     }
 
-    /// Reads and validates one node (KV-2, REF-4).
+    /// Reads, decrypts and validates one node (KV-2, KV-8, REF-4).
     pub fn read_node(&self, r: &Ref) -> Result<Node, KvError> {
         let bytes = refs::get(self.store, r)?;
         decode_node(&bytes).map_err(|e| KvError::Corrupt { cid: r.cid, detail: e.to_string() })
@@ -215,7 +215,7 @@ impl<'s> Kv<'s> {
         Ok((r, node))
     }
 
-    /// The value of `key`, if present.
+    /// The value of `key`, if present (KV-7).
     pub fn get(&self, root: Option<&Ref>, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let Some(root) = root else { return Ok(None) };
         let mut node = self.read_node(root)?;
@@ -268,6 +268,7 @@ fn child_index(entries: &[Entry], key: &[u8]) -> usize {
     entries.partition_point(|e| e.key.as_slice() <= key).saturating_sub(1)
 }
 
+/// Refuses an oversized key or value before anything is written (KV-5).
 fn check_edit(key: &[u8], value: Option<&Vec<u8>>) -> Result<(), KvError> {
     if key.len() > KEY_SIZE_MAX_BYTES {
         return Err(KvError::KeyTooLarge { size_bytes: key.len() });

@@ -38,10 +38,10 @@ impl Cell for MemCell {
     }
 
     fn cas(&self, expected: &[u8], new: &[u8]) -> Result<CasOutcome, CellError> {
-        check_size(new.len(), self.max_size_bytes)?;
-        let mut value = lock(&self.value);
+        check_size(new.len(), self.max_size_bytes)?; // CELL-3
+        let mut value = lock(&self.value); // CELL-1: one mutex around compare and swap
         if value.as_slice() != expected {
-            return Ok(CasOutcome { swapped: false, current: value.clone() });
+            return Ok(CasOutcome { swapped: false, current: value.clone() }); // CELL-2
         }
         value.clear();
         value.extend_from_slice(new);

@@ -60,15 +60,15 @@ impl Store for MemStore {
     }
 
     fn post(&self, data: &[u8]) -> Result<Hash, StoreError> {
-        check_blob_size(data.len(), self.max_blob_size_bytes)?;
+        check_blob_size(data.len(), self.max_blob_size_bytes)?; // STORE-3
         let hash = Hash::of(data);
-        lock(&self.blobs).entry(hash).or_insert_with(|| data.to_vec());
+        lock(&self.blobs).entry(hash).or_insert_with(|| data.to_vec()); // STORE-1: idempotent
         Ok(hash)
     }
 
     fn get(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
         let data = lock(&self.blobs).get(hash).cloned().ok_or(StoreError::NotFound(*hash))?;
-        verify_blob(hash, data)
+        verify_blob(hash, data) // STORE-2
     }
 
     fn exists(&self, hash: &Hash) -> Result<bool, StoreError> {

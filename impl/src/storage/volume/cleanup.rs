@@ -1,4 +1,5 @@
-//! Cleanup (contract): delete every blob unreachable from the cell (VOL-1, VOL-2).
+//! Cleanup (contract): delete every blob unreachable from the cell (VOL-1, VOL-2, VOL-5,
+//! VOL-6).
 
 use super::{Mode, ModeHold, Reachability, Volume, VolumeError};
 use crate::Hash;
@@ -34,11 +35,14 @@ pub struct CleanupJob<'a> {
 }
 
 impl<'a> CleanupJob<'a> {
-    /// Begins Contract (failing at once with `ModeConflict` if a sync holds Expand), reads the
-    /// cell, computes the reachable set and plans the deletions. Fails without deleting anything
-    /// if the reachable set cannot be computed completely.
+    /// Begins Contract (failing at once with `ModeConflict` if a sync holds Expand, VOL-6), reads
+    /// the cell, computes the reachable set and plans the deletions. Fails without deleting
+    /// anything if the reachable set cannot be computed completely (VOL-5).
     pub fn begin(vol: &'a Volume, reach: &dyn Reachability) -> Result<Self, VolumeError> {
+        // VOL-6: the mode comes first, so a conflict fails before anything is read or deleted.
         let hold = vol.modes.begin(Mode::Contract)?;
+        // VOL-5: the value is read after Contract began (the cell cannot move any more), and a
+        // reachable set that cannot be computed completely aborts the job before any deletion.
         let value = vol.cell.read()?;
         let keep: BTreeSet<Hash> = reach.reachable(&value, vol.store.as_ref())?;
         let all = list_all(vol.store.as_ref())?;

@@ -3,13 +3,16 @@
 //! - [`SyncJob`] (**expand**): make the destination store a superset of what the source value
 //!   needs, then CAS the destination cell to what the caller's `decide` returns.
 //! - [`CleanupJob`] (**contract**): read the cell, delete every blob it cannot reach.
+//! - [`Volume::publish`] (**expand**): CAS the cell to a value already in the store, after
+//!   the same VOL-3 check a sync makes.
 //!
 //! Syncs may overlap syncs and cleanups may overlap cleanups, but an expand and a contract never
 //! overlap (VOL-2): otherwise a cleanup could delete blobs that a sync posted but has not yet
 //! published, and the sync's CAS would then publish a value whose blobs are gone (VOL-1). Got
 //! stated this rule but never enforced it; here every job holds a [`ModeHold`] from the volume's
 //! [`ModeLock`] for its whole life, and a job that meets the other mode fails at once with
-//! [`VolumeError::ModeConflict`].
+//! [`VolumeError::ModeConflict`] and changes nothing (VOL-6). A cleanup deletes only what the
+//! value it read under Contract cannot reach, and nothing if that set cannot be computed (VOL-5).
 //!
 //! Both jobs are resumable step functions, so the simulator and tests can interleave them
 //! deterministically; [`sync`] and [`cleanup`] simply run them to the end.
@@ -20,6 +23,7 @@
 mod cleanup;
 mod dir;
 mod mode;
+mod publish;
 mod sync;
 
 pub use cleanup::{CleanupJob, CleanupOutcome, CleanupStep, cleanup};
@@ -72,7 +76,7 @@ impl Volume {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VolumeError {
-    /// The other mode is held (VOL-2): a sync met a cleanup, or a cleanup met a sync.
+    /// The other mode is held (VOL-2, VOL-6): a sync met a cleanup, or a cleanup met a sync.
     #[error("mode conflict: cannot begin {wanted} while {held} is in progress on this volume")]
     ModeConflict {
         /// The mode this operation needed.

@@ -1,4 +1,4 @@
-//! Expand/contract mode exclusion (VOL-2, VOL-4).
+//! Expand/contract mode exclusion (VOL-2, VOL-4, VOL-6).
 //!
 //! Two implementations of one rule — any number of Expand holders, or any number of Contract
 //! holders, never both:
@@ -51,7 +51,7 @@ impl fmt::Display for Mode {
     }
 }
 
-/// Grants modes. `begin` never blocks on the other mode: it fails at once (VOL-2).
+/// Grants modes. `begin` never blocks on the other mode: it fails at once (VOL-2, VOL-6).
 pub trait ModeLock: Send + Sync {
     /// Begins `mode`, or fails with [`VolumeError::ModeConflict`] if the other mode is held.
     fn begin(&self, mode: Mode) -> Result<ModeHold, VolumeError>;
@@ -133,6 +133,7 @@ impl ModeLock for ModeGate {
         let mut c = lock(&self.counts);
         let other = *c.count_mut(mode.other());
         if other > 0 && !crate::bugs::active("volume:no-mode-exclusion") {
+            // VOL-2, VOL-6: the other mode is held; fail at once, changing nothing.
             return Err(VolumeError::ModeConflict { wanted: mode, held: mode.other() });
         }
         *c.count_mut(mode) += 1;
@@ -197,6 +198,8 @@ impl ModeLock for FileModeLock {
                     if let Some(io) = try_lock_error(e) {
                         return Err(io.into());
                     }
+                    // VOL-2, VOL-6: the other mode is held; fail at once (our shared lock
+                    // and the gate are released as `mine` and `gate` drop).
                     return Err(VolumeError::ModeConflict { wanted: mode, held: mode.other() });
                 }
             }

@@ -1,6 +1,7 @@
 //! Sync (expand): copy what the source needs into the destination, then CAS the destination
-//! cell to the caller's decision (VOL-2, VOL-3).
+//! cell to the caller's decision (VOL-2, VOL-3, VOL-6).
 
+use super::publish::check_vol3;
 use super::{Mode, ModeHold, Reachability, Volume, VolumeError};
 use crate::Hash;
 use crate::storage::store::list_all;
@@ -63,15 +64,17 @@ pub struct SyncJob<'a> {
 }
 
 impl<'a> SyncJob<'a> {
-    /// Begins Expand on `dst` (failing at once with `ModeConflict` if a cleanup holds it), reads
-    /// the source value and plans the copy: the blobs `reach` says the source value needs, or
-    /// every blob of the source store if `reach` is `None`; minus those `dst` already has.
+    /// Begins Expand on `dst` (failing at once with `ModeConflict` if a cleanup holds Contract,
+    /// VOL-6), reads the source value and plans the copy: the blobs `reach` says the source value
+    /// needs, or every blob of the source store if `reach` is `None`; minus those `dst` already
+    /// has.
     pub fn begin(
         src: &'a Volume,
         dst: &'a Volume,
         reach: Option<&'a dyn Reachability>,
         decide: &'a Decide<'a>,
     ) -> Result<Self, VolumeError> {
+        // VOL-6: the mode comes first, so a conflict fails before any blob is copied.
         let hold = dst.modes.begin(Mode::Expand)?;
         let src_value = src.cell.read()?;
         let wanted: Vec<Hash> = match reach {
@@ -170,12 +173,7 @@ impl<'a> SyncJob<'a> {
             // decision must only name values backed by the source store (documented contract).
             return Ok(());
         };
-        for h in reach.reachable(new, self.dst.store.as_ref())? {
-            if !self.dst.store.exists(&h)? {
-                return Err(VolumeError::MissingBlob(h));
-            }
-        }
-        Ok(())
+        check_vol3(self.dst.store.as_ref(), reach, new)
     }
 
     fn finish(&mut self, outcome: SyncOutcome) -> SyncStep {

@@ -1,5 +1,6 @@
-//! `cellar demo`: the main job for now — two volumes in a scratch directory: put a file,
-//! publish, sync, clean up, read it back, and check VOL-1 on both sides.
+//! `cellar demo`: a short tour of the storage layer (the main job is `cellar verify`): two
+//! volumes in a scratch directory: put a file, publish, sync, clean up, read it back, and check
+//! VOL-1 on both sides.
 
 use cellar::env::OsEntropy;
 use cellar::storage::files::{self, FileTreeReach};
@@ -42,9 +43,12 @@ fn demo_in(scratch: &std::path::Path, size_bytes: usize) -> Result<(), Box<dyn s
     let data: Vec<u8> =
         (0..size_bytes).map(|i| (i as u32).wrapping_mul(2654435761) as u8).collect();
     let root = {
+        // Posting is expansion too: hold Expand so no cleanup runs between put and publish.
         let _hold = a.volume.modes.begin(Mode::Expand)?;
         let r = files::put(a.volume.store.as_ref(), &a.secret.ref_salt(), &mut data.as_slice())?;
-        assert!(a.volume.cell.cas(&[], &r.to_bytes())?.swapped);
+        if !a.volume.publish(&[], &r.to_bytes(), &FileTreeReach)?.swapped {
+            return Err("volume a's cell changed during the demo".into());
+        }
         r
     };
     println!("2. put {size_bytes} bytes into a and published {root}");

@@ -1,10 +1,10 @@
-//! `cellar kv --node ADDR ...`: a client of a running `cellar node` (GitDb's API over TCP), and
-//! [`answer`], which the node uses to serve those requests against its KV.
+//! `cellar kv --node ADDR ...`: a client of a running `cellar node` (GitDb's API over TCP):
+//! arguments → one `KvRequest`, sent in a frame; the `KvResponse` printed. The node answers
+//! with `cellar::db::gossip::service::answer`.
 
-use crate::node::{
-    KvRequest, KvResponse, LOG_LIMIT_MAX, NetFrame, connect, read_frame, write_frame,
-};
-use cellar::db::gossip::GossipNode;
+use crate::node::{connect, read_frame, write_frame};
+use cellar::db::gossip::frame::NetFrame;
+use cellar::db::gossip::service::{KvRequest, KvResponse};
 use std::process::ExitCode;
 
 /// `cellar kv` arguments.
@@ -121,68 +121,4 @@ fn print_response(r: KvResponse) {
         KvResponse::Committed(r) => println!("{r}"),
         KvResponse::Error(e) => eprintln!("{e}"),
     }
-}
-
-/// Serves one request against the node's KV (called by `cellar node` under its lock).
-pub fn answer(node: &mut GossipNode, req: KvRequest) -> KvResponse {
-    let result = match req {
-        KvRequest::Set(k, v) => node.db_mut().set(&k, &v).map(|()| KvResponse::Ok),
-        KvRequest::Delete(k) => node.db_mut().delete(&k).map(|()| KvResponse::Ok),
-        KvRequest::Get(k) => {
-            let db = node.db();
-            db.get(&k).and_then(|v| Ok(KvResponse::Value(v, db.siblings(&k)?)))
-        }
-        KvRequest::List(p, false) => node.db().list(&p).map(KvResponse::Keys),
-        KvRequest::List(p, true) => list_with_values(node, &p),
-        KvRequest::Commit(m) => node.db_mut().commit(&m).map(|r| {
-            node.announce_soon();
-            KvResponse::Committed(r.to_string())
-        }),
-        KvRequest::Rollback => {
-            node.db_mut().rollback();
-            Ok(KvResponse::Ok)
-        }
-        KvRequest::Log(limit) => node.db().log(limit.min(LOG_LIMIT_MAX)).map(|entries| {
-            KvResponse::Log(
-                entries
-                    .into_iter()
-                    .map(|(r, s)| {
-                        format!(
-                            "{} lamport={} author={} parents={} {}",
-                            &r.cid.to_hex()[..12],
-                            s.lamport,
-                            s.author.0,
-                            s.parents.len(),
-                            s.message
-                        )
-                    })
-                    .collect(),
-            )
-        }),
-        KvRequest::Status => node.db().head_root().map(|root| {
-            let db = node.db();
-            KvResponse::Status(vec![
-                format!("node {}", db.node().0),
-                format!("head {}", db.head().map_or("none".into(), |h| h.cid.to_hex())),
-                format!("root {}", root.map_or("none".into(), |r| r.cid.to_hex())),
-                format!("uncommitted {}", db.uncommitted()),
-                format!("fetches {}", node.fetches_in_progress()),
-            ])
-        }),
-    };
-    result.unwrap_or_else(|e| KvResponse::Error(e.to_string()))
-}
-
-fn list_with_values(
-    node: &GossipNode,
-    prefix: &str,
-) -> Result<KvResponse, cellar::db::hkv::HkvError> {
-    let db = node.db();
-    let mut lines = Vec::new();
-    for k in db.list_recursive(prefix)? {
-        let values: Vec<String> =
-            db.siblings(&k)?.into_iter().flatten().map(|v| text(&v)).collect();
-        lines.push(format!("{k} = {}", values.join(" | ")));
-    }
-    Ok(KvResponse::Keys(lines))
 }

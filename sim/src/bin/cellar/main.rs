@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod check;
 mod demo;
+mod fs;
 mod kv;
 mod node;
 mod sector;
@@ -43,6 +44,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// The main job: model check every model and run a 500-seed simulation campaign.
     Verify(verify::VerifyArgs),
+    #[command(flatten)]
+    Got(fs::GotCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,5 +59,6 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Got(cmd) => fs::run(cmd),
     }
 }

@@ -5,14 +5,17 @@
 //! it, since it salts the refs and keys the tree boundaries), `DIR/cell` (a sealed file cell
 //! holding the head snapshot ref), `DIR/store/` (a directory store of encrypted blobs).
 //!
-//! Transport: every TCP connection carries one frame, `u32 LE length ‖ postcard(NetFrame)`.
-//! Gossip frames are one-way (replies travel on new connections to the sender's `reply_to`
-//! address); client frames (`cellar kv`) get one response frame back. This module owns the
-//! threads, the sockets and the wall clock; the gossip logic sees only `now_ms` and messages.
+//! Transport: every TCP connection carries one frame of the node protocol
+//! (`cellar::db::gossip::frame`: `u32 LE length ‖ postcard(NetFrame)`). Gossip frames are
+//! one-way (replies travel on new connections to the sender's `reply_to` address); client
+//! frames (`cellar kv`) get one response frame back, computed by
+//! `cellar::db::gossip::service::answer`. This module is only the TCP loop: it owns the
+//! threads, the sockets, the wall clock and the data directory; the gossip logic and the
+//! key/value service see only `now_ms`, messages and requests.
 
-use cellar::db::gossip::{
-    Envelope, GossipConfig, GossipNode, MESSAGE_SIZE_MAX_BYTES, PeerId, encode_message,
-};
+use cellar::db::gossip::frame::{self, FRAME_PREFIX_BYTES, FrameBody, NetFrame};
+use cellar::db::gossip::service;
+use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
 use cellar::db::hkv::Hkv;
 use cellar::db::merge::{MergePolicy, NodeId};
 use cellar::db::snapshot;
@@ -20,7 +23,6 @@ use cellar::env::{Clock, Entropy, OsEntropy, SystemClock};
 use cellar::storage::cell::{Cell, FileCell, SealedCell};
 use cellar::storage::secret::VolumeSecret;
 use cellar::storage::store::{DirStore, Store};
-use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,14 +30,10 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Largest frame accepted, in bytes: a gossip message plus its envelope.
-pub const FRAME_SIZE_MAX_BYTES: usize = MESSAGE_SIZE_MAX_BYTES + 64 * 1024;
 /// How often the node ticks its gossip state machine.
 const TICK_INTERVAL_MS: u64 = 100;
 /// Connect/read/write timeout for one frame.
 const IO_TIMEOUT_MS: u64 = 3000;
-/// Most log entries one request returns.
-pub const LOG_LIMIT_MAX: usize = 1000;
 
 /// `cellar node` arguments.
 #[derive(clap::Args, Debug)]
@@ -63,83 +61,21 @@ pub struct NodeArgs {
     pub announce_ms: u64,
 }
 
-/// One frame on a connection.
-#[derive(Serialize, Deserialize, Debug)]
-pub enum NetFrame {
-    /// A gossip message from the node listening at `reply_to`.
-    Gossip {
-        /// The sender's listen address.
-        reply_to: String,
-        /// `cellar::db::gossip::encode_message` bytes.
-        message: Vec<u8>,
-    },
-    /// A client request; answered with a [`KvResponse`] frame.
-    Request(KvRequest),
-}
-
-/// Client requests (`cellar kv`).
-#[derive(Serialize, Deserialize, Debug)]
-pub enum KvRequest {
-    /// Set a key (uncommitted).
-    Set(String, Vec<u8>),
-    /// Read a key: the resolved value and every sibling.
-    Get(String),
-    /// List children (`false`) or all keys (`true`) under a prefix.
-    List(String, bool),
-    /// Delete a key (uncommitted).
-    Delete(String),
-    /// Commit with a message.
-    Commit(String),
-    /// Drop uncommitted changes.
-    Rollback,
-    /// History, newest first.
-    Log(usize),
-    /// Head, root and counters.
-    Status,
-}
-
-/// Responses to [`KvRequest`]s.
-#[derive(Serialize, Deserialize, Debug)]
-pub enum KvResponse {
-    /// Done.
-    Ok,
-    /// A value and its siblings.
-    Value(Option<Vec<u8>>, Vec<Option<Vec<u8>>>),
-    /// Keys or child names.
-    Keys(Vec<String>),
-    /// A commit's snapshot ref (text form).
-    Committed(String),
-    /// History lines.
-    Log(Vec<String>),
-    /// Status lines.
-    Status(Vec<String>),
-    /// The request failed.
-    Error(String),
-}
-
-/// Writes one frame.
-pub fn write_frame<T: Serialize>(stream: &mut TcpStream, frame: &T) -> std::io::Result<()> {
-    let body = postcard::to_allocvec(frame).map_err(std::io::Error::other)?;
-    if body.len() > FRAME_SIZE_MAX_BYTES {
-        return Err(std::io::Error::other("frame too large"));
-    }
-    let len = u32::try_from(body.len()).map_err(std::io::Error::other)?;
-    stream.write_all(&len.to_le_bytes())?;
-    stream.write_all(&body)?;
+/// Writes one frame ([`frame::encode_frame`]) and flushes.
+pub fn write_frame<T: FrameBody>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
+    let bytes = frame::encode_frame(body).map_err(std::io::Error::other)?;
+    stream.write_all(&bytes)?;
     stream.flush()
 }
 
-/// Reads one frame (refusing frames over [`FRAME_SIZE_MAX_BYTES`] before allocating).
-pub fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> std::io::Result<T> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > FRAME_SIZE_MAX_BYTES {
-        return Err(std::io::Error::other(format!("frame of {len} bytes is over the limit")));
-    }
+/// Reads one frame, refusing an oversized one from its prefix, before allocating the body.
+pub fn read_frame<T: FrameBody>(stream: &mut TcpStream) -> std::io::Result<T> {
+    let mut prefix = [0u8; FRAME_PREFIX_BYTES];
+    stream.read_exact(&mut prefix)?;
+    let len = frame::frame_body_len(prefix).map_err(std::io::Error::other)?;
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body)?;
-    postcard::from_bytes(&body).map_err(|e| std::io::Error::other(format!("bad frame: {e}")))
+    frame::decode_body(&body).map_err(std::io::Error::other)
 }
 
 /// Opens a connection with timeouts.
@@ -323,7 +259,7 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Result<(
         NetFrame::Request(req) => {
             let resp = {
                 let mut st = lock(shared);
-                crate::kv::answer(&mut st.node, req)
+                service::answer(&mut st.node, req)
             };
             persist_head(&mut lock(shared));
             write_frame(&mut stream, &resp)

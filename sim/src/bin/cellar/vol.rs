@@ -151,16 +151,9 @@ fn get(vol: &DirVolume, r: &Ref) -> Result<(), CliError> {
 
 fn publish(vol: &DirVolume, r: &Ref) -> Result<(), CliError> {
     let v = &vol.volume;
-    let _hold = v.modes.begin(Mode::Expand)?;
-    // VOL-3: every blob the new value needs must already be in the store.
-    let needed = files::reachable(v.store.as_ref(), r)?;
-    for h in needed {
-        if !v.store.exists(&h).map_err(VolumeError::from)? {
-            return Err(VolumeError::MissingBlob(h).into());
-        }
-    }
     let current = v.cell.read().map_err(VolumeError::from)?;
-    let outcome = v.cell.cas(&current, &r.to_bytes()).map_err(VolumeError::from)?;
+    // VOL-2 and VOL-3 are checked by the volume: Expand held, every blob present.
+    let outcome = v.publish(&current, &r.to_bytes(), &FileTreeReach)?;
     if !outcome.swapped {
         return Err(CliError::Raced);
     }

@@ -1,0 +1,217 @@
+//! The thin shell between file trees and the host file system (`specs/fs.md` FS-20): import a
+//! host directory as a new tree, export (check out) a subtree to a host directory, byte-exact
+//! with modes, mtimes and symlinks.
+//!
+//! This is the only file of [`crate::fs`] that touches host files; the logic it drives
+//! ([`Importer`], [`Fs::walk`], [`crate::fs::FileReader`]) never does. Ownership is recorded on
+//! import but not restored on export (that needs privileges a checkout should not assume).
+//!
+//! Never: follow a symlink (both directions store and create the link itself); write into a
+//! non-empty destination; report success after a corrupt blob (the export fails naming the
+//! path, FS-14).
+
+use super::diff::unwrap_io;
+use super::path::FsPath;
+use super::record::{Attrs, Kind};
+use super::{Fs, FsError, Importer, MODE_MASK};
+use crate::storage::refs::Ref;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Errors of host import and export: the host refused, or the tree did.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// A host file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The host path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The tree refused or is damaged at `path`.
+    #[error("{path}: {source}")]
+    Fs {
+        /// The tree path.
+        path: String,
+        /// Why.
+        source: FsError,
+    },
+    /// The export destination exists and is not an empty directory.
+    #[error("{}: destination is not an empty directory", path.display())]
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HostError + '_ {
+    move |source| HostError::Io { path: path.to_path_buf(), source }
+}
+
+fn tree(path: &FsPath) -> impl FnOnce(FsError) -> HostError + '_ {
+    move |source| HostError::Fs { path: path.to_string(), source }
+}
+
+/// What an import or export saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostReport {
+    /// Regular files.
+    pub files: u64,
+    /// Directories (the top included).
+    pub dirs: u64,
+    /// Symlinks.
+    pub symlinks: u64,
+    /// File bytes.
+    pub bytes: u64,
+    /// Host entries that are none of those (sockets, FIFOs, devices): not imported.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// The attributes of a host entry (never following a symlink).
+pub fn host_attrs(meta: &std::fs::Metadata) -> Attrs {
+    let mtime_ns = meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec());
+    Attrs { mode: meta.mode() & MODE_MASK, uid: meta.uid(), gid: meta.gid(), mtime_ns }
+}
+
+/// Imports the host directory `src` as a whole new tree (its attributes become the root's).
+pub fn import_tree(fs: &Fs<'_>, src: &Path) -> Result<(Ref, HostReport), HostError> {
+    let meta = std::fs::symlink_metadata(src).map_err(io(src))?;
+    if !meta.is_dir() {
+        let e = FsError::NotADirectory { path: src.display().to_string() };
+        return Err(HostError::Fs { path: "/".into(), source: e });
+    }
+    let root = FsPath::root();
+    let mut imp = Importer::new_tree(fs, host_attrs(&meta)).map_err(tree(&root))?;
+    let mut report = HostReport { dirs: 1, ..HostReport::default() };
+    // Depth-first, children pushed in reverse byte order: paths leave in key order (FS-2).
+    let mut stack = children(src, &root)?;
+    while let Some((host, path)) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&host).map_err(io(&host))?;
+        let attrs = host_attrs(&meta);
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            imp.dir(&path, attrs).map_err(tree(&path))?;
+            report.dirs += 1;
+            stack.extend(children(&host, &path)?);
+        } else if ft.is_file() {
+            let mut f = std::fs::File::open(&host).map_err(io(&host))?;
+            report.bytes += imp.file(&path, attrs, &mut f).map_err(tree(&path))?;
+            report.files += 1;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&host).map_err(io(&host))?;
+            imp.symlink(&path, attrs, target.as_os_str().as_bytes()).map_err(tree(&path))?;
+            report.symlinks += 1;
+        } else {
+            report.skipped.push(host);
+        }
+    }
+    Ok((imp.finish().map_err(tree(&root))?, report))
+}
+
+/// The entries of a host directory as (host path, tree path), in reverse byte order of name.
+fn children(host: &Path, path: &FsPath) -> Result<Vec<(PathBuf, FsPath)>, HostError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(host).map_err(io(host))? {
+        names.push(entry.map_err(io(host))?.file_name());
+    }
+    names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
+    names
+        .into_iter()
+        .map(|n| Ok((host.join(&n), path.join(n.as_bytes()).map_err(tree(path))?)))
+        .collect()
+}
+
+/// Writes the subtree at `top` of `root` to the host directory `dest` (absent or empty), with
+/// modes, mtimes and symlinks (FS-20). Directory modes and times are set last, deepest first,
+/// so writing their entries cannot disturb them.
+pub fn export_tree(
+    fs: &Fs<'_>,
+    root: &Ref,
+    top: &FsPath,
+    dest: &Path,
+) -> Result<HostReport, HostError> {
+    let entries = fs.walk(root, top).map_err(tree(top))?;
+    match std::fs::read_dir(dest).map(|mut it| it.next().is_some()) {
+        Ok(true) => return Err(HostError::DestinationNotEmpty { path: dest.to_path_buf() }),
+        Ok(false) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(HostError::Io { path: dest.to_path_buf(), source: e }),
+    }
+    let mut report = HostReport::default();
+    let mut dirs = Vec::new();
+    for (path, info) in entries {
+        let mut host = dest.to_path_buf();
+        for name in path.names().skip(top.names().count()) {
+            host.push(OsStr::from_bytes(name));
+        }
+        match info.kind {
+            Kind::Dir => {
+                std::fs::create_dir_all(&host).map_err(io(&host))?;
+                report.dirs += 1;
+                dirs.push((host, info));
+            }
+            Kind::Symlink => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(&info.target), &host)
+                    .map_err(io(&host))?;
+                set_mtime(&host, info.mtime_ns)?;
+                report.symlinks += 1;
+            }
+            Kind::File => {
+                let mut r = fs.reader(root, &path).map_err(tree(&path))?;
+                let mut f = std::fs::File::create(&host).map_err(io(&host))?;
+                report.bytes +=
+                    std::io::copy(&mut r, &mut f).map_err(|e| match e.downcast::<FsError>() {
+                        Ok(source) => HostError::Fs { path: path.to_string(), source },
+                        Err(source) => HostError::Io { path: host.clone(), source },
+                    })?;
+                drop(f);
+                let perms = std::fs::Permissions::from_mode(info.mode);
+                std::fs::set_permissions(&host, perms).map_err(io(&host))?;
+                set_mtime(&host, info.mtime_ns)?;
+                report.files += 1;
+            }
+        }
+    }
+    for (host, info) in dirs.into_iter().rev() {
+        let perms = std::fs::Permissions::from_mode(info.mode);
+        std::fs::set_permissions(&host, perms).map_err(io(&host))?;
+        set_mtime(&host, info.mtime_ns)?;
+    }
+    Ok(report)
+}
+
+/// Sets a host path's mtime without following a symlink (atime left alone).
+fn set_mtime(host: &Path, mtime_ns: i64) -> Result<(), HostError> {
+    let c = std::ffi::CString::new(host.as_os_str().as_bytes()).map_err(|e| HostError::Io {
+        path: host.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    let times = [
+        libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        libc::timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000),
+        },
+    ];
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; `times` points at two valid
+    // timespecs, as utimensat(2) requires.
+    let rc = unsafe {
+        libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+    };
+    if rc != 0 {
+        return Err(HostError::Io {
+            path: host.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Recovers an [`FsError`] from an `io::Error` produced by a [`crate::fs::FileReader`].
+pub fn fs_error(e: std::io::Error) -> FsError {
+    unwrap_io(e)
+}

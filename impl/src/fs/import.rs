@@ -1,0 +1,205 @@
+//! Batched import of a whole subtree (`specs/fs.md` FS-8): the path by which a snapshot of a host
+//! directory enters a tree, and the only place small files share blobs.
+//!
+//! Paths arrive in key order (a parent before its children, siblings in byte order — what a
+//! sorted depth-first walk yields), so the importer needs only a stack of open directories to
+//! count entries (FS-10), and nothing of the host: the shell in [`super::host`] feeds it.
+//!
+//! Packing (FS-8): chunks shorter than the chunker's minimum — whole small files and the tails
+//! of larger ones — are appended, in import order, to a pack that becomes one blob when the next
+//! small chunk would overflow [`PACK_SIZE_MAX_BYTES`], when the pending edits reach
+//! [`EDIT_BATCH_RECORDS_MAX`], or when the import ends. Every other chunk is its own blob.
+//!
+//! Never: publish anything before [`Importer::finish`] (the caller gets one root or an error);
+//! hold more than one chunk, one pack and one edit batch of data (FS-16).
+
+use super::path::FsPath;
+use super::record::{Attrs, Extent, Info, Kind, encode_extent};
+use super::tree::encode;
+use super::{DIR_ENTRIES_MAX, EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError};
+use super::{PACK_SIZE_MAX_BYTES, corrupt};
+use crate::db::kv::Edits;
+use crate::storage::refs::{self, Ref};
+use std::io::Read;
+
+/// Builds a subtree from a pre-order stream of directories, files and symlinks.
+#[derive(Debug)]
+pub struct Importer<'f, 's> {
+    fs: &'f Fs<'s>,
+    root: Ref,
+    /// Open directories, outermost first, with their infos (entry counts so far).
+    open: Vec<(FsPath, Info)>,
+    last_key: Vec<u8>,
+    edits: Edits,
+    pack: Vec<u8>,
+    /// Packed chunks waiting for their pack's ref: (path, end offset, offset in pack, length).
+    pending: Vec<(FsPath, u64, u32, u32)>,
+    bytes: u64,
+}
+
+impl<'f, 's> Importer<'f, 's> {
+    /// Starts a whole new tree whose root directory gets `attrs`.
+    pub fn new_tree(fs: &'f Fs<'s>, attrs: Attrs) -> Result<Self, FsError> {
+        let root = fs.mkfs(attrs)?;
+        Ok(Self::start(fs, root, FsPath::root(), Info::new(Kind::Dir, attrs)))
+    }
+
+    /// Starts importing a new directory `top` (absent; its parent exists) into `root`.
+    pub fn into_dir(
+        fs: &'f Fs<'s>,
+        root: &Ref,
+        top: &FsPath,
+        attrs: Attrs,
+    ) -> Result<Self, FsError> {
+        let root = fs.mkdir(root, top, attrs)?;
+        Ok(Self::start(fs, root, top.clone(), Info::new(Kind::Dir, attrs)))
+    }
+
+    fn start(fs: &'f Fs<'s>, root: Ref, top: FsPath, info: Info) -> Self {
+        let last_key = top.key(0);
+        Self {
+            fs,
+            root,
+            open: vec![(top, info)],
+            last_key,
+            edits: Edits::new(),
+            pack: Vec::new(),
+            pending: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes of file data imported so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Checks `path` comes next in key order inside an open directory, closes the directories
+    /// it has left, and counts it in its parent (FS-10, FS-13).
+    fn enter(&mut self, path: &FsPath) -> Result<(), FsError> {
+        let key = path.key(0);
+        if key <= self.last_key {
+            return Err(FsError::InvalidPath {
+                path: path.to_string(),
+                reason: "import paths must come in key order, each once",
+            });
+        }
+        self.last_key = key;
+        let parent = path.parent().ok_or_else(|| FsError::AlreadyExists { path: "/".into() })?;
+        while self.open.len() > 1 && self.open.last().is_some_and(|(p, _)| *p != parent) {
+            self.close_top()?;
+        }
+        let Some((p, info)) = self.open.last_mut().filter(|(p, _)| *p == parent) else {
+            return Err(FsError::NotFound { path: parent.to_string() });
+        };
+        if info.size >= DIR_ENTRIES_MAX {
+            return Err(FsError::DirectoryFull { path: p.to_string() });
+        }
+        info.size += 1;
+        Ok(())
+    }
+
+    fn close_top(&mut self) -> Result<(), FsError> {
+        if let Some((path, info)) = self.open.pop() {
+            self.edits.insert(path.key(0), Some(encode(&path, &info)?));
+        }
+        self.maybe_flush()
+    }
+
+    /// Adds a directory.
+    pub fn dir(&mut self, path: &FsPath, attrs: Attrs) -> Result<(), FsError> {
+        self.enter(path)?;
+        self.open.push((path.clone(), Info::new(Kind::Dir, attrs)));
+        Ok(())
+    }
+
+    /// Adds a symlink.
+    pub fn symlink(&mut self, path: &FsPath, attrs: Attrs, target: &[u8]) -> Result<(), FsError> {
+        if target.is_empty()
+            || target.len() > super::SYMLINK_TARGET_SIZE_MAX_BYTES
+            || target.contains(&0)
+        {
+            return Err(FsError::InvalidTarget { size_bytes: target.len() });
+        }
+        self.enter(path)?;
+        let mut info = Info::new(Kind::Symlink, attrs);
+        info.size = target.len() as u64;
+        info.target = target.to_vec();
+        self.edits.insert(path.key(0), Some(encode(path, &info)?));
+        self.maybe_flush()
+    }
+
+    /// Adds a regular file with the bytes `reader` yields; returns its size.
+    pub fn file(
+        &mut self,
+        path: &FsPath,
+        attrs: Attrs,
+        reader: &mut dyn Read,
+    ) -> Result<u64, FsError> {
+        self.enter(path)?;
+        let fs = self.fs;
+        let min = fs.chunker().params().min_bytes;
+        let mut stream = fs.chunker().stream(reader);
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next_chunk()? {
+            let end = size + chunk.len() as u64;
+            if end > FILE_SIZE_MAX_BYTES {
+                return Err(FsError::FileTooLarge { size_bytes: end });
+            }
+            let length = u32::try_from(chunk.len()).map_err(|_| corrupt(path, "chunk size"))?;
+            if chunk.len() < min {
+                if self.pack.len() + chunk.len() > PACK_SIZE_MAX_BYTES {
+                    self.seal()?;
+                }
+                let at = u32::try_from(self.pack.len()).map_err(|_| corrupt(path, "pack size"))?;
+                self.pack.extend_from_slice(&chunk);
+                self.pending.push((path.clone(), end, at, length));
+            } else {
+                let blob = refs::post(fs.kv().store(), fs.kv().salt(), &chunk)?;
+                let e = encode_extent(&Extent { blob, offset: 0, length })
+                    .map_err(|x| corrupt(path, x))?;
+                self.edits.insert(path.key(end), Some(e));
+            }
+            size = end;
+        }
+        let mut info = Info::new(Kind::File, attrs);
+        info.size = size;
+        self.edits.insert(path.key(0), Some(encode(path, &info)?));
+        self.bytes += size;
+        self.maybe_flush()?;
+        Ok(size)
+    }
+
+    /// Posts the pack and writes the extents of its chunks (FS-8).
+    fn seal(&mut self) -> Result<(), FsError> {
+        if self.pack.is_empty() {
+            return Ok(());
+        }
+        let blob = refs::post(self.fs.kv().store(), self.fs.kv().salt(), &self.pack)?;
+        for (path, end, offset, length) in self.pending.drain(..) {
+            let e =
+                encode_extent(&Extent { blob, offset, length }).map_err(|x| corrupt(&path, x))?;
+            self.edits.insert(path.key(end), Some(e));
+        }
+        self.pack.clear();
+        Ok(())
+    }
+
+    fn maybe_flush(&mut self) -> Result<(), FsError> {
+        if self.edits.len() + self.pending.len() >= EDIT_BATCH_RECORDS_MAX {
+            self.seal()?;
+            self.root = self.fs.apply(&self.root, std::mem::take(&mut self.edits))?;
+        }
+        Ok(())
+    }
+
+    /// Seals the last pack, writes the open directories' infos and returns the new root.
+    pub fn finish(mut self) -> Result<Ref, FsError> {
+        while !self.open.is_empty() {
+            self.close_top()?;
+        }
+        self.seal()?;
+        let edits = std::mem::take(&mut self.edits);
+        self.fs.apply(&self.root, edits)
+    }
+}

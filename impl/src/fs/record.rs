@@ -1,0 +1,287 @@
+//! The two record kinds of a file tree and their byte-exact codec (`specs/fs.md` FS-3..FS-5).
+//!
+//! A path's record at offset 0 is its [`Info`]; a record at a non-zero offset `e` is an
+//! [`Extent`] of a regular file covering bytes `[e − length, e)`. Both are fixed-width,
+//! big-endian, versioned; the decoder refuses (typed error, never data) anything the encoder
+//! would not write, so a damaged or hostile record never reaches a caller (FS-5).
+
+use super::path::{FsPath, split_key};
+use super::{DIR_ENTRIES_MAX, EXTENT_BLOB_SIZE_MAX_BYTES, FILE_SIZE_MAX_BYTES};
+use super::{MODE_MASK, SYMLINK_TARGET_SIZE_MAX_BYTES};
+use crate::storage::refs::{REF_SIZE_BYTES, Ref};
+
+/// The record format version, first byte of every record (FS-3, FS-4).
+pub const RECORD_VERSION: u8 = 1;
+/// Size of an info record without its symlink target (FS-3).
+pub const INFO_FIXED_SIZE_BYTES: usize = 1 + 1 + 4 + 4 + 4 + 8 + 8 + 2;
+/// Size of an extent record (FS-4).
+pub const EXTENT_SIZE_BYTES: usize = 1 + REF_SIZE_BYTES + 4 + 4;
+
+const _: () = assert!(INFO_FIXED_SIZE_BYTES == 32 && EXTENT_SIZE_BYTES == 73);
+const _: () = assert!(SYMLINK_TARGET_SIZE_MAX_BYTES <= u16::MAX as usize);
+
+/// What a path is (FS-3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// A regular file: `size` is its length in bytes; its bytes are in extents.
+    File,
+    /// A directory: `size` is the number of entries it holds.
+    Dir,
+    /// A symbolic link: `size` is the target's length; the target is in the record.
+    Symlink,
+}
+
+impl Kind {
+    fn to_byte(self) -> u8 {
+        match self {
+            Kind::File => 1,
+            Kind::Dir => 2,
+            Kind::Symlink => 3,
+        }
+    }
+    fn from_byte(b: u8) -> Option<Kind> {
+        match b {
+            1 => Some(Kind::File),
+            2 => Some(Kind::Dir),
+            3 => Some(Kind::Symlink),
+            _ => None,
+        }
+    }
+}
+
+/// A path's info record (FS-3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Info {
+    /// File, directory or symlink.
+    pub kind: Kind,
+    /// Permission bits only (`mode & !0o7777 == 0`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, nanoseconds since the Unix epoch (negative: before it).
+    pub mtime_ns: i64,
+    /// File: length in bytes; directory: number of entries; symlink: target length.
+    pub size: u64,
+    /// The symlink target (empty for files and directories).
+    pub target: Vec<u8>,
+}
+
+/// The attributes a caller sets on create, chmod, chown and utimens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Attrs {
+    /// Permission bits (`& 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
+
+impl Info {
+    /// A fresh info of `kind` with `attrs`, size 0 and no target.
+    pub fn new(kind: Kind, attrs: Attrs) -> Self {
+        Info {
+            kind,
+            mode: attrs.mode,
+            uid: attrs.uid,
+            gid: attrs.gid,
+            mtime_ns: attrs.mtime_ns,
+            size: 0,
+            target: Vec::new(),
+        }
+    }
+
+    /// The settable attributes.
+    pub fn attrs(&self) -> Attrs {
+        Attrs { mode: self.mode, uid: self.uid, gid: self.gid, mtime_ns: self.mtime_ns }
+    }
+}
+
+/// One piece of a regular file (FS-4): `length` bytes at `offset` inside the plaintext of `blob`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Extent {
+    /// The blob holding the bytes.
+    pub blob: Ref,
+    /// Where the bytes start inside the blob's plaintext.
+    pub offset: u32,
+    /// How many bytes (≥ 1).
+    pub length: u32,
+}
+
+/// A decoded record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// Offset 0: the path's info.
+    Info(Info),
+    /// A non-zero offset: a file extent ending there.
+    Extent(Extent),
+}
+
+/// Why record bytes were refused (FS-5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Too short, too long, or a length field disagrees with the bytes.
+    #[error("record has the wrong length: {0}")]
+    Length(String),
+    /// Unknown record format version.
+    #[error("record version {0} is not {RECORD_VERSION}")]
+    Version(u8),
+    /// A field holds a value the schema forbids.
+    #[error("record field out of range: {0}")]
+    Field(String),
+    /// The key is not `encoded path ‖ 8-byte offset` with a valid path.
+    #[error("record key is malformed: {0}")]
+    Key(&'static str),
+}
+
+fn field(detail: impl Into<String>) -> RecordError {
+    RecordError::Field(detail.into())
+}
+
+/// FS-3 field rules, shared by the encoder and the decoder.
+fn check_info(info: &Info) -> Result<(), RecordError> {
+    if info.mode & !MODE_MASK != 0 {
+        return Err(field(format!("mode {:o} has bits outside 0o7777", info.mode)));
+    }
+    let target_ok = match info.kind {
+        Kind::Symlink => {
+            (1..=SYMLINK_TARGET_SIZE_MAX_BYTES).contains(&info.target.len())
+                && !info.target.contains(&0)
+                && info.size == info.target.len() as u64
+        }
+        Kind::File | Kind::Dir => info.target.is_empty(),
+    };
+    if !target_ok {
+        return Err(field("symlink target and size disagree with the kind"));
+    }
+    let size_max = match info.kind {
+        Kind::File => FILE_SIZE_MAX_BYTES,
+        Kind::Dir => DIR_ENTRIES_MAX,
+        Kind::Symlink => SYMLINK_TARGET_SIZE_MAX_BYTES as u64,
+    };
+    if info.size > size_max {
+        return Err(field(format!("size {} exceeds {size_max}", info.size)));
+    }
+    Ok(())
+}
+
+/// Encodes an info record (FS-3); refuses what the decoder would refuse.
+pub fn encode_info(info: &Info) -> Result<Vec<u8>, RecordError> {
+    check_info(info)?;
+    let mut out = Vec::with_capacity(INFO_FIXED_SIZE_BYTES + info.target.len());
+    out.push(RECORD_VERSION);
+    out.push(info.kind.to_byte());
+    out.extend_from_slice(&info.mode.to_be_bytes());
+    out.extend_from_slice(&info.uid.to_be_bytes());
+    out.extend_from_slice(&info.gid.to_be_bytes());
+    out.extend_from_slice(&info.mtime_ns.to_be_bytes());
+    out.extend_from_slice(&info.size.to_be_bytes());
+    let target_len = u16::try_from(info.target.len()).map_err(|_| field("target too long"))?;
+    out.extend_from_slice(&target_len.to_be_bytes());
+    out.extend_from_slice(&info.target);
+    debug_assert_eq!(decode_info(&out).as_ref(), Ok(info), "FS-5: the decoder takes it back");
+    Ok(out)
+}
+
+/// A big-endian reader over a byte slice.
+struct Be<'a>(&'a [u8]);
+
+impl Be<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| RecordError::Length("record is truncated".into()))?;
+        self.0 = rest;
+        Ok(*head)
+    }
+}
+
+/// Decodes and validates an info record (FS-3, FS-5).
+pub fn decode_info(bytes: &[u8]) -> Result<Info, RecordError> {
+    let mut r = Be(bytes);
+    let [version] = r.take::<1>()?;
+    if version != RECORD_VERSION {
+        return Err(RecordError::Version(version));
+    }
+    let [kind] = r.take::<1>()?;
+    let kind = Kind::from_byte(kind).ok_or_else(|| field(format!("unknown kind {kind}")))?;
+    let mode = u32::from_be_bytes(r.take()?);
+    let uid = u32::from_be_bytes(r.take()?);
+    let gid = u32::from_be_bytes(r.take()?);
+    let mtime_ns = i64::from_be_bytes(r.take()?);
+    let size = u64::from_be_bytes(r.take()?);
+    let target_len = usize::from(u16::from_be_bytes(r.take()?));
+    if r.0.len() != target_len {
+        return Err(RecordError::Length(format!(
+            "target length says {target_len}, {} bytes follow",
+            r.0.len()
+        )));
+    }
+    let info = Info { kind, mode, uid, gid, mtime_ns, size, target: r.0.to_vec() };
+    check_info(&info)?;
+    Ok(info)
+}
+
+/// Encodes an extent record (FS-4); refuses what the decoder would refuse.
+pub fn encode_extent(e: &Extent) -> Result<Vec<u8>, RecordError> {
+    check_extent(e)?;
+    let mut out = Vec::with_capacity(EXTENT_SIZE_BYTES);
+    out.push(RECORD_VERSION);
+    out.extend_from_slice(&e.blob.to_bytes());
+    out.extend_from_slice(&e.offset.to_be_bytes());
+    out.extend_from_slice(&e.length.to_be_bytes());
+    debug_assert_eq!(decode_extent(&out).as_ref(), Ok(e), "FS-5: the decoder takes it back");
+    Ok(out)
+}
+
+fn check_extent(e: &Extent) -> Result<(), RecordError> {
+    let end = u64::from(e.offset) + u64::from(e.length);
+    if e.length == 0 || end > EXTENT_BLOB_SIZE_MAX_BYTES {
+        return Err(field(format!(
+            "extent [{}, +{}) is empty or beyond a blob's {EXTENT_BLOB_SIZE_MAX_BYTES} bytes",
+            e.offset, e.length
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes and validates an extent record (FS-4, FS-5).
+pub fn decode_extent(bytes: &[u8]) -> Result<Extent, RecordError> {
+    if bytes.len() != EXTENT_SIZE_BYTES {
+        return Err(RecordError::Length(format!(
+            "an extent is {EXTENT_SIZE_BYTES} bytes, got {}",
+            bytes.len()
+        )));
+    }
+    let mut r = Be(bytes);
+    let [version] = r.take::<1>()?;
+    if version != RECORD_VERSION {
+        return Err(RecordError::Version(version));
+    }
+    let blob = Ref::from_array(&r.take::<REF_SIZE_BYTES>()?);
+    let offset = u32::from_be_bytes(r.take()?);
+    let length = u32::from_be_bytes(r.take()?);
+    let e = Extent { blob, offset, length };
+    check_extent(&e)?;
+    Ok(e)
+}
+
+/// Decodes a whole `(key, value)` entry of a file tree (FS-1..FS-5): the path, the offset and
+/// the record. An extent must end within [`FILE_SIZE_MAX_BYTES`] and start at or after 0.
+pub fn decode_record(key: &[u8], value: &[u8]) -> Result<(FsPath, u64, Record), RecordError> {
+    let (path, offset) = split_key(key).map_err(RecordError::Key)?;
+    if offset == 0 {
+        return Ok((path, 0, Record::Info(decode_info(value)?)));
+    }
+    let e = decode_extent(value)?;
+    if offset > FILE_SIZE_MAX_BYTES || u64::from(e.length) > offset {
+        return Err(field(format!("extent ending at {offset} does not fit a file")));
+    }
+    Ok((path, offset, Record::Extent(e)))
+}

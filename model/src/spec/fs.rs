@@ -1,0 +1,316 @@
+//! `FsSpec`: what a file tree holds after a sequence of operations (`specs/fs.md` FS-9..FS-15).
+//!
+//! A plain map path → node, nothing else: no records, no extents, no chunks, no blobs. Paths are
+//! lists of names (byte strings); the root is the empty list and is always a directory. The
+//! rules, restated so this file reads alone:
+//!
+//! - `Create`, `Mkdir`, `Symlink` need the parent to exist (`NotFound`) and be a directory
+//!   (`NotADirectory`), then the path to be absent (`AlreadyExists`; the root always exists).
+//! - `Write(p, off, data)` and `Truncate(p, n)` need `p` to be a regular file (`NotFound`,
+//!   `IsADirectory`, `NotAFile` for a symlink). A write past the end fills the gap with zeros;
+//!   an empty write changes nothing; truncate shrinks or zero-extends.
+//! - `Remove(p)` removes a file or symlink (`IsADirectory` for a directory). `Rmdir(p)` removes
+//!   an empty directory (`NotADirectory`, `NotEmpty`; the root: `InvalidPath`).
+//! - `Rename(a, b)`: neither may be the root (`InvalidRename`); `a` must exist; `a == b` is a
+//!   no-op; `b` inside `a` is `InvalidRename`; `b`'s parent must be a directory; `b` must be
+//!   absent (`AlreadyExists`). Everything below `a` moves with it.
+//! - `Chmod`, `Chown`, `Utimens` change one attribute of an existing path.
+//! - A directory's size is its number of entries (FS-10); a file's, its length; a symlink's,
+//!   its target's length.
+//!
+//! Time arrives in the operations (`mtime_ns`); the spec never reads a clock.
+
+use std::collections::BTreeMap;
+
+/// A path: names from the root down; the root is empty.
+pub type SpecPath = Vec<Vec<u8>>;
+
+/// Settable attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct FsAttrs {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+}
+
+/// What lives at a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FsNode {
+    /// A regular file and its bytes.
+    File {
+        /// Attributes.
+        attrs: FsAttrs,
+        /// Contents.
+        data: Vec<u8>,
+    },
+    /// A directory (its entries are the paths one name longer).
+    Dir {
+        /// Attributes.
+        attrs: FsAttrs,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Attributes.
+        attrs: FsAttrs,
+        /// Target bytes.
+        target: Vec<u8>,
+    },
+}
+
+impl FsNode {
+    /// The node's attributes.
+    pub fn attrs(&self) -> FsAttrs {
+        match self {
+            FsNode::File { attrs, .. } | FsNode::Dir { attrs } | FsNode::Symlink { attrs, .. } => {
+                *attrs
+            }
+        }
+    }
+
+    fn attrs_mut(&mut self) -> &mut FsAttrs {
+        match self {
+            FsNode::File { attrs, .. } | FsNode::Dir { attrs } | FsNode::Symlink { attrs, .. } => {
+                attrs
+            }
+        }
+    }
+}
+
+/// One operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FsOp {
+    /// Create an empty regular file.
+    Create(SpecPath, FsAttrs),
+    /// Create an empty directory.
+    Mkdir(SpecPath, FsAttrs),
+    /// Create a symlink to the target.
+    Symlink(SpecPath, Vec<u8>, FsAttrs),
+    /// Write bytes at an offset.
+    Write(SpecPath, u64, Vec<u8>),
+    /// Set a file's length.
+    Truncate(SpecPath, u64),
+    /// Remove a file or symlink.
+    Remove(SpecPath),
+    /// Remove an empty directory.
+    Rmdir(SpecPath),
+    /// Move a path and everything below it.
+    Rename(SpecPath, SpecPath),
+    /// Set the permission bits.
+    Chmod(SpecPath, u32),
+    /// Set owner and group.
+    Chown(SpecPath, u32, u32),
+    /// Set the modification time.
+    Utimens(SpecPath, i64),
+}
+
+/// Why an operation was refused (the implementation must refuse with the same kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FsReject {
+    /// The path (or a parent) does not exist.
+    NotFound,
+    /// The path exists.
+    AlreadyExists,
+    /// A directory was needed.
+    NotADirectory,
+    /// A directory is not allowed.
+    IsADirectory,
+    /// A regular file was needed.
+    NotAFile,
+    /// The directory has entries.
+    NotEmpty,
+    /// The rename is impossible.
+    InvalidRename,
+    /// The path cannot take this operation (the root).
+    InvalidPath,
+}
+
+/// The executable spec of a file tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsSpec {
+    nodes: BTreeMap<SpecPath, FsNode>,
+}
+
+impl FsSpec {
+    /// A tree holding only the root directory.
+    pub fn new(root: FsAttrs) -> Self {
+        Self { nodes: BTreeMap::from([(Vec::new(), FsNode::Dir { attrs: root })]) }
+    }
+
+    /// Every path and node, in path order.
+    pub fn nodes(&self) -> &BTreeMap<SpecPath, FsNode> {
+        &self.nodes
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &[Vec<u8>]) -> Option<&FsNode> {
+        self.nodes.get(path)
+    }
+
+    /// FS-10: a directory's size is its entry count; a file's its length; a symlink's its
+    /// target length.
+    pub fn size(&self, path: &[Vec<u8>]) -> Option<u64> {
+        Some(match self.nodes.get(path)? {
+            FsNode::File { data, .. } => data.len() as u64,
+            FsNode::Symlink { target, .. } => target.len() as u64,
+            FsNode::Dir { .. } => self.children(path).count() as u64,
+        })
+    }
+
+    /// The names directly inside `path`, in byte order.
+    pub fn children<'a>(&'a self, path: &'a [Vec<u8>]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.nodes
+            .keys()
+            .filter(move |p| p.len() == path.len() + 1 && p.starts_with(path))
+            .filter_map(|p| p.last().map(Vec::as_slice))
+    }
+
+    fn parent_dir(&self, path: &[Vec<u8>]) -> Result<(), FsReject> {
+        let Some((_, parent)) = path.split_last() else { return Err(FsReject::AlreadyExists) };
+        match self.nodes.get(parent) {
+            None => Err(FsReject::NotFound),
+            Some(FsNode::Dir { .. }) => Ok(()),
+            Some(_) => Err(FsReject::NotADirectory),
+        }
+    }
+
+    fn add(&mut self, path: &[Vec<u8>], node: FsNode) -> Result<(), FsReject> {
+        self.parent_dir(path)?;
+        if self.nodes.contains_key(path) {
+            return Err(FsReject::AlreadyExists);
+        }
+        self.nodes.insert(path.to_vec(), node);
+        Ok(())
+    }
+
+    fn file(&mut self, path: &[Vec<u8>]) -> Result<&mut Vec<u8>, FsReject> {
+        match self.nodes.get_mut(path) {
+            None => Err(FsReject::NotFound),
+            Some(FsNode::File { data, .. }) => Ok(data),
+            Some(FsNode::Dir { .. }) => Err(FsReject::IsADirectory),
+            Some(FsNode::Symlink { .. }) => Err(FsReject::NotAFile),
+        }
+    }
+
+    /// Applies `op`; a refused op changes nothing.
+    pub fn apply(&mut self, op: &FsOp) -> Result<(), FsReject> {
+        match op {
+            FsOp::Create(p, a) => self.add(p, FsNode::File { attrs: *a, data: Vec::new() }),
+            FsOp::Mkdir(p, a) => self.add(p, FsNode::Dir { attrs: *a }),
+            FsOp::Symlink(p, t, a) => self.add(p, FsNode::Symlink { attrs: *a, target: t.clone() }),
+            FsOp::Write(p, off, bytes) => {
+                let data = self.file(p)?;
+                if !bytes.is_empty() {
+                    let off = usize::try_from(*off).unwrap_or(usize::MAX);
+                    let end = off.saturating_add(bytes.len());
+                    if data.len() < end {
+                        data.resize(end, 0);
+                    }
+                    data[off..end].copy_from_slice(bytes);
+                }
+                Ok(())
+            }
+            FsOp::Truncate(p, n) => {
+                let data = self.file(p)?;
+                data.resize(usize::try_from(*n).unwrap_or(usize::MAX), 0);
+                Ok(())
+            }
+            FsOp::Remove(p) => match self.nodes.get(p) {
+                None => Err(FsReject::NotFound),
+                Some(FsNode::Dir { .. }) => Err(FsReject::IsADirectory),
+                Some(_) => {
+                    self.nodes.remove(p);
+                    Ok(())
+                }
+            },
+            FsOp::Rmdir(p) => self.rmdir(p),
+            FsOp::Rename(a, b) => self.rename(a, b),
+            FsOp::Chmod(p, m) => self.touch(p, |a| a.mode = *m),
+            FsOp::Chown(p, u, g) => self.touch(p, |a| {
+                a.uid = *u;
+                a.gid = *g;
+            }),
+            FsOp::Utimens(p, t) => self.touch(p, |a| a.mtime_ns = *t),
+        }
+    }
+
+    fn touch(&mut self, p: &[Vec<u8>], f: impl FnOnce(&mut FsAttrs)) -> Result<(), FsReject> {
+        let node = self.nodes.get_mut(p).ok_or(FsReject::NotFound)?;
+        f(node.attrs_mut());
+        Ok(())
+    }
+
+    fn rmdir(&mut self, p: &[Vec<u8>]) -> Result<(), FsReject> {
+        match self.nodes.get(p) {
+            None => Err(FsReject::NotFound),
+            Some(FsNode::Dir { .. }) if p.is_empty() => Err(FsReject::InvalidPath),
+            Some(FsNode::Dir { .. }) if self.children(p).next().is_some() => {
+                Err(FsReject::NotEmpty)
+            }
+            Some(FsNode::Dir { .. }) => {
+                self.nodes.remove(p);
+                Ok(())
+            }
+            Some(_) => Err(FsReject::NotADirectory),
+        }
+    }
+
+    fn rename(&mut self, a: &[Vec<u8>], b: &[Vec<u8>]) -> Result<(), FsReject> {
+        if a.is_empty() || b.is_empty() {
+            return Err(FsReject::InvalidRename);
+        }
+        if !self.nodes.contains_key(a) {
+            return Err(FsReject::NotFound);
+        }
+        if a == b {
+            return Ok(());
+        }
+        if b.starts_with(a) {
+            return Err(FsReject::InvalidRename);
+        }
+        self.parent_dir(b)?;
+        if self.nodes.contains_key(b) {
+            return Err(FsReject::AlreadyExists);
+        }
+        let moved: Vec<SpecPath> =
+            self.nodes.keys().filter(|p| p.starts_with(a)).cloned().collect();
+        for old in moved {
+            if let Some(node) = self.nodes.remove(&old) {
+                let mut new = b.to_vec();
+                new.extend_from_slice(&old[a.len()..]);
+                self.nodes.insert(new, node);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests report failure by panicking")]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> SpecPath {
+        s.split('/').filter(|n| !n.is_empty()).map(|n| n.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn rename_moves_a_non_empty_directory() {
+        let a = FsAttrs::default();
+        let mut s = FsSpec::new(a);
+        s.apply(&FsOp::Mkdir(p("d"), a)).unwrap();
+        s.apply(&FsOp::Create(p("d/f"), a)).unwrap();
+        s.apply(&FsOp::Write(p("d/f"), 3, b"xy".to_vec())).unwrap();
+        assert_eq!(s.apply(&FsOp::Rename(p("d"), p("d/e"))), Err(FsReject::InvalidRename));
+        s.apply(&FsOp::Rename(p("d"), p("e"))).unwrap();
+        assert!(s.get(&p("d/f")).is_none());
+        assert_eq!(s.get(&p("e/f")), Some(&FsNode::File { attrs: a, data: b"\0\0\0xy".to_vec() }));
+        assert_eq!(s.size(&p("")), Some(1));
+        assert_eq!(s.apply(&FsOp::Rmdir(p("e"))), Err(FsReject::NotEmpty));
+        assert_eq!(s.apply(&FsOp::Rmdir(p(""))), Err(FsReject::InvalidPath));
+    }
+}

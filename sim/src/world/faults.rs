@@ -1,0 +1,259 @@
+//! The fault injectors: power cuts (the device loses, keeps or tears its unflushed sectors)
+//! followed by a restart whose recovery is checked against the model, latent sector errors,
+//! payload corruption (only where the fault atlas says a record still lies) and network
+//! partitions of the cell clients; and the counts of what was injected.
+//!
+//! Why faults are events like any other: their times come from the seeded generator and the
+//! same queue, so a failing run replays exactly. No fault is injected once the liveness phase
+//! has begun.
+
+use super::{Ev, World, lock};
+use crate::knobs::DEVICE_SECTOR_COUNT;
+use crate::oracle::Violation;
+use crate::ssd::{CrashMode, SimSsd};
+use cellar::sector::{Engine, Key, Record, SECTOR_SIZE_BYTES, SectorError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How long a crashed engine stays down, at most, µs.
+pub const DOWNTIME_US_MAX: u64 = 30_000;
+
+/// Faults injected in one run, by kind.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct FaultCounts {
+    /// Power cuts.
+    pub crashes: u64,
+    /// Unflushed sectors lost at power cuts.
+    pub lost_sectors: u64,
+    /// Unflushed sectors that landed (possibly out of order or torn) at power cuts.
+    pub landed_sectors: u64,
+    /// Latent sector errors injected.
+    pub latent: u64,
+    /// Payload corruptions injected.
+    pub corrupt: u64,
+    /// Misdirected sector writes.
+    pub misdirected: u64,
+    /// Network messages lost.
+    pub net_dropped: u64,
+    /// Network messages duplicated.
+    pub net_duplicated: u64,
+    /// Partitions.
+    pub partitions: u64,
+    /// Gossip node crashes (restarted from their store and persisted head).
+    pub gossip_crashes: u64,
+    /// Gossip messages rejected by their receiver (e.g. objects of a dropped fetch).
+    pub gossip_rejected: u64,
+    /// Acknowledged gossip client commits.
+    pub gossip_writes: u64,
+    /// Gossip messages delivered.
+    pub gossip_delivered: u64,
+}
+
+impl FaultCounts {
+    /// Adds another run's counts.
+    pub fn add(&mut self, o: &FaultCounts) {
+        self.crashes += o.crashes;
+        self.lost_sectors += o.lost_sectors;
+        self.landed_sectors += o.landed_sectors;
+        self.latent += o.latent;
+        self.corrupt += o.corrupt;
+        self.misdirected += o.misdirected;
+        self.net_dropped += o.net_dropped;
+        self.net_duplicated += o.net_duplicated;
+        self.partitions += o.partitions;
+        self.gossip_crashes += o.gossip_crashes;
+        self.gossip_rejected += o.gossip_rejected;
+        self.gossip_writes += o.gossip_writes;
+        self.gossip_delivered += o.gossip_delivered;
+    }
+}
+
+/// Reads every key of the workload (after a recovery).
+fn read_all(
+    engine: &mut Engine<SimSsd>,
+    keys: u64,
+) -> BTreeMap<Key, Result<Option<Record>, SectorError>> {
+    (0..keys).map(|k| (k, engine.read(k))).collect()
+}
+
+impl World<'_> {
+    /// Power cut: the engine's device keeps a random part of its unflushed writes; the
+    /// engine restarts after a seeded downtime.
+    pub(super) fn crash(&mut self) -> Result<(), Violation> {
+        if self.liveness {
+            return Ok(());
+        }
+        let Some(shared) = self.engine.take() else { return Ok(()) };
+        let engine = match Arc::try_unwrap(shared) {
+            Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
+            Err(_) => {
+                return Err(Violation::new("simulator", "engine still shared at a crash".into()));
+            }
+        };
+        let mut ssd = engine.into_device();
+        let mode = match self.rng.below(3) {
+            0 => CrashMode::DropAll,
+            1 => CrashMode::Prefix,
+            _ => CrashMode::Subset,
+        };
+        let pending = ssd.pending_sectors();
+        let (landed, lost) = ssd.crash(mode);
+        self.faults.crashes += 1;
+        self.faults.landed_sectors += landed;
+        self.faults.lost_sectors += lost;
+        self.cells.server_crashed();
+        self.trace.event(
+            self.now_us,
+            format_args!(
+                "CRASH {mode:?}: {pending} unflushed sectors, {landed} landed, {lost} lost"
+            ),
+        );
+        self.down = Some(ssd);
+        let d = 1 + self.rng.below(DOWNTIME_US_MAX);
+        self.at(d, Ev::Restart);
+        Ok(())
+    }
+
+    /// The engine restarts; what it recovers must be what the model allows (SEC-7).
+    pub(super) fn restart(&mut self) -> Result<(), Violation> {
+        let Some(ssd) = self.down.take() else { return Ok(()) };
+        let mut engine = self.open(ssd)?;
+        let observed = read_all(&mut engine, self.knobs.kv_keys);
+        self.model.check_recovered(&observed)?;
+        if self.rng.below(4) == 0 {
+            engine = self.reopen(engine, &observed)?;
+        }
+        let _ = engine.device_mut().take_elapsed_us();
+        self.engine = Some(cellar::sector::adapters::share(engine));
+        if !self.liveness && self.knobs.crash_every_us > 0 {
+            let d = self.every(self.knobs.crash_every_us);
+            self.at(d, Ev::Crash);
+        }
+        Ok(())
+    }
+
+    /// Opens the device and checks the recovery report (SEC-7).
+    fn open(&mut self, ssd: SimSsd) -> Result<Engine<SimSsd>, Violation> {
+        let engine = Engine::open(ssd, self.engine_cfg.clone())
+            .map_err(|e| Violation::new("SEC-7 recovery opens the device", e.to_string()))?;
+        let rep = engine.recovery_report();
+        self.trace.event(self.now_us, format_args!("RESTART: {rep:?}"));
+        if !rep.corrupt_sectors.is_empty()
+            || !rep.corrupt_keys.is_empty()
+            || !rep.corrupt_zone_headers.is_empty()
+        {
+            return Err(Violation::new(
+                "SEC-7 recovery reports corruption only where durable faults were injected",
+                format!("{rep:?}"),
+            ));
+        }
+        Ok(engine)
+    }
+
+    /// SEC-7 "recovery is idempotent": a second power cut right after recovery, with no new
+    /// operation, must recover the same state.
+    fn reopen(
+        &mut self,
+        engine: Engine<SimSsd>,
+        first: &BTreeMap<Key, Result<Option<Record>, SectorError>>,
+    ) -> Result<Engine<SimSsd>, Violation> {
+        let mut ssd = engine.into_device();
+        let (landed, lost) = ssd.crash(CrashMode::DropAll);
+        self.trace
+            .event(self.now_us, format_args!("CRASH again at once ({landed} landed, {lost} lost)"));
+        let mut engine = self.open(ssd)?;
+        let again = read_all(&mut engine, self.knobs.kv_keys);
+        for (k, a) in first {
+            let va = a.as_ref().ok().map(|r| r.as_ref().map(|r| &r.value));
+            let vb =
+                again.get(k).and_then(|b| b.as_ref().ok()).map(|r| r.as_ref().map(|r| &r.value));
+            if va != vb {
+                return Err(Violation::new(
+                    "SEC-7 recovery is idempotent",
+                    format!(
+                        "key {k}: first recovery {:?}, second {:?}",
+                        va.map(|v| v.map(Vec::len)),
+                        vb.map(|v| v.map(Vec::len))
+                    ),
+                ));
+            }
+        }
+        Ok(engine)
+    }
+
+    /// A latent sector error, mostly under a live record.
+    pub(super) fn inject_latent(&mut self) -> Result<(), Violation> {
+        if self.liveness {
+            return Ok(());
+        }
+        if let Some(engine) = self.engine.clone() {
+            let k = self.rng.below(self.knobs.kv_keys);
+            let mut e = lock(&engine);
+            let sector = match e.version(k) {
+                Some(v) if self.rng.below(4) != 0 => u64::from(v.sector()),
+                _ => 2 + self.rng.below(DEVICE_SECTOR_COUNT - 2),
+            };
+            e.device_mut().inject_latent(sector);
+            drop(e);
+            self.faults.latent += 1;
+            self.trace.event(self.now_us, format_args!("FAULT latent sector error at {sector}"));
+        }
+        let d = self.every(self.knobs.latent_every_us);
+        self.at(d, Ev::Latent);
+        Ok(())
+    }
+
+    /// One flipped payload bit of a record that has not moved since it was written.
+    pub(super) fn inject_corrupt(&mut self) -> Result<(), Violation> {
+        if self.liveness {
+            return Ok(());
+        }
+        let keys = self.model.plain_keys();
+        if let (Some(engine), false) = (self.engine.clone(), keys.is_empty()) {
+            let k = keys[self.rng.below(keys.len() as u64) as usize];
+            let mut e = lock(&engine);
+            // Only a record that has not moved since it was written: its payload starts right
+            // after the 80-byte header of the version's sector (fault atlas).
+            if let Some(v) = e.version(k).filter(|v| Some(*v) == self.model.version(k)) {
+                let span = self.model.len_of(k).min(SECTOR_SIZE_BYTES - 80) as u64;
+                let offset = 80 + self.rng.below(span) as usize;
+                let mask = 1u8 << self.rng.below(8);
+                e.device_mut().inject_corrupt(u64::from(v.sector()), offset, mask);
+                drop(e);
+                self.model.damage(k);
+                self.faults.corrupt += 1;
+                self.trace.event(
+                    self.now_us,
+                    format_args!("FAULT corrupt key {k} sector {} byte {offset}", v.sector()),
+                );
+            }
+        }
+        let d = self.every(self.knobs.corrupt_every_us);
+        self.at(d, Ev::Corrupt);
+        Ok(())
+    }
+
+    /// Cuts a random set of cell clients off the server until a heal.
+    pub(super) fn partition(&mut self) -> Result<(), Violation> {
+        if self.liveness {
+            return Ok(());
+        }
+        let cut: Vec<u32> = (0..self.knobs.cell_clients).filter(|_| self.rng.coin()).collect();
+        self.trace
+            .event(self.now_us, format_args!("FAULT partition clients {cut:?} from the server"));
+        self.net.partitioned = cut.into_iter().collect();
+        self.faults.partitions += 1;
+        let heal = 1_000 + self.rng.below(100_000);
+        self.at(heal, Ev::Heal);
+        let d = heal + self.every(self.knobs.partition_every_us);
+        self.at(d, Ev::Partition);
+        Ok(())
+    }
+
+    /// The cell network partition heals.
+    pub(super) fn heal(&mut self) -> Result<(), Violation> {
+        self.net.partitioned.clear();
+        self.trace.event(self.now_us, format_args!("partition healed"));
+        Ok(())
+    }
+}

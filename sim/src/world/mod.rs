@@ -1,0 +1,149 @@
+//! The deterministic world: one seed → knobs, processes and every scheduling decision; a
+//! discrete-event scheduler over simulated microseconds; the fault phase, then the liveness
+//! phase, then the final checks.
+//!
+//! One [`World`] holds the whole run; its behaviour is split by idea, one file each (several
+//! `impl World` blocks):
+//! - `scheduler.rs`: the event queue and simulated time, the start schedule, the run loop and
+//!   the dispatch of each [`Ev`];
+//! - `processes.rs`: key/value clients, the engine's compactor (`compact_step`), cell clients
+//!   and the cell server (through [`crate::net`]), volume syncers, cleaners and the source
+//!   writer (through [`crate::volumes`]);
+//! - `faults.rs`: the fault injectors (power cuts with restart and recovery, latent errors,
+//!   corruption, partitions) and their counts;
+//! - `gossip.rs`: the gossip nodes (through [`crate::gossip`]: ticks, client commits, message
+//!   deliveries, node crashes, link cuts);
+//! - `phases.rs`: what must hold once faults stop (the liveness phase, the durability check,
+//!   the final checks).
+//!
+//! Each event runs to completion (the engine is single-threaded); the device's simulated
+//! latency decides when the process's next event happens. Ties are broken by insertion order,
+//! so a run is a pure function of its seed and the code.
+//!
+//! Never spawns threads, reads the clock or draws OS randomness.
+
+mod faults;
+mod gossip;
+mod phases;
+mod processes;
+mod scheduler;
+
+pub use faults::{DOWNTIME_US_MAX, FaultCounts};
+pub use gossip::{GOSSIP_CONFIG, GOSSIP_TICK_US_MAX};
+pub use phases::LIVENESS_BOUND_US;
+pub use processes::{COMPACT_PERIOD_US_MAX, KV_THINK_US_MAX};
+pub use scheduler::Ev;
+
+use crate::gossip::Cluster;
+use crate::knobs::{DEVICE_SECTOR_COUNT, Knobs, ZONE_SECTOR_COUNT};
+use crate::net::{Cells, Net};
+use crate::oracle::{KvModel, Violation};
+use crate::rng::SimRng;
+use crate::ssd::SimSsd;
+use crate::trace::Trace;
+use crate::volumes::Volumes;
+use cellar::db::merge::MergePolicy;
+use cellar::sector::adapters::SharedEngine;
+use cellar::sector::{Engine, EngineConfig, SECTOR_SIZE_BYTES};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex; the simulator is single-threaded, so poisoning carries no information.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The world of one run.
+pub struct World<'a> {
+    /// Simulated time, µs.
+    pub(crate) now_us: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    rng: SimRng,
+    knobs: Knobs,
+    /// The event trace.
+    pub(crate) trace: Trace,
+    engine: Option<SharedEngine<SimSsd>>,
+    down: Option<SimSsd>,
+    engine_cfg: EngineConfig,
+    model: KvModel,
+    cells: Cells,
+    net: Net,
+    vols: Option<Volumes<'a>>,
+    vol_engine: Option<SharedEngine<SimSsd>>,
+    /// Simulated operations so far.
+    pub(crate) ops: u64,
+    /// Faults injected so far.
+    pub(crate) faults: FaultCounts,
+    uid: u64,
+    liveness: bool,
+    gossip: Option<Cluster>,
+    /// Cut gossip links (from, to).
+    gossip_cut: BTreeSet<(u32, u32)>,
+}
+
+/// The engine configuration every simulated engine uses.
+pub fn engine_config(knobs: &Knobs) -> EngineConfig {
+    EngineConfig::default()
+        .zone_size_bytes(ZONE_SECTOR_COUNT as usize * SECTOR_SIZE_BYTES)
+        .compaction_step_sectors_max(knobs.compaction_step_sectors_max)
+}
+
+impl<'a> World<'a> {
+    /// A world for `knobs` whose engine is formatted on a fresh `SimSsd`.
+    pub fn new(
+        mut rng: SimRng,
+        knobs: Knobs,
+        trace: Trace,
+        vols: Option<(Volumes<'a>, SharedEngine<SimSsd>)>,
+    ) -> Result<World<'a>, Violation> {
+        let engine_cfg = engine_config(&knobs);
+        let ssd = SimSsd::new(DEVICE_SECTOR_COUNT, knobs.ssd, rng.fork());
+        let engine = Engine::format(ssd, engine_cfg.clone())
+            .map_err(|e| Violation::new("format", e.to_string()))?;
+        let net = Net {
+            drop_ppm: knobs.net_drop_ppm,
+            dup_ppm: knobs.net_dup_ppm,
+            delay_us_max: knobs.net_delay_us_max,
+            partitioned: Default::default(),
+            dropped: 0,
+            duplicated: 0,
+        };
+        let (vols, vol_engine) = match vols {
+            Some((v, e)) => (Some(v), Some(e)),
+            None => (None, None),
+        };
+        let gossip = (knobs.gossip_nodes > 0).then(|| {
+            let policy = if knobs.gossip_keep_both {
+                MergePolicy::KeepBoth
+            } else {
+                MergePolicy::LastWriteWins
+            };
+            Cluster::new(knobs.gossip_nodes, policy, GOSSIP_CONFIG, rng.next_u64())
+        });
+        let mut w = World {
+            now_us: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            rng,
+            model: KvModel::new(knobs.kv_keys),
+            cells: Cells::new(knobs.cell_clients, knobs.cells, knobs.cell_ops_per_client_max),
+            knobs,
+            trace,
+            engine: Some(cellar::sector::adapters::share(engine)),
+            down: None,
+            engine_cfg,
+            net,
+            vols,
+            vol_engine,
+            ops: 0,
+            faults: FaultCounts::default(),
+            uid: 16,
+            liveness: false,
+            gossip,
+            gossip_cut: BTreeSet::new(),
+        };
+        w.schedule_start();
+        Ok(w)
+    }
+}
