@@ -29,6 +29,7 @@ pub const ALL: &[&str] = &[
     "sector_proto:ack-before-group-flush",
     "fs:extent-keyed-by-start",
     "fs:rename-leaves-old-subtree",
+    "pg:no-fence",
 ];
 
 #[cfg(feature = "planted-bugs")]

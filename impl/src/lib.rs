@@ -7,6 +7,8 @@
 //!   compare-and-swap cells and content-addressed stores (`specs/cells.md`).
 //! - [`sector`]: the Yottastore sector engine on a raw block device and its socket protocol
 //!   (`specs/sector.md`, `specs/sector-protocol.md`); it implements the storage traits.
+//! - [`registry`]: named stores, cells, volumes and shares from a `cellar.toml` file
+//!   (`docs/config.md`); [`pg`]: the PostgreSQL backend (cells, stores, mode locks).
 //! - [`env`]: the only doors to time and randomness; [`bugs`]: planted bugs for the checkers.
 //!
 //! What this crate never does: read the wall clock, draw OS randomness or spawn threads inside
@@ -20,6 +22,10 @@ pub mod bugs;
 pub mod db;
 pub mod env;
 pub mod fs;
+#[cfg(not(loom))]
+pub mod pg;
+#[cfg(not(loom))]
+pub mod registry;
 pub mod sector;
 pub mod storage;
 mod sync;

@@ -28,7 +28,7 @@ pub type SharedEngine<D> = Arc<Mutex<Engine<D>>>;
 
 /// The top bit: set on cell keys, clear on store keys.
 pub const CELL_KEY_BIT: Key = 1 << 63;
-const ENTRY_HEADER_BYTES: usize = HASH_SIZE_BYTES + 4;
+pub(crate) const ENTRY_HEADER_BYTES: usize = HASH_SIZE_BYTES + 4;
 
 /// Wraps an engine for sharing.
 pub fn share<D: BlockDevice>(engine: Engine<D>) -> SharedEngine<D> {
@@ -87,7 +87,7 @@ impl<D: BlockDevice> SectorStore<D> {
     }
 }
 
-fn encode_bucket(entries: &[(Hash, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn encode_bucket(entries: &[(Hash, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (h, blob) in entries {
         out.extend_from_slice(&h.0);
@@ -97,7 +97,7 @@ fn encode_bucket(entries: &[(Hash, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-fn decode_bucket(mut b: &[u8]) -> Option<Vec<(Hash, Vec<u8>)>> {
+pub(crate) fn decode_bucket(mut b: &[u8]) -> Option<Vec<(Hash, Vec<u8>)>> {
     let mut out = Vec::new();
     while !b.is_empty() {
         let hash: [u8; HASH_SIZE_BYTES] = b.get(..HASH_SIZE_BYTES)?.try_into().ok()?;

@@ -5,7 +5,8 @@
 //! Layers, top to bottom (directories mirror them):
 //! - [`proto`]: the socket protocol (`specs/sector-protocol.md`): messages, framing, client,
 //!   server shell and the engine backend.
-//! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait).
+//! - [`adapters`]: [`SectorStore`] (the `Store` trait) and [`SectorCell`] (the `Cell` trait);
+//!   [`remote`]: the same over a server's socket ([`RemoteSectorStore`], [`RemoteSectorCell`]).
 //! - `shard`: [`ShardedEngine`], one single-threaded [`Engine`] per shard behind channels.
 //! - The engine: [`Engine`], every operation; single-threaded (`&mut self`), deterministic.
 //!   One idea per file: `engine` (state, `format`/`open`, accessors), `config` ([`EngineConfig`]
@@ -34,6 +35,7 @@ mod index;
 pub mod proto;
 mod read;
 mod recovery;
+pub mod remote;
 mod shard;
 mod types;
 mod victim;
@@ -52,6 +54,7 @@ pub use device::{BlockDevice, DeviceError, FileDevice, MemDevice, ReadOp, WriteO
 pub use engine::Engine;
 pub use error::SectorError;
 pub use index::{INDEX_SLOT_SIZE_BYTES, Index};
+pub use remote::{RemoteSectorCell, RemoteSectorStore};
 pub use shard::{ShardedEngine, shard_of};
 pub use types::{
     CasNew, CasOp, CasResult, EngineStats, Expect, Key, KeyRange, Record, RecoveryReport, Version,

@@ -69,9 +69,17 @@ enum HoldInner {
     Gate(Arc<Mutex<GateCounts>>),
     // The file's shared flock is released when the file is closed.
     File(#[allow(dead_code, reason = "held only to keep the lock")] File),
+    // Another crate module's lock (e.g. `crate::pg`): dropping the guard releases the mode.
+    Guard(#[allow(dead_code, reason = "held only to keep the lock")] Box<dyn Send + Sync>),
 }
 
 impl ModeHold {
+    /// A hold whose mode is released when `guard` is dropped: for [`ModeLock`]
+    /// implementations outside this module (the PostgreSQL lock keeps its session in it).
+    pub fn with_guard(mode: Mode, guard: Box<dyn Send + Sync>) -> Self {
+        Self { mode, inner: HoldInner::Guard(guard) }
+    }
+
     /// The mode held.
     pub fn mode(&self) -> Mode {
         self.mode

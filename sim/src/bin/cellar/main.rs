@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod config;
 mod demo;
 mod fs;
 mod kv;
@@ -32,6 +33,9 @@ enum Command {
     /// The sector engine: format, serve, verify, and client commands.
     #[command(subcommand)]
     Sector(sector::SectorCommand),
+    /// The registry's config file (`cellar.toml`): check it and every backend it names.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// The demo: two volumes, put, sync, cleanup, read back.
     Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Vol(cmd) => vol::run(cmd),
         Command::Sector(cmd) => sector::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Config(cmd) => config::run(cmd),
         Command::Demo(args) => demo::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Kv(args) => kv::run(&args),

@@ -1,0 +1,123 @@
+//! The registry: named stores, cells, volumes and shares from a `cellar.toml` file
+//! (`docs/config.md`), in the manner of DittoFS's store registry — backends are created once,
+//! by name, and volumes and shares refer to them by name.
+//!
+//! Start-up is all or nothing. [`Registry::open`] reads the file, refuses unknown keys,
+//! duplicate names, dangling references, a store or cell claimed by two volumes and values out
+//! of range (`validate`), then opens every backend — a missing device, a server that does not
+//! answer or a wrong secret is refused too (`open`). Every refusal is a [`ConfigError`] naming
+//! the file, the line and the key.
+//!
+//! Files: `raw` (the file as written, with spans), `validate` (meaning and references),
+//! `config` (the validated model), `open` (backends), `probe` (what `cellar config check`
+//! prints), `secret_file`, `error`.
+//!
+//! Shares are parsed and validated here and served by the protocol adapters (not yet part of
+//! this crate). Never: open a backend before the whole file validated; start with part of the
+//! configuration.
+
+mod config;
+mod error;
+mod open;
+mod probe;
+mod raw;
+mod secret_file;
+mod validate;
+
+pub use config::{
+    CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT, CONFIG_CELL_SIZE_MAX_BYTES_LIMIT, CONFIG_MARK_DEFAULT,
+    CONFIG_MARK_LEN_MAX, CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget,
+    SectorTarget, ShareSpec, StoreSpec, VolumeSpec,
+};
+pub use error::{ConfigError, ConfigErrorKind};
+pub use probe::ProbeLine;
+pub use raw::{Adapter, CellKind, ModeLockKind, StoreKind};
+pub use secret_file::read_secret_file;
+
+use crate::storage::cell::Cell;
+use crate::storage::store::Store;
+use crate::storage::volume::Volume;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Named backends, volumes and shares, all opened (see the module docs).
+pub struct Registry {
+    file: PathBuf,
+    config: Config,
+    stores: BTreeMap<String, Arc<dyn Store>>,
+    cells: BTreeMap<String, Arc<dyn Cell>>,
+    volumes: BTreeMap<String, Volume>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("file", &self.file).field("config", &self.config).finish()
+    }
+}
+
+impl Registry {
+    /// Reads, validates and opens the configuration file at `path`.
+    pub fn open(path: &Path) -> Result<Registry, ConfigError> {
+        let config = open::load(path)?;
+        Self::from_config(path, config)
+    }
+
+    /// Validates `text` as if it were the file `file` (relative paths resolve against `file`'s
+    /// directory), without opening anything.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        validate::parse(file, text.to_owned())
+    }
+
+    /// Opens every backend of an already validated configuration read from `file`.
+    pub fn from_config(file: &Path, config: Config) -> Result<Registry, ConfigError> {
+        let opened = open::Opener::new(&config, file).open_all()?;
+        Ok(Registry {
+            file: file.to_path_buf(),
+            stores: opened.stores,
+            cells: opened.cells,
+            volumes: opened.volumes,
+            config,
+        })
+    }
+
+    /// The configuration file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store named `name`.
+    pub fn store(&self, name: &str) -> Option<&Arc<dyn Store>> {
+        self.stores.get(name)
+    }
+
+    /// The cell named `name`.
+    pub fn cell(&self, name: &str) -> Option<&Arc<dyn Cell>> {
+        self.cells.get(name)
+    }
+
+    /// The volume named `name`.
+    pub fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes.get(name)
+    }
+
+    /// The share named `name`.
+    pub fn share(&self, name: &str) -> Option<&ShareSpec> {
+        self.config.shares.get(name).map(|e| &e.spec)
+    }
+
+    /// Every share, by name.
+    pub fn shares(&self) -> impl Iterator<Item = (&String, &ShareSpec)> {
+        self.config.shares.iter().map(|(n, e)| (n, &e.spec))
+    }
+
+    /// Reads every backend once and describes what it found (`cellar config check`).
+    pub fn probe(&self) -> Vec<ProbeLine> {
+        probe::probe(self)
+    }
+}
