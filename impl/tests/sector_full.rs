@@ -65,10 +65,18 @@ fn reopen(e: Engine<Dev>, mode: CrashMode) -> Result<Engine<Dev>, String> {
 }
 
 /// Writes `value(k, round)` to keys `0..` until `DeviceFull`; returns how many were written.
-/// Anything but `DeviceFull` fails.
+/// A refused write lets the compactor run until idle (as the background compactor would) and
+/// is tried once more; the device is full when that does not help. Anything but `DeviceFull`
+/// fails.
 fn fill(e: &mut Engine<Dev>, round: u32) -> Result<u64, String> {
     for key in 0.. {
-        match e.write(key, &value(key, round), WriteOptions::default()) {
+        let v = value(key, round);
+        let mut r = e.write(key, &v, WriteOptions::default());
+        if matches!(r, Err(SectorError::DeviceFull)) {
+            e.compact_until_idle(COMPACT_STEPS_MAX).map_err(|err| format!("compaction: {err}"))?;
+            r = e.write(key, &v, WriteOptions::default());
+        }
+        match r {
             Ok(_) => {}
             Err(SectorError::DeviceFull) => return Ok(key),
             Err(err) => return Err(format!("write {key} in round {round}: {err}")),

@@ -69,6 +69,7 @@ pub(crate) fn write_txn<D: BlockDevice>(
     let epoch = e.head_epoch();
     let mut bytes = Vec::with_capacity(total);
     let mut sectors = Vec::with_capacity(ops.len());
+    let mut tombs = Vec::new();
     let mut at = base;
     let payloads = ops.iter().map(|op| match &op.new {
         CasNew::Put(v) => v.as_slice(),
@@ -91,6 +92,7 @@ pub(crate) fn write_txn<D: BlockDevice>(
             sectors.push(Some(at as u32));
         } else if h.kind == Kind::Tombstone {
             sectors.push(None);
+            tombs.push((h.key, at));
         }
         at += u64::from(fp_sectors);
     }
@@ -99,6 +101,9 @@ pub(crate) fn write_txn<D: BlockDevice>(
     batch.submit(&mut e.dev)?;
     for (op, s) in ops.iter().zip(&sectors) {
         e.install(op.key, s.map(u64::from), false);
+    }
+    for (key, sector) in tombs {
+        e.note_tombstone(key, sector);
     }
     Ok(sectors)
 }
@@ -136,6 +141,9 @@ fn write_members_unlinked<D: BlockDevice>(
         batch.submit(&mut e.dev)?;
         let put = matches!(op.new, CasNew::Put(_));
         e.install(op.key, put.then_some(s), false);
+        if !put {
+            e.note_tombstone(op.key, s);
+        }
         out.push(put.then_some(s as u32));
     }
     Ok(out)

@@ -97,17 +97,32 @@ pub enum CompactProgress {
 }
 
 impl<D: BlockDevice> Engine<D> {
-    /// Runs one bounded compaction step (see the module docs).
+    /// Runs one bounded compaction step (see the module docs). A zone whose cycle meets a
+    /// device error (a latent sector error, say) is not picked again until the next `open`:
+    /// retrying it would copy its live tombstones again and again into the head, using up the
+    /// very space the cycle was meant to free (SEC-16; found by the simulator's `full`
+    /// profile).
     pub fn compact_step(&mut self) -> Result<CompactProgress, SectorError> {
-        match std::mem::take(&mut self.compact) {
-            CompactState::Idle => match self.pick_victim() {
-                Some(zone) => self.scan_step(zone, self.sb.zone_first_sector(zone) + 1),
-                None => Ok(CompactProgress::Idle),
-            },
-            CompactState::Scan { zone, cursor } => self.scan_step(zone, cursor),
-            CompactState::Move { zone, cursor, moves } => self.move_step(zone, cursor, moves),
-            CompactState::Drain { zone } => self.drain_step(zone),
+        let state = std::mem::take(&mut self.compact);
+        let zone = match &state {
+            CompactState::Idle => self.pick_victim(),
+            CompactState::Scan { zone, .. }
+            | CompactState::Move { zone, .. }
+            | CompactState::Drain { zone } => Some(*zone),
+        };
+        let r = match (state, zone) {
+            (CompactState::Idle, None) => Ok(CompactProgress::Idle),
+            (CompactState::Idle, Some(z)) => self.scan_step(z, self.sb.zone_first_sector(z) + 1),
+            (CompactState::Scan { zone, cursor }, _) => self.scan_step(zone, cursor),
+            (CompactState::Move { zone, cursor, moves }, _) => self.move_step(zone, cursor, moves),
+            (CompactState::Drain { zone }, _) => self.drain_step(zone),
+        };
+        if let (Err(SectorError::Device(_)), Some(z)) = (&r, zone)
+            && !self.compact_failed.contains(&z)
+        {
+            self.compact_failed.push(z);
         }
+        r
     }
 
     /// Runs steps until the compactor is idle or `steps_max` steps ran; returns zones freed.
@@ -145,6 +160,14 @@ impl<D: BlockDevice> Engine<D> {
         for item in s.items {
             let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
             let live = self.is_live(zone, sector as u32, &h);
+            if !live
+                && h.kind == Kind::Tombstone
+                && self.tombs.get(&h.key) == Some(&(sector as u32))
+            {
+                // Current but no longer needed: it goes with the zone (SEC-16). It can never be
+                // needed again: every older value of its key is gone already.
+                self.forget_tombstone(h.key);
+            }
             if live && !payload_ok {
                 self.abandon(sector, h.key);
                 return Ok(CompactProgress::Abandoned { zone, key: h.key });
@@ -185,8 +208,9 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Is this record still needed? A value: if the index (or a pending revert) points at it.
-    /// A tombstone: if its key is absent and another zone in use holds a Put older than it
-    /// (which could be a value of its key: only Puts need hiding, §9).
+    /// A tombstone: if it is its key's current one (`tombs`; not a copy left by a crashed
+    /// cycle, not superseded) and another zone in use may hold an older, dead value of the
+    /// key (`Engine::may_hide`, §9).
     fn is_live(&self, victim: u32, sector: u32, h: &RecordHeader) -> bool {
         match h.kind {
             Kind::Put => {
@@ -194,10 +218,9 @@ impl<D: BlockDevice> Engine<D> {
                     || self.reverts.get(&h.key) == Some(&Some(sector))
             }
             Kind::Tombstone => {
-                self.index.get(h.key).is_none()
-                    && !self.corrupt.contains_key(&h.key)
+                self.tombs.get(&h.key) == Some(&sector)
                     && self.zones.iter().enumerate().any(|(z, zone)| {
-                        z as u32 != victim && zone.epoch != 0 && zone.put_seq_min < h.seq
+                        z as u32 != victim && zone.epoch != 0 && self.may_hide(zone, h.seq)
                     })
             }
             Kind::Commit | Kind::Seal => false,
@@ -224,15 +247,10 @@ impl<D: BlockDevice> Engine<D> {
             let mut h = m.h;
             h.flags &= !FLAG_TXN; // a moved member is committed: it no longer needs its commit
             h.txn = 0;
-            if h.kind == Kind::Put && self.index.get(h.key) == Some(m.old_sector) {
-                // SEC-10: the key's current value gets a fresh seq, newer than every record on
-                // the device, so the copy wins over the original at recovery and no zone keeps
-                // an old Put seq alive only because a long-lived value moved into it (that
-                // would keep every newer tombstone live, §9). A revert target keeps its seq: it
-                // must stay older than the key's current record (SEC-12). Taken here, at the
-                // move, so any later write of the key gets a larger one still.
-                h.seq = self.take_seq();
-            }
+            // SEC-10: the copy keeps its seq. Until the victim is freed both are on the
+            // device; recovery keeps the original on a tie, so after a crash in the middle of
+            // the cycle the copies are dead and the zone they went to is freed without moving
+            // anything (SEC-16).
             if h.kind == Kind::Tombstone {
                 // Tombstones move packed (80 bytes), whether they were written packed or, as
                 // CAS members, a sector each: the delete reserve's room comes back (SEC-16).
@@ -251,6 +269,11 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     fn relocate(&mut self, h: RecordHeader, old: u32, new: u32) {
+        if h.kind == Kind::Tombstone && self.tombs.get(&h.key) == Some(&old) {
+            self.forget_tombstone(h.key);
+            self.note_tombstone(h.key, u64::from(new));
+            return;
+        }
         if h.kind != Kind::Put {
             return;
         }
@@ -277,8 +300,9 @@ impl<D: BlockDevice> Engine<D> {
         self.flush_device()?;
         self.dev.trim(first + 1, u64::from(self.sb.zone_sector_count) - 1)?;
         debug_assert_eq!(
-            self.zones[zone as usize].live, 0,
-            "SEC-13: a freed zone holds no live record"
+            (self.zones[zone as usize].live, self.zones[zone as usize].tomb_live),
+            (0, 0),
+            "SEC-13: a freed zone holds no live record and no current tombstone"
         );
         self.zones[zone as usize] = Zone::default();
         self.free_zones += 1;

@@ -48,6 +48,11 @@ pub struct Engine<D: BlockDevice> {
     pub(crate) report: RecoveryReport,
     /// Zones with epoch 0 (never used, or freed): what the reserve counts (SEC-16).
     pub(crate) free_zones: u32,
+    /// Deleted keys whose tombstone is still on the device → its sector: which copy of a
+    /// tombstone is current, so the compactor moves only that one (SEC-16, §6).
+    pub(crate) tombs: HashMap<Key, u32>,
+    /// Zones whose compaction met a device error since `open`: not picked again (SEC-16).
+    pub(crate) compact_failed: Vec<u32>,
 }
 
 impl<D: BlockDevice> std::fmt::Debug for Engine<D> {
@@ -124,7 +129,7 @@ impl<D: BlockDevice> Engine<D> {
 
     /// Keys, live bytes and dead share per zone.
     pub fn stat(&self) -> EngineStats {
-        let oldest = OldestPuts::of(&self.zones);
+        let oldest = OldestPuts::of(&self.zones, !self.reverts.is_empty());
         let zones: Vec<ZoneStat> = self
             .zones
             .iter()
@@ -135,6 +140,7 @@ impl<D: BlockDevice> Engine<D> {
                 epoch: z.epoch,
                 records: z.records,
                 live_records: z.live,
+                live_tombstones: z.tomb_live,
                 used_sectors: z.used_sectors,
                 dead_percent: dead_percent(i as u32, z, &oldest),
             })

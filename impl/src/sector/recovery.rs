@@ -120,16 +120,24 @@ pub(crate) fn scan(buf: &[u8], first_sector: u64, epoch: u32, keep_payload: bool
 struct Cand {
     seq: u64,
     sector: u64,
+    /// Log position (epoch, sector): between a record and its relocated copy (equal seqs) the
+    /// older one wins.
+    pos: u64,
     put: bool,
     corrupt: bool,
 }
 
+/// The higher seq wins. On a tie (a record and its relocated copy) a sound one beats a
+/// corrupt one, else the original (lower log position) wins, whatever the order records are
+/// offered in (CAS members come last): so the copies a compaction cycle made before a crash
+/// are dead, and the zone they went to is freed without moving anything (SEC-16).
 fn offer(best: &mut HashMap<Key, Cand>, key: Key, c: Cand) {
-    match best.get(&key) {
-        Some(old) if old.seq > c.seq || (old.seq == c.seq && !old.corrupt) => {}
-        _ => {
-            best.insert(key, c);
-        }
+    let better = |old: &Cand| {
+        (c.seq, !c.corrupt, std::cmp::Reverse(c.pos))
+            > (old.seq, !old.corrupt, std::cmp::Reverse(old.pos))
+    };
+    if best.get(&key).is_none_or(better) {
+        best.insert(key, c);
     }
 }
 
@@ -258,6 +266,8 @@ pub(crate) fn recover<D: BlockDevice>(
         compact: super::compact::CompactState::Idle,
         report,
         free_zones: 0,
+        tombs: HashMap::new(),
+        compact_failed: Vec::new(),
     };
     let mut seq_max = damaged_scans.iter().map(|(_, _, s)| s.seq_max).max().unwrap_or(0);
     let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0).max(free_epoch_max);
@@ -354,6 +364,7 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
             let c = Cand {
                 seq: h.seq,
                 sector: *sector,
+                pos: position(zone.epoch, *sector),
                 put: h.kind == Kind::Put,
                 corrupt: !payload_ok,
             };
@@ -391,6 +402,10 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
             if let Some(z) = e.zone_of(c.sector) {
                 e.zones[z as usize].live += 1;
             }
+        } else {
+            // The winning tombstone; a copy of it a crashed compaction left in a newer zone
+            // lost the tie and is dead (SEC-16).
+            e.note_tombstone(key, c.sector);
         }
     }
     e.report.corrupt_keys.sort_unstable();

@@ -141,6 +141,8 @@ pub struct ZoneStat {
     pub records: u32,
     /// Records still live.
     pub live_records: u32,
+    /// Current tombstones (deleted keys whose newest record is here).
+    pub live_tombstones: u32,
     /// Sectors used.
     pub used_sectors: u32,
     /// Dead share of the zone's records, percent.

@@ -167,9 +167,10 @@ impl<D: BlockDevice> Engine<D> {
         self.reclaim(1, Room::Shrink)?;
         let h = tombstone(key, self.take_seq(), FLAG_PACKED, 0);
         let mut batch = Batch::default();
-        self.append_record(&mut batch, h, &[], Room::Shrink)?;
+        let sector = self.append_record(&mut batch, h, &[], Room::Shrink)?;
         batch.submit(&mut self.dev)?;
         self.install(key, None, opts.revertible);
+        self.note_tombstone(key, sector);
         if opts.flush {
             self.flush_for_ack()?;
         }
@@ -269,6 +270,8 @@ impl<D: BlockDevice> Engine<D> {
     /// deleted, so it is no longer corrupt (SEC-6), whichever operation (write, delete, CAS
     /// member, revert) installs it.
     pub(crate) fn install(&mut self, key: Key, sector: Option<u64>, revertible: bool) {
+        // A tombstone the key had is superseded (a delete notes its own afterwards).
+        self.forget_tombstone(key);
         let old = match sector {
             Some(s) => self.index.insert(key, s as u32),
             None => self.index.remove(key),

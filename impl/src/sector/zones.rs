@@ -35,11 +35,16 @@ pub(crate) struct Zone {
     pub(crate) records: u32,
     pub(crate) live: u32,
     pub(crate) used_sectors: u32,
-    /// Smallest seq of a Put written into the zone (`u64::MAX`: none). A tombstone with a
-    /// larger seq elsewhere may still hide one of them, so it stays live (§9).
+    /// Put records written into the zone (live or dead).
+    pub(crate) puts: u32,
+    /// Smallest seq of a Put written into the zone (`u64::MAX`: none). While the zone holds a
+    /// dead Put, a tombstone with a larger seq elsewhere may still hide it (§9).
     pub(crate) put_seq_min: u64,
-    /// Tombstones written into the zone, and the largest seq among them.
-    pub(crate) tombstones: u32,
+    /// Current tombstones in the zone: the side map `Engine::tombs` points here. Like `live`
+    /// for values: copies a crashed compaction left behind and tombstones superseded by a later
+    /// write are not counted (SEC-13, SEC-16).
+    pub(crate) tomb_live: u32,
+    /// Largest seq of any tombstone written into the zone.
     pub(crate) tomb_seq_max: u64,
     /// Packing sectors a tombstone opened: a delete flushed on its own leaves its tombstone
     /// alone in a sector, which compaction repacks 51 to a sector (SEC-16).
@@ -61,11 +66,11 @@ impl Zone {
     pub(crate) fn count(&mut self, h: &RecordHeader) {
         self.records += 1;
         match h.kind {
-            Kind::Put => self.put_seq_min = self.put_seq_min.min(h.seq),
-            Kind::Tombstone => {
-                self.tombstones += 1;
-                self.tomb_seq_max = self.tomb_seq_max.max(h.seq);
+            Kind::Put => {
+                self.puts += 1;
+                self.put_seq_min = self.put_seq_min.min(h.seq);
             }
+            Kind::Tombstone => self.tomb_seq_max = self.tomb_seq_max.max(h.seq),
             Kind::Seal => self.sealed = true,
             Kind::Commit => {}
         }
@@ -92,6 +97,26 @@ impl<D: BlockDevice> Engine<D> {
         }
     }
 
+    /// `key`'s current record is now the tombstone at `sector` (SEC-16 accounting).
+    pub(crate) fn note_tombstone(&mut self, key: super::Key, sector: u64) {
+        self.tombs.insert(key, sector as u32);
+        if let Some(z) = self.zone_of(sector) {
+            self.zones[z as usize].tomb_live += 1;
+        }
+    }
+
+    /// `key` no longer has a current tombstone (rewritten, deleted again, or the tombstone is
+    /// no longer needed); returns where it was.
+    pub(crate) fn forget_tombstone(&mut self, key: super::Key) -> Option<u32> {
+        let sector = self.tombs.remove(&key)?;
+        if let Some(z) = self.zone_of(u64::from(sector)) {
+            let zone = &mut self.zones[z as usize];
+            debug_assert!(zone.tomb_live > 0, "SEC-13: tombstone count underflow in zone {z}");
+            zone.tomb_live = zone.tomb_live.saturating_sub(1);
+        }
+        Some(sector)
+    }
+
     pub(crate) fn note_record(&mut self, sector: u64, n: u32, h: &RecordHeader) {
         if let Some(z) = self.zone_of(sector) {
             let zone = &mut self.zones[z as usize];
@@ -102,6 +127,14 @@ impl<D: BlockDevice> Engine<D> {
 
     pub(crate) fn head_epoch(&self) -> u32 {
         self.head.map_or(0, |z| self.zones[z as usize].epoch)
+    }
+
+    /// May `zone` hold a dead value that a tombstone of seq `seq` hides? Only if it holds a
+    /// dead Put older than the tombstone; every Put counts while a revertible write is
+    /// pending (a revert target is live but older than a revertible delete's tombstone).
+    pub(crate) fn may_hide(&self, zone: &Zone, seq: u64) -> bool {
+        let dead_puts = zone.puts > zone.live || !self.reverts.is_empty();
+        dead_puts && zone.put_seq_min < seq
     }
 
     /// Free zones (never used since format, or freed by the compactor).

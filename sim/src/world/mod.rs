@@ -13,6 +13,7 @@
 //!   corruption, partitions) and their counts;
 //! - `gossip.rs`: the gossip nodes (through [`crate::gossip`]: ticks, client commits, message
 //!   deliveries, node crashes, link cuts);
+//! - `space.rs`: the `full` profile's fill/drain cycle and its SEC-16 checks;
 //! - `phases.rs`: what must hold once faults stop (the liveness phase, the durability check,
 //!   the final checks).
 //!
@@ -27,15 +28,17 @@ mod gossip;
 mod phases;
 mod processes;
 mod scheduler;
+mod space;
 
 pub use faults::{DOWNTIME_US_MAX, FaultCounts};
 pub use gossip::{GOSSIP_CONFIG, GOSSIP_TICK_US_MAX};
 pub use phases::LIVENESS_BOUND_US;
 pub use processes::{COMPACT_PERIOD_US_MAX, KV_THINK_US_MAX};
 pub use scheduler::Ev;
+pub use space::{FillDrain, REFILL_PERCENT_MIN, RULE_WRITES_COME_BACK};
 
 use crate::gossip::Cluster;
-use crate::knobs::{DEVICE_SECTOR_COUNT, Knobs, ZONE_SECTOR_COUNT};
+use crate::knobs::{Knobs, ZONE_SECTOR_COUNT};
 use crate::net::{Cells, Net};
 use crate::oracle::{KvModel, Violation};
 use crate::rng::SimRng;
@@ -80,6 +83,10 @@ pub struct World<'a> {
     gossip: Option<Cluster>,
     /// Cut gossip links (from, to).
     gossip_cut: BTreeSet<(u32, u32)>,
+    /// The `full` profile's clients are deleting (else filling).
+    draining: bool,
+    /// The `full` profile's fill/drain counts.
+    pub(crate) fill_drain: FillDrain,
 }
 
 /// The engine configuration every simulated engine uses.
@@ -98,7 +105,7 @@ impl<'a> World<'a> {
         vols: Option<(Volumes<'a>, SharedEngine<SimSsd>)>,
     ) -> Result<World<'a>, Violation> {
         let engine_cfg = engine_config(&knobs);
-        let ssd = SimSsd::new(DEVICE_SECTOR_COUNT, knobs.ssd, rng.fork());
+        let ssd = SimSsd::new(knobs.device_sector_count(), knobs.ssd, rng.fork());
         let engine = Engine::format(ssd, engine_cfg.clone())
             .map_err(|e| Violation::new("format", e.to_string()))?;
         let net = Net {
@@ -142,6 +149,8 @@ impl<'a> World<'a> {
             liveness: false,
             gossip,
             gossip_cut: BTreeSet::new(),
+            draining: false,
+            fill_drain: FillDrain::default(),
         };
         w.schedule_start();
         Ok(w)
