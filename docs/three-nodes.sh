@@ -12,7 +12,10 @@ POLICY=${POLICY:-lww}
 CONVERGE_SECS=${CONVERGE_SECS:-30}
 BASE=${PORT_BASE:-$((20000 + RANDOM % 20000))}
 DIR=$(mktemp -d)
-SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# The group secret goes in a file (mode 0600), never on a command line where `ps` shows it.
+# Nodes and clients derive the channel's pre-shared key from it (specs/channel.md).
+SECRET_FILE="$DIR/group.secret"
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$SECRET_FILE")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
@@ -22,11 +25,11 @@ for i in 0 1 2; do
   peers=()
   for j in 0 1 2; do [ "$j" != "$i" ] && peers+=(--peer "$(addr "$j")"); done
   $CELLAR node --id "$i" --listen "$(addr "$i")" "${peers[@]}" --data "$DIR/n$i" \
-    --secret "$SECRET" --policy "$POLICY" --announce-ms 200 2>"$DIR/n$i.log" &
+    --secret-file "$SECRET_FILE" --policy "$POLICY" --announce-ms 200 2>"$DIR/n$i.log" &
   PIDS+=($!)
 done
 
-kv() { $CELLAR kv --node "$(addr "$1")" "${@:2}"; }
+kv() { $CELLAR kv --node "$(addr "$1")" --secret-file "$SECRET_FILE" "${@:2}"; }
 # Wait until every node answers.
 for i in 0 1 2; do
   for _ in $(seq 1 100); do kv "$i" status >/dev/null 2>&1 && break; sleep 0.1; done

@@ -22,6 +22,7 @@ pub mod bugs;
 pub mod db;
 pub mod env;
 pub mod fs;
+pub mod net;
 #[cfg(not(loom))]
 pub mod pg;
 #[cfg(not(loom))]

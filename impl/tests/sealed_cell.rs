@@ -11,8 +11,8 @@
 
 use cellar::env::DetEntropy;
 use cellar::storage::cell::{
-    Cell, CellError, FileCell, MemCell, SEAL_OVERHEAD_BYTES, SealedCell, open_sealed,
-    seal_with_nonce,
+    Cell, CellError, FileCell, MemCell, SEAL_COUNTED_OVERHEAD_BYTES, SealedCell, open_counted,
+    open_sealed, seal_with_nonce,
 };
 use cellar::storage::secret::VolumeSecret;
 use proptest::prelude::*;
@@ -37,8 +37,8 @@ proptest! {
             prop_assert!(o.swapped);
             prop_assert_eq!(&c.read().unwrap(), v);
             let raw = c.inner().read().unwrap();
-            prop_assert_eq!(raw.len(), v.len() + SEAL_OVERHEAD_BYTES);
-            prop_assert_eq!(&open_sealed(&secret.cell_key(), &raw).unwrap(), v);
+            prop_assert_eq!(raw.len(), v.len() + SEAL_COUNTED_OVERHEAD_BYTES);
+            prop_assert_eq!(&open_counted(&secret.cell_key(), &raw).unwrap().1, v);
             prev = v.clone();
         }
     }

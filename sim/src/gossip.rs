@@ -30,7 +30,7 @@ use cellar::env::DetEntropy;
 use cellar::storage::cell::{Cell, MemCell};
 use cellar::storage::store::{MemStore, Store};
 use cellar_model::spec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The salt every node of the group shares (equal contents ⇒ equal roots, KV-4).
@@ -94,6 +94,9 @@ pub struct Cluster {
     seed: u64,
     /// Acknowledged writes per key, as the spec's versions.
     written: BTreeMap<String, Vec<SpecVersion>>,
+    /// The key half (`dek`) of every head any node has persisted: what must never show on the
+    /// wire (CH-10, the secret scan of `channels.rs`).
+    secrets: BTreeSet<[u8; 32]>,
     /// Whether the roots may have changed since [`Cluster::converged`] last looked.
     dirty: bool,
     converged: bool,
@@ -172,6 +175,7 @@ impl Cluster {
             config,
             seed,
             written: BTreeMap::new(),
+            secrets: BTreeSet::new(),
             dirty: true,
             converged: false,
             counts: GossipCounts::default(),
@@ -183,6 +187,11 @@ impl Cluster {
             }
         }
         c
+    }
+
+    /// The key half of every head any node has persisted.
+    pub fn secrets(&self) -> &BTreeSet<[u8; 32]> {
+        &self.secrets
     }
 
     /// Number of nodes.
@@ -206,7 +215,11 @@ impl Cluster {
 
     /// Persists node `n`'s head to its cell (what a crash keeps).
     fn persist(&mut self, n: usize) -> Result<(), Broken> {
-        let new = self.nodes[n].db().head().map(|r| r.to_bytes().to_vec()).unwrap_or_default();
+        let head = self.nodes[n].db().head();
+        if let Some(r) = head {
+            self.secrets.insert(r.dek);
+        }
+        let new = head.map(|r| r.to_bytes().to_vec()).unwrap_or_default();
         let cell = &self.disks[n].cell;
         let old = cell.read().map_err(|e| Broken::new("gossip: the cell reads", e.to_string()))?;
         let out = cell

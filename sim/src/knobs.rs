@@ -37,7 +37,8 @@ pub enum Profile {
     /// Swarm plus misdirected writes, a fault `specs/sector.md` §12 does not promise to handle.
     Hostile,
     /// Gossip nodes only ([`crate::gossip`], wired in `world/gossip.rs`): partitions, loss,
-    /// duplication, crashes.
+    /// duplication, crashes; every message over a secure channel ([`crate::channels`]) with a
+    /// network attacker ([`crate::attacker`]).
     Gossip,
     /// The sector engine driven to full and back, again and again (SEC-16): a small device,
     /// key/value clients that fill it until writes are refused, then delete until it is empty,
@@ -62,6 +63,8 @@ pub enum FaultKind {
     Dup,
     /// Network partitions.
     Partition,
+    /// The network attacker (`gossip` profile).
+    Attack,
 }
 
 /// Every profile, for listing and parsing.
@@ -111,6 +114,7 @@ impl FaultKind {
             FaultKind::Drop => "drop",
             FaultKind::Dup => "dup",
             FaultKind::Partition => "partition",
+            FaultKind::Attack => "attack",
         }
     }
 }
@@ -134,6 +138,7 @@ pub const FAULT_KINDS: &[FaultKind] = &[
     FaultKind::Drop,
     FaultKind::Dup,
     FaultKind::Partition,
+    FaultKind::Attack,
 ];
 
 /// The knobs of one run.
@@ -184,6 +189,11 @@ pub struct Knobs {
     pub gossip_keys: u64,
     /// Mean simulated time between a gossip node's client writes, µs.
     pub gossip_write_every_us: u64,
+    /// Gossip messages travel over secure channels (`gossip` profile only; elsewhere the
+    /// gossip nodes exchange plain messages, so those profiles' runs are unchanged).
+    pub gossip_channel: bool,
+    /// Mean simulated time between the network attacker's actions, µs (0: no attacker).
+    pub attack_every_us: u64,
     /// The simulated SSD.
     pub ssd: SsdConfig,
     /// Zones of the engine's device ([`ZONE_COUNT`] except in the `full` profile).
@@ -243,6 +253,8 @@ impl Knobs {
             gossip_write_every_us: 0,
             zone_count: ZONE_COUNT,
             fill_drain: false,
+            gossip_channel: false,
+            attack_every_us: 0,
         };
         if gossip {
             k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
@@ -255,6 +267,11 @@ impl Knobs {
         }
         if profile == Profile::Full {
             k.draw_full(rng);
+        }
+        if profile == Profile::Gossip {
+            // Drawn last, so no other profile's draws move.
+            k.gossip_channel = true;
+            k.attack_every_us = maybe(rng, 200_000, 100, 3_000);
         }
         if !kv && !cells && !gossip {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
@@ -297,6 +314,7 @@ impl Knobs {
             FaultKind::Drop => self.net_drop_ppm = 0,
             FaultKind::Dup => self.net_dup_ppm = 0,
             FaultKind::Partition => self.partition_every_us = 0,
+            FaultKind::Attack => self.attack_every_us = 0,
         }
     }
 
@@ -315,6 +333,7 @@ impl Knobs {
             FaultKind::Drop => self.net_drop_ppm > 0 && self.networked(),
             FaultKind::Dup => self.net_dup_ppm > 0 && self.networked(),
             FaultKind::Partition => self.partition_every_us > 0 && self.networked(),
+            FaultKind::Attack => self.attack_every_us > 0 && self.gossip_channel,
         }
     }
 }

@@ -4,25 +4,31 @@
 //! a simulated SSD and network with fault injection, judged by `cellar-model`'s executable spec.
 //!
 //! Modules: [`rng`] (the seeded generator), [`trace`] (event trace and its hash), [`oracle`]
-//! (the key/value model), [`gossip`] (gossip nodes and their GOS oracles), [`ssd`] (`SimSsd`
+//! (the key/value model), [`gossip`] (gossip nodes and their GOS oracles), [`channels`]
+//! (gossip over secure channels, the CH-5 and CH-10 oracles), [`attacker`] (the network
+//! attacker of the `gossip` profile), [`ssd`] (`SimSsd`
 //! and the fault atlas), [`net`] (network, cell clients and server, linearizability),
 //! [`volumes`] (syncers/cleaners replayed through `VolumeSpec`), [`knobs`] (swarm knobs and
 //! profiles), [`workload`] (key/value operations), [`world`] (scheduler, processes, faults,
 //! gossip wiring, liveness and final checks), [`run`] (one seed: config in, report out),
-//! [`campaign`] (many seeds, summary), [`minimize`] (shrinking a failing run).
+//! [`campaign`] (many seeds, summary), [`minimize`] (shrinking a failing run), [`conform`]
+//! (the conformance suite of `specs/conform.md`: formats, vectors, adapter, harness).
 //! `docs/sim.md` is the user's guide.
 //!
 //! Dependency order: a module uses only modules before it in this list, so there are no
 //! circles and no arrows back up (`sim/tests/layering.rs` checks it):
-//! `rng, trace, oracle, gossip, ssd, net, volumes, knobs, workload, world, run, campaign,
-//! minimize`. This file only declares and re-exports; no module imports from it.
+//! `rng, trace, oracle, gossip, channels, attacker, ssd, net, volumes, knobs, workload, world,
+//! run, campaign, minimize, conform`. This file only declares and re-exports; no module imports from it.
 //!
 //! Seeds live here: the implementation under test never sees one (it receives its randomness
 //! through `cellar::env` and the devices and networks this crate builds). Nothing here parses
 //! arguments, prints or draws progress bars: the command line turns flags into a
 //! [`RunConfig`] and prints reports.
 
+pub mod attacker;
 pub mod campaign;
+pub mod channels;
+pub mod conform;
 pub mod gossip;
 pub mod knobs;
 pub mod minimize;

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first; a module may use only modules before it.
 const ORDER: &[&str] = &[
-    "rng", "trace", "oracle", "gossip", "ssd", "net", "volumes", "knobs", "workload", "world",
-    "run", "campaign", "minimize",
+    "rng", "trace", "oracle", "gossip", "channels", "attacker", "ssd", "net", "volumes", "knobs",
+    "workload", "world", "run", "campaign", "minimize", "conform",
 ];
 const LINES_MAX: usize = 600;
 

@@ -119,18 +119,63 @@ fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// Why an index blob's plaintext was refused (`specs/volume-dir.md`, VD-5), in check order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// The fields end early.
+    #[error("index node is truncated")]
+    Truncated,
+    /// A field does not decode (over-long varint).
+    #[error("index node does not decode: {0}")]
+    Undecodable(String),
+    /// Bytes after the last child.
+    #[error("index node has {0} trailing bytes")]
+    TrailingBytes(usize),
+    /// Not [`INDEX_VERSION`].
+    #[error("unknown index version {0}")]
+    Version(u8),
+    /// Level of [`INDEX_DEPTH_MAX`] or more.
+    #[error("level {0} is deeper than allowed")]
+    Level(u8),
+    /// No children.
+    #[error("index node has no children")]
+    Empty,
+    /// More than [`INDEX_FANOUT_MAX`] children.
+    #[error("index node has {0} children, more than {INDEX_FANOUT_MAX}")]
+    TooManyChildren(usize),
+}
+
+/// Decodes and checks an index blob's plaintext (VD-5): exact bytes, version, level, fan-out.
+pub fn decode_index(bytes: &[u8]) -> Result<IndexNode, IndexError> {
+    let (node, rest) = postcard::take_from_bytes::<IndexNode>(bytes).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => IndexError::Truncated,
+        other => IndexError::Undecodable(other.to_string()),
+    })?;
+    if !rest.is_empty() {
+        return Err(IndexError::TrailingBytes(rest.len()));
+    }
+    if node.version != INDEX_VERSION {
+        return Err(IndexError::Version(node.version));
+    }
+    if node.level >= INDEX_DEPTH_MAX {
+        return Err(IndexError::Level(node.level));
+    }
+    if node.children.is_empty() {
+        return Err(IndexError::Empty);
+    }
+    if node.children.len() > INDEX_FANOUT_MAX {
+        return Err(IndexError::TooManyChildren(node.children.len()));
+    }
+    Ok(node)
+}
+
 fn load_index(store: &dyn Store, r: &Ref, depth: u8) -> Result<IndexNode, FileError> {
     let bad = |detail: String| FileError::BadIndex { cid: r.cid, detail };
     let bytes = refs::get(store, r)?;
-    let node: IndexNode = postcard::from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
-    if node.version != INDEX_VERSION {
-        return Err(bad(format!("unknown version {}", node.version)));
-    }
-    if node.level >= INDEX_DEPTH_MAX || node.level >= depth {
+    let node = decode_index(&bytes).map_err(|e| bad(e.to_string()))?;
+    if node.level >= depth {
         return Err(bad(format!("level {} is deeper than allowed", node.level)));
-    }
-    if node.children.is_empty() || node.children.len() > INDEX_FANOUT_MAX {
-        return Err(bad(format!("{} children", node.children.len())));
     }
     Ok(node)
 }

@@ -52,6 +52,14 @@ pub struct FaultCounts {
     pub full_drains: u64,
     /// Ordinary operations refused for space (`DeviceFull`).
     pub space_refusals: u64,
+    /// Secure-channel handshakes finished (either end; `gossip` profile).
+    pub channel_established: u64,
+    /// Channel ends a node refused or dropped (failed handshake or record, timeout).
+    pub channel_refused: u64,
+    /// Network attacker actions (replays, flips, truncations, injections, connections).
+    pub attacks: u64,
+    /// Bytes the network attacker saw (all scanned for refs, CH-10).
+    pub attacker_seen_bytes: u64,
 }
 
 impl FaultCounts {
@@ -73,6 +81,10 @@ impl FaultCounts {
         self.full_fills += o.full_fills;
         self.full_drains += o.full_drains;
         self.space_refusals += o.space_refusals;
+        self.channel_established += o.channel_established;
+        self.channel_refused += o.channel_refused;
+        self.attacks += o.attacks;
+        self.attacker_seen_bytes += o.attacker_seen_bytes;
     }
 }
 

@@ -18,7 +18,10 @@ pub const GOSSIP_CONFIG: GossipConfig =
 impl World<'_> {
     /// Sends packets over the gossip network: cut links and loss drop them, some are
     /// duplicated, each arrives after a seeded delay.
-    fn gossip_send(&mut self, packets: Vec<Packet>) {
+    fn gossip_send(&mut self, packets: Vec<Packet>) -> Result<(), Violation> {
+        if self.secure.is_some() {
+            return self.secure_send(packets);
+        }
         for p in packets {
             if self.gossip_cut.contains(&(p.from, p.to)) || self.rng.chance_ppm(self.net.drop_ppm) {
                 self.net.dropped += 1;
@@ -33,6 +36,7 @@ impl World<'_> {
             let d = 1 + self.rng.below(delay_max);
             self.at(d, Ev::GossipMsg(p));
         }
+        Ok(())
     }
 
     /// Node `i` ticks (announces when due, drops stalled fetches).
@@ -41,7 +45,10 @@ impl World<'_> {
         let Some(g) = self.gossip.as_mut() else { return Ok(()) };
         let out = g.tick(i, now_ms).map_err(gossip_violation)?;
         self.ops += 1;
-        self.gossip_send(out);
+        if let Some(s) = self.secure.as_mut() {
+            s.net.tick(now_ms);
+        }
+        self.gossip_send(out)?;
         let d = 1 + self.rng.below(GOSSIP_TICK_US_MAX);
         self.at(d, Ev::GossipTick(i));
         Ok(())
@@ -65,8 +72,7 @@ impl World<'_> {
             self.now_us,
             format_args!("gossip {} -> {} ({} bytes) {what}", p.from, p.to, p.bytes.len()),
         );
-        self.gossip_send(out);
-        Ok(())
+        self.gossip_send(out)
     }
 
     /// A client of node `i` writes one key and commits (through the node's service).
@@ -97,6 +103,9 @@ impl World<'_> {
         let Some(g) = self.gossip.as_mut() else { return Ok(()) };
         let n = self.rng.below(u64::from(g.node_count())) as u32;
         g.crash(n).map_err(gossip_violation)?;
+        if let Some(s) = self.secure.as_mut() {
+            s.net.crash(n);
+        }
         self.trace.event(self.now_us, format_args!("FAULT gossip node {n} crashes and restarts"));
         let d = self.every(self.knobs.crash_every_us);
         self.at(d, Ev::GossipCrash);

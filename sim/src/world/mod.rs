@@ -14,6 +14,8 @@
 //! - `gossip.rs`: the gossip nodes (through [`crate::gossip`]: ticks, client commits, message
 //!   deliveries, node crashes, link cuts);
 //! - `space.rs`: the `full` profile's fill/drain cycle and its SEC-16 checks;
+//! - `secure.rs`: in the `gossip` profile, gossip over secure channels with the network
+//!   attacker (through [`crate::channels`] and [`crate::attacker`]);
 //! - `phases.rs`: what must hold once faults stop (the liveness phase, the durability check,
 //!   the final checks).
 //!
@@ -28,6 +30,7 @@ mod gossip;
 mod phases;
 mod processes;
 mod scheduler;
+mod secure;
 mod space;
 
 pub use faults::{DOWNTIME_US_MAX, FaultCounts};
@@ -87,6 +90,8 @@ pub struct World<'a> {
     draining: bool,
     /// The `full` profile's fill/drain counts.
     pub(crate) fill_drain: FillDrain,
+    /// Secure channels and the attacker (`gossip` profile only).
+    secure: Option<secure::Secure>,
 }
 
 /// The engine configuration every simulated engine uses.
@@ -128,6 +133,13 @@ impl<'a> World<'a> {
             };
             Cluster::new(knobs.gossip_nodes, policy, GOSSIP_CONFIG, rng.next_u64())
         });
+        // Drawn only when channels are on, so other profiles' draws do not move.
+        let secure = match &gossip {
+            Some(g) if knobs.gossip_channel => {
+                Some(secure::Secure::new(g, knobs.attack_every_us > 0, &mut rng)?)
+            }
+            _ => None,
+        };
         let mut w = World {
             now_us: 0,
             seq: 0,
@@ -151,6 +163,7 @@ impl<'a> World<'a> {
             gossip_cut: BTreeSet::new(),
             draining: false,
             fill_drain: FillDrain::default(),
+            secure,
         };
         w.schedule_start();
         Ok(w)

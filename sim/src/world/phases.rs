@@ -94,6 +94,7 @@ impl World<'_> {
         self.faults.full_fills = self.fill_drain.fills;
         self.faults.full_drains = self.fill_drain.drains;
         self.faults.space_refusals = self.fill_drain.refused;
+        self.secure_counts();
         self.faults.net_dropped = self.net.dropped;
         self.faults.net_duplicated = self.net.duplicated;
         if let Some(e) = &self.engine {

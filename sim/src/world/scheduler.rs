@@ -7,6 +7,7 @@
 //! moves when an event is popped; nothing here reads a clock.
 
 use super::{COMPACT_PERIOD_US_MAX, GOSSIP_TICK_US_MAX, LIVENESS_BOUND_US, World};
+use crate::channels::Segment;
 use crate::gossip::Packet;
 use crate::net::Msg;
 use crate::oracle::Violation;
@@ -53,6 +54,10 @@ pub enum Ev {
     GossipPartition,
     /// Heal the gossip links.
     GossipHeal,
+    /// Secure-channel bytes arrive at one end of a connection (`gossip` profile).
+    GossipSeg(Segment),
+    /// The network attacker acts (`gossip` profile).
+    Attack,
 }
 
 impl World<'_> {
@@ -93,9 +98,11 @@ impl World<'_> {
             self.at(d, Ev::GossipWrite(i));
         }
         if k.gossip_nodes > 0 {
-            for (mean, ev) in
-                [(k.crash_every_us, Ev::GossipCrash), (k.partition_every_us, Ev::GossipPartition)]
-            {
+            for (mean, ev) in [
+                (k.crash_every_us, Ev::GossipCrash),
+                (k.partition_every_us, Ev::GossipPartition),
+                (if k.gossip_channel { k.attack_every_us } else { 0 }, Ev::Attack),
+            ] {
                 if mean > 0 {
                     let d = self.every(mean);
                     self.at(d, ev);
@@ -159,6 +166,8 @@ impl World<'_> {
             Ev::GossipCrash => self.gossip_crash(),
             Ev::GossipPartition => self.gossip_partition(),
             Ev::GossipHeal => self.gossip_heal(),
+            Ev::GossipSeg(seg) => self.segment_deliver(seg),
+            Ev::Attack => self.attack(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub const FRAME_SIZE_MAX_BYTES: usize = MESSAGE_SIZE_MAX_BYTES + 64 * 1024;
 
 const _: () = assert!(FRAME_SIZE_MAX_BYTES <= u32::MAX as usize);
 const _: () = assert!(FRAME_SIZE_MAX_BYTES > MESSAGE_SIZE_MAX_BYTES);
+// A frame body travels as one secure-channel message.
+const _: () = assert!(FRAME_SIZE_MAX_BYTES <= crate::net::channel::MESSAGE_SIZE_MAX_BYTES);
 
 /// One frame from the connecting side.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,17 @@ pub fn encode_frame<T: FrameBody>(body: &T) -> Result<Vec<u8>, FrameError> {
     out.extend_from_slice(&encoded);
     debug_assert_eq!(frame_body_len(len.to_le_bytes()), Ok(encoded.len()));
     Ok(out)
+}
+
+/// Encodes `body` without the length prefix: what one secure-channel message carries
+/// (`cellar::net::channel`, which frames messages itself).
+///
+/// # Errors
+/// The body does not encode, or is over [`FRAME_SIZE_MAX_BYTES`].
+pub fn encode_body<T: FrameBody>(body: &T) -> Result<Vec<u8>, FrameError> {
+    let encoded = postcard::to_allocvec(body).map_err(|e| FrameError::Encode(e.to_string()))?;
+    checked_len(encoded.len())?;
+    Ok(encoded)
 }
 
 /// The body length a prefix announces, refused if over [`FRAME_SIZE_MAX_BYTES`].

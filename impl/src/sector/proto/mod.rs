@@ -18,6 +18,7 @@
 //! [`FrameError`]), allocate more than [`FRAME_BODY_BYTES_MAX`] for one frame, or acknowledge a
 //! request before the backend has answered it.
 
+pub mod access;
 pub mod backend;
 #[cfg(test)]
 mod backend_tests;

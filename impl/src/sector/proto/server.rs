@@ -21,6 +21,9 @@
 //!   completion in the backend, so nothing the server acknowledged (or would have) is lost.
 //! - PROTO-9: at most [`ServerConfig::requests_in_flight_max`] requests per connection are in
 //!   the backend at once; the reader stops reading until one completes (back-pressure).
+//! - PROTO-12: the socket file is mode 0600 and a peer whose uid (`SO_PEERCRED`) is not on the
+//!   allow list ([`Server::allow_uids`], default the server's own uid) is closed unread
+//!   (`access.rs`).
 //! - PROTO-10: shutdown stops accepting, stops reading, answers every request already read,
 //!   then flushes the backend before [`Server::run`] returns.
 
@@ -167,6 +170,8 @@ impl ShutdownHandle {
 #[derive(Debug)]
 pub struct Server<B: Backend> {
     listener: UnixListener,
+    /// PROTO-12: peers whose uid is not here are closed unread.
+    allowed_uids: Vec<u32>,
     socket: PathBuf,
     backend: Arc<B>,
     config: ServerConfig,
@@ -267,14 +272,23 @@ impl<B: Backend> Server<B> {
             std::fs::remove_file(&socket).map_err(sock_err)?;
         }
         let listener = UnixListener::bind(&socket).map_err(sock_err)?;
+        super::access::restrict_socket_file(&socket).map_err(sock_err)?; // PROTO-12
         Ok(Self {
             listener,
+            allowed_uids: vec![super::access::own_uid()],
             socket,
             backend: Arc::new(backend),
             config,
             stopping: Arc::new(AtomicBool::new(false)),
             close_on_malformed: crate::bugs::active("sector_proto:close-on-malformed"),
         })
+    }
+
+    /// Serves only peers running as one of `uids` (PROTO-12). The default is the server's own
+    /// effective uid; an empty list refuses everyone.
+    #[must_use]
+    pub fn allow_uids(self, uids: Vec<u32>) -> Self {
+        Self { allowed_uids: uids, ..self }
     }
 
     /// A handle that stops this server.
@@ -329,6 +343,9 @@ impl<B: Backend> Server<B> {
                     break;
                 }
             };
+            if !super::access::peer_allowed(&stream, &self.allowed_uids) {
+                continue; // PROTO-12: dropped, so closed, before anything is read
+            }
             readers.retain(|r| !r.is_finished());
             if let Some(reader) = self.start_conn(stream, accepted, &open, jobs, replies) {
                 readers.push(reader);

@@ -7,6 +7,7 @@
 
 mod file;
 mod mem;
+mod rollback;
 mod sealed;
 
 pub use file::{
@@ -14,6 +15,10 @@ pub use file::{
     decode_file_cell, encode_file_cell,
 };
 pub use mem::MemCell;
+pub use rollback::{
+    SEAL_COUNTED_OVERHEAD_BYTES, SEAL_COUNTER_BYTES, SEAL_VERSION_COUNTED, Seen, open_counted,
+    seal_counted_with_nonce,
+};
 pub use sealed::{
     SEAL_AAD_PURPOSE, SEAL_NONCE_SIZE_BYTES, SEAL_OVERHEAD_BYTES, SEAL_PLAINTEXT_SIZE_MAX_BYTES,
     SEAL_TAG_SIZE_BYTES, SEAL_VERSION, SEALED_CAS_ATTEMPTS_MAX, SealedCell, open_sealed,
@@ -38,6 +43,15 @@ pub enum CellError {
     /// The stored contents failed an integrity check (bad AEAD tag, truncated, bad framing).
     #[error("cell is corrupt: {0}")]
     Corrupt(String),
+    /// The cell holds an older sealed value than this reader has already seen: rolled back or
+    /// emptied by whoever can write the inner cell (CELL-6).
+    #[error("cell rolled back: counter {found} is below the {seen} already seen")]
+    Rollback {
+        /// The highest counter this reader had seen.
+        seen: u64,
+        /// The counter the cell holds now.
+        found: u64,
+    },
     /// The operating system refused an operation on the cell's backing storage.
     #[error("cell I/O error: {0}")]
     Io(#[from] std::io::Error),

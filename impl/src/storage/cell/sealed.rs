@@ -5,10 +5,16 @@
 //! truncated value is [`CellError::Corrupt`], never data; each write draws a fresh 192-bit nonce
 //! from the injected [`Entropy`]), and carries CELL-1..3 over from the inner cell.
 //!
+//! Writes the counted format (version 2, `rollback.rs`): each write seals the counter it read
+//! plus one, and every read and `cas` hands the counter it opened to the reader's [`Seen`], which
+//! refuses an older one with [`CellError::Rollback`] (CELL-6). Version-1 values still open
+//! (counter 0).
+//!
 //! What it must never do: return plaintext whose tag did not verify; reuse a nonce on purpose
 //! (nonces come only from `entropy`, never from a counter or the clock); report a swap that did
 //! not reach the inner cell; draw randomness from anywhere but the injected source.
 
+use super::rollback::{SEAL_COUNTED_OVERHEAD_BYTES, Seen, open_counted, seal_counted_with_nonce};
 use super::{CasOutcome, Cell, CellError, check_size};
 use crate::env::{Entropy, random_array};
 use crate::storage::secret::VolumeSecret;
@@ -131,6 +137,7 @@ pub struct SealedCell<C> {
     inner: C,
     key: [u8; 32],
     entropy: Arc<dyn Entropy>,
+    seen: Seen,
 }
 
 impl<C> std::fmt::Debug for SealedCell<C> {
@@ -143,7 +150,26 @@ impl<C: Cell> SealedCell<C> {
     /// Seals `inner` under `secret`'s cell key; nonces come from `entropy`, which must be a
     /// CSPRNG in production ([`crate::env::OsEntropy`]): nonce uniqueness rests on it (CELL-5).
     pub fn new(inner: C, secret: &VolumeSecret, entropy: Arc<dyn Entropy>) -> Self {
-        Self { inner, key: secret.cell_key(), entropy }
+        Self { inner, key: secret.cell_key(), entropy, seen: Seen::in_memory() }
+    }
+
+    /// Remembers the highest counter seen in `seen` (e.g. [`Seen::file`] beside a local cell)
+    /// instead of in this process only (CELL-6).
+    #[must_use]
+    pub fn with_seen(self, seen: Seen) -> Self {
+        Self { seen, ..self }
+    }
+
+    /// The highest counter this reader has seen.
+    pub fn seen_counter(&self) -> u64 {
+        self.seen.get()
+    }
+
+    /// Opens raw inner bytes and checks their counter against the one seen (CELL-5, CELL-6).
+    fn open(&self, raw: &[u8]) -> Result<(u64, Vec<u8>), CellError> {
+        let (counter, plaintext) = open_counted(&self.key, raw)?;
+        self.seen.observe(counter)?;
+        Ok((counter, plaintext))
     }
 
     /// The wrapped cell (its raw contents are sealed values).
@@ -151,42 +177,43 @@ impl<C: Cell> SealedCell<C> {
         &self.inner
     }
 
-    fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, CellError> {
+    fn seal(&self, counter: u64, plaintext: &[u8]) -> Result<Vec<u8>, CellError> {
         let nonce: [u8; SEAL_NONCE_SIZE_BYTES] = random_array(&*self.entropy); // CELL-5
-        seal_with_nonce(&self.key, &nonce, plaintext)
+        seal_counted_with_nonce(&self.key, &nonce, counter, plaintext)
     }
 }
 
 impl<C: Cell> Cell for SealedCell<C> {
     fn max_size_bytes(&self) -> usize {
-        self.inner.max_size_bytes().saturating_sub(SEAL_OVERHEAD_BYTES)
+        self.inner.max_size_bytes().saturating_sub(SEAL_COUNTED_OVERHEAD_BYTES)
     }
 
     fn read(&self) -> Result<Vec<u8>, CellError> {
-        open_sealed(&self.key, &self.inner.read()?)
+        Ok(self.open(&self.inner.read()?)?.1)
     }
 
     fn cas(&self, expected: &[u8], new: &[u8]) -> Result<CasOutcome, CellError> {
         check_size(new.len(), self.max_size_bytes())?; // CELL-3: before anything changes.
         let mut raw = self.inner.read()?;
         for _ in 0..SEALED_CAS_ATTEMPTS_MAX {
-            let current = open_sealed(&self.key, &raw)?;
+            let (counter, current) = self.open(&raw)?;
             if current != expected {
                 return Ok(CasOutcome { swapped: false, current }); // CELL-2
             }
-            let sealed = self.seal(new)?;
+            let sealed = self.seal(counter.saturating_add(1), new)?; // CELL-6
             if crate::bugs::active("cell:sealed-cas-reread") {
                 raw = self.inner.read()?; // BUG: swaps from bytes that were never compared.
             }
             let outcome = self.inner.cas(&raw, &sealed)?; // CELL-1: from the bytes compared.
             if outcome.swapped {
+                self.seen.observe(counter.saturating_add(1))?;
                 return Ok(CasOutcome { swapped: true, current: new.to_vec() });
             }
             debug_assert_ne!(outcome.current, raw, "CELL-2: inner lost swap holds other bytes");
             raw = outcome.current;
         }
         // Spurious failure after bounded contention (see the type's docs).
-        Ok(CasOutcome { swapped: false, current: open_sealed(&self.key, &raw)? })
+        Ok(CasOutcome { swapped: false, current: self.open(&raw)?.1 })
     }
 }
 
@@ -267,8 +294,11 @@ mod tests {
                 *left -= 1;
                 let mut seq = self.nonce_seq.lock().unwrap();
                 *seq += 1;
-                let other = seal_with_nonce(&self.key, &[*seq; 24], &self.plaintext)?;
                 let cur = self.inner.read()?;
+                // Another writer of the counted format: the counter it read plus one.
+                let (counter, _) = open_counted(&self.key, &cur)?;
+                let other =
+                    seal_counted_with_nonce(&self.key, &[*seq; 24], counter + 1, &self.plaintext)?;
                 assert!(self.inner.cas(&cur, &other)?.swapped);
             }
             self.inner.cas(expected, new)
@@ -325,9 +355,9 @@ mod tests {
     fn max_size_leaves_room_for_the_seal() {
         let secret = VolumeSecret::from_bytes([9; 32]);
         let c = SealedCell::new(MemCell::with_max_size(100), &secret, Arc::new(DetEntropy::new(2)));
-        assert_eq!(c.max_size_bytes(), 100 - SEAL_OVERHEAD_BYTES);
-        assert!(c.cas(b"", &[1u8; 59]).unwrap().swapped);
-        assert!(matches!(c.cas(&[1u8; 59], &[2u8; 60]), Err(CellError::TooLarge { .. })));
-        assert_eq!(c.read().unwrap(), [1u8; 59]);
+        assert_eq!(c.max_size_bytes(), 100 - SEAL_COUNTED_OVERHEAD_BYTES);
+        assert!(c.cas(b"", &[1u8; 51]).unwrap().swapped);
+        assert!(matches!(c.cas(&[1u8; 51], &[2u8; 52]), Err(CellError::TooLarge { .. })));
+        assert_eq!(c.read().unwrap(), [1u8; 51]);
     }
 }

@@ -1,19 +1,20 @@
 //! `DirVolume`: a whole volume in one directory, shareable between processes.
 //!
 //! ```text
-//! DIR/volume     header: postcard(VolumeHeader) ‖ CRC32C-LE of those bytes (secret inside)
+//! DIR/volume     header: magic ‖ version ‖ secret ‖ CRC32C (`specs/volume-dir.md`, VD-2)
 //! DIR/cell       FileCell holding the SealedCell ciphertext of the value
+//! DIR/cell.seen  the highest sealed-cell counter this directory's readers have seen (CELL-6)
 //! DIR/store/     DirStore of encrypted blobs
 //! DIR/modes/     FileModeLock's gate.lock, expand.lock, contract.lock
 //! ```
 
 use super::{FileModeLock, Volume, VolumeError};
 use crate::env::Entropy;
-use crate::storage::cell::{FileCell, SealedCell};
+use crate::storage::cell::{FileCell, SealedCell, Seen};
 use crate::storage::fsio::on;
 use crate::storage::secret::VolumeSecret;
 use crate::storage::store::DirStore;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub const VOLUME_VERSION: u32 = 1;
 /// Largest header file accepted (it is ~50 bytes; anything larger is not ours).
 const HEADER_SIZE_MAX_BYTES: u64 = 4096;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct VolumeHeader {
     magic: [u8; 8],
     version: u32,
@@ -52,22 +53,16 @@ impl DirVolume {
             return Err(not_a_volume(dir, "a volume already exists here"));
         }
         let secret = VolumeSecret::generate(entropy.as_ref());
-        let header = VolumeHeader {
-            magic: VOLUME_MAGIC,
-            version: VOLUME_VERSION,
-            secret: *secret.as_bytes(),
-        };
-        let mut bytes = postcard::to_allocvec(&header)
-            .map_err(|e| std::io::Error::other(format!("encoding volume header: {e}")))?;
-        bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
-        write_new_durably(&header_path, &bytes)?;
+        write_new_durably(&header_path, &encode_volume_header(secret.as_bytes()))?;
         Self::open(dir, entropy)
     }
 
     /// Opens the volume in `dir`.
     pub fn open(dir: &Path, entropy: Arc<dyn Entropy>) -> Result<Self, VolumeError> {
         let secret = read_header(dir)?;
-        let cell = SealedCell::new(FileCell::open(dir.join("cell"))?, &secret, entropy);
+        let seen = Seen::file(dir.join("cell.seen"))?;
+        let cell =
+            SealedCell::new(FileCell::open(dir.join("cell"))?, &secret, entropy).with_seen(seen);
         let store = DirStore::open(dir.join("store"))?;
         let modes = FileModeLock::open(dir.join("modes"))?;
         let volume = Volume::with_modes(Arc::new(cell), Arc::new(store), Arc::new(modes));
@@ -91,18 +86,73 @@ fn read_header(dir: &Path) -> Result<VolumeSecret, VolumeError> {
         return Err(not_a_volume(dir, "volume header is too large"));
     }
     let bytes = std::fs::read(&path).map_err(on(&path))?;
+    let secret = decode_volume_header(&bytes).map_err(|e| not_a_volume(dir, &e.to_string()))?;
+    Ok(VolumeSecret::from_bytes(secret))
+}
+
+/// Why the bytes of a `volume` file were refused (`specs/volume-dir.md`, VD-2), in the order
+/// the checks run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VolumeHeaderError {
+    /// Larger than any header (4096 bytes).
+    #[error("volume header is too large ({0} bytes)")]
+    TooLarge(usize),
+    /// Shorter than its CRC, or the fields end early.
+    #[error("volume header is truncated")]
+    Truncated,
+    /// The CRC32C does not match.
+    #[error("volume header checksum mismatch (corrupt)")]
+    Checksum,
+    /// A field does not decode (an over-long varint).
+    #[error("volume header undecodable: {0}")]
+    Undecodable(String),
+    /// Bytes between the secret and the CRC.
+    #[error("volume header has {0} trailing bytes")]
+    TrailingBytes(usize),
+    /// Not `CELLARVL`.
+    #[error("not a Cellar volume header (bad magic)")]
+    BadMagic,
+    /// A version other than [`VOLUME_VERSION`].
+    #[error("volume header version {0} is not supported")]
+    Version(u32),
+}
+
+/// Encodes a `volume` file holding `secret` (VD-2): magic, version, secret, CRC32C.
+pub fn encode_volume_header(secret: &[u8; 32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(45);
+    bytes.extend_from_slice(&VOLUME_MAGIC);
+    bytes.push(VOLUME_VERSION as u8); // a one-byte varint: the version is below 128
+    bytes.extend_from_slice(secret);
+    bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+    bytes
+}
+
+/// Decodes the bytes of a `volume` file to the volume secret (VD-2), checks in spec order.
+pub fn decode_volume_header(bytes: &[u8]) -> Result<[u8; 32], VolumeHeaderError> {
+    if bytes.len() as u64 > HEADER_SIZE_MAX_BYTES {
+        return Err(VolumeHeaderError::TooLarge(bytes.len()));
+    }
     let Some((body, crc)) = bytes.split_last_chunk::<4>() else {
-        return Err(not_a_volume(dir, "volume header is truncated"));
+        return Err(VolumeHeaderError::Truncated);
     };
     if crc32c::crc32c(body).to_le_bytes() != *crc {
-        return Err(not_a_volume(dir, "volume header checksum mismatch (corrupt)"));
+        return Err(VolumeHeaderError::Checksum);
     }
-    let header: VolumeHeader = postcard::from_bytes(body)
-        .map_err(|e| not_a_volume(dir, &format!("volume header undecodable: {e}")))?;
-    if header.magic != VOLUME_MAGIC || header.version != VOLUME_VERSION {
-        return Err(not_a_volume(dir, "not a Cellar volume header (bad magic or version)"));
+    let (header, rest) = postcard::take_from_bytes::<VolumeHeader>(body).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => VolumeHeaderError::Truncated,
+        other => VolumeHeaderError::Undecodable(other.to_string()),
+    })?;
+    if !rest.is_empty() {
+        return Err(VolumeHeaderError::TrailingBytes(rest.len()));
     }
-    Ok(VolumeSecret::from_bytes(header.secret))
+    if header.magic != VOLUME_MAGIC {
+        return Err(VolumeHeaderError::BadMagic);
+    }
+    if header.version != VOLUME_VERSION {
+        return Err(VolumeHeaderError::Version(header.version));
+    }
+    Ok(header.secret)
 }
 
 /// Writes a new file durably: temp file, fsync, rename, fsync the directory. A failure (a full

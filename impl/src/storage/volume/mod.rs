@@ -27,7 +27,10 @@ mod publish;
 mod sync;
 
 pub use cleanup::{CleanupJob, CleanupOutcome, CleanupStep, cleanup};
-pub use dir::DirVolume;
+pub use dir::{
+    DirVolume, VOLUME_MAGIC, VOLUME_VERSION, VolumeHeaderError, decode_volume_header,
+    encode_volume_header,
+};
 pub use mode::{FileModeLock, Mode, ModeGate, ModeHold, ModeLock};
 pub use sync::{SYNC_CAS_ATTEMPTS_MAX, SyncJob, SyncOutcome, SyncStep, sync};
 

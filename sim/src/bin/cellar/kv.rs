@@ -1,11 +1,20 @@
 //! `cellar kv --node ADDR ...`: a client of a running `cellar node` (GitDb's API over TCP):
-//! arguments → one `KvRequest`, sent in a frame; the `KvResponse` printed. The node answers
-//! with `cellar::db::gossip::service::answer`.
+//! arguments → one `KvRequest`, sent as one message over a secure channel
+//! (`cellar::net::channel`); the `KvResponse` printed. The node answers with
+//! `cellar::db::gossip::service::answer`.
+//!
+//! The client proves group membership with the group secret (the channel PSK is derived from
+//! it), read from `--secret-file` or `CELLAR_SECRET`, never from the command line. Its static
+//! channel key is fresh for every run: a client has no identity beyond membership.
 
-use crate::node::{connect, read_frame, write_frame};
-use cellar::db::gossip::frame::NetFrame;
+use crate::link::{Credentials, Link, SECRET_ENV, given_secret};
+use cellar::db::gossip::frame::{self, NetFrame};
 use cellar::db::gossip::service::{KvRequest, KvResponse};
+use cellar::env::OsEntropy;
+use cellar::net::channel::{ChannelPsk, StaticKeys};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// `cellar kv` arguments.
 #[derive(clap::Args, Debug)]
@@ -13,6 +22,9 @@ pub struct KvArgs {
     /// The node to talk to.
     #[arg(long)]
     pub node: String,
+    /// A file holding the group secret (64 hex digits). Or set CELLAR_SECRET.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
     /// The operation.
     #[command(subcommand)]
     pub op: KvOp,
@@ -76,11 +88,14 @@ pub fn run(args: &KvArgs) -> ExitCode {
         KvOp::Log { limit } => KvRequest::Log(*limit),
         KvOp::Status => KvRequest::Status,
     };
-    let resp = connect(&args.node).and_then(|mut s| {
-        write_frame(&mut s, &NetFrame::Request(req))?;
-        read_frame::<KvResponse>(&mut s)
-    });
-    match resp {
+    let creds = match credentials(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cellar kv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match exchange(&args.node, &creds, &NetFrame::Request(req)) {
         Ok(KvResponse::Error(e)) => {
             eprintln!("cellar kv: {e}");
             ExitCode::FAILURE
@@ -98,6 +113,31 @@ pub fn run(args: &KvArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The client's credentials: a fresh static key and the group PSK.
+fn credentials(args: &KvArgs) -> Result<Credentials, String> {
+    let Some(secret) = given_secret(args.secret_file.as_deref())? else {
+        return Err(format!(
+            "no credentials: pass --secret-file FILE or set {SECRET_ENV} (the group secret)"
+        ));
+    };
+    let keys = StaticKeys::generate(Arc::new(OsEntropy)).map_err(|e| e.to_string())?;
+    Ok(Credentials { keys, psk: ChannelPsk::from_secret(&secret) })
+}
+
+/// One request, one response, over a fresh channel.
+fn exchange(node: &str, creds: &Credentials, req: &NetFrame) -> std::io::Result<KvResponse> {
+    let body = frame::encode_body(req).map_err(std::io::Error::other)?;
+    let mut link = Link::connect(node, creds)?;
+    link.send(&body)?;
+    let answer = link.recv().map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+            std::io::Error::other("the node closed the connection (wrong group secret?)")
+        }
+        _ => e,
+    })?;
+    frame::decode_body(&answer).map_err(std::io::Error::other)
 }
 
 fn text(v: &[u8]) -> String {

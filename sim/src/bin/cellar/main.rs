@@ -8,9 +8,11 @@ use std::process::ExitCode;
 
 mod check;
 mod config;
+mod conform;
 mod demo;
 mod fs;
 mod kv;
+mod link;
 mod node;
 mod sector;
 mod sim;
@@ -40,6 +42,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Model-check the stateright models (and their mutants).
     Check(check::CheckArgs),
+    /// Conformance: judge an implementation in any language (specs/conform.md).
+    #[command(subcommand)]
+    Conform(conform::ConformCommand),
     /// Run a gossip replica of the versioned KV over TCP.
     Node(node::NodeArgs),
     /// Talk to a running `cellar node`: set, get, list, delete, commit, log.
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Vol(cmd) => vol::run(cmd),
         Command::Sector(cmd) => sector::run(cmd),
         Command::Check(args) => check::run(&args),
+        Command::Conform(cmd) => conform::run(cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Demo(args) => demo::run(&args),
         Command::Node(args) => node::run(&args),

@@ -1,39 +1,46 @@
 //! `cellar node`: one gossip replica of the hierarchical KV over TCP (production wiring of the
 //! sans-IO `cellar::db::gossip::GossipNode`).
 //!
-//! Layout of `--data DIR`: `DIR/secret` (the group secret, hex: every node of a group must share
-//! it, since it salts the refs and keys the tree boundaries), `DIR/cell` (a sealed file cell
-//! holding the head snapshot ref), `DIR/store/` (a directory store of encrypted blobs).
+//! Layout of `--data DIR`: `DIR/secret` (the group secret, hex, mode 0600: every node of a group
+//! must share it, since it salts the refs, keys the tree boundaries and yields the channel PSK),
+//! `DIR/node.key` (the node's static channel key, mode 0600), `DIR/cell` (a sealed file cell
+//! holding the head snapshot ref; `DIR/cell.seen` the highest counter read from it, CELL-6), `DIR/store/` (a directory store of encrypted blobs).
 //!
-//! Transport: every TCP connection carries one frame of the node protocol
-//! (`cellar::db::gossip::frame`: `u32 LE length ‖ postcard(NetFrame)`). Gossip frames are
+//! Transport: every TCP connection is a secure channel (`cellar::net::channel`, driven by
+//! [`crate::link`]); there is no plain-text mode. The connecting side sends one node-protocol
+//! body (`postcard(NetFrame)`, `cellar::db::gossip::frame`) as a channel message. Gossip is
 //! one-way (replies travel on new connections to the sender's `reply_to` address); client
-//! frames (`cellar kv`) get one response frame back, computed by
-//! `cellar::db::gossip::service::answer`. This module is only the TCP loop: it owns the
-//! threads, the sockets, the wall clock and the data directory; the gossip logic and the
-//! key/value service see only `now_ms`, messages and requests.
+//! requests (`cellar kv`) get one `KvResponse` message back, computed by
+//! `cellar::db::gossip::service::answer`. A connection that fails the handshake (no group key)
+//! or sends a record that fails authentication is dropped before anything reaches the node.
+//! This module is only the TCP loop: it owns the threads, the sockets, the wall clock and the
+//! data directory; the gossip logic and the key/value service see only `now_ms`, messages and
+//! requests.
 
-use cellar::db::gossip::frame::{self, FRAME_PREFIX_BYTES, FrameBody, NetFrame};
+use crate::link::{Credentials, Link, given_secret, parse_secret};
+use cellar::db::gossip::frame::{self, NetFrame};
 use cellar::db::gossip::service;
 use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
 use cellar::db::hkv::Hkv;
 use cellar::db::merge::{MergePolicy, NodeId};
 use cellar::db::snapshot;
 use cellar::env::{Clock, Entropy, OsEntropy, SystemClock};
-use cellar::storage::cell::{Cell, FileCell, SealedCell};
+use cellar::net::channel::{ChannelPsk, StaticKeys};
+use cellar::storage::cell::{Cell, FileCell, SealedCell, Seen};
 use cellar::storage::secret::VolumeSecret;
 use cellar::storage::store::{DirStore, Store};
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often the node ticks its gossip state machine.
 const TICK_INTERVAL_MS: u64 = 100;
-/// Connect/read/write timeout for one frame.
-const IO_TIMEOUT_MS: u64 = 3000;
+/// Most connections served at once; more are closed on accept (bounds threads and memory:
+/// an unauthenticated connection holds at most two 64 KiB buffers, CH-6).
+pub const CONNECTIONS_MAX: usize = 128;
 
 /// `cellar node` arguments.
 #[derive(clap::Args, Debug)]
@@ -50,8 +57,12 @@ pub struct NodeArgs {
     /// This node's id, unique in the group.
     #[arg(long)]
     pub id: u32,
-    /// The group secret as 64 hex digits (needed the first time; stored in DATA/secret).
+    /// A file holding the group secret as 64 hex digits (needed the first time; stored in
+    /// DATA/secret). Or set CELLAR_SECRET. Without either, a new group secret is generated.
     #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Refused: a secret on the command line is visible to every user in `ps`.
+    #[arg(long, hide = true)]
     pub secret: Option<String>,
     /// Merge policy: lww or keep-both.
     #[arg(long, default_value = "lww")]
@@ -59,37 +70,6 @@ pub struct NodeArgs {
     /// Announce interval in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub announce_ms: u64,
-}
-
-/// Writes one frame ([`frame::encode_frame`]) and flushes.
-pub fn write_frame<T: FrameBody>(stream: &mut TcpStream, body: &T) -> std::io::Result<()> {
-    let bytes = frame::encode_frame(body).map_err(std::io::Error::other)?;
-    stream.write_all(&bytes)?;
-    stream.flush()
-}
-
-/// Reads one frame, refusing an oversized one from its prefix, before allocating the body.
-pub fn read_frame<T: FrameBody>(stream: &mut TcpStream) -> std::io::Result<T> {
-    let mut prefix = [0u8; FRAME_PREFIX_BYTES];
-    stream.read_exact(&mut prefix)?;
-    let len = frame::frame_body_len(prefix).map_err(std::io::Error::other)?;
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body)?;
-    frame::decode_body(&body).map_err(std::io::Error::other)
-}
-
-/// Opens a connection with timeouts.
-pub fn connect(addr: &str) -> std::io::Result<TcpStream> {
-    use std::net::ToSocketAddrs;
-    let timeout = Duration::from_millis(IO_TIMEOUT_MS);
-    let sock = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("address resolves to nothing"))?;
-    let s = TcpStream::connect_timeout(&sock, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    Ok(s)
 }
 
 /// Everything behind the node's lock.
@@ -104,6 +84,9 @@ struct Shared {
     state: Mutex<State>,
     listen: String,
     clock: SystemClock,
+    creds: Credentials,
+    /// Connections being served.
+    active: AtomicUsize,
 }
 
 /// Runs `cellar node` until killed.
@@ -117,30 +100,32 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     }
 }
 
-fn load_secret(dir: &Path, given: Option<&str>) -> Result<VolumeSecret, String> {
+fn load_secret(dir: &Path, given: Option<VolumeSecret>) -> Result<VolumeSecret, String> {
     let path = dir.join("secret");
-    let parse = |s: &str| -> Result<VolumeSecret, String> {
-        let bytes = hex::decode(s.trim()).map_err(|e| format!("secret is not hex: {e}"))?;
-        let arr: [u8; 32] =
-            bytes.try_into().map_err(|_| "secret must be 32 bytes (64 hex digits)".to_owned())?;
-        Ok(VolumeSecret::from_bytes(arr))
-    };
     match (std::fs::read_to_string(&path), given) {
-        (Ok(stored), Some(g)) if stored.trim() != g.trim() => {
-            Err("--secret differs from DATA/secret".into())
+        (Ok(stored), Some(g)) if parse_secret(&stored)? != g => {
+            Err("the given group secret differs from DATA/secret".into())
         }
-        (Ok(stored), _) => parse(&stored),
-        (Err(_), Some(g)) => {
-            let s = parse(g)?;
-            std::fs::write(&path, hex::encode(s.as_bytes())).map_err(|e| e.to_string())?;
-            Ok(s)
-        }
-        (Err(_), None) => {
-            let s = VolumeSecret::generate(&OsEntropy);
-            std::fs::write(&path, hex::encode(s.as_bytes())).map_err(|e| e.to_string())?;
+        (Ok(stored), _) => parse_secret(&stored),
+        (Err(_), given) => {
+            let s = given.unwrap_or_else(|| VolumeSecret::generate(&OsEntropy));
+            write_private(&path, &hex::encode(s.as_bytes()))?;
             Ok(s)
         }
     }
+}
+
+/// Writes a new file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn policy(name: &str) -> Result<MergePolicy, String> {
@@ -152,11 +137,23 @@ fn policy(name: &str) -> Result<MergePolicy, String> {
 }
 
 fn serve(args: &NodeArgs) -> Result<(), String> {
+    if args.secret.is_some() {
+        return Err("--secret is refused (other users can read it in `ps`): \
+                    use --secret-file FILE or CELLAR_SECRET"
+            .into());
+    }
+    let given = given_secret(args.secret_file.as_deref())?;
     std::fs::create_dir_all(&args.data).map_err(|e| format!("{}: {e}", args.data.display()))?;
-    let secret = load_secret(&args.data, args.secret.as_deref())?;
+    let secret = load_secret(&args.data, given)?;
     let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
+    let keys = StaticKeys::load_or_create(&args.data.join("node.key"), entropy.clone())
+        .map_err(|e| e.to_string())?;
+    let creds = Credentials { keys, psk: ChannelPsk::from_secret(&secret) };
     let file_cell = FileCell::open(args.data.join("cell")).map_err(|e| e.to_string())?;
-    let cell: Box<dyn Cell> = Box::new(SealedCell::new(file_cell, &secret, entropy.clone()));
+    // CELL-6: the highest cell counter seen survives restarts in DATA/cell.seen.
+    let seen = Seen::file(args.data.join("cell.seen")).map_err(|e| e.to_string())?;
+    let cell: Box<dyn Cell> =
+        Box::new(SealedCell::new(file_cell, &secret, entropy.clone()).with_seen(seen));
     let store: Arc<dyn Store> =
         Arc::new(DirStore::open(args.data.join("store")).map_err(|e| e.to_string())?);
     let head = snapshot::head_from_cell(&cell.read().map_err(|e| e.to_string())?)
@@ -171,6 +168,8 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
         state: Mutex::new(State { node, cell, addrs: args.peers.clone() }),
         listen: args.listen.clone(),
         clock: SystemClock,
+        creds,
+        active: AtomicUsize::new(0),
     });
     eprintln!(
         "cellar node {} listening on {} with {} peers",
@@ -188,18 +187,25 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
                 st.node.tick(now).map(|envs| addressed(&st, envs))
             };
             match out {
-                Ok(envs) => send_all(&ticker.listen, envs),
+                Ok(envs) => send_all(&ticker, envs),
                 Err(e) => eprintln!("tick: {e}"),
             }
         }
     });
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
+        if shared.active.fetch_add(1, Ordering::SeqCst) >= CONNECTIONS_MAX {
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            drop(stream);
+            continue;
+        }
         let shared = shared.clone();
         std::thread::spawn(move || {
+            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
             if let Err(e) = serve_connection(&shared, stream) {
-                eprintln!("connection: {e}");
+                eprintln!("connection from {peer} dropped: {e}");
             }
+            shared.active.fetch_sub(1, Ordering::SeqCst);
         });
     }
     Ok(())
@@ -218,10 +224,13 @@ fn addressed(st: &State, envs: Vec<Envelope>) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn send_all(listen: &str, envs: Vec<(String, Vec<u8>)>) {
+fn send_all(shared: &Shared, envs: Vec<(String, Vec<u8>)>) {
     for (addr, message) in envs {
-        let sent = connect(&addr).and_then(|mut s| {
-            write_frame(&mut s, &NetFrame::Gossip { reply_to: listen.to_owned(), message })
+        let body = NetFrame::Gossip { reply_to: shared.listen.clone(), message };
+        let sent = frame::encode_body(&body).map_err(std::io::Error::other).and_then(|bytes| {
+            let mut link = Link::connect(&addr, &shared.creds)?;
+            link.send(&bytes)?;
+            link.establish()
         });
         if let Err(e) = sent {
             eprintln!("send to {addr}: {e}");
@@ -229,11 +238,10 @@ fn send_all(listen: &str, envs: Vec<(String, Vec<u8>)>) {
     }
 }
 
-fn serve_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Result<()> {
-    let timeout = Some(Duration::from_millis(IO_TIMEOUT_MS));
-    stream.set_read_timeout(timeout)?;
-    stream.set_write_timeout(timeout)?;
-    match read_frame::<NetFrame>(&mut stream)? {
+fn serve_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
+    let mut link = Link::accept(stream, &shared.creds)?;
+    let body = link.recv()?;
+    match frame::decode_body::<NetFrame>(&body).map_err(std::io::Error::other)? {
         NetFrame::Gossip { reply_to, message } => {
             let out = {
                 let mut st = lock(shared);
@@ -253,7 +261,7 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Result<(
                     }
                 }
             };
-            send_all(&shared.listen, out);
+            send_all(shared, out);
             Ok(())
         }
         NetFrame::Request(req) => {
@@ -262,7 +270,7 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream) -> std::io::Result<(
                 service::answer(&mut st.node, req)
             };
             persist_head(&mut lock(shared));
-            write_frame(&mut stream, &resp)
+            link.send(&frame::encode_body(&resp).map_err(std::io::Error::other)?)
         }
     }
 }

@@ -46,6 +46,9 @@ pub enum SectorCommand {
         /// Bypass the page cache (O_DIRECT).
         #[arg(long)]
         direct: bool,
+        /// Also serve clients running as this uid (repeatable; the server's own uid always is).
+        #[arg(long = "allow-uid")]
+        allow_uids: Vec<u32>,
     },
     /// Scan the whole device and report every CRC failure; exits non-zero if there is any.
     Verify {
@@ -162,8 +165,8 @@ fn command_name(cmd: &SectorCommand) -> &'static str {
 fn dispatch(cmd: SectorCommand) -> Result<ExitCode, CmdError> {
     match cmd {
         SectorCommand::Format { path, size, zone_size } => format(&path, &size, &zone_size),
-        SectorCommand::Serve { path, socket, workers, direct } => {
-            serve(&path, &socket, workers, direct)
+        SectorCommand::Serve { path, socket, workers, direct, allow_uids } => {
+            serve(&path, &socket, workers, direct, allow_uids)
         }
         SectorCommand::Verify { path } => verify(&path),
         SectorCommand::Put { socket, key, flush } => {
@@ -219,7 +222,13 @@ fn format(path: &Path, size: &str, zone_size: &str) -> Result<ExitCode, CmdError
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(path: &Path, socket: &Path, workers: usize, direct: bool) -> Result<ExitCode, CmdError> {
+fn serve(
+    path: &Path,
+    socket: &Path,
+    workers: usize,
+    direct: bool,
+    mut allow_uids: Vec<u32>,
+) -> Result<ExitCode, CmdError> {
     if workers == 0 {
         return Err(msg("--workers must be at least 1"));
     }
@@ -229,8 +238,10 @@ fn serve(path: &Path, socket: &Path, workers: usize, direct: bool) -> Result<Exi
         .map_err(|e| msg(format!("{}: {e}", path.display())))?;
     report_recovery(engine.recovery_report());
     let backend = EngineBackend::new(engine);
+    allow_uids.push(cellar::sector::proto::access::own_uid());
     let server = Server::bind(socket, backend, ServerConfig::default().workers(workers))
-        .map_err(|e| msg(e.to_string()))?;
+        .map_err(|e| msg(e.to_string()))?
+        .allow_uids(allow_uids); // PROTO-12
     // signal-hook: the well-kept way to turn SIGTERM into an ordinary event on a thread of our
     // own (a raw handler may not lock or connect a socket; this thread may).
     let mut signals = signal_hook::iterator::Signals::new([

@@ -203,6 +203,12 @@ pub fn print_summary(s: &Summary) {
             f.full_fills, f.full_drains, f.space_refusals
         );
     }
+    if f.channel_established > 0 || f.attacks > 0 {
+        println!(
+            "  channels            handshakes {}, ends refused {}, attacks {}, attacker saw {} bytes (no ref)",
+            f.channel_established, f.channel_refused, f.attacks, f.attacker_seen_bytes
+        );
+    }
 }
 
 fn write_trace(dir: &Path, cfg: &RunConfig) -> Result<PathBuf, String> {
