@@ -21,6 +21,7 @@ pub const ALL: &[&str] = &[
     "sector:skip-crc-on-read",
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
+    "sector:no-reserve",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

@@ -147,7 +147,11 @@ fn two_syncs_and_a_cleanup_stepped_never_break_vol1() {
         for t in [a, b, c] {
             t.join().unwrap();
         }
-        assert_eq!(check_vol1(&dst, &ListedHashes).unwrap(), None, "VOL-1: a reachable blob is gone");
+        assert_eq!(
+            check_vol1(&dst, &ListedHashes).unwrap(),
+            None,
+            "VOL-1: a reachable blob is gone"
+        );
     });
 }
 

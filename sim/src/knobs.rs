@@ -13,6 +13,11 @@ pub const ZONE_SECTOR_COUNT: u64 = 8;
 pub const ZONE_COUNT: u64 = 128;
 /// Sectors of the simulated device: two superblocks plus the zones.
 pub const DEVICE_SECTOR_COUNT: u64 = 2 + ZONE_COUNT * ZONE_SECTOR_COUNT;
+/// Fewest and most zones of the `full` profile's device: small enough that a few hundred
+/// writes fill it, large enough that the SEC-16 reserve (3 zones) leaves room to work.
+pub const FULL_ZONE_COUNT_MIN: u64 = 12;
+/// See [`FULL_ZONE_COUNT_MIN`].
+pub const FULL_ZONE_COUNT_MAX: u64 = 32;
 
 /// Most gossip nodes in a run.
 pub const GOSSIP_NODES_MAX: u64 = 4;
@@ -35,6 +40,10 @@ pub enum Profile {
     /// duplication, crashes; every message over a secure channel ([`crate::channels`]) with a
     /// network attacker ([`crate::attacker`]).
     Gossip,
+    /// The sector engine driven to full and back, again and again (SEC-16): a small device,
+    /// key/value clients that fill it until writes are refused, then delete until it is empty,
+    /// with power cuts always on and media faults as drawn.
+    Full,
 }
 
 /// Fault kinds that can be switched off one by one.
@@ -66,6 +75,7 @@ pub const PROFILES: &[Profile] = &[
     Profile::Volume,
     Profile::Hostile,
     Profile::Gossip,
+    Profile::Full,
 ];
 
 impl Profile {
@@ -78,6 +88,7 @@ impl Profile {
             Profile::Volume => "volume",
             Profile::Hostile => "hostile",
             Profile::Gossip => "gossip",
+            Profile::Full => "full",
         }
     }
 }
@@ -185,6 +196,11 @@ pub struct Knobs {
     pub attack_every_us: u64,
     /// The simulated SSD.
     pub ssd: SsdConfig,
+    /// Zones of the engine's device ([`ZONE_COUNT`] except in the `full` profile).
+    pub zone_count: u64,
+    /// The key/value clients alternate between filling the device (until writes are refused)
+    /// and draining it (deletes until no key is left): the `full` profile.
+    pub fill_drain: bool,
 }
 
 /// Draws `0` with probability `off_ppm`, else a value in `lo..=hi`.
@@ -201,6 +217,7 @@ impl Knobs {
             Profile::Network => (false, true, false, false),
             Profile::Volume => (false, false, true, false),
             Profile::Gossip => (false, false, false, true),
+            Profile::Full => (true, false, false, false),
         };
         let mut k = Knobs {
             kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
@@ -234,6 +251,8 @@ impl Knobs {
             gossip_keep_both: false,
             gossip_keys: 0,
             gossip_write_every_us: 0,
+            zone_count: ZONE_COUNT,
+            fill_drain: false,
             gossip_channel: false,
             attack_every_us: 0,
         };
@@ -245,6 +264,9 @@ impl Knobs {
         }
         if profile == Profile::Hostile {
             k.ssd.misdirect_ppm = rng.range(100, 20_000) as u32;
+        }
+        if profile == Profile::Full {
+            k.draw_full(rng);
         }
         if profile == Profile::Gossip {
             // Drawn last, so no other profile's draws move.
@@ -261,6 +283,25 @@ impl Knobs {
             k.switch_off(*f);
         }
         k
+    }
+
+    /// The `full` profile's own draws (after every other draw, so the other profiles' seeds
+    /// are unchanged): a small device, enough keys to fill it several times over with values
+    /// of up to a few sectors, and power cuts always on.
+    fn draw_full(&mut self, rng: &mut SimRng) {
+        self.fill_drain = true;
+        self.zone_count = rng.range(FULL_ZONE_COUNT_MIN, FULL_ZONE_COUNT_MAX);
+        let data_sectors = self.zone_count * (ZONE_SECTOR_COUNT - 1);
+        self.kv_keys = rng.range(data_sectors, 3 * data_sectors);
+        self.value_bytes_max = [2_000, 4_000, 9_000][rng.below(3) as usize];
+        if self.crash_every_us == 0 {
+            self.crash_every_us = rng.range(5_000, 100_000);
+        }
+    }
+
+    /// Sectors of the engine's device: two superblocks plus [`Knobs::zone_count`] zones.
+    pub fn device_sector_count(&self) -> u64 {
+        2 + self.zone_count * ZONE_SECTOR_COUNT
     }
 
     /// Switches one fault kind off.

@@ -8,10 +8,12 @@
 mod cas;
 pub mod fs;
 mod gossip;
+mod sector;
 mod volume;
 
 pub use cas::{CasOp, CasRegister, CasRet};
 pub use gossip::{
     ClockOrder, GossipSpec, KeyState, MergePolicy, NodeId, VectorClock, Version, merge, write,
 };
+pub use sector::{SectorOp, SpaceClass, may_refuse_for_space, space_class};
 pub use volume::{Effect, HolderId, Holding, Mode, VolumeReject, VolumeSpec, VolumeStep};
