@@ -14,6 +14,9 @@ pub const ZONE_COUNT: u64 = 128;
 /// Sectors of the simulated device: two superblocks plus the zones.
 pub const DEVICE_SECTOR_COUNT: u64 = 2 + ZONE_COUNT * ZONE_SECTOR_COUNT;
 
+/// Most marks with a writer in an `fs` run.
+pub const FS_MARKS_MAX: u64 = 3;
+
 /// Most gossip nodes in a run.
 pub const GOSSIP_NODES_MAX: u64 = 4;
 
@@ -35,6 +38,9 @@ pub enum Profile {
     /// duplication, crashes; every message over a secure channel ([`crate::channels`]) with a
     /// network attacker ([`crate::attacker`]).
     Gossip,
+    /// File trees and marks (module `files`): writers, committers, pushers and cleanups on two
+    /// sector-engine repositories under crashes and media faults, judged by `FsSpec`.
+    Fs,
 }
 
 /// Fault kinds that can be switched off one by one.
@@ -66,6 +72,7 @@ pub const PROFILES: &[Profile] = &[
     Profile::Volume,
     Profile::Hostile,
     Profile::Gossip,
+    Profile::Fs,
 ];
 
 impl Profile {
@@ -78,6 +85,7 @@ impl Profile {
             Profile::Volume => "volume",
             Profile::Hostile => "hostile",
             Profile::Gossip => "gossip",
+            Profile::Fs => "fs",
         }
     }
 }
@@ -183,6 +191,8 @@ pub struct Knobs {
     pub gossip_channel: bool,
     /// Mean simulated time between the network attacker's actions, µs (0: no attacker).
     pub attack_every_us: u64,
+    /// Marks with a writer in the `fs` profile (0 elsewhere).
+    pub fs_marks: u32,
     /// The simulated SSD.
     pub ssd: SsdConfig,
 }
@@ -201,6 +211,7 @@ impl Knobs {
             Profile::Network => (false, true, false, false),
             Profile::Volume => (false, false, true, false),
             Profile::Gossip => (false, false, false, true),
+            Profile::Fs => (false, false, false, false),
         };
         let mut k = Knobs {
             kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
@@ -236,6 +247,7 @@ impl Knobs {
             gossip_write_every_us: 0,
             gossip_channel: false,
             attack_every_us: 0,
+            fs_marks: 0,
         };
         if gossip {
             k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
@@ -251,7 +263,11 @@ impl Knobs {
             k.gossip_channel = true;
             k.attack_every_us = maybe(rng, 200_000, 100, 3_000);
         }
-        if !kv && !cells && !gossip {
+        if profile == Profile::Fs {
+            // Drawn last, so no other profile's draws move.
+            k.fs_marks = rng.range(1, FS_MARKS_MAX) as u32;
+        }
+        if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
             k.latent_every_us = 0;

@@ -8,10 +8,12 @@
 mod cas;
 pub mod fs;
 mod gossip;
+pub mod space;
 mod volume;
 
 pub use cas::{CasOp, CasRegister, CasRet};
 pub use gossip::{
     ClockOrder, GossipSpec, KeyState, MergePolicy, NodeId, VectorClock, Version, merge, write,
 };
+pub use space::{SpaceOp, SpaceReject, SpaceRet, SpaceSpec, SpecMark};
 pub use volume::{Effect, HolderId, Holding, Mode, VolumeReject, VolumeSpec, VolumeStep};
