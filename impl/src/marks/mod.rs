@@ -39,7 +39,7 @@ pub use record::{
     encode_space_value,
 };
 pub use space::{MarkCell, SPACE_CAS_ATTEMPTS_MAX, Space, VolumeSpace};
-pub use sync::sync_mark;
+pub use sync::{DecideMark, sync_mark};
 
 use crate::db::kv::KvError;
 use crate::storage::cell::CellError;

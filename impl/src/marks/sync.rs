@@ -11,6 +11,10 @@ use super::name::MarkName;
 use super::space::Space;
 use crate::storage::volume::{self, Reachability, SyncOutcome};
 
+/// The caller's decision, as [`crate::storage::volume::sync`] takes it: given (source value,
+/// destination value), the value to publish, or `None` to decline.
+pub type DecideMark<'a> = dyn Fn(&[u8], &[u8]) -> Option<Vec<u8>> + 'a;
+
 /// Syncs the mark `src_name` of `src` into the mark `dst_name` of `dst` (which may be the same
 /// space): copies every blob `reach` says the source value needs, then publishes
 /// `decide(source value, destination value)` into the destination mark by compare-and-swap.
@@ -22,7 +26,7 @@ pub fn sync_mark(
     dst: &dyn Space,
     dst_name: &MarkName,
     reach: &dyn Reachability,
-    decide: &dyn Fn(&[u8], &[u8]) -> Option<Vec<u8>>,
+    decide: &DecideMark<'_>,
 ) -> Result<SyncOutcome, MarkError> {
     let info = src.inspect(src_name)?;
     let from = src.open(src_name, None)?;
