@@ -31,6 +31,8 @@ pub const ALL: &[&str] = &[
     "sector_proto:ack-before-group-flush",
     "fs:extent-keyed-by-start",
     "fs:rename-leaves-old-subtree",
+    "marks:rename-keeps-old",
+    "marks:gc-skips-marks",
     "pg:no-fence",
 ];
 

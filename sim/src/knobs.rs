@@ -19,6 +19,9 @@ pub const FULL_ZONE_COUNT_MIN: u64 = 12;
 /// See [`FULL_ZONE_COUNT_MIN`].
 pub const FULL_ZONE_COUNT_MAX: u64 = 32;
 
+/// Most marks with a writer in an `fs` run.
+pub const FS_MARKS_MAX: u64 = 3;
+
 /// Most gossip nodes in a run.
 pub const GOSSIP_NODES_MAX: u64 = 4;
 
@@ -44,6 +47,9 @@ pub enum Profile {
     /// key/value clients that fill it until writes are refused, then delete until it is empty,
     /// with power cuts always on and media faults as drawn.
     Full,
+    /// File trees and marks (module `files`): writers, committers, pushers and cleanups on two
+    /// sector-engine repositories under crashes and media faults, judged by `FsSpec`.
+    Fs,
 }
 
 /// Fault kinds that can be switched off one by one.
@@ -76,6 +82,7 @@ pub const PROFILES: &[Profile] = &[
     Profile::Hostile,
     Profile::Gossip,
     Profile::Full,
+    Profile::Fs,
 ];
 
 impl Profile {
@@ -89,6 +96,7 @@ impl Profile {
             Profile::Hostile => "hostile",
             Profile::Gossip => "gossip",
             Profile::Full => "full",
+            Profile::Fs => "fs",
         }
     }
 }
@@ -194,6 +202,8 @@ pub struct Knobs {
     pub gossip_channel: bool,
     /// Mean simulated time between the network attacker's actions, µs (0: no attacker).
     pub attack_every_us: u64,
+    /// Marks with a writer in the `fs` profile (0 elsewhere).
+    pub fs_marks: u32,
     /// The simulated SSD.
     pub ssd: SsdConfig,
     /// Zones of the engine's device ([`ZONE_COUNT`] except in the `full` profile).
@@ -218,6 +228,7 @@ impl Knobs {
             Profile::Volume => (false, false, true, false),
             Profile::Gossip => (false, false, false, true),
             Profile::Full => (true, false, false, false),
+            Profile::Fs => (false, false, false, false),
         };
         let mut k = Knobs {
             kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
@@ -255,6 +266,7 @@ impl Knobs {
             fill_drain: false,
             gossip_channel: false,
             attack_every_us: 0,
+            fs_marks: 0,
         };
         if gossip {
             k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
@@ -273,7 +285,11 @@ impl Knobs {
             k.gossip_channel = true;
             k.attack_every_us = maybe(rng, 200_000, 100, 3_000);
         }
-        if !kv && !cells && !gossip {
+        if profile == Profile::Fs {
+            // Drawn last, so no other profile's draws move.
+            k.fs_marks = rng.range(1, FS_MARKS_MAX) as u32;
+        }
+        if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
             k.latent_every_us = 0;
