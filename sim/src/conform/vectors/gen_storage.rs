@@ -287,7 +287,11 @@ const CELL_KEY: [u8; 32] = [0x42; 32];
 /// version 2 with its counter, CELL-5, CELL-6). The one description of the format's bytes:
 /// `impl/tests/sealed_rollback.rs::vectors_hold` re-seals every valid vector of this file.
 fn cell_sealed() -> Builder {
-    let mut b = Builder::new("cell.sealed", Op::Decode, "specs/cells.md#46-opening-either-version-vector-format-cellsealed");
+    let mut b = Builder::new(
+        "cell.sealed",
+        Op::Decode,
+        "specs/cells.md#46-opening-either-version-vector-format-cellsealed",
+    );
     b.params(json!({"key": hex(&CELL_KEY)}));
     b.valid("the empty raw value: a cell never written (counter 0)", &["Edge"], &[]);
     let mut nonce = [0u8; 24];
@@ -357,7 +361,11 @@ fn cell_sealed() -> Builder {
     for (counter, p) in [(1u64, &b"abc"[..]), (7, b""), (u64::MAX, b"abc")] {
         if let Ok(s) = seal_counted_with_nonce(&key, &nonce, counter, p) {
             let what = if p.is_empty() { "empty" } else { "abc" };
-            b.valid(&format!("key 03…03, nonce 05…05: version 2, {what}, counter {counter}"), &[], &s);
+            b.valid(
+                &format!("key 03…03, nonce 05…05: version 2, {what}, counter {counter}"),
+                &[],
+                &s,
+            );
         }
     }
     b
