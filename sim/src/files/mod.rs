@@ -361,7 +361,6 @@ impl<'a> FsSim<'a> {
     }
 }
 
-
 /// What [`run`] reports.
 pub struct FsOutcome {
     /// The verdict.
