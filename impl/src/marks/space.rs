@@ -60,6 +60,9 @@ pub trait Space: Send + Sync {
 pub struct VolumeSpace {
     vol: Volume,
     salt: [u8; 32],
+    /// Serializes the edits made through this handle and its clones (MARK-4): threads of one
+    /// process never race each other's CAS, so only other processes can make an edit retry.
+    edits: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for VolumeSpace {
@@ -71,7 +74,7 @@ impl std::fmt::Debug for VolumeSpace {
 impl VolumeSpace {
     /// The space in `vol`, its map encrypted under `salt` (the volume's ref salt).
     pub fn new(vol: Volume, salt: [u8; 32]) -> Self {
-        Self { vol, salt }
+        Self { vol, salt, edits: Arc::default() }
     }
 
     /// The space's own volume (clean it up with [`super::SpaceReachability`]).
@@ -104,6 +107,8 @@ impl VolumeSpace {
         mut plan: impl FnMut(&Self, Option<&Ref>) -> Result<(Edits, T), MarkError>,
     ) -> Result<T, MarkError> {
         let _hold = self.vol.modes.begin(Mode::Expand)?;
+        // A poisoned lock only means another edit panicked; the cell is still consistent.
+        let _serial = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for _ in 0..SPACE_CAS_ATTEMPTS_MAX {
             let value = self.vol.cell.read()?;
             let root = decode_space_value(&value)?;
