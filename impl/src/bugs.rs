@@ -25,6 +25,8 @@ pub const ALL: &[&str] = &[
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",
+    "net:no-idle-timeout",
+    "net:no-message-deadline",
     "kv:no-run-extension",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",

@@ -1,10 +1,11 @@
 //! The node protocol's framing: what `cellar node`s and `cellar kv` clients exchange on a
 //! connection (`specs/gossip-wire.md`, "Node transport").
 //!
-//! Every connection carries one frame `u32 LE length ‖ postcard(body)`. The connecting side
-//! sends a [`NetFrame`]: a gossip message (one-way; replies travel on new connections to the
-//! sender's `reply_to` address) or a client [`KvRequest`], which gets one [`KvResponse`] frame
-//! back.
+//! On a connection each body is one secure-channel message (`specs/node-protocol.md` NP-1); the
+//! `u32 LE length ‖ postcard(body)` frame here carries bare bodies outside a channel (the fuzz
+//! corpus). The connecting side sends [`NetFrame`]s: gossip messages (one-way; replies travel
+//! on the replying node's own connection to the sender's `reply_to` address) or client
+//! [`KvRequest`]s, each answered by one [`KvResponse`].
 //!
 //! Why sans-IO (bytes in, bytes out, no socket): the format is part of the node's protocol, not
 //! of one transport. The TCP loop in `cellar node` reads [`FRAME_PREFIX_BYTES`], asks

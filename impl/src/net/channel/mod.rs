@@ -175,6 +175,12 @@ impl Channel {
         self.peer_static.as_ref()
     }
 
+    /// Is a message partly received (a partial record buffered, or records of an unfinished
+    /// message)? The node transport's message deadline (NP-4) runs while this holds.
+    pub fn mid_message(&self) -> bool {
+        !self.inbox.is_empty() || !self.assembler.is_empty()
+    }
+
     /// Takes the bytes to write to the peer.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.outbox)

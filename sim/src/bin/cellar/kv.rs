@@ -12,6 +12,7 @@ use cellar::db::gossip::frame::{self, NetFrame};
 use cellar::db::gossip::service::{KvRequest, KvResponse};
 use cellar::env::OsEntropy;
 use cellar::net::channel::{ChannelPsk, StaticKeys};
+use cellar::net::limits::ConnectionLimits;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -126,12 +127,13 @@ fn credentials(args: &KvArgs) -> Result<Credentials, String> {
     Ok(Credentials { keys, psk: ChannelPsk::from_secret(&secret) })
 }
 
-/// One request, one response, over a fresh channel.
+/// One request, one response, over a fresh channel (the node keeps serving a connection until
+/// the client closes it, NP-1; `cellar kv` sends one request per run).
 fn exchange(node: &str, creds: &Credentials, req: &NetFrame) -> std::io::Result<KvResponse> {
     let body = frame::encode_body(req).map_err(std::io::Error::other)?;
-    let mut link = Link::connect(node, creds)?;
+    let mut link = Link::connect(node, creds, ConnectionLimits::default())?;
     link.send(&body)?;
-    let answer = link.recv().map_err(|e| match e.kind() {
+    let answer = link.recv_reply().map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
             std::io::Error::other("the node closed the connection (wrong group secret?)")
         }

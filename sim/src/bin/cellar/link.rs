@@ -3,26 +3,31 @@
 //! sources for `cellar node` and `cellar kv`.
 //!
 //! There is no plain-text mode: every connection of the node protocol is a channel, and every
-//! node-protocol body (`NetFrame` one way, `KvResponse` back) is one channel message.
+//! node-protocol body (`NetFrame` one way, `KvResponse` back) is one channel message. A
+//! connection carries any number of messages (NP-1).
 //!
-//! Bounds: a connection is given [`CONNECTION_DEADLINE_MS`] in all to deliver a message (the
-//! handshake has its own, shorter deadline inside the channel), each read or write
-//! [`IO_TIMEOUT_MS`]. The group secret never comes from the command line, where other users
-//! could read it in `ps`: a file (`--secret-file`) or the `CELLAR_SECRET` environment variable.
+//! Bounds (NP-4): the handshake has its deadline inside the channel (CH-8); after it, each
+//! message must arrive within the message deadline of its first byte and a connection with no
+//! message for the idle timeout is closed (`cellar::net::limits`, which decides; this file only
+//! polls the socket every [`POLL_MS`] and asks). Each write gets [`IO_TIMEOUT_MS`]. The group
+//! secret never comes from the command line, where other users could read it in `ps`: a file
+//! (`--secret-file`) or the `CELLAR_SECRET` environment variable.
 
 use cellar::env::{Clock, Entropy, OsEntropy, SystemClock};
 use cellar::net::channel::{Channel, ChannelConfig, ChannelEvent, ChannelPsk, StaticKeys};
+use cellar::net::limits::{ConnectionLimits, ConnectionTimer};
 use cellar::storage::secret::VolumeSecret;
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Connect, read and write timeout of one socket operation.
+/// Connect and write timeout of one socket operation.
 pub const IO_TIMEOUT_MS: u64 = 3000;
-/// A connection must deliver its message within this long of its start, whatever it sends.
-pub const CONNECTION_DEADLINE_MS: u64 = 10_000;
+/// How often a blocked read wakes to check the connection's time limits.
+pub const POLL_MS: u64 = 250;
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// The environment variable that may hold the group secret (64 hex digits).
@@ -61,7 +66,9 @@ pub struct Credentials {
 pub struct Link {
     stream: TcpStream,
     channel: Channel,
-    started_ms: u64,
+    timer: ConnectionTimer,
+    /// Messages received but not yet returned by [`Link::recv`].
+    inbox: VecDeque<Vec<u8>>,
 }
 
 fn now_ms() -> u64 {
@@ -73,14 +80,18 @@ fn other(e: impl std::fmt::Display) -> std::io::Error {
 }
 
 fn set_timeouts(s: &TcpStream) -> std::io::Result<()> {
-    let timeout = Some(Duration::from_millis(IO_TIMEOUT_MS));
-    s.set_read_timeout(timeout)?;
-    s.set_write_timeout(timeout)
+    s.set_read_timeout(Some(Duration::from_millis(POLL_MS)))?;
+    s.set_write_timeout(Some(Duration::from_millis(IO_TIMEOUT_MS)))?;
+    s.set_nodelay(true)
 }
 
 impl Link {
     /// Connects to `addr` as the channel's initiator (the first handshake message is sent).
-    pub fn connect(addr: &str, creds: &Credentials) -> std::io::Result<Link> {
+    pub fn connect(
+        addr: &str,
+        creds: &Credentials,
+        limits: ConnectionLimits,
+    ) -> std::io::Result<Link> {
         use std::net::ToSocketAddrs;
         let sock =
             addr.to_socket_addrs()?.next().ok_or_else(|| other("address resolves to nothing"))?;
@@ -91,26 +102,35 @@ impl Link {
         let channel =
             Channel::initiator(&creds.keys, &creds.psk, entropy, ChannelConfig::default(), now)
                 .map_err(other)?;
-        let mut link = Link { stream, channel, started_ms: now };
+        let timer = ConnectionTimer::new(limits, now);
+        let mut link = Link { stream, channel, timer, inbox: VecDeque::new() };
         link.flush()?;
         Ok(link)
     }
 
     /// Accepts `stream` as the channel's responder.
-    pub fn accept(stream: TcpStream, creds: &Credentials) -> std::io::Result<Link> {
+    pub fn accept(
+        stream: TcpStream,
+        creds: &Credentials,
+        limits: ConnectionLimits,
+    ) -> std::io::Result<Link> {
         set_timeouts(&stream)?;
         let entropy: Arc<dyn Entropy> = Arc::new(OsEntropy);
         let now = now_ms();
         let channel =
             Channel::responder(&creds.keys, &creds.psk, entropy, ChannelConfig::default(), now)
                 .map_err(other)?;
-        Ok(Link { stream, channel, started_ms: now })
+        let timer = ConnectionTimer::new(limits, now);
+        Ok(Link { stream, channel, timer, inbox: VecDeque::new() })
     }
 
-    /// Sends one message (after the handshake, which `recv` drives).
+    /// Sends one message (queued until the handshake, which `establish` or `recv` drives,
+    /// finishes).
     pub fn send(&mut self, message: &[u8]) -> std::io::Result<()> {
         self.channel.send(message).map_err(other)?;
-        self.flush()
+        self.flush()?;
+        self.timer.on_sent(now_ms());
+        Ok(())
     }
 
     /// Writes whatever the channel has for the peer.
@@ -127,36 +147,85 @@ impl Link {
     /// queued with `send` are written).
     pub fn establish(&mut self) -> std::io::Result<()> {
         while !self.channel.is_open() {
-            let events = self.read_some()?;
-            debug_assert!(events.iter().all(|e| matches!(e, ChannelEvent::Established { .. })));
+            self.read_some()?;
         }
         self.flush()
     }
 
-    /// Reads until one whole, authenticated message has arrived, driving the handshake.
-    pub fn recv(&mut self) -> std::io::Result<Vec<u8>> {
+    /// The next whole, authenticated message, driving the handshake; `Ok(None)` when the peer
+    /// closed the connection between messages.
+    pub fn recv(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         loop {
-            for e in self.read_some()? {
-                if let ChannelEvent::Message(m) = e {
-                    return Ok(m);
+            if let Some(m) = self.inbox.pop_front() {
+                return Ok(Some(m));
+            }
+            match self.read_some() {
+                Ok(()) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof
+                        && self.channel.is_open()
+                        && !self.channel.mid_message() =>
+                {
+                    return Ok(None);
                 }
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// One socket read fed to the channel; writes the channel's answer.
-    fn read_some(&mut self) -> std::io::Result<Vec<ChannelEvent>> {
-        if now_ms().saturating_sub(self.started_ms) > CONNECTION_DEADLINE_MS {
-            return Err(other("connection deadline passed"));
+    /// Like [`Link::recv`], but a close by the peer is an error (a reply was expected).
+    pub fn recv_reply(&mut self) -> std::io::Result<Vec<u8>> {
+        self.recv()?.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+    }
+
+    /// Is this link still worth sending on: the peer has not closed it, nothing unexpected
+    /// arrived on it, and it has been idle for less than half the idle timeout (the peer
+    /// closes it at the whole timeout, NP-4; a send racing that close would be lost)?
+    pub fn usable(&mut self, idle_max_ms: u64) -> bool {
+        if self.timer.idle_ms(now_ms()) >= idle_max_ms / 2 || self.channel.is_failed() {
+            return false;
         }
+        let mut probe = [0u8; 1];
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let alive = matches!(self.stream.peek(&mut probe),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        alive && self.stream.set_nonblocking(false).is_ok()
+    }
+
+    /// Waits for bytes, feeds them to the channel, queues the messages they complete and
+    /// writes the channel's answer. Fails when a time limit passes (CH-8, NP-4).
+    fn read_some(&mut self) -> std::io::Result<()> {
         let mut buf = vec![0u8; READ_CHUNK_BYTES];
-        let n = self.stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        loop {
+            let now = now_ms();
+            self.channel.tick(now).map_err(other)?;
+            self.timer.check(now).map_err(other)?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+                Ok(n) => {
+                    let now = now_ms();
+                    let events = self
+                        .channel
+                        .receive(buf.get(..n).unwrap_or_default(), now)
+                        .map_err(other)?;
+                    let completed = events.len();
+                    for e in events {
+                        if let ChannelEvent::Message(m) = e {
+                            self.inbox.push_back(m);
+                        }
+                    }
+                    self.timer.on_bytes(now, completed, self.channel.mid_message());
+                    return self.flush();
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e),
+            }
         }
-        let events = self.channel.receive(buf.get(..n).unwrap_or_default(), now_ms());
-        let events = events.map_err(other)?;
-        self.flush()?;
-        Ok(events)
     }
 }

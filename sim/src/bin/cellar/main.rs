@@ -14,6 +14,7 @@ mod fs;
 mod kv;
 mod link;
 mod node;
+mod outbox;
 mod sector;
 mod sim;
 mod verify;

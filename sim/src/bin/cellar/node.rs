@@ -6,18 +6,21 @@
 //! `DIR/node.key` (the node's static channel key, mode 0600), `DIR/cell` (a sealed file cell
 //! holding the head snapshot ref; `DIR/cell.seen` the highest counter read from it, CELL-6), `DIR/store/` (a directory store of encrypted blobs).
 //!
-//! Transport: every TCP connection is a secure channel (`cellar::net::channel`, driven by
-//! [`crate::link`]); there is no plain-text mode. The connecting side sends one node-protocol
-//! body (`postcard(NetFrame)`, `cellar::db::gossip::frame`) as a channel message. Gossip is
-//! one-way (replies travel on new connections to the sender's `reply_to` address); client
-//! requests (`cellar kv`) get one `KvResponse` message back, computed by
-//! `cellar::db::gossip::service::answer`. A connection that fails the handshake (no group key)
-//! or sends a record that fails authentication is dropped before anything reaches the node.
+//! Transport (`specs/node-protocol.md` NP-1, NP-4): every TCP connection is a secure channel
+//! (`cellar::net::channel`, driven by [`crate::link`]); there is no plain-text mode. The
+//! connecting side sends node-protocol bodies (`postcard(NetFrame)`,
+//! `cellar::db::gossip::frame`), each one channel message, as many as it likes. Gossip is
+//! one-way: replies go out on this node's own persistent channel to the sender's `reply_to`
+//! address ([`crate::outbox`]); each client request (`cellar kv`) gets one `KvResponse` message
+//! back, computed by `cellar::db::gossip::service::answer`. A connection that fails the
+//! handshake (no group key) or sends a record that fails authentication is dropped before
+//! anything reaches the node; so is one that idles or trickles past its limits (NP-4).
 //! This module is only the TCP loop: it owns the threads, the sockets, the wall clock and the
 //! data directory; the gossip logic and the key/value service see only `now_ms`, messages and
 //! requests.
 
 use crate::link::{Credentials, Link, given_secret, parse_secret};
+use crate::outbox::Outbox;
 use cellar::db::gossip::frame::{self, NetFrame};
 use cellar::db::gossip::service;
 use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
@@ -26,6 +29,7 @@ use cellar::db::merge::{MergePolicy, NodeId};
 use cellar::db::snapshot;
 use cellar::env::{Clock, Entropy, OsEntropy, SystemClock};
 use cellar::net::channel::{ChannelPsk, StaticKeys};
+use cellar::net::limits::{ConnectionLimits, IDLE_TIMEOUT_MS_DEFAULT, MESSAGE_DEADLINE_MS_DEFAULT};
 use cellar::storage::cell::{Cell, FileCell, SealedCell, Seen};
 use cellar::storage::secret::VolumeSecret;
 use cellar::storage::store::{DirStore, Store};
@@ -38,8 +42,8 @@ use std::time::Duration;
 
 /// How often the node ticks its gossip state machine.
 const TICK_INTERVAL_MS: u64 = 100;
-/// Most connections served at once; more are closed on accept (bounds threads and memory:
-/// an unauthenticated connection holds at most two 64 KiB buffers, CH-6).
+/// Most connections served at once; more are closed on accept (NP-4: bounds threads and
+/// memory; an unauthenticated connection holds at most two 64 KiB buffers, CH-6).
 pub const CONNECTIONS_MAX: usize = 128;
 
 /// `cellar node` arguments.
@@ -70,6 +74,12 @@ pub struct NodeArgs {
     /// Announce interval in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub announce_ms: u64,
+    /// Close a connection on which no message arrives for this long (NP-4).
+    #[arg(long, default_value_t = IDLE_TIMEOUT_MS_DEFAULT)]
+    pub idle_timeout_ms: u64,
+    /// Close a connection whose message started this long ago and is still incomplete (NP-4).
+    #[arg(long, default_value_t = MESSAGE_DEADLINE_MS_DEFAULT)]
+    pub message_deadline_ms: u64,
 }
 
 /// Everything behind the node's lock.
@@ -85,6 +95,9 @@ struct Shared {
     listen: String,
     clock: SystemClock,
     creds: Credentials,
+    limits: ConnectionLimits,
+    /// One persistent channel per peer for everything this node sends.
+    outbox: Outbox,
     /// Connections being served.
     active: AtomicUsize,
 }
@@ -162,13 +175,19 @@ fn serve(args: &NodeArgs) -> Result<(), String> {
     let peers = (0..args.peers.len() as u32).map(PeerId).collect();
     let config = GossipConfig { announce_interval_ms: args.announce_ms, ..GossipConfig::default() };
     let node = GossipNode::new(db, peers, entropy, config);
+    let limits = ConnectionLimits {
+        idle_timeout_ms: args.idle_timeout_ms,
+        message_deadline_ms: args.message_deadline_ms,
+    };
     let listener =
         TcpListener::bind(&args.listen).map_err(|e| format!("listen {}: {e}", args.listen))?;
     let shared = Arc::new(Shared {
         state: Mutex::new(State { node, cell, addrs: args.peers.clone() }),
         listen: args.listen.clone(),
         clock: SystemClock,
+        outbox: Outbox::new(creds.clone(), limits),
         creds,
+        limits,
         active: AtomicUsize::new(0),
     });
     eprintln!(
@@ -227,52 +246,52 @@ fn addressed(st: &State, envs: Vec<Envelope>) -> Vec<(String, Vec<u8>)> {
 fn send_all(shared: &Shared, envs: Vec<(String, Vec<u8>)>) {
     for (addr, message) in envs {
         let body = NetFrame::Gossip { reply_to: shared.listen.clone(), message };
-        let sent = frame::encode_body(&body).map_err(std::io::Error::other).and_then(|bytes| {
-            let mut link = Link::connect(&addr, &shared.creds)?;
-            link.send(&bytes)?;
-            link.establish()
-        });
-        if let Err(e) = sent {
+        let queued = frame::encode_body(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| shared.outbox.send(&addr, bytes));
+        if let Err(e) = queued {
             eprintln!("send to {addr}: {e}");
         }
     }
 }
 
+/// Serves one connection until the peer closes it or breaks a limit (NP-1, NP-4).
 fn serve_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
-    let mut link = Link::accept(stream, &shared.creds)?;
-    let body = link.recv()?;
-    match frame::decode_body::<NetFrame>(&body).map_err(std::io::Error::other)? {
-        NetFrame::Gossip { reply_to, message } => {
-            let out = {
-                let mut st = lock(shared);
-                let from = peer_id(&mut st, &reply_to);
-                let now = shared.clock.now_ms();
-                let handled = st.node.handle_bytes(from, &message, now);
-                match handled {
-                    Ok(h) => {
-                        if h.merged.is_some() {
-                            persist_head(&mut st);
+    let mut link = Link::accept(stream, &shared.creds, shared.limits)?;
+    while let Some(body) = link.recv()? {
+        match frame::decode_body::<NetFrame>(&body).map_err(std::io::Error::other)? {
+            NetFrame::Gossip { reply_to, message } => {
+                let out = {
+                    let mut st = lock(shared);
+                    let from = peer_id(&mut st, &reply_to);
+                    let now = shared.clock.now_ms();
+                    match st.node.handle_bytes(from, &message, now) {
+                        Ok(h) => {
+                            if h.merged.is_some() {
+                                persist_head(&mut st);
+                            }
+                            addressed(&st, h.replies)
                         }
-                        addressed(&st, h.replies)
+                        Err(e) => {
+                            eprintln!("gossip from {reply_to}: {e}");
+                            Vec::new()
+                        }
                     }
-                    Err(e) => {
-                        eprintln!("gossip from {reply_to}: {e}");
-                        Vec::new()
-                    }
-                }
-            };
-            send_all(shared, out);
-            Ok(())
-        }
-        NetFrame::Request(req) => {
-            let resp = {
-                let mut st = lock(shared);
-                service::answer(&mut st.node, req)
-            };
-            persist_head(&mut lock(shared));
-            link.send(&frame::encode_body(&resp).map_err(std::io::Error::other)?)
+                };
+                send_all(shared, out);
+            }
+            NetFrame::Request(req) => {
+                let resp = {
+                    let mut st = lock(shared);
+                    let resp = service::answer(&mut st.node, req);
+                    persist_head(&mut st);
+                    resp
+                };
+                link.send(&frame::encode_body(&resp).map_err(std::io::Error::other)?)?;
+            }
         }
     }
+    Ok(())
 }
 
 fn peer_id(st: &mut State, addr: &str) -> PeerId {
