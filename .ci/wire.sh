@@ -34,7 +34,19 @@ capture() { # FILE FILTER
   for _ in $(seq 1 100); do grep -q "listening on" "$1.log" 2>/dev/null && { sleep 1; return 0; }; sleep 0.05; done
   fail "tcpdump did not start: $(cat "$1.log")"
 }
-stop_capture() { kill "$CAP_PID"; wait "$CAP_PID" 2>/dev/null || true; }
+# tcpdump stops without draining the kernel's buffer: on a busy machine packets "received by
+# filter" were never written. So wait until the file has stopped growing for a second (at most
+# 15 s), then stop it.
+stop_capture() { # FILE
+  local last=-1 size
+  for _ in $(seq 1 30); do
+    sleep 0.5
+    size=$(stat -c %s "$1" 2>/dev/null || echo 0)
+    [ "$size" -gt 24 ] && [ "$size" = "$last" ] && break
+    last=$size
+  done
+  kill "$CAP_PID"; wait "$CAP_PID" 2>/dev/null || true
+}
 
 # Searches a capture file for needles (hex strings): prints how many are found.
 found_in() { # FILE HEX...
@@ -57,7 +69,7 @@ PIDS+=($!)
 sleep 0.3
 python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$CTL)); s.sendall(b'CLEAR-MARKER-control'); s.close()"
 sleep 0.3
-stop_capture
+stop_capture "$DIR/control.pcap"
 [ "$(found_in "$DIR/control.pcap" "$(printf 'CLEAR-MARKER-control' | od -An -tx1 | tr -d ' \n')")" = 1 ] \
   || fail "the control marker was not found: the search cannot see plaintext"
 
@@ -83,7 +95,7 @@ done
 [ "$(kv 2 get /secret/marker)" = "$MARKER" ] || fail "node 2 never received the marker"
 [ "$(kv 1 get /secret/marker)" = "$MARKER" ] || fail "node 1 never received the marker"
 sleep 0.5
-stop_capture
+stop_capture "$DIR/nodes.pcap"
 BYTES=$(stat -c %s "$DIR/nodes.pcap")
 [ "$BYTES" -gt 10000 ] || fail "only $BYTES bytes captured: gossip did not run over loopback"
 

@@ -12,7 +12,7 @@
 
 use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
 use cellar::db::hkv::Hkv;
-use cellar::db::kv::{Edits, Kv};
+use cellar::db::kv::{Edits, Kv, NodeCache};
 use cellar::db::merge::{self, KeyState, MergePolicy, NodeId};
 use cellar::db::snapshot::{self, Snapshot};
 use cellar::env::DetEntropy;
@@ -68,6 +68,22 @@ fn tree_benches(c: &mut Criterion) {
             black_box(kv.put(root.as_ref(), &key(pick(&mut s, n)), b"new value").expect("put"))
         })
     });
+    // KV-18: the same operations through a node cache (default bound, 64 MiB), warmed by the
+    // benchmark's own warm-up; a 1 M-key tree fits in it.
+    let cache = NodeCache::default();
+    let cached = kv.with_cache(&cache);
+    for _ in 0..20_000 {
+        cached.get(root.as_ref(), &key(pick(&mut s, n))).expect("warm");
+    }
+    g.bench_function("get_cached", |b| {
+        b.iter(|| black_box(cached.get(root.as_ref(), &key(pick(&mut s, n))).expect("get")))
+    });
+    g.bench_function("put_one_cached", |b| {
+        b.iter(|| {
+            black_box(cached.put(root.as_ref(), &key(pick(&mut s, n)), b"new value").expect("put"))
+        })
+    });
+    eprintln!("kv: node cache after the cached benchmarks: {cache:?}");
     g.bench_function("edit_batch_1000", |b| {
         b.iter_batched(
             || {

@@ -28,6 +28,7 @@ pub const ALL: &[&str] = &[
     "net:no-idle-timeout",
     "net:no-message-deadline",
     "kv:no-run-extension",
+    "kv:cache-by-cid",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
     "sector_proto:ack-before-group-flush",

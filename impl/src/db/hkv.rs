@@ -12,7 +12,7 @@
 //! Never: accept a malformed path or an oversized value (typed errors), or let an uncommitted
 //! write survive `rollback`.
 
-use crate::db::kv::{Edits, Kv, KvError};
+use crate::db::kv::{Edits, Kv, KvError, NodeCache};
 use crate::db::merge::{self, KeyState, MergeError, MergeOutcome, MergePolicy, NodeId, Value};
 use crate::db::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::refs::Ref;
@@ -93,6 +93,8 @@ pub struct Hkv {
     policy: MergePolicy,
     head: Option<Ref>,
     working: BTreeMap<Vec<u8>, KeyState>,
+    /// Decoded tree nodes (KV-18), shared by every read and edit of this KV.
+    cache: Arc<NodeCache>,
 }
 
 impl std::fmt::Debug for Hkv {
@@ -114,12 +116,13 @@ impl Hkv {
         policy: MergePolicy,
         head: Option<Ref>,
     ) -> Self {
-        Self { store, salt, node, policy, head, working: BTreeMap::new() }
+        let cache = Arc::new(NodeCache::default());
+        Self { store, salt, node, policy, head, working: BTreeMap::new(), cache }
     }
 
     /// Tree access in this KV's store and salt.
     pub fn kv(&self) -> Kv<'_> {
-        Kv::new(self.store.as_ref(), self.salt)
+        Kv::new(self.store.as_ref(), self.salt).with_cache(&self.cache)
     }
 
     /// The store.

@@ -254,6 +254,12 @@ impl<'s> Fs<'s> {
         Self { kv: Kv::new(store, salt), chunker: Chunker::new(&salt, params) }
     }
 
+    /// The same handle reading and writing tree nodes through `cache` (KV-18).
+    pub fn with_cache(mut self, cache: &'s crate::db::kv::NodeCache) -> Self {
+        self.kv = self.kv.with_cache(cache);
+        self
+    }
+
     /// The prolly tree underneath.
     pub fn kv(&self) -> &Kv<'s> {
         &self.kv

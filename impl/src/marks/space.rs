@@ -17,7 +17,7 @@ use super::record::{
     encode_space_value,
 };
 use crate::Hash;
-use crate::db::kv::{Edits, Kv};
+use crate::db::kv::{Edits, Kv, NodeCache};
 use crate::storage::cell::{CasOutcome, Cell, CellError, check_size};
 use crate::storage::refs::Ref;
 use crate::storage::store::{HashRange, Store, StoreError};
@@ -27,6 +27,9 @@ use std::sync::Arc;
 
 /// How many lost compare-and-swaps of the space cell an edit retries before giving up.
 pub const SPACE_CAS_ATTEMPTS_MAX: u32 = 16;
+
+/// Bound of a space's node cache: a space map is small (one entry per mark).
+const SPACE_CACHE_BYTES: u64 = 1024 * 1024;
 
 /// A set of marks (MARK-4). Names are relative to the space.
 pub trait Space: Send + Sync {
@@ -63,6 +66,8 @@ pub struct VolumeSpace {
     /// Serializes the edits made through this handle and its clones (MARK-4): threads of one
     /// process never race each other's CAS, so only other processes can make an edit retry.
     edits: Arc<std::sync::Mutex<()>>,
+    /// Decoded nodes of the map (KV-18), shared by the handle's clones.
+    cache: Arc<NodeCache>,
 }
 
 impl std::fmt::Debug for VolumeSpace {
@@ -74,7 +79,12 @@ impl std::fmt::Debug for VolumeSpace {
 impl VolumeSpace {
     /// The space in `vol`, its map encrypted under `salt` (the volume's ref salt).
     pub fn new(vol: Volume, salt: [u8; 32]) -> Self {
-        Self { vol, salt, edits: Arc::default() }
+        Self {
+            vol,
+            salt,
+            edits: Arc::default(),
+            cache: Arc::new(NodeCache::new(SPACE_CACHE_BYTES)),
+        }
     }
 
     /// The space's own volume (clean it up with [`super::SpaceReachability`]).
@@ -88,7 +98,7 @@ impl VolumeSpace {
     }
 
     fn kv(&self) -> Kv<'_> {
-        Kv::new(self.vol.store.as_ref(), self.salt)
+        Kv::new(self.vol.store.as_ref(), self.salt).with_cache(&self.cache)
     }
 
     /// The map's root as the cell holds it now.

@@ -114,6 +114,7 @@ impl Kv<'_> {
     fn expand(&self, items: &mut VecDeque<Item>) -> Result<(), KvError> {
         let Some(Item::Tree(key, r, level)) = items.pop_front() else { return Ok(()) };
         let (_, node) = self.read_child(level + 1, &Entry { key, value: r.to_bytes().to_vec() })?;
+        let node = std::sync::Arc::unwrap_or_clone(node);
         push_entries(items, node.level, node.entries)
     }
 }

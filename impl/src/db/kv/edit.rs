@@ -27,7 +27,7 @@ impl Kv<'_> {
                 .collect();
             return self.build_up(0, self.chunk(0, entries));
         };
-        let root_node = self.read_node(root)?;
+        let root_node = self.load(root)?;
         let top = root_node.level;
         let mut level_edits = edits;
         for level in 0..top {
@@ -39,7 +39,7 @@ impl Kv<'_> {
         if level_edits.is_empty() {
             return Ok(Some(*root));
         }
-        let entries = apply(root_node.entries, Some(&level_edits));
+        let entries = apply(root_node.entries.clone(), Some(&level_edits));
         self.build_up(top, self.chunk(top, entries))
     }
 
@@ -74,7 +74,7 @@ impl Kv<'_> {
     /// Follows single-entry internal nodes down to the first node with more than one entry.
     fn collapse(&self, mut r: Ref) -> Result<Ref, KvError> {
         for _ in 0..=LEVEL_MAX {
-            let node = self.read_node(&r)?;
+            let node = self.load(&r)?;
             match node.entries.as_slice() {
                 [single] if node.level > 0 => r = child_ref(single)?,
                 _ => return Ok(r),
@@ -140,14 +140,14 @@ impl Kv<'_> {
         level: u8,
         edits: Option<&Edits>,
     ) -> Result<Vec<Entry>, KvError> {
-        let node = self.read_node(r)?;
+        let node = self.load(r)?;
         if node.level != level {
             return Err(KvError::Corrupt {
                 cid: r.cid,
                 detail: format!("expected level {level}, found {}", node.level),
             });
         }
-        Ok(apply(node.entries, edits))
+        Ok(apply(node.entries.clone(), edits))
     }
 
     /// The level-`level` node whose key range holds `key` (level below the root's).
@@ -183,16 +183,38 @@ impl Kv<'_> {
     }
 }
 
-/// Applies edits to sorted entries.
-fn apply(entries: Vec<Entry>, edits: Option<&Edits>) -> Vec<Entry> {
+/// Applies edits to sorted entries: in place, by binary search, for a few edits; by a merge of
+/// the two sorted sequences for many.
+fn apply(mut entries: Vec<Entry>, edits: Option<&Edits>) -> Vec<Entry> {
     let Some(edits) = edits.filter(|e| !e.is_empty()) else { return entries };
-    let mut map: BTreeMap<Vec<u8>, Vec<u8>> =
-        entries.into_iter().map(|e| (e.key, e.value)).collect();
-    for (k, v) in edits {
-        match v {
-            Some(v) => map.insert(k.clone(), v.clone()),
-            None => map.remove(k),
-        };
+    if edits.len() <= 8 {
+        for (k, v) in edits {
+            match (entries.binary_search_by(|e| e.key.as_slice().cmp(k)), v) {
+                (Ok(i), Some(v)) => {
+                    if let Some(e) = entries.get_mut(i) {
+                        e.value.clone_from(v);
+                    }
+                }
+                (Ok(i), None) => {
+                    entries.remove(i);
+                }
+                (Err(i), Some(v)) => entries.insert(i, Entry { key: k.clone(), value: v.clone() }),
+                (Err(_), None) => {}
+            }
+        }
+        return entries;
     }
-    map.into_iter().map(|(key, value)| Entry { key, value }).collect()
+    let mut out = Vec::with_capacity(entries.len() + edits.len());
+    let mut old = entries.into_iter().peekable();
+    for (k, v) in edits {
+        while let Some(e) = old.next_if(|e| e.key < *k) {
+            out.push(e);
+        }
+        old.next_if(|e| e.key == *k);
+        if let Some(v) = v {
+            out.push(Entry { key: k.clone(), value: v.clone() });
+        }
+    }
+    out.extend(old);
+    out
 }

@@ -3,6 +3,7 @@
 use super::{Entry, Kv, KvError, child_index};
 use crate::storage::refs::Ref;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// Iterates `(key, value)` pairs in key order. Yields an error (then stops) if a node is
 /// missing or corrupt.
@@ -48,7 +49,7 @@ impl<'s> Kv<'s> {
             let child = node.entries.get(idx).filter(|_| level > 0).cloned();
             it.stack.push((node.entries, idx, level));
             let Some(child) = child else { return Ok(it) };
-            node = self.read_child(level, &child)?.1;
+            node = Arc::unwrap_or_clone(self.read_child(level, &child)?.1);
         }
     }
 
@@ -100,7 +101,10 @@ impl Iterator for Iter<'_> {
             }
             let (e, level) = (e.clone(), *level);
             match self.kv.read_child(level, &e) {
-                Ok((_, child)) => self.stack.push((child.entries, 0, child.level)),
+                Ok((_, child)) => {
+                    let child = Arc::unwrap_or_clone(child);
+                    self.stack.push((child.entries, 0, child.level))
+                }
                 Err(err) => {
                     self.done = true;
                     return Some(Err(err));

@@ -14,11 +14,13 @@
 //! Never: write a node that its own decoder refuses (KV-2), return bytes from a node whose CID or
 //! tag fails (REF-4), or let an edit's result depend on anything but the old tree and the edits.
 
+mod cache;
 mod diff;
 mod edit;
 mod iter;
 mod node;
 
+pub use cache::{NODE_CACHE_BYTES_DEFAULT, NodeCache};
 pub use diff::Change;
 pub use iter::{Iter, prefix_end};
 pub use node::{Entry, NODE_VERSION, Node, NodeError, decode_node, encode_node};
@@ -27,6 +29,7 @@ use crate::Hash;
 use crate::storage::refs::{self, Ref, RefError};
 use crate::storage::store::Store;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Largest key, in bytes (KV-5).
 pub const KEY_SIZE_MAX_BYTES: usize = 4096;
@@ -94,6 +97,7 @@ pub struct Kv<'s> {
     salt: [u8; 32],
     boundary_key: [u8; 32],
     node_target_size_bytes: u64,
+    cache: Option<&'s NodeCache>,
 }
 
 impl std::fmt::Debug for Kv<'_> {
@@ -121,7 +125,20 @@ impl<'s> Kv<'s> {
         node_target_size_bytes: u64,
     ) -> Self {
         let boundary_key = blake3::derive_key(BOUNDARY_PURPOSE, &salt);
-        Self { store, salt, boundary_key, node_target_size_bytes: node_target_size_bytes.max(1) }
+        Self {
+            store,
+            salt,
+            boundary_key,
+            node_target_size_bytes: node_target_size_bytes.max(1),
+            cache: None,
+        }
+    }
+
+    /// The same handle reading and writing nodes through `cache` (KV-18). Results are the same
+    /// with or without it; only the time differs.
+    pub fn with_cache(mut self, cache: &'s NodeCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The salt nodes are encrypted under.
@@ -192,19 +209,38 @@ impl<'s> Kv<'s> {
             return Err(KvError::NodeTooLarge { size_bytes: bytes.len(), max_bytes });
         }
         let r = refs::post(self.store, &self.salt, &bytes)?;
+        if let Some(cache) = self.cache {
+            // KV-18: write-through; the next edit of a chain starts from these nodes.
+            cache.insert(r, Arc::new(node), bytes.len());
+        }
         Ok(Entry { key, value: r.to_bytes().to_vec() })
     }
 
     /// Reads, decrypts and validates one node (KV-2, KV-8, REF-4).
     pub fn read_node(&self, r: &Ref) -> Result<Node, KvError> {
+        self.load(r).map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Kv::read_node`], shared: from the cache when it holds `r`, else read, verified,
+    /// validated and then cached (KV-18).
+    fn load(&self, r: &Ref) -> Result<Arc<Node>, KvError> {
+        if let Some(node) = self.cache.and_then(|c| c.get(r)) {
+            return Ok(node);
+        }
         let bytes = refs::get(self.store, r)?;
-        decode_node(&bytes).map_err(|e| KvError::Corrupt { cid: r.cid, detail: e.to_string() })
+        let node = decode_node(&bytes)
+            .map_err(|e| KvError::Corrupt { cid: r.cid, detail: e.to_string() })?;
+        let node = Arc::new(node);
+        if let Some(cache) = self.cache {
+            cache.insert(*r, node.clone(), bytes.len());
+        }
+        Ok(node)
     }
 
     /// Reads the child behind an internal entry and checks it fits its parent (KV-2).
-    fn read_child(&self, parent_level: u8, e: &Entry) -> Result<(Ref, Node), KvError> {
+    fn read_child(&self, parent_level: u8, e: &Entry) -> Result<(Ref, Arc<Node>), KvError> {
         let r = child_ref(e)?;
-        let node = self.read_node(&r)?;
+        let node = self.load(&r)?;
         let first = node.entries.first().map(|f| &f.key);
         if node.level.checked_add(1) != Some(parent_level) || first != Some(&e.key) {
             return Err(KvError::Corrupt {
@@ -218,7 +254,7 @@ impl<'s> Kv<'s> {
     /// The value of `key`, if present (KV-7).
     pub fn get(&self, root: Option<&Ref>, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let Some(root) = root else { return Ok(None) };
-        let mut node = self.read_node(root)?;
+        let mut node = self.load(root)?;
         while node.level > 0 {
             let i = child_index(&node.entries, key);
             node = self.read_child(node.level, &node.entries[i])?.1;
@@ -227,7 +263,8 @@ impl<'s> Kv<'s> {
             .entries
             .binary_search_by(|e| e.key.as_slice().cmp(key))
             .ok()
-            .map(|i| node.entries.swap_remove(i).value))
+            .and_then(|i| node.entries.get(i))
+            .map(|e| e.value.clone()))
     }
 
     /// Puts one key.

@@ -273,3 +273,53 @@ fn planted_no_run_extension_is_caught_kv4() {
     }
     assert!(caught, "KV-4 check must catch kv:no-run-extension");
 }
+
+/// KV-18: a cache changes nothing but time — the same roots, the same reads — even when it is
+/// far too small and evicts constantly, and it never holds more than its bound.
+#[test]
+fn cached_and_uncached_agree_kv18() {
+    let store = MemStore::new();
+    let plain = Kv::with_node_target_size(&store, SALT, SMALL_TARGET_BYTES);
+    let big = NodeCache::default();
+    let tiny = NodeCache::new(600);
+    let cached = plain.with_cache(&big);
+    let starved = plain.with_cache(&tiny);
+    let (mut a, mut b, mut c) = (None, None, None);
+    for i in 0..600u32 {
+        let k = key(i.wrapping_mul(7919) % 300);
+        let edit = if i % 4 == 0 { None } else { Some(i.to_le_bytes().to_vec()) };
+        let e = Edits::from([(k.clone(), edit)]);
+        a = plain.edit(a.as_ref(), e.clone()).unwrap();
+        b = cached.edit(b.as_ref(), e.clone()).unwrap();
+        c = starved.edit(c.as_ref(), e).unwrap();
+        assert_eq!(a, b, "step {i}");
+        assert_eq!(a, c, "step {i}");
+        assert_eq!(plain.get(a.as_ref(), &k).unwrap(), cached.get(b.as_ref(), &k).unwrap());
+        assert_eq!(plain.get(a.as_ref(), &k).unwrap(), starved.get(c.as_ref(), &k).unwrap());
+    }
+    assert_eq!(all(&plain, a.as_ref()), all(&cached, b.as_ref()));
+    assert_eq!(plain.diff(None, a.as_ref()).unwrap(), cached.diff(None, b.as_ref()).unwrap());
+    assert!(!big.is_empty());
+    assert!(tiny.weight() <= tiny.capacity_bytes(), "{tiny:?}");
+}
+
+/// KV-18: the cache is keyed by the whole ref, so a ref with the right CID and a wrong key
+/// still fails its tag check (REF-4) after the node was cached.
+#[test]
+fn a_wrong_key_is_not_served_from_the_cache_kv18() {
+    let store = MemStore::new();
+    let cache = NodeCache::default();
+    let kv = Kv::with_node_target_size(&store, SALT, SMALL_TARGET_BYTES).with_cache(&cache);
+    let root = kv.build((0..50u32).map(|i| (key(i), vec![1]))).unwrap().unwrap();
+    assert_eq!(kv.get(Some(&root), &key(3)).unwrap(), Some(vec![1]), "the path is cached");
+    let forged = Ref { cid: root.cid, dek: [0x42; 32] };
+    assert!(kv.get(Some(&forged), &key(3)).is_err(), "served a cached node to a wrong key");
+}
+
+#[test]
+#[cfg(feature = "planted-bugs")]
+fn planted_cache_by_cid_is_caught_kv18() {
+    let _bug = crate::bugs::plant("kv:cache-by-cid").unwrap();
+    let caught = std::panic::catch_unwind(a_wrong_key_is_not_served_from_the_cache_kv18).is_err();
+    assert!(caught, "the wrong-key test passed with the cache keyed by CID alone");
+}
