@@ -34,6 +34,7 @@ pub const ALL: &[&str] = &[
     "sector_proto:ack-before-group-flush",
     "fs:extent-keyed-by-start",
     "fs:rename-leaves-old-subtree",
+    "fs:reuse-ignores-size",
     "marks:rename-keeps-old",
     "marks:gc-skips-marks",
     "pg:no-fence",

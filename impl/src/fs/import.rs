@@ -21,6 +21,7 @@ use super::{PACK_SIZE_MAX_BYTES, corrupt};
 use crate::db::kv::Edits;
 use crate::storage::refs::{self, Ref};
 use std::io::Read;
+use std::ops::Bound;
 
 /// Builds a subtree from a pre-order stream of directories, files and symlinks.
 #[derive(Debug)]
@@ -166,6 +167,38 @@ impl<'f, 's> Importer<'f, 's> {
         info.size = size;
         self.edits.insert(path.key(0), Some(encode(path, &info)?));
         self.bytes += size;
+        self.maybe_flush()?;
+        Ok(size)
+    }
+
+    /// Adds a regular file of `size` bytes whose contents are those of the same path in the tree
+    /// `prev` (same store and salt), without reading it: its extent records are copied (FS-26).
+    pub fn file_from(
+        &mut self,
+        path: &FsPath,
+        attrs: Attrs,
+        prev: &Ref,
+        size: u64,
+    ) -> Result<u64, FsError> {
+        self.enter(path)?;
+        let (from, to) = (path.key(1), path.key(FILE_SIZE_MAX_BYTES));
+        let (from, to) = (Bound::Included(from.as_slice()), Bound::Included(to.as_slice()));
+        let mut end = 0;
+        for item in self.fs.kv().range(Some(prev), from, to)? {
+            let (k, v) = item?;
+            end = u64::from_be_bytes(
+                k.get(k.len().saturating_sub(8)..)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt(path, "extent key"))?,
+            );
+            self.edits.insert(k, Some(v));
+        }
+        if end != size {
+            return Err(corrupt(path, "FS-26: the previous tree's extents do not end at its size"));
+        }
+        let mut info = Info::new(Kind::File, attrs);
+        info.size = size;
+        self.edits.insert(path.key(0), Some(encode(path, &info)?));
         self.maybe_flush()?;
         Ok(size)
     }

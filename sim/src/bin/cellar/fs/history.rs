@@ -5,7 +5,7 @@ use super::progress;
 use super::repo::{Repo, mark_name, now_ms};
 use cellar::db::merge::NodeId;
 use cellar::db::snapshot;
-use cellar::fs::host::{export_tree_with, import_file, import_tree_with};
+use cellar::fs::host::{export_tree_with, import_file, import_tree_since};
 use cellar::fs::{Attrs, ChangeKind, History, Kind, split_commit_message};
 use cellar::storage::volume::Mode;
 use std::io::Write;
@@ -14,7 +14,13 @@ use std::path::Path;
 /// The author id written into commits made by this command line.
 pub(super) const AUTHOR: NodeId = NodeId(0);
 
-pub(super) fn commit(r: &Repo, mark: &str, message: &str, path: &Path) -> Result<(), GotError> {
+pub(super) fn commit(
+    r: &Repo,
+    mark: &str,
+    message: &str,
+    path: &Path,
+    reread: bool,
+) -> Result<(), GotError> {
     let name = mark_name(mark)?;
     // Posting blobs is expansion: a concurrent gc must not delete them mid-commit (VOL-2).
     let _hold = r.vol.volume.modes.begin(Mode::Expand)?;
@@ -24,7 +30,12 @@ pub(super) fn commit(r: &Repo, mark: &str, message: &str, path: &Path) -> Result
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| GotError::Usage(format!("{}: {e}", path.display())))?;
     let (tree, rep) = if meta.is_dir() {
-        import_tree_with(&fs, path, &mut |p| bar.update(p))?
+        // FS-26: unchanged files come from the head's tree unread, unless --reread.
+        let prev = match old.head.as_ref().filter(|_| !reread) {
+            Some(head) => Some(fs.tree_of(head)?),
+            None => None,
+        };
+        import_tree_since(&fs, path, prev.as_ref(), &mut |p| bar.update(p))?
     } else {
         let root = Attrs { mode: 0o755, ..Attrs::default() };
         import_file(&fs, path, root, &mut |p| bar.update(p))?
@@ -37,8 +48,8 @@ pub(super) fn commit(r: &Repo, mark: &str, message: &str, path: &Path) -> Result
     }
     println!("{head}");
     println!(
-        "{} files, {} dirs, {} symlinks, {} bytes",
-        rep.files, rep.dirs, rep.symlinks, rep.bytes
+        "{} files ({} unchanged, not read), {} dirs, {} symlinks, {} bytes",
+        rep.files, rep.reused, rep.dirs, rep.symlinks, rep.bytes
     );
     Ok(())
 }
@@ -124,8 +135,8 @@ pub(super) fn checkout(r: &Repo, spec: &str, dest: &Path) -> Result<(), GotError
     })?;
     drop(bar);
     println!(
-        "{} files, {} dirs, {} symlinks, {} bytes",
-        rep.files, rep.dirs, rep.symlinks, rep.bytes
+        "{} files ({} unchanged, not read), {} dirs, {} symlinks, {} bytes",
+        rep.files, rep.reused, rep.dirs, rep.symlinks, rep.bytes
     );
     Ok(())
 }

@@ -43,6 +43,10 @@ pub enum GotCommand {
         /// The commit message.
         #[arg(long, short = 'm')]
         message: String,
+        /// Read every file. By default a file whose size, mode, owner and mtime equal those of
+        /// the same path in the mark's head is taken from the head unread (FS-26).
+        #[arg(long)]
+        reread: bool,
         /// The directory or file to snapshot.
         path: PathBuf,
     },
@@ -250,8 +254,8 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
     use repo::Repo;
     match cmd {
         GotCommand::Init { dir } => repo::init(&dir),
-        GotCommand::Commit { repo, mark, message, path } => {
-            history::commit(&Repo::open(&repo)?, &mark, &message, &path)
+        GotCommand::Commit { repo, mark, message, reread, path } => {
+            history::commit(&Repo::open(&repo)?, &mark, &message, &path, reread)
         }
         GotCommand::Log { repo, mark, limit } => history::log(&Repo::open(&repo)?, &mark, limit),
         GotCommand::Ls { repo, target } => history::ls(&Repo::open(&repo)?, target.as_deref()),

@@ -18,6 +18,8 @@ pub(super) const DEFAULT_MARK: &str = "main";
 pub(super) struct Repo {
     pub(super) vol: DirVolume,
     pub(super) space: VolumeSpace,
+    /// Decoded tree nodes of every file tree this command touches (KV-18).
+    cache: cellar::db::kv::NodeCache,
 }
 
 /// Milliseconds since the epoch, as commit times and creation times use them.
@@ -59,7 +61,7 @@ impl Repo {
     pub(super) fn open(dir: &Path) -> Result<Self, GotError> {
         let vol = DirVolume::open(dir, Arc::new(OsEntropy))?;
         let space = VolumeSpace::new(vol.volume.clone(), vol.secret.ref_salt());
-        let repo = Self { vol, space };
+        let repo = Self { vol, space, cache: cellar::db::kv::NodeCache::default() };
         repo.migrate()?;
         Ok(repo)
     }
@@ -93,12 +95,12 @@ impl Repo {
 
     /// File trees written under the mark's salt.
     pub(super) fn fs_for(&self, info: &MarkInfo) -> Fs<'_> {
-        Fs::new(self.store(), info.salt)
+        Fs::new(self.store(), info.salt).with_cache(&self.cache)
     }
 
     /// File trees for reading only (reads need the refs, never the salt).
     pub(super) fn reader(&self) -> Fs<'_> {
-        Fs::new(self.store(), [0; 32])
+        Fs::new(self.store(), [0; 32]).with_cache(&self.cache)
     }
 
     pub(super) fn mark(&self, name: &MarkName) -> Result<(MarkInfo, History), GotError> {
