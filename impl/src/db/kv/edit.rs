@@ -10,7 +10,10 @@
 //! result equals chunking the edited contents from scratch: the tree is a function of its
 //! contents (KV-4).
 
-use super::{Edits, Entry, Kv, KvError, LEVEL_MAX, Node, check_edit, child_index, child_ref};
+use super::{
+    Edits, Entry, Kv, KvError, LEVEL_MAX, Node, check_edit, child_index, child_ref, chunk_at,
+    closes_at,
+};
 use crate::storage::refs::Ref;
 use std::collections::BTreeMap;
 
@@ -99,22 +102,25 @@ impl Kv<'_> {
         let mut queue = touched.into_iter().peekable();
         while let Some((first, r)) = queue.next() {
             let mut run = self.load_edited(&r, level, assigned.remove(&first).as_ref())?;
+            // Each entry's boundary flag is hashed once, for the run's end and its chunking.
+            let mut cuts = self.boundaries(level, &run);
             let mut old = vec![(first, r)];
             // A run that ends on a cut is final: whatever follows starts a node in the old tree
             // and in the new one alike (a touched successor then starts its own run). Only an
             // open tail pulls in the next node, touched or not.
             // Planted bug kv:no-run-extension: never extend, even if the run's end moved.
-            while !crate::bugs::active("kv:no-run-extension") && !self.closes(level, &run) {
+            while !crate::bugs::active("kv:no-run-extension") && !closes_at(&cuts) {
                 let last = old.last().map(|(k, _)| k.clone()).unwrap_or_default();
                 let Some((nk, nr)) = self.successor(root, level, &last)? else { break };
                 if queue.peek().is_some_and(|(k, _)| *k == nk) {
                     queue.next();
                 }
-                run.extend(self.load_edited(&nr, level, assigned.remove(&nk).as_ref())?);
+                let more = self.load_edited(&nr, level, assigned.remove(&nk).as_ref())?;
+                cuts.extend(self.boundaries(level, &more));
+                run.extend(more);
                 old.push((nk, nr));
             }
-            let new = self
-                .chunk(level, run)
+            let new = chunk_at(run, &cuts)
                 .into_iter()
                 .map(|c| self.write_node(level, c))
                 .collect::<Result<Vec<_>, _>>()?;

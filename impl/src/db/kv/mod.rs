@@ -168,32 +168,13 @@ impl<'s> Kv<'s> {
     /// not its node's first, so every node but a level's last has at least two entries and each
     /// level has at most half the entries of the one below (the tree always terminates).
     fn chunk(&self, level: u8, entries: Vec<Entry>) -> Vec<Vec<Entry>> {
-        let mut out = Vec::new();
-        let mut cur = Vec::new();
-        for e in entries {
-            let cut = self.is_boundary(level, &e);
-            cur.push(e);
-            if cut && cur.len() >= NODE_ENTRIES_MIN {
-                out.push(std::mem::take(&mut cur));
-            }
-        }
-        if !cur.is_empty() {
-            out.push(cur);
-        }
-        out
+        let cuts = self.boundaries(level, &entries);
+        chunk_at(entries, &cuts)
     }
 
-    /// True if chunking `run` from a fresh start cuts right after its last entry (or it is
-    /// empty): then whatever follows starts a node, exactly as in the old tree.
-    fn closes(&self, level: u8, run: &[Entry]) -> bool {
-        let mut open = 0usize;
-        for e in run {
-            open += 1;
-            if open >= NODE_ENTRIES_MIN && self.is_boundary(level, e) {
-                open = 0;
-            }
-        }
-        open == 0
+    /// [`Kv::is_boundary`] of each entry, in order.
+    fn boundaries(&self, level: u8, entries: &[Entry]) -> Vec<bool> {
+        entries.iter().map(|e| self.is_boundary(level, e)).collect()
     }
 
     /// Encrypts and stores one node under the salt (KV-8); returns its entry for the level above.
@@ -293,6 +274,35 @@ impl<'s> Kv<'s> {
         }
         self.edit(None, edits)
     }
+}
+
+/// Splits `entries` into nodes given each entry's boundary flag (KV-3; see [`Kv::chunk`]).
+fn chunk_at(entries: Vec<Entry>, cuts: &[bool]) -> Vec<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    for (e, cut) in entries.into_iter().zip(cuts) {
+        cur.push(e);
+        if *cut && cur.len() >= NODE_ENTRIES_MIN {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Does chunking entries with these boundary flags cut right after the last one (or are there
+/// none)?
+fn closes_at(cuts: &[bool]) -> bool {
+    let mut open = 0usize;
+    for cut in cuts {
+        open += 1;
+        if open >= NODE_ENTRIES_MIN && *cut {
+            open = 0;
+        }
+    }
+    open == 0
 }
 
 /// The ref an internal entry points at.
