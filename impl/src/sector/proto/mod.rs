@@ -12,18 +12,22 @@
 //! - [`backend::EngineBackend`]: the engine-facing part: maps requests onto one
 //!   [`crate::sector::Engine`], with group commit for flushed writes.
 //! - [`server`]: the production shell that accepts connections on a Unix domain socket and hands
-//!   requests to a [`server::Backend`] (PROTO-6..PROTO-10).
+//!   requests to a [`server::Backend`] (PROTO-6..PROTO-10), one connection at a time in `conn`
+//!   (reader, writer thread) under the per-connection [`limits`] (PROTO-13).
 //!
 //! What it must never do: panic on bytes from a peer (every malformed frame is a typed
 //! [`FrameError`]), allocate more than [`FRAME_BODY_BYTES_MAX`] for one frame, or acknowledge a
 //! request before the backend has answered it.
 
 pub mod access;
+mod assembler;
 pub mod backend;
 #[cfg(test)]
 mod backend_tests;
 pub mod client;
 pub mod codec;
+mod conn;
+pub mod limits;
 pub mod server;
 #[cfg(test)]
 mod server_tests;

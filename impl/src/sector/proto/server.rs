@@ -24,19 +24,26 @@
 //! - PROTO-12: the socket file is mode 0600 and a peer whose uid (`SO_PEERCRED`) is not on the
 //!   allow list ([`Server::allow_uids`], default the server's own uid) is closed unread
 //!   (`access.rs`).
+//! - PROTO-13: a connection is closed when more than [`ConnLimits::reply_bytes_buffered_max`]
+//!   reply bytes wait for a client that does not read, when it has had nothing in flight and
+//!   sent nothing for [`ConnLimits::idle_timeout_ms`], or when a frame it started has not
+//!   arrived whole within [`ConnLimits::frame_timeout_ms`]. The decisions are `limits.rs`'s;
+//!   time comes from the server's [`Clock`] (default [`SystemClock`]); `conn.rs` acts on them.
 //! - PROTO-10: shutdown stops accepting, stops reading, answers every request already read,
 //!   then flushes the backend before [`Server::run`] returns.
 
-use super::codec::{self, FrameError, ReadFrame};
-use super::{ErrorKind, ErrorReply, REQUEST_ID_NONE, Request, Response, ResponseFrame};
+use super::conn::{Conn, Counters, Job, ReadCtx, lock, read_loop};
+use super::limits::{ConnLimits, LimitBugs};
+use super::{ErrorKind, ErrorReply, REQUEST_ID_NONE, Request, Response, ResponseFrame, codec};
+use crate::env::{Clock, SystemClock};
 use std::collections::HashMap;
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Default number of worker threads calling the backend.
@@ -61,12 +68,13 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Server tuning. Defaults: [`WORKERS_DEFAULT`], [`REQUESTS_IN_FLIGHT_MAX_DEFAULT`],
-/// [`CONNECTIONS_MAX_DEFAULT`].
+/// [`CONNECTIONS_MAX_DEFAULT`] and [`ConnLimits::default`] (PROTO-13).
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
     workers: usize,
     requests_in_flight_max: usize,
     connections_max: usize,
+    limits: ConnLimits,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +83,7 @@ impl Default for ServerConfig {
             workers: WORKERS_DEFAULT,
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -114,6 +123,32 @@ impl ServerConfig {
         self
     }
 
+    /// Most reply bytes queued for one client before it is closed (PROTO-13).
+    #[must_use]
+    pub fn reply_bytes_buffered_max(mut self, max: usize) -> Self {
+        self.limits.reply_bytes_buffered_max = max;
+        self
+    }
+
+    /// Silence after which a connection with nothing in flight is closed (PROTO-13).
+    #[must_use]
+    pub fn idle_timeout_ms(mut self, ms: u64) -> Self {
+        self.limits.idle_timeout_ms = ms;
+        self
+    }
+
+    /// Most time a frame may take from its first byte read to its last (PROTO-13).
+    #[must_use]
+    pub fn frame_timeout_ms(mut self, ms: u64) -> Self {
+        self.limits.frame_timeout_ms = ms;
+        self
+    }
+
+    /// The per-connection limits (PROTO-13).
+    pub fn limits(&self) -> ConnLimits {
+        self.limits
+    }
+
     /// The number of worker threads.
     pub fn worker_count(&self) -> usize {
         self.workers
@@ -147,6 +182,8 @@ pub struct ServeReport {
     pub connections: u64,
     /// Requests answered (error replies included).
     pub replies: u64,
+    /// Connections closed by a PROTO-13 limit (unread replies, idle, slow frame).
+    pub limit_closes: u64,
 }
 
 /// Stops a running server from another thread (a signal handler's thread, a test).
@@ -167,7 +204,6 @@ impl ShutdownHandle {
 }
 
 /// A bound, not yet running server.
-#[derive(Debug)]
 pub struct Server<B: Backend> {
     listener: UnixListener,
     /// PROTO-12: peers whose uid is not here are closed unread.
@@ -179,79 +215,19 @@ pub struct Server<B: Backend> {
     /// Planted bug `sector_proto:close-on-malformed`, captured on the binding thread because
     /// planted bugs are per thread and readers run on their own.
     close_on_malformed: bool,
+    /// Planted PROTO-13 bugs, captured on the binding thread likewise.
+    limit_bugs: LimitBugs,
+    /// Where PROTO-13's timeouts get the time.
+    clock: Arc<dyn Clock>,
 }
 
-/// A request read from a connection, on its way to a worker.
-struct Job {
-    id: u64,
-    request: Request,
-    conn: Arc<Conn>,
-}
-
-/// One connection's shared state: its write half and its requests in flight.
-struct Conn {
-    writer: Mutex<UnixStream>,
-    in_flight: Mutex<usize>,
-    drained: Condvar,
-    replies: Arc<AtomicU64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Conn {
-    /// Writes one reply. A client that went away just misses it (PROTO-8).
-    fn reply(&self, id: u64, response: Response) {
-        let frame = ResponseFrame { id, response };
-        let bytes = match codec::encode_response_frame(&frame) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                // A reply too large for a frame (a read_range over many big values): the
-                // client must ask for fewer keys.
-                let message = format!("reply does not fit in a frame, ask for less: {e}");
-                let fallback = Response::Error(ErrorReply::new(ErrorKind::InvalidRequest, message));
-                match codec::encode_response_frame(&ResponseFrame { id, response: fallback }) {
-                    Ok(bytes) => bytes,
-                    Err(_) => return,
-                }
-            }
-        };
-        let mut writer = lock(&self.writer);
-        if writer.write_all(&bytes).is_err() {
-            // The client is gone or stopped reading for REPLY_WRITE_TIMEOUT: close the
-            // connection so its reader stops too; its requests still complete (PROTO-8).
-            let _ = writer.shutdown(Shutdown::Both);
-            return;
-        }
-        self.replies.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn error(&self, id: u64, kind: ErrorKind, message: String) {
-        self.reply(id, Response::Error(ErrorReply::new(kind, message)));
-    }
-
-    /// Waits until fewer than `max` requests are in flight, then takes a slot (PROTO-9).
-    fn acquire(&self, max: usize) {
-        let mut n = lock(&self.in_flight);
-        while *n >= max {
-            n = self.drained.wait(n).unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        *n += 1;
-    }
-
-    fn release(&self) {
-        let mut n = lock(&self.in_flight);
-        debug_assert!(*n > 0, "PROTO-9: release without acquire");
-        *n = n.saturating_sub(1);
-        self.drained.notify_all();
-    }
-
-    fn wait_drained(&self) {
-        let mut n = lock(&self.in_flight);
-        while *n > 0 {
-            n = self.drained.wait(n).unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+impl<B: Backend> std::fmt::Debug for Server<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("socket", &self.socket)
+            .field("config", &self.config)
+            .field("allowed_uids", &self.allowed_uids)
+            .finish_non_exhaustive()
     }
 }
 
@@ -281,6 +257,8 @@ impl<B: Backend> Server<B> {
             config,
             stopping: Arc::new(AtomicBool::new(false)),
             close_on_malformed: crate::bugs::active("sector_proto:close-on-malformed"),
+            limit_bugs: LimitBugs::capture(),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -291,6 +269,12 @@ impl<B: Backend> Server<B> {
         Self { allowed_uids: uids, ..self }
     }
 
+    /// Reads the time for PROTO-13's timeouts from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
     /// A handle that stops this server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle { stopping: Arc::clone(&self.stopping), socket: self.socket.clone() }
@@ -299,7 +283,7 @@ impl<B: Backend> Server<B> {
     /// Serves until shut down, then answers what was read, flushes the backend, removes the
     /// socket file and returns (PROTO-10).
     pub fn run(self) -> Result<ServeReport, ServerError> {
-        let replies = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let (job_tx, job_rx) = sync_channel::<Job>(self.config.workers * 4);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let workers: Vec<JoinHandle<()>> = (0..self.config.workers)
@@ -309,7 +293,7 @@ impl<B: Backend> Server<B> {
                 std::thread::spawn(move || worker_loop(&rx, &*backend))
             })
             .collect();
-        let accepted = self.accept_loop(&job_tx, &replies);
+        let accepted = self.accept_loop(&job_tx, &counters);
         drop(job_tx);
         for w in workers {
             let _ = w.join();
@@ -317,7 +301,11 @@ impl<B: Backend> Server<B> {
         let _ = std::fs::remove_file(&self.socket);
         let connections = accepted?;
         self.backend.flush().map_err(ServerError::Flush)?;
-        Ok(ServeReport { connections, replies: replies.load(Ordering::Relaxed) })
+        Ok(ServeReport {
+            connections,
+            replies: counters.replies.load(Ordering::Relaxed),
+            limit_closes: counters.limit_closes.load(Ordering::Relaxed),
+        })
     }
 
     /// Accepts until shutdown; on shutdown closes every connection's read side and joins
@@ -325,7 +313,7 @@ impl<B: Backend> Server<B> {
     fn accept_loop(
         &self,
         jobs: &SyncSender<Job>,
-        replies: &Arc<AtomicU64>,
+        counters: &Arc<Counters>,
     ) -> Result<u64, ServerError> {
         let open: Arc<Mutex<HashMap<u64, UnixStream>>> = Arc::default();
         let mut readers: Vec<JoinHandle<()>> = Vec::new();
@@ -347,7 +335,7 @@ impl<B: Backend> Server<B> {
                 continue; // PROTO-12: dropped, so closed, before anything is read
             }
             readers.retain(|r| !r.is_finished());
-            if let Some(reader) = self.start_conn(stream, accepted, &open, jobs, replies) {
+            if let Some(reader) = self.start_conn(stream, accepted, &open, jobs, counters) {
                 readers.push(reader);
             }
             accepted += 1;
@@ -367,40 +355,52 @@ impl<B: Backend> Server<B> {
         conn_id: u64,
         open: &Arc<Mutex<HashMap<u64, UnixStream>>>,
         jobs: &SyncSender<Job>,
-        replies: &Arc<AtomicU64>,
+        counters: &Arc<Counters>,
     ) -> Option<JoinHandle<()>> {
-        let (Ok(writer), Ok(registered)) = (stream.try_clone(), stream.try_clone()) else {
+        let (Ok(conn_stream), Ok(registered)) = (stream.try_clone(), stream.try_clone()) else {
             return None;
         };
-        // PROTO-9: a client that stops reading replies is disconnected after the timeout.
-        if writer.set_write_timeout(Some(REPLY_WRITE_TIMEOUT)).is_err() {
-            return None;
-        }
-        let conn = Arc::new(Conn {
-            writer: Mutex::new(writer),
-            in_flight: Mutex::new(0),
-            drained: Condvar::new(),
-            replies: Arc::clone(replies),
-        });
         {
             let mut open_now = lock(open);
             // PROTO-9: at most `connections_max` connections; more get `Busy` and are closed.
             if open_now.len() >= self.config.connections_max {
-                conn.error(REQUEST_ID_NONE, ErrorKind::Busy, "too many connections".to_owned());
+                refuse_busy(&stream);
                 return None;
             }
             open_now.insert(conn_id, registered);
         }
-        let (open, jobs) = (Arc::clone(open), jobs.clone());
-        let max = self.config.requests_in_flight_max;
+        let limits = self.config.limits;
+        let conn = Arc::new(Conn::new(conn_stream, Arc::clone(counters), limits, self.limit_bugs));
+        let (open, jobs, clock) = (Arc::clone(open), jobs.clone(), Arc::clone(&self.clock));
+        let in_flight_max = self.config.requests_in_flight_max;
         let close_on_malformed = self.close_on_malformed;
         Some(std::thread::spawn(move || {
-            read_loop(stream, &conn, &jobs, max, close_on_malformed);
+            let writer = {
+                let conn = Arc::clone(&conn);
+                std::thread::spawn(move || conn.write_loop())
+            };
+            let ctx = ReadCtx { jobs: &jobs, in_flight_max, close_on_malformed, clock: &*clock };
+            read_loop(stream, &conn, &ctx);
             conn.wait_drained();
             lock(&open).remove(&conn_id);
-            let _ = lock(&conn.writer).shutdown(Shutdown::Both);
+            conn.finish(); // the writer sends what is queued, then closes
+            let _ = writer.join();
         }))
     }
+}
+
+/// Answers a connection beyond `connections_max` with `Busy` (PROTO-9), best effort.
+fn refuse_busy(stream: &UnixStream) {
+    let frame = ResponseFrame {
+        id: REQUEST_ID_NONE,
+        response: Response::Error(ErrorReply::new(ErrorKind::Busy, "too many connections")),
+    };
+    if let (Ok(bytes), Ok(())) =
+        (codec::encode_response_frame(&frame), stream.set_write_timeout(Some(REPLY_WRITE_TIMEOUT)))
+    {
+        let _ = (&*stream).write_all(&bytes);
+    }
+    let _ = stream.shutdown(Shutdown::Both);
 }
 
 fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend) {
@@ -414,58 +414,5 @@ fn worker_loop(jobs: &Mutex<Receiver<Job>>, backend: &dyn Backend) {
         let response = backend.handle(job.request);
         job.conn.reply(job.id, response);
         job.conn.release();
-    }
-}
-
-/// Reads frames until the client leaves, the server stops reading, or a frame is too large.
-fn read_loop(
-    stream: UnixStream,
-    conn: &Arc<Conn>,
-    jobs: &SyncSender<Job>,
-    max: usize,
-    close_on_malformed: bool,
-) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let body = match codec::read_frame_body(&mut reader) {
-            Ok(ReadFrame::Body(body)) => body,
-            Ok(ReadFrame::TooLarge { length_bytes }) => {
-                // PROTO-3: the stream cannot be resynchronised; answer and close.
-                let e = FrameError::TooLarge { length_bytes };
-                conn.error(REQUEST_ID_NONE, ErrorKind::FrameTooLarge, e.to_string());
-                return;
-            }
-            // PROTO-5: a frame cut short by the end of the stream is the client leaving.
-            Ok(ReadFrame::Eof | ReadFrame::Truncated) | Err(_) => return,
-        };
-        let frame = match codec::decode_request_body(&body) {
-            Ok(frame) => frame,
-            Err(e) => {
-                // PROTO-4: the prefix was valid, so skipping this body resynchronises.
-                let id = match &e {
-                    FrameError::Undecodable { id: Some(id), .. } => *id,
-                    _ => REQUEST_ID_NONE,
-                };
-                conn.error(id, ErrorKind::MalformedFrame, e.to_string());
-                if close_on_malformed {
-                    return; // planted bug: breaks PROTO-4
-                }
-                continue;
-            }
-        };
-        if let Err(e) = frame.request.validate() {
-            conn.reply(frame.id, Response::Error(e));
-            continue;
-        }
-        // PROTO-9: back-pressure: stop reading until fewer than `max` requests are in flight.
-        conn.acquire(max);
-        let job = Job { id: frame.id, request: frame.request, conn: Arc::clone(conn) };
-        if let Err(returned) = jobs.send(job) {
-            // The workers are gone: the server is stopping.
-            let job = returned.0;
-            conn.error(job.id, ErrorKind::ShuttingDown, "the server is shutting down".to_owned());
-            conn.release();
-            return;
-        }
     }
 }

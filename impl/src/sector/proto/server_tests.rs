@@ -6,7 +6,7 @@ use super::codec::{self, ReadFrame};
 use super::server::{Backend, Server, ServerConfig, ShutdownHandle};
 use super::*;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -329,5 +329,166 @@ fn back_pressure_and_connection_limit_proto_9() {
     assert!(matches!(reply.response, Response::Error(ErrorReply { kind: ErrorKind::Busy, .. })));
     assert!(read_response(&mut other).is_none(), "the extra connection is closed");
     drop(s);
+    srv.stop();
+}
+
+// ---- PROTO-13: per-connection limits --------------------------------------------------------
+
+/// Reads replies until the server closes the connection; `Err` if it is still open after
+/// `within`. Returns how many replies came first.
+fn replies_until_closed(s: &mut UnixStream, within: Duration) -> Result<usize, String> {
+    let deadline = std::time::Instant::now() + within;
+    s.set_read_timeout(Some(Duration::from_millis(50))).map_err(|e| e.to_string())?;
+    let mut got = 0;
+    loop {
+        match codec::read_frame_body(s) {
+            Ok(ReadFrame::Body(_)) => got += 1,
+            Ok(_) => return Ok(got),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(_) => return Ok(got), // reset by the server: closed too
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("still open after {within:?} ({got} replies read)"));
+        }
+    }
+}
+
+const BIG_KEY: Key = 5;
+const BIG_READS: usize = 64;
+
+/// PROTO-13: a client that sends 64 reads of a 1 MiB value and reads nothing has its
+/// connection closed once more than `reply_bytes_buffered_max` (256 KiB) of replies wait;
+/// another client is served meanwhile. Returns what went wrong, for the planted-bug test.
+fn check_slow_reader_is_closed(srv: &Running) -> Result<(), String> {
+    let mut c = SectorClient::connect(&srv.socket).map_err(|e| e.to_string())?;
+    c.write(BIG_KEY, vec![7u8; 1 << 20], WriteOptions::default()).map_err(|e| e.to_string())?;
+    let mut s = UnixStream::connect(&srv.socket).map_err(|e| e.to_string())?;
+    for id in 0..BIG_READS as u64 {
+        let frame = encode_request_frame(&RequestFrame { id, request: Request::Read { key: 5 } });
+        if s.write_all(&frame.map_err(|e| e.to_string())?).is_err() {
+            break; // already closed by the server
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300)); // the replies pile up unread
+    match c.read(BIG_KEY) {
+        Ok(Some(r)) if r.value.len() == 1 << 20 => {}
+        other => return Err(format!("an honest client is not served: {other:?}")),
+    }
+    let got = replies_until_closed(&mut s, Duration::from_secs(3))?;
+    if got >= BIG_READS {
+        return Err(format!("all {got} replies were buffered for a client that did not read"));
+    }
+    Ok(())
+}
+
+fn slow_reader_config() -> ServerConfig {
+    ServerConfig::default().workers(4).reply_bytes_buffered_max(256 * 1024)
+}
+
+#[test]
+fn slow_reader_is_closed_proto_13() {
+    let srv = start_with(slow_reader_config());
+    check_slow_reader_is_closed(&srv).unwrap();
+    assert_eq!(srv.stop().limit_closes, 1, "one connection closed by a limit");
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_unbounded_reply_buffer_is_caught() {
+    let _bug = crate::bugs::plant("sector_proto:unbounded-reply-buffer").unwrap();
+    let srv = start_with(slow_reader_config());
+    assert!(check_slow_reader_is_closed(&srv).is_err());
+    srv.stop();
+}
+
+/// PROTO-13: with `idle_timeout_ms(200)`, a request in flight longer than that keeps its
+/// connection open (it is not idle), and the connection is closed within a second once it has
+/// sat silent with nothing in flight.
+fn check_idle_connection_is_closed(srv: &Running) -> Result<(), String> {
+    let mut s = UnixStream::connect(&srv.socket).map_err(|e| e.to_string())?;
+    write_request(&mut s, 1, Request::Read { key: SLOW_KEY }); // 300 ms in the backend
+    match read_response(&mut s) {
+        Some(r) if r.id == 1 => {}
+        other => return Err(format!("busy connection closed as idle: {other:?}")),
+    }
+    let silent = std::time::Instant::now();
+    replies_until_closed(&mut s, Duration::from_secs(2))?;
+    if silent.elapsed() < Duration::from_millis(150) {
+        return Err(format!("closed after {:?}, before the idle timeout", silent.elapsed()));
+    }
+    Ok(())
+}
+
+fn idle_config() -> ServerConfig {
+    ServerConfig::default().workers(4).idle_timeout_ms(200)
+}
+
+#[test]
+fn idle_connection_is_closed_proto_13() {
+    let srv = start_with(idle_config());
+    check_idle_connection_is_closed(&srv).unwrap();
+    assert_eq!(srv.stop().limit_closes, 1);
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_no_idle_timeout_is_caught() {
+    let _bug = crate::bugs::plant("sector_proto:no-idle-timeout").unwrap();
+    let srv = start_with(idle_config());
+    assert!(check_idle_connection_is_closed(&srv).is_err());
+    srv.stop();
+}
+
+/// PROTO-13: with `frame_timeout_ms(200)`, a frame dribbled in a byte every 20 ms (so the
+/// connection is never silent) is cut off within a second; a frame sent in two pieces 50 ms
+/// apart is served.
+fn check_slow_frame_is_closed(srv: &Running) -> Result<(), String> {
+    let mut ok = UnixStream::connect(&srv.socket).map_err(|e| e.to_string())?;
+    let frame = encode_request_frame(&RequestFrame { id: 9, request: Request::Flush })
+        .map_err(|e| e.to_string())?;
+    let (a, b) = frame.split_at(3);
+    ok.write_all(a).map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(50));
+    ok.write_all(b).map_err(|e| e.to_string())?;
+    match read_response(&mut ok) {
+        Some(r) if r.id == 9 => {}
+        other => return Err(format!("a frame in two pieces was not served: {other:?}")),
+    }
+    let mut s = UnixStream::connect(&srv.socket).map_err(|e| e.to_string())?;
+    s.write_all(&1000u32.to_le_bytes()).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_millis(20))).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        if s.write_all(&[0]).is_err() {
+            return Ok(()); // closed
+        }
+        let mut buf = [0u8; 16];
+        match io::Read::read(&mut s, &mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err("a reply to half a frame".to_owned()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Err("a frame dribbled for 2 s is still being read".to_owned())
+}
+
+fn slow_frame_config() -> ServerConfig {
+    ServerConfig::default().workers(4).frame_timeout_ms(200)
+}
+
+#[test]
+fn slow_frame_is_closed_proto_13() {
+    let srv = start_with(slow_frame_config());
+    check_slow_frame_is_closed(&srv).unwrap();
+    assert_eq!(srv.stop().limit_closes, 1);
+}
+
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_no_frame_timeout_is_caught() {
+    let _bug = crate::bugs::plant("sector_proto:no-frame-timeout").unwrap();
+    let srv = start_with(slow_frame_config());
+    assert!(check_slow_frame_is_closed(&srv).is_err());
     srv.stop();
 }
