@@ -84,6 +84,9 @@ pub enum MemberError {
     /// It answered a request with an error it should not have, or a malformed answer.
     #[error("{0}")]
     Answer(String),
+    /// It answered `gossip.start` with `unsupported` (CONF-2: the suite is skipped).
+    #[error("the implementation does not support gossip (gossip.start: unsupported)")]
+    Unsupported,
 }
 
 /// Everything `gossip.start` carries.
@@ -213,6 +216,10 @@ impl Member {
             "salt": hex(&s.salt), "policy": if s.lww { "lww" } else { "keep_both" },
             "seed": s.seed, "announce_interval_ms": s.config.announce_interval_ms,
             "fanout": s.config.fanout, "fetch_timeout_ms": s.config.fetch_timeout_ms}))?;
+        if r.pointer("/error/kind").and_then(Value::as_str) == Some("unsupported") {
+            iut.finish();
+            return Err(MemberError::Unsupported);
+        }
         ok(r, "gossip.start")?;
         Ok(Member::Foreign(iut))
     }

@@ -25,6 +25,9 @@ use judge::Observer;
 use members::{Member, MemberError, Outgoing, Start};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How a skipped case's `info` starts (the implementation does not support gossip, CONF-2).
+pub const SKIPPED: &str = "skipped";
+
 /// How a run goes.
 #[derive(Debug, Clone)]
 pub struct GossipSuiteConfig {
@@ -228,6 +231,19 @@ pub fn gossip_seed(cfg: &GossipSuiteConfig, seed: u64) -> Case {
             let dir = state_dir(seed, i);
             match Member::foreign(&cfg.cmd, &dir, &start) {
                 Ok(m) => members.push(m),
+                Err(MemberError::Unsupported) => {
+                    for m in members {
+                        m.finish();
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let info = format!("{SKIPPED}: gossip.start answered unsupported");
+                    return Case {
+                        name: format!("seed {seed}"),
+                        seed: Some(seed),
+                        info,
+                        failure: None,
+                    };
+                }
                 Err(e) => {
                     failure = Some(misbehaved(i, &e));
                     break;
