@@ -1,7 +1,7 @@
 //! `cellar conform vectors` judges the Rust implementation through the black-box protocol
 //! (`cellar conform adapter`) exactly like a stranger: every vector passes with strict error
 //! kinds, the reports are written, and each planted adapter bug is caught with the failing
-//! vector ids printed.
+//! vector ids printed; the state and gossip suites pass it and catch its planted bugs by seed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code")]
 
 use std::path::Path;
@@ -115,6 +115,32 @@ fn planted_state_bugs_are_caught_with_a_seed_that_reproduces() {
             .unwrap_or_else(|| panic!("{bug}: no seed printed:\n{stdout}"))
             .to_owned();
         let again = suite(name, &adapter(Some(bug)), &["--seed", &seed]);
+        assert_eq!(again.status.code(), Some(1), "{bug}: seed {seed} does not reproduce");
+    }
+}
+
+/// CONF-7: the Rust adapter's gossip node converges with in-process Rust nodes and presents
+/// GossipSpec's winners; each planted gossip bug is caught with a seed that reproduces.
+#[test]
+fn gossip_suite_passes_the_adapter_and_catches_planted_bugs() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().to_str().unwrap().to_owned();
+    let out = suite("gossip", &adapter(None), &["--seeds", "4", "--report", &report]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    assert!(std::fs::read_to_string(dir.path().join("junit.xml")).unwrap().contains("seed 3"));
+    for bug in ["lww-by-arrival-order", "drops-deletes"] {
+        let out = suite("gossip", &adapter(Some(bug)), &["--seeds", "10"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "planted bug {bug} was not caught:\n{stdout}");
+        let seed = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("FAILED seed "))
+            .and_then(|l| l.split(':').next())
+            .unwrap_or_else(|| panic!("{bug}: no seed printed:\n{stdout}"))
+            .to_owned();
+        let again = suite("gossip", &adapter(Some(bug)), &["--seed", &seed]);
         assert_eq!(again.status.code(), Some(1), "{bug}: seed {seed} does not reproduce");
     }
 }

@@ -25,16 +25,24 @@ pub enum AdapterBug {
     /// `volume.cleanup`: takes Contract from a lock of its own process only, so it runs while
     /// another process holds Expand (VOL-2).
     CleanupIgnoresMode,
+    /// Gossip: after a merge the node keeps the head that arrived last, whatever it held
+    /// (every key takes "theirs", GOS-3 broken).
+    LwwByArrivalOrder,
+    /// Gossip: a delete that arrives by gossip is undone (the old value written back), so
+    /// tombstones go no further than the node that wrote them (GOS-2, GOS-4 broken).
+    DropsDeletes,
 }
 
 impl AdapterBug {
     /// Every planted bug with its name.
-    pub const ALL: [(&'static str, AdapterBug); 5] = [
+    pub const ALL: [(&'static str, AdapterBug); 7] = [
         ("accepts-flipped-tag", AdapterBug::AcceptsFlippedTag),
         ("accepts-upper-case-ref", AdapterBug::AcceptsUpperCaseRef),
         ("cas-ignores-expected", AdapterBug::CasIgnoresExpected),
         ("put-lost-on-restart", AdapterBug::PutLostOnRestart),
         ("cleanup-ignores-mode", AdapterBug::CleanupIgnoresMode),
+        ("lww-by-arrival-order", AdapterBug::LwwByArrivalOrder),
+        ("drops-deletes", AdapterBug::DropsDeletes),
     ];
 
     /// The bug called `name`.

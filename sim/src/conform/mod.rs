@@ -17,10 +17,15 @@
 //! - [`volume`]: the volume suite: syncs, cleanups and held modes across several volumes,
 //!   SIGKILL and restart, every step judged by `cellar-model`'s `VolumeSpec`.
 //!
+//! - [`gossip`]: the gossip suite: Rust nodes and foreign nodes gossiping through the harness
+//!   (the network, with faults), converged state and winners judged by `cellar-model`'s
+//!   `GossipSpec`; the adapter's gossip node with its planted bugs.
+//!
 //! Nothing here prints; the command line (`src/bin/cellar/conform.rs`) does.
 
 pub mod adapter;
 pub mod formats;
+pub mod gossip;
 pub mod kinds;
 pub mod process;
 pub mod report;

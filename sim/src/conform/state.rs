@@ -1,9 +1,11 @@
 //! The adapter's state requests (`specs/conform.md`, CONF-4): a file cell and a directory
 //! store in `CELLAR_CONFORM_DIR`, shared by every adapter process of a run, the volume made of
 //! them (values are hash lists, modes are `volume.md` §6's flock files in `DIR/modes/`), and the
-//! planted bugs the cell, store and volume suites must catch.
+//! planted bugs the cell, store and volume suites must catch. Gossip and `kv.*` requests go on
+//! to the process's gossip node (`gossip/adapter.rs`).
 
 use crate::conform::adapter::AdapterBug;
+use crate::conform::gossip::adapter::GossipState;
 use crate::conform::kinds::{hex, unhex};
 use cellar::Hash;
 use cellar::storage::cell::{Cell, CellError, FileCell};
@@ -27,6 +29,8 @@ pub struct State {
     volatile: BTreeMap<Hash, Vec<u8>>,
     /// The mode taken by `volume.begin`, held until `volume.end` or the process dies.
     hold: Option<ModeHold>,
+    /// The gossip node of `gossip.*` and `kv.*` (CONF-7).
+    gossip: GossipState,
 }
 
 fn err(kind: &str, definite: bool, message: String) -> Value {
@@ -94,7 +98,14 @@ impl State {
     pub fn from_env() -> Self {
         let dir =
             std::env::var_os("CELLAR_CONFORM_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-        Self { dir, cell: None, store: None, volatile: BTreeMap::new(), hold: None }
+        Self {
+            dir,
+            cell: None,
+            store: None,
+            volatile: BTreeMap::new(),
+            hold: None,
+            gossip: GossipState::default(),
+        }
     }
 
     fn cell(&mut self) -> Result<&FileCell, Value> {
@@ -135,7 +146,7 @@ impl State {
             "volume.publish" => self.publish(req),
             "volume.sync" => self.sync(req),
             "volume.cleanup" => self.cleanup(bugs),
-            _ => return None,
+            _ => return self.gossip.answer(kind, req, bugs),
         };
         Some(r.map_or_else(
             |e| e,

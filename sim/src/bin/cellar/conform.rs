@@ -2,6 +2,7 @@
 //! of `specs/conform.md`; `cellar conform adapter` is the Rust implementation behind it.
 
 use cellar_sim::conform::adapter::{self, AdapterBug};
+use cellar_sim::conform::gossip::{self, GossipSuiteConfig};
 use cellar_sim::conform::process::Iut;
 use cellar_sim::conform::sector::{self, SectorConfig};
 use cellar_sim::conform::sector_adapter::SectorBug;
@@ -26,6 +27,9 @@ pub enum ConformCommand {
     /// Probe a sector server on a Unix socket (PROTO-*) and, with --restart, crash it under a
     /// seeded workload and judge what survived (SEC-2, SEC-7, SEC-8, PROTO-8, PROTO-10).
     Sector(SectorArgs),
+    /// Rust nodes and foreign nodes gossiping through the harness (the network, with faults);
+    /// convergence (GOS-5) and the winners judged by GossipSpec (GOS-3, GOS-4).
+    Gossip(GossipArgs),
     /// Serve the black-box protocol on stdin/stdout with the Rust implementation.
     Adapter(AdapterArgs),
     /// Serve a formatted sector device on a socket like `cellar sector serve`, optionally with
@@ -57,6 +61,35 @@ pub struct SuiteArgs {
     /// Chance of a kill per step, parts per million.
     #[arg(long, default_value_t = 150_000)]
     pub kill_ppm: u32,
+    /// Write conform.json and junit.xml into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `cellar conform gossip` arguments.
+#[derive(clap::Args, Debug)]
+pub struct GossipArgs {
+    /// The implementation: a shell command speaking JSON lines (`specs/conform.md`, CONF-7).
+    #[arg(long = "impl")]
+    pub implementation: String,
+    /// Rust nodes hosted by the harness.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: u32,
+    /// Foreign nodes (one implementation process each).
+    #[arg(long, default_value_t = 1)]
+    pub foreign: u32,
+    /// Seeds 0..N.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Run only this seed (reproduce a failure).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Virtual milliseconds of workload under network faults.
+    #[arg(long, default_value_t = 8_000)]
+    pub workload_ms: u64,
+    /// Virtual milliseconds after the faults stop within which every node must converge.
+    #[arg(long, default_value_t = 20_000)]
+    pub bound_ms: u64,
     /// Write conform.json and junit.xml into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -128,7 +161,8 @@ pub struct VectorsArgs {
 #[derive(clap::Args, Debug)]
 pub struct AdapterArgs {
     /// A planted bug (repeatable): accepts-flipped-tag, accepts-upper-case-ref,
-    /// cas-ignores-expected, put-lost-on-restart, cleanup-ignores-mode.
+    /// cas-ignores-expected, put-lost-on-restart, cleanup-ignores-mode, lww-by-arrival-order,
+    /// drops-deletes.
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
 }
@@ -141,6 +175,7 @@ pub fn run(cmd: ConformCommand) -> ExitCode {
         ConformCommand::Store(args) => run_suite("store", &args),
         ConformCommand::Volume(args) => run_suite("volume", &args),
         ConformCommand::Sector(args) => run_sector(&args),
+        ConformCommand::Gossip(args) => run_gossip(&args),
         ConformCommand::Adapter(args) => run_adapter(&args),
         ConformCommand::SectorAdapter(args) => run_sector_adapter(&args),
     }
@@ -238,6 +273,47 @@ fn run_sector(args: &SectorArgs) -> ExitCode {
         && let Err(e) = report::write_cases(dir, "sector", &cases)
     {
         eprintln!("cellar conform sector: writing the report: {e}");
+        return ExitCode::FAILURE;
+    }
+    if cases.iter().any(|c| c.failure.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn run_gossip(args: &GossipArgs) -> ExitCode {
+    if args.foreign == 0 {
+        eprintln!("cellar conform gossip: --foreign must be at least 1");
+        return ExitCode::from(2);
+    }
+    let cfg = GossipSuiteConfig {
+        cmd: args.implementation.clone(),
+        rust_nodes: args.nodes,
+        foreign_nodes: args.foreign,
+        workload_ms: args.workload_ms,
+        bound_ms: args.bound_ms,
+    };
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (0..args.seeds).collect(),
+    };
+    let mut cases = Vec::new();
+    for seed in seeds {
+        let case = gossip::gossip_seed(&cfg, seed);
+        if let Some(f) = &case.failure {
+            println!("FAILED seed {seed}: {f}");
+            println!(
+                "reproduce: cellar conform gossip --impl '{}' --nodes {} --foreign {} --seed {seed}",
+                args.implementation, args.nodes, args.foreign
+            );
+        }
+        cases.push(case);
+    }
+    print!("{}", sector::table("gossip", &cases));
+    if cases.iter().all(|c| c.info.starts_with(gossip::SKIPPED)) {
+        println!("SKIPPED: the implementation does not support gossip (CONF-2)");
+    }
+    if let Some(dir) = &args.report
+        && let Err(e) = report::write_cases(dir, "gossip", &cases)
+    {
+        eprintln!("cellar conform gossip: writing the report: {e}");
         return ExitCode::FAILURE;
     }
     if cases.iter().any(|c| c.failure.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }

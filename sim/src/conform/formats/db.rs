@@ -117,8 +117,13 @@ fn key_state(bytes: &[u8]) -> Outcome<Value> {
         Err(_) => Kind::InvalidValue,
     })?;
     let s = KeyState::decode(bytes).map_err(|e| Failure::new(Kind::InvalidValue, e.to_string()))?;
+    Ok(key_state_json(&s))
+}
+
+/// JSON form of a key state (`kv.key_state`, KV-9): `{"clock": CLOCK, "versions": […]}`.
+pub fn key_state_json(s: &KeyState) -> Value {
     let versions: Vec<Value> = s.versions().iter().map(version_json).collect();
-    Ok(json!({"clock": clock_json(s.clock()), "versions": versions}))
+    json!({"clock": clock_json(s.clock()), "versions": versions})
 }
 
 fn snapshot(bytes: &[u8]) -> Outcome<Value> {

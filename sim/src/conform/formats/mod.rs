@@ -54,6 +54,6 @@ fn unknown(name: &str) -> Failure {
     Failure::new(Kind::InvalidValue, format!("unknown format or function {name:?}"))
 }
 
-pub use db::clock_json;
+pub use db::{clock_json, key_state_json};
 pub use proto::{request_json, response_json};
 pub use sector::header_json;
