@@ -22,7 +22,7 @@
 use crate::link::{Credentials, Link, given_secret, parse_secret};
 use crate::outbox::Outbox;
 use cellar::db::gossip::frame::{self, NetFrame};
-use cellar::db::gossip::service;
+use cellar::db::gossip::service::{self, KvResponse};
 use cellar::db::gossip::{Envelope, GossipConfig, GossipNode, PeerId, encode_message};
 use cellar::db::hkv::Hkv;
 use cellar::db::merge::{MergePolicy, NodeId};
@@ -267,8 +267,10 @@ fn serve_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
                     let now = shared.clock.now_ms();
                     match st.node.handle_bytes(from, &message, now) {
                         Ok(h) => {
-                            if h.merged.is_some() {
-                                persist_head(&mut st);
+                            if h.merged.is_some()
+                                && let Err(e) = persist_head(&mut st)
+                            {
+                                eprintln!("{e}");
                             }
                             addressed(&st, h.replies)
                         }
@@ -284,8 +286,14 @@ fn serve_connection(shared: &Shared, stream: TcpStream) -> std::io::Result<()> {
                 let resp = {
                     let mut st = lock(shared);
                     let resp = service::answer(&mut st.node, req);
-                    persist_head(&mut st);
-                    resp
+                    // A head that did not reach the cell is not acknowledged (nothing
+                    // acknowledged is lost): the client hears why. The next persist retries.
+                    match persist_head(&mut st) {
+                        Ok(()) => resp,
+                        Err(e) => KvResponse::Error(format!(
+                            "the commit is in this node's memory but its head was not saved: {e}"
+                        )),
+                    }
                 };
                 link.send(&frame::encode_body(&resp).map_err(std::io::Error::other)?)?;
             }
@@ -306,16 +314,16 @@ fn peer_id(st: &mut State, addr: &str) -> PeerId {
 }
 
 /// Publishes the node's head to its cell (compare-and-swap from the value read).
-fn persist_head(st: &mut State) {
-    let Some(head) = st.node.db().head() else { return };
+fn persist_head(st: &mut State) -> Result<(), String> {
+    let Some(head) = st.node.db().head() else { return Ok(()) };
     let new = head.to_bytes();
-    match st.cell.read() {
-        Ok(old) if old == new => {}
-        Ok(old) => {
-            if let Err(e) = st.cell.cas(&old, &new) {
-                eprintln!("persisting head: {e}");
-            }
-        }
-        Err(e) => eprintln!("reading cell: {e}"),
+    let old = st.cell.read().map_err(|e| format!("reading the cell: {e}"))?;
+    if old == new {
+        return Ok(());
+    }
+    match st.cell.cas(&old, &new) {
+        Ok(out) if out.swapped => Ok(()),
+        Ok(_) => Err("the cell changed underneath (another process?)".into()),
+        Err(e) => Err(format!("persisting head: {e}")),
     }
 }
