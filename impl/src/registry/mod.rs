@@ -41,6 +41,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// BLAKE3 `derive_key` context of the salt of every volume whose cell is not sealed (key
+/// material: empty), so two servers naming one volume differently still chunk alike.
+pub const UNSEALED_SALT_PURPOSE: &str = "cellar 2026 unsealed volume salt v1";
+
 /// Named backends, volumes and shares, all opened (see the module docs).
 pub struct Registry {
     file: PathBuf,
@@ -48,6 +52,7 @@ pub struct Registry {
     stores: BTreeMap<String, Arc<dyn Store>>,
     cells: BTreeMap<String, Arc<dyn Cell>>,
     volumes: BTreeMap<String, Volume>,
+    secrets: BTreeMap<String, crate::storage::secret::VolumeSecret>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -77,6 +82,7 @@ impl Registry {
             stores: opened.stores,
             cells: opened.cells,
             volumes: opened.volumes,
+            secrets: opened.secrets,
             config,
         })
     }
@@ -104,6 +110,17 @@ impl Registry {
     /// The volume named `name`.
     pub fn volume(&self, name: &str) -> Option<&Volume> {
         self.volumes.get(name)
+    }
+
+    /// The ref salt of volume `name` (`docs/config.md`, salts): derived from the secret of
+    /// its cell when the cell is sealed, otherwise the public [`UNSEALED_SALT_PURPOSE`] salt —
+    /// an unsealed volume has no secret, and whoever reads its cell reads its files anyway.
+    pub fn volume_salt(&self, name: &str) -> Option<[u8; 32]> {
+        let spec = &self.config.volumes.get(name)?.spec;
+        Some(match self.secrets.get(&spec.cell) {
+            Some(secret) => secret.ref_salt(),
+            None => blake3::derive_key(UNSEALED_SALT_PURPOSE, b""),
+        })
     }
 
     /// The share named `name`.

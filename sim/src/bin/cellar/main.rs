@@ -13,6 +13,7 @@ mod demo;
 mod fs;
 mod kv;
 mod link;
+mod mount;
 mod node;
 mod sector;
 mod sim;
@@ -45,6 +46,8 @@ enum Command {
     /// Conformance: judge an implementation in any language (specs/conform.md).
     #[command(subcommand)]
     Conform(conform::ConformCommand),
+    /// Mount a share of `cellar.toml` read-write through FUSE (commits on fsync and unmount).
+    Mount(mount::MountArgs),
     /// Run a gossip replica of the versioned KV over TCP.
     Node(node::NodeArgs),
     /// Talk to a running `cellar node`: set, get, list, delete, commit, log.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Conform(cmd) => conform::run(cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Demo(args) => demo::run(&args),
+        Command::Mount(args) => mount::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Kv(args) => kv::run(&args),
         Command::Sim(args) => sim::run(&args),
