@@ -61,6 +61,11 @@ impl Inodes {
         n
     }
 
+    /// The number `path` holds, if any.
+    pub fn get(&self, path: &FsPath) -> Option<u64> {
+        self.by_path.get(path).copied()
+    }
+
     /// Records that `ino` names `path` (recovering a number after a restart).
     pub fn bind(&mut self, ino: u64, path: &FsPath) {
         if let Some(old) = self.by_path.remove(path) {

@@ -19,6 +19,6 @@ mod share;
 pub mod staging;
 
 pub use share::{
-    AdapterError, Attr, COMMIT_CAS_ATTEMPTS_MAX, Caller, CommitReport, Errno, STAGING_COMPACT_BYTES,
-    SetAttr, SetTime, ShareFs, ShareOptions, errno_of,
+    AdapterError, Attr, COMMIT_CAS_ATTEMPTS_MAX, Caller, CommitReport, Errno,
+    STAGING_COMPACT_BYTES, SetAttr, SetTime, ShareFs, ShareOptions, errno_of,
 };

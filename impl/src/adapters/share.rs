@@ -143,7 +143,8 @@ pub struct Attr {
     pub ino: u64,
     /// File, directory or symlink.
     pub kind: Kind,
-    /// Bytes (file), target length (symlink), entries (directory).
+    /// Bytes (file), target length (symlink), entries (directory), device number (device),
+    /// 0 (FIFO, socket).
     pub size: u64,
     /// Permission bits (`& 0o7777`).
     pub mode: u32,
@@ -324,7 +325,8 @@ impl ShareFs {
         let fs = self.fs();
         let all = fs.walk(&st.root, &FsPath::root()).map_err(fs_err)?;
         for (p, _) in all {
-            if path_ino(&p) == ino {
+            // A path that already has a number (a rename target) is not this one's.
+            if path_ino(&p) == ino && st.inodes.get(&p).is_none() {
                 st.inodes.bind(ino, &p);
                 return Ok(p);
             }
@@ -430,7 +432,14 @@ impl ShareFs {
         self.fs().readlink(&st.root, &path).map_err(fs_err)
     }
 
-    fn new_attrs(&self, st: &State, dir: &FsPath, mode: u32, c: Caller, is_dir: bool) -> Result<Attrs, Errno> {
+    fn new_attrs(
+        &self,
+        st: &State,
+        dir: &FsPath,
+        mode: u32,
+        c: Caller,
+        is_dir: bool,
+    ) -> Result<Attrs, Errno> {
         let pinfo = self.fs().stat(&st.root, dir).map_err(fs_err)?;
         let mut mode = mode & 0o7777;
         let gid = if pinfo.mode & 0o2000 != 0 {
@@ -481,11 +490,30 @@ impl ShareFs {
     }
 
     /// Creates the symlink `name` → `target` in `parent`.
-    pub fn symlink(&self, parent: u64, name: &[u8], target: &[u8], c: Caller) -> Result<Attr, Errno> {
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        c: Caller,
+    ) -> Result<Attr, Errno> {
         if target.len() > crate::fs::SYMLINK_TARGET_SIZE_MAX_BYTES {
             return Err(Errno(libc::ENAMETOOLONG));
         }
         self.make(parent, name, c, |fs, r, p, a| fs.symlink(r, p, target, a), 0o777, false)
+    }
+
+    /// Creates the FIFO, socket or device `name` in `parent` (`rdev`: a device's number).
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        kind: Kind,
+        mode: u32,
+        rdev: u64,
+        c: Caller,
+    ) -> Result<Attr, Errno> {
+        self.make(parent, name, c, |fs, r, p, a| fs.mknod(r, p, kind, a, rdev), mode, false)
     }
 
     /// Hard links are not in the schema (FS-12): always `EPERM`.
@@ -706,11 +734,8 @@ impl ShareFs {
             let p = self.staging.promote_head(&self.salt, &head)?;
             report.promoted.blobs += p.blobs;
             report.promoted.bytes += p.bytes;
-            let cas = self
-                .volume
-                .cell
-                .cas(&expected, &head.to_bytes())
-                .map_err(VolumeError::from)?;
+            let cas =
+                self.volume.cell.cas(&expected, &head.to_bytes()).map_err(VolumeError::from)?;
             if cas.swapped {
                 st.root = fs.tree_of(&head)?;
                 st.base = Some(head);
@@ -722,7 +747,8 @@ impl ShareFs {
                 return Ok(report);
             }
             // ADP-5: someone else committed first. Merge theirs into ours (ours first).
-            let theirs = snapshot::head_from_cell(&cas.current)?.ok_or(AdapterError::CellEmptied)?;
+            let theirs =
+                snapshot::head_from_cell(&cas.current)?.ok_or(AdapterError::CellEmptied)?;
             let (merged, conflicts) = fs.merge_heads(&head, &theirs, self.opts.author)?;
             report.conflicts.extend(conflicts);
             head = merged;

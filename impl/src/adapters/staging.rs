@@ -74,7 +74,11 @@ impl StagingStore {
             std::fs::remove_dir_all(spill_dir)?;
         }
         std::fs::create_dir_all(spill_dir)?;
-        Ok(Self { backing, spill_dir: spill_dir.to_path_buf(), inner: Mutex::new(Inner::default()) })
+        Ok(Self {
+            backing,
+            spill_dir: spill_dir.to_path_buf(),
+            inner: Mutex::new(Inner::default()),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -134,7 +138,12 @@ impl StagingStore {
         Ok(out)
     }
 
-    fn walk_tree(&self, salt: &[u8; 32], root: &Ref, out: &mut HashSet<Hash>) -> Result<(), KvError> {
+    fn walk_tree(
+        &self,
+        salt: &[u8; 32],
+        root: &Ref,
+        out: &mut HashSet<Hash>,
+    ) -> Result<(), KvError> {
         let kv = Kv::new(self, *salt);
         let mut stack = vec![*root];
         while let Some(r) = stack.pop() {
@@ -294,13 +303,8 @@ impl Store for StagingStore {
     }
 
     fn list(&self, range: HashRange, limit: usize) -> Result<Vec<Hash>, StoreError> {
-        let mut out: Vec<Hash> = self
-            .lock()
-            .staged
-            .keys()
-            .filter(|h| range_contains(&range, h))
-            .copied()
-            .collect();
+        let mut out: Vec<Hash> =
+            self.lock().staged.keys().filter(|h| range_contains(&range, h)).copied().collect();
         out.extend(self.backing.list(range, limit)?);
         out.sort();
         out.dedup();

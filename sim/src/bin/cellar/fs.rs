@@ -45,26 +45,23 @@ pub enum GotCommand {
     },
     /// The history of `main`, newest first.
     Log {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// At most this many commits.
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
     },
     /// List a directory of a commit (default: the head, `/`).
     Ls {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// `COMMIT:PATH`, `PATH` (in the head) or nothing.
         target: Option<String>,
     },
     /// Write a file of a commit to stdout.
     Cat {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// `COMMIT:PATH` or `PATH` (in the head).
         target: String,
     },
@@ -157,19 +154,57 @@ pub fn run(cmd: GotCommand) -> ExitCode {
     }
 }
 
+/// A repository's volume and salt: a `cellar init` directory, or a share of `cellar.toml`.
 struct Repo {
-    vol: DirVolume,
+    volume: volume::Volume,
+    salt: [u8; 32],
+}
+
+/// Where a reading command finds its repository.
+#[derive(clap::Args, Debug)]
+pub struct RepoArgs {
+    /// The repository.
+    #[arg(long, short = 'r', default_value = ".")]
+    repo: PathBuf,
+    /// Read the share `--share` of this configuration file instead (what `cellar mount` and
+    /// `cellar serve` commit to).
+    #[arg(long, requires = "share")]
+    config: Option<PathBuf>,
+    /// The share (with `--config`).
+    #[arg(long, requires = "config")]
+    share: Option<String>,
+}
+
+impl RepoArgs {
+    fn open(&self) -> Result<Repo, GotError> {
+        let (Some(config), Some(share)) = (&self.config, &self.share) else {
+            return Repo::open(&self.repo);
+        };
+        let reg =
+            cellar::registry::Registry::open(config).map_err(|e| GotError::Usage(e.to_string()))?;
+        let spec =
+            reg.share(share).ok_or_else(|| GotError::Usage(format!("no share named {share:?}")))?;
+        let volume = reg
+            .volume(&spec.volume)
+            .ok_or_else(|| GotError::Usage(format!("volume {} is not open", spec.volume)))?
+            .clone();
+        let salt = reg
+            .volume_salt(&spec.volume)
+            .ok_or_else(|| GotError::Usage(format!("volume {} has no salt", spec.volume)))?;
+        Ok(Repo { volume, salt })
+    }
 }
 
 impl Repo {
     fn open(dir: &Path) -> Result<Self, GotError> {
-        Ok(Self { vol: DirVolume::open(dir, Arc::new(OsEntropy))? })
+        let d = DirVolume::open(dir, Arc::new(OsEntropy))?;
+        Ok(Self { salt: d.secret.ref_salt(), volume: d.volume })
     }
     fn fs(&self) -> Fs<'_> {
-        Fs::new(self.vol.volume.store.as_ref(), self.vol.secret.ref_salt())
+        Fs::new(self.volume.store.as_ref(), self.salt)
     }
     fn head(&self) -> Result<Option<Ref>, GotError> {
-        let value = self.vol.volume.cell.read().map_err(VolumeError::from)?;
+        let value = self.volume.cell.read().map_err(VolumeError::from)?;
         Ok(snapshot::head_from_cell(&value)?)
     }
     fn need_head(&self) -> Result<Ref, GotError> {
@@ -178,8 +213,7 @@ impl Repo {
     /// Publishes `new` if the head is still `old` (one CAS: all or nothing).
     fn publish(&self, old: Option<&Ref>, new: &Ref) -> Result<(), GotError> {
         let expected = old.map(|r| r.to_bytes().to_vec()).unwrap_or_default();
-        let cas =
-            self.vol.volume.cell.cas(&expected, &new.to_bytes()).map_err(VolumeError::from)?;
+        let cas = self.volume.cell.cas(&expected, &new.to_bytes()).map_err(VolumeError::from)?;
         if cas.swapped { Ok(()) } else { Err(GotError::Raced) }
     }
     /// `HEAD`, `HEAD~N` or a ref.
@@ -196,7 +230,7 @@ impl Repo {
                     .map_err(|e| GotError::Usage(format!("bad commit {spec:?}: {e}")));
             }
         };
-        let store = self.vol.volume.store.as_ref();
+        let store = self.volume.store.as_ref();
         let hist = snapshot::history(store, &self.need_head()?, back + 1)?;
         hist.get(back)
             .map(|(r, _)| *r)
@@ -219,9 +253,9 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
             println!("initialised repository {} (mark main)", dir.display());
         }
         GotCommand::Commit { repo, message, path } => commit(&Repo::open(&repo)?, &message, &path)?,
-        GotCommand::Log { repo, limit } => log(&Repo::open(&repo)?, limit)?,
-        GotCommand::Ls { repo, target } => ls(&Repo::open(&repo)?, target.as_deref())?,
-        GotCommand::Cat { repo, target } => cat(&Repo::open(&repo)?, &target)?,
+        GotCommand::Log { repo, limit } => log(&repo.open()?, limit)?,
+        GotCommand::Ls { repo, target } => ls(&repo.open()?, target.as_deref())?,
+        GotCommand::Cat { repo, target } => cat(&repo.open()?, &target)?,
         GotCommand::Diff { repo, a, b } => diff(&Repo::open(&repo)?, &a, &b)?,
         GotCommand::Checkout { repo, commit, dest } => {
             let r = Repo::open(&repo)?;
@@ -235,7 +269,7 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
         GotCommand::Push { repo, remote } => push(&Repo::open(&repo)?, &Repo::open(&remote)?)?,
         GotCommand::Pull { repo, remote } => pull(&Repo::open(&repo)?, &Repo::open(&remote)?)?,
         GotCommand::Gc { repo } => {
-            let out = volume::cleanup(&Repo::open(&repo)?.vol.volume, &FsSnapshotReachability)?;
+            let out = volume::cleanup(&Repo::open(&repo)?.volume, &FsSnapshotReachability)?;
             println!("kept {} blobs, deleted {} blobs", out.blobs_kept, out.blobs_deleted);
         }
         GotCommand::Scrub { repo } => scrub(&Repo::open(&repo)?)?,
@@ -245,7 +279,7 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
 
 fn commit(r: &Repo, message: &str, path: &Path) -> Result<(), GotError> {
     // Posting blobs is expansion: a concurrent gc must not delete them mid-commit (VOL-2).
-    let _hold = r.vol.volume.modes.begin(Mode::Expand)?;
+    let _hold = r.volume.modes.begin(Mode::Expand)?;
     let fs = r.fs();
     let old = r.head()?;
     let (tree, rep) = import_tree(&fs, path)?;
@@ -265,7 +299,7 @@ fn commit(r: &Repo, message: &str, path: &Path) -> Result<(), GotError> {
 fn log(r: &Repo, limit: usize) -> Result<(), GotError> {
     let Some(head) = r.head()? else { return Ok(()) };
     let mut out = std::io::stdout().lock();
-    for (c, s) in snapshot::history(r.vol.volume.store.as_ref(), &head, limit)? {
+    for (c, s) in snapshot::history(r.volume.store.as_ref(), &head, limit)? {
         let merge = if s.parents.len() > 1 { " (merge)" } else { "" };
         writeln!(out, "{c}\n  #{}{merge} {}", s.lamport, s.message).map_err(GotError::Output)?;
     }
@@ -281,6 +315,10 @@ fn ls(r: &Repo, target: Option<&str>) -> Result<(), GotError> {
             Kind::Dir => 'd',
             Kind::File => '-',
             Kind::Symlink => 'l',
+            Kind::Fifo => 'p',
+            Kind::Socket => 's',
+            Kind::CharDevice => 'c',
+            Kind::BlockDevice => 'b',
         };
         let name = String::from_utf8_lossy(&e.name);
         let tail = if e.info.kind == Kind::Symlink {
@@ -325,7 +363,7 @@ fn diff(r: &Repo, a: &str, b: &str) -> Result<(), GotError> {
 
 fn push(local: &Repo, remote: &Repo) -> Result<(), GotError> {
     let head = local.need_head()?;
-    let store = local.vol.volume.store.as_ref();
+    let store = local.volume.store.as_ref();
     let fast_forward = |src: &[u8], dst: &[u8]| -> Option<Vec<u8>> {
         let ok = match snapshot::head_from_cell(dst) {
             Ok(None) => true,
@@ -334,12 +372,8 @@ fn push(local: &Repo, remote: &Repo) -> Result<(), GotError> {
         };
         ok.then(|| src.to_vec())
     };
-    match volume::sync(
-        &local.vol.volume,
-        &remote.vol.volume,
-        Some(&FsSnapshotReachability),
-        &fast_forward,
-    )? {
+    match volume::sync(&local.volume, &remote.volume, Some(&FsSnapshotReachability), &fast_forward)?
+    {
         SyncOutcome::Published { blobs_copied, .. } => {
             println!("pushed {head} ({blobs_copied} blobs copied)")
         }
@@ -355,7 +389,7 @@ fn push(local: &Repo, remote: &Repo) -> Result<(), GotError> {
 fn pull(local: &Repo, remote: &Repo) -> Result<(), GotError> {
     let theirs = remote.need_head()?;
     // Copy their blobs in (publishing only a fast forward); a merge follows if needed.
-    let rstore = remote.vol.volume.store.as_ref();
+    let rstore = remote.volume.store.as_ref();
     let ff = |src: &[u8], dst: &[u8]| -> Option<Vec<u8>> {
         match snapshot::head_from_cell(dst) {
             Ok(None) => Some(src.to_vec()),
@@ -365,13 +399,12 @@ fn pull(local: &Repo, remote: &Repo) -> Result<(), GotError> {
             Err(_) => None,
         }
     };
-    let synced =
-        volume::sync(&remote.vol.volume, &local.vol.volume, Some(&FsSnapshotReachability), &ff)?;
+    let synced = volume::sync(&remote.volume, &local.volume, Some(&FsSnapshotReachability), &ff)?;
     if let SyncOutcome::Published { .. } = synced {
         println!("fast-forwarded to {theirs}");
         return Ok(());
     }
-    let _hold = local.vol.volume.modes.begin(Mode::Expand)?;
+    let _hold = local.volume.modes.begin(Mode::Expand)?;
     let ours = local.need_head()?;
     let (head, conflicts) = local.fs().merge_heads(&ours, &theirs, AUTHOR)?;
     if head != ours {
@@ -389,7 +422,7 @@ fn scrub(r: &Repo) -> Result<(), GotError> {
     let Some(head) = r.head()? else { return Ok(()) };
     let fs = r.fs();
     let (mut nodes, mut blobs, mut damaged) = (0, 0, 0);
-    for (c, s) in snapshot::history(r.vol.volume.store.as_ref(), &head, usize::MAX)? {
+    for (c, s) in snapshot::history(r.volume.store.as_ref(), &head, usize::MAX)? {
         let Some(tree) = s.root else { continue };
         let rep = fs.scrub(&tree)?;
         nodes += rep.nodes;

@@ -11,9 +11,9 @@ use cellar::fs::Kind;
 use cellar::registry::{Adapter, Registry};
 use fuser::{
     FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, MountOption, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    Request, TimeOrNow, WriteFlags,
+    LockOwner, MountOption, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
+    WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -207,14 +207,18 @@ fn file_type(k: Kind) -> FileType {
         Kind::File => FileType::RegularFile,
         Kind::Dir => FileType::Directory,
         Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDevice => FileType::CharDevice,
+        Kind::BlockDevice => FileType::BlockDevice,
     }
 }
 
 fn fattr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.size.div_ceil(512),
+        size: if a.kind.is_special() { 0 } else { a.size },
+        blocks: if a.kind.is_special() { 0 } else { a.size.div_ceil(512) },
         atime: time(a.atime_ns),
         mtime: time(a.mtime_ns),
         ctime: time(a.ctime_ns),
@@ -224,7 +228,7 @@ fn fattr(a: &Attr) -> FileAttr {
         nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        rdev: if a.kind.is_special() { u32::try_from(a.size).unwrap_or(0) } else { 0 },
         blksize: 4096,
         flags: 0,
     }
@@ -311,14 +315,24 @@ impl Filesystem for Shell {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        // Only regular files exist in the schema (FS-3): FIFOs, sockets and devices do not.
-        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
-            return reply.error(fuser::Errno::EPERM);
-        }
-        match self.share.create(parent.0, name.as_bytes(), mode, caller(req)) {
+        let kind = match mode & libc::S_IFMT {
+            0 | libc::S_IFREG => None,
+            libc::S_IFIFO => Some(Kind::Fifo),
+            libc::S_IFSOCK => Some(Kind::Socket),
+            libc::S_IFCHR => Some(Kind::CharDevice),
+            libc::S_IFBLK => Some(Kind::BlockDevice),
+            _ => return reply.error(fuser::Errno::EINVAL),
+        };
+        let made = match kind {
+            None => self.share.create(parent.0, name.as_bytes(), mode, caller(req)),
+            Some(k) => {
+                self.share.mknod(parent.0, name.as_bytes(), k, mode, u64::from(rdev), caller(req))
+            }
+        };
+        match made {
             Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -378,13 +392,19 @@ impl Filesystem for Shell {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
             return reply.error(fuser::Errno::EINVAL);
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        match self.share.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), noreplace)
-        {
+        match self.share.rename(
+            parent.0,
+            name.as_bytes(),
+            newparent.0,
+            newname.as_bytes(),
+            noreplace,
+        ) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }
@@ -473,7 +493,14 @@ impl Filesystem for Shell {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         match commit_retrying(&self.share, "fsync") {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
