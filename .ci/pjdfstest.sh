@@ -29,6 +29,8 @@ if ! command -v pjdfstest >/dev/null; then
 fi
 
 WORK=$(mktemp -d /tmp/cellar-pjdfstest.XXXXXX)
+# The dummy_auth users (nobody, daemon) must reach the mount points.
+chmod 755 "$WORK"
 MOUNT_PID=
 cleanup() {
   [ -n "$MOUNT_PID" ] && kill "$MOUNT_PID" 2>/dev/null || true

@@ -157,6 +157,10 @@ fn adp6_posix_namespace_rules_and_errnos() {
     let c = s.mknod(root, b"tty", Kind::CharDevice, 0o600, 0x0501, ME).unwrap();
     assert_eq!((p.kind, c.kind, c.size), (Kind::Fifo, Kind::CharDevice, 0x0501));
     assert_eq!(s.read(p.ino, 0, 1).unwrap_err(), Errno(libc::EINVAL));
+    // A directory's nlink counts its subdirectories (e and sg under the root).
+    assert_eq!(s.getattr(root).unwrap().nlink, 4);
+    s.mkdir(root, b"third", 0o755, ME).unwrap();
+    assert_eq!(s.getattr(root).unwrap().nlink, 5);
     s.commit("all").unwrap();
     let t = share(&vol, &dir, "b", 2);
     assert_eq!(t.lookup(t.root_ino(), b"tty").unwrap().size, 0x0501);

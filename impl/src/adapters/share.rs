@@ -152,7 +152,7 @@ pub struct Attr {
     pub uid: u32,
     /// Group.
     pub gid: u32,
-    /// Link count: 1, or 2 for a directory (no hard links, FS-12).
+    /// Link count: 1, or for a directory 2 plus its subdirectories (no hard links, FS-12).
     pub nlink: u32,
     /// Modification time (ns since the epoch), stored in the tree.
     pub mtime_ns: i64,
@@ -229,6 +229,8 @@ struct State {
     times: HashMap<u64, Times>,
     handles: HashMap<u64, (u64, bool)>,
     next_fh: u64,
+    /// Subdirectory counts of directories (for `nlink`), dropped when they may change.
+    subdirs: HashMap<FsPath, u32>,
 }
 
 /// One share's working tree (see the module docs).
@@ -280,6 +282,7 @@ impl ShareFs {
             times: HashMap::new(),
             handles: HashMap::new(),
             next_fh: 1,
+            subdirs: HashMap::new(),
         };
         Ok(Self { volume, salt, staging, opts, state: Mutex::new(state) })
     }
@@ -334,7 +337,22 @@ impl ShareFs {
         Err(Errno(libc::ESTALE))
     }
 
+    /// A directory's link count: 2 plus its subdirectories (computed once, then cached).
+    fn dir_nlink(&self, st: &mut State, path: &FsPath) -> u32 {
+        if let Some(n) = st.subdirs.get(path) {
+            return 2 + n;
+        }
+        let n = match self.fs().readdir(&st.root, path) {
+            Ok(es) => es.iter().filter(|e| e.info.kind == Kind::Dir).count(),
+            Err(_) => 0,
+        };
+        let n = u32::try_from(n).unwrap_or(u32::MAX - 2);
+        st.subdirs.insert(path.clone(), n);
+        2 + n
+    }
+
     fn attr(&self, st: &mut State, path: &FsPath, info: &Info) -> Attr {
+        let nlink = if info.kind == Kind::Dir { self.dir_nlink(st, path) } else { 1 };
         let ino = st.inodes.ino(path);
         let t = st.times.get(&ino).copied().unwrap_or_default();
         Attr {
@@ -344,7 +362,7 @@ impl ShareFs {
             mode: info.mode,
             uid: info.uid,
             gid: info.gid,
-            nlink: if info.kind == Kind::Dir { 2 } else { 1 },
+            nlink,
             mtime_ns: info.mtime_ns,
             ctime_ns: t.ctime_ns.unwrap_or(info.mtime_ns).max(info.mtime_ns),
             atime_ns: t.atime_ns.unwrap_or(info.mtime_ns),
@@ -472,6 +490,9 @@ impl ShareFs {
         let fs = self.fs();
         let r = f(&fs, &st.root, &path, attrs).map_err(fs_err)?;
         let r = self.touch_dir(&mut st, r, &dir)?;
+        if is_dir {
+            st.subdirs.remove(&dir);
+        }
         let info = fs.stat(&r, &path).map_err(fs_err)?;
         self.set_root(&mut st, r);
         let a = self.attr(&mut st, &path, &info);
@@ -537,6 +558,10 @@ impl ShareFs {
         let r = self.touch_dir(&mut st, r, &d)?;
         self.set_root(&mut st, r);
         st.inodes.forget_subtree(&path);
+        if dir {
+            st.subdirs.remove(&d);
+            st.subdirs.remove(&path);
+        }
         Ok(())
     }
 
@@ -596,6 +621,7 @@ impl ShareFs {
         }
         self.set_root(&mut st, r);
         st.inodes.rename(&from, &to);
+        st.subdirs.retain(|p, _| *p != d1 && *p != d2 && !p.starts_with(&from) && !p.starts_with(&to));
         let ino = st.inodes.ino(&to);
         self.touch_ctime(&mut st, ino);
         Ok(())
@@ -717,6 +743,7 @@ impl ShareFs {
             {
                 st.root = self.fs().tree_of(&h)?;
                 st.base = Some(h);
+                st.subdirs.clear();
                 report.head = Some(h);
             }
             return Ok(report);
@@ -754,6 +781,7 @@ impl ShareFs {
             head = merged;
             expected = cas.current;
             st.root = fs.tree_of(&head)?;
+            st.subdirs.clear();
         }
         Err(AdapterError::Contended(COMMIT_CAS_ATTEMPTS_MAX))
     }
