@@ -621,7 +621,8 @@ impl ShareFs {
         }
         self.set_root(&mut st, r);
         st.inodes.rename(&from, &to);
-        st.subdirs.retain(|p, _| *p != d1 && *p != d2 && !p.starts_with(&from) && !p.starts_with(&to));
+        st.subdirs
+            .retain(|p, _| *p != d1 && *p != d2 && !p.starts_with(&from) && !p.starts_with(&to));
         let ino = st.inodes.ino(&to);
         self.touch_ctime(&mut st, ino);
         Ok(())
