@@ -86,6 +86,7 @@ EOF
   MOUNT_PID=$!
   wait_mounted "$d/mnt"
   read -r pass fail skip < <(run_suite "$d/mnt" "$WORK/cellar-$name.log")
+  [ -n "${pass:-}" ] || { log "cellar ($name): pjdfstest printed no summary"; exit 1; }
   # SIGTERM commits, then unmounts; the process must exit 0.
   kill -TERM "$MOUNT_PID"
   if ! wait "$MOUNT_PID"; then log "cellar mount ($name) did not exit cleanly"; cat "$d/mount.log" >&2; exit 1; fi
