@@ -21,7 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
-secs() { echo "$2 - $1" | bc; }
+secs() { awk "BEGIN{print $2 - $1}"; }
+mbps() { awk "BEGIN{printf \"%.1f\", $1 * 1.048576 / ($3 - $2)}"; }
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$W/src.bin"
 
 # Runs the three measurements in directory $2, labelled $1; $3 is a command run after the
@@ -34,9 +35,8 @@ bench() {
   for i in $(seq 1 "$FILES"); do printf '%s\n' "$i" >"$dir/small/f$i"; done
   eval "$durable"; t3=$(now)
   cmp "$W/src.bin" "$dir/big.bin"; t4=$(now)
-  printf '%-14s write %6.1f MB/s   read %6.1f MB/s   %d files %6.1f s\n' "$label" \
-    "$(echo "$SIZE_MIB * 1.048576 / $(secs "$t0" "$t1")" | bc -l)" \
-    "$(echo "$SIZE_MIB * 1.048576 / $(secs "$t1" "$t2")" | bc -l)" "$FILES" "$(secs "$t2" "$t3")"
+  printf '%-14s write %6s MB/s   read %6s MB/s   %d files %6s s\n' "$label" \
+    "$(mbps "$SIZE_MIB" "$t0" "$t1")" "$(mbps "$SIZE_MIB" "$t1" "$t2")" "$FILES" "$(secs "$t2" "$t3")"
 }
 
 mkdir -p "$W/host"
