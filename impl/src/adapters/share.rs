@@ -299,6 +299,11 @@ impl ShareFs {
         now_ns(&self.opts)
     }
 
+    /// Where staged blobs spill (the shells delete it after their final commit).
+    pub fn spill_dir(&self) -> &std::path::Path {
+        &self.opts.spill_dir
+    }
+
     /// Is the share served read-only?
     pub fn read_only(&self) -> bool {
         self.opts.read_only

@@ -174,6 +174,8 @@ fn mount(args: &MountArgs) -> Result<(), String> {
     eprintln!("cellar: share {} mounted on {}", args.share, args.dir.display());
     let ran = session.run();
     commit_retrying(&share, "unmount").map_err(|e| format!("final commit: {e}"))?;
+    // Committed: nothing staged is needed any more.
+    let _ = std::fs::remove_dir_all(share.spill_dir());
     ran.map_err(|e| format!("FUSE session: {e}"))?;
     eprintln!("cellar: unmounted {}", args.dir.display());
     Ok(())

@@ -443,6 +443,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             for fs in &all {
                 if commit_retrying(fs, "shutdown").is_err() {
                     status = 1;
+                } else {
+                    let _ = std::fs::remove_dir_all(fs.spill_dir());
                 }
             }
             eprintln!("cellar: serve stopped");
