@@ -94,6 +94,9 @@ EOF
   MOUNT_PID=
   grep -q '^cellar: committed' "$d/mount.log" || { log "no commit on SIGTERM ($name)"; cat "$d/mount.log" >&2; exit 1; }
   if mountpoint -q "$d/mnt"; then log "$d/mnt still mounted after SIGTERM"; exit 1; fi
+  # ADP-1: the commit moved the share's mark, which `cellar log --share` reads.
+  "$CELLAR" log --config "$d/cellar.toml" --share "$name" -n 1 | grep -q "cellar mount $name: " \
+    || { log "cellar log --share $name does not show the mount's commit"; exit 1; }
   printf '%-22s %4s passed %4s failed %4s skipped (floor %s)\n' "cellar ($name)" "$pass" "$fail" "$skip" "$floor"
   if [ "$pass" -lt "$floor" ]; then
     log "cellar ($name) passed $pass < floor $floor; failures:"

@@ -240,24 +240,34 @@ def hchacha20(key, nonce16):
     return struct.pack("<8I", *(s[0:4] + s[12:16]))
 
 
-SEAL_AAD = b"cellar 2026 sealed cell value\x01"
+SEAL_AAD_PURPOSE = b"cellar 2026 sealed cell value"
+
+
+def xchacha_open(key, nonce, ct, aad):
+    """XChaCha20-Poly1305 decryption: ChaCha20-Poly1305 under the HChaCha20 subkey."""
+    aead = ChaCha20Poly1305(hchacha20(key, nonce[:16]))
+    try:
+        return aead.decrypt(b"\0\0\0\0" + nonce[16:], ct, aad)
+    except InvalidTag:
+        raise Refuse("auth_failed")
 
 
 def decode_cell_sealed(b, params):
+    """specs/cells.md §4.6: version 1 (§4.1, counter 0) or version 2 (§4.5, counted)."""
     key = bytes.fromhex(params["key"])
     if len(b) == 0:
-        return {"plaintext": ""}
+        return {"counter": 0, "plaintext": ""}
+    if b[0] == 2:
+        if len(b) < 49:
+            raise Refuse("truncated")
+        msg = xchacha_open(key, b[1:25], b[25:], SEAL_AAD_PURPOSE + b"\x02")
+        return {"counter": struct.unpack("<Q", msg[:8])[0], "plaintext": msg[8:].hex()}
     if len(b) < 41:
         raise Refuse("truncated")
     if b[0] != 1:
         raise Refuse("unsupported_version")
-    nonce = b[1:25]
-    aead = ChaCha20Poly1305(hchacha20(key, nonce[:16]))
-    try:
-        p = aead.decrypt(b"\0\0\0\0" + nonce[16:], b[25:], SEAL_AAD)
-    except InvalidTag:
-        raise Refuse("auth_failed")
-    return {"plaintext": p.hex()}
+    p = xchacha_open(key, b[1:25], b[25:], SEAL_AAD_PURPOSE + b"\x01")
+    return {"counter": 0, "plaintext": p.hex()}
 
 
 # ---------------------------------------------------------------- volume dir (specs/volume-dir.md)

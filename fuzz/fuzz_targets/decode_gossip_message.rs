@@ -2,7 +2,9 @@
 //! within the limits (GW-2, GW-3) and round-trips through the encoder.
 #![no_main]
 
-use cellar::db::gossip::{Message, OBJECTS_BLOBS_MAX, WANT_CIDS_MAX, decode_message, encode_message};
+use cellar::db::gossip::{
+    Message, OBJECTS_BLOBS_MAX, WANT_CIDS_MAX, decode_message, encode_message,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -21,6 +21,7 @@ pub const ALL: &[&str] = &[
     "sector:skip-crc-on-read",
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
+    "sector:no-reserve",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",
@@ -30,6 +31,8 @@ pub const ALL: &[&str] = &[
     "sector_proto:ack-before-group-flush",
     "fs:extent-keyed-by-start",
     "fs:rename-leaves-old-subtree",
+    "marks:rename-keeps-old",
+    "marks:gc-skips-marks",
     "pg:no-fence",
 ];
 

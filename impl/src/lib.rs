@@ -3,6 +3,9 @@
 //! Layers, top to bottom; folders mirror them (see `docs/architecture.md`):
 //! - [`db`]: the versioned database: prolly-tree KV, snapshots, merges, the hierarchical KV API
 //!   and gossip replication (`specs/kv.md`, `specs/gossip.md`).
+//! - [`marks`]: marks (named volumes with a salt and a head) and spaces (sets of marks kept in a
+//!   volume, composable under prefixes), Got's branches (`specs/marks.md`); [`fs`]: encrypted,
+//!   versioned file trees over the prolly tree (`specs/fs.md`).
 //! - [`storage`]: volumes (Sync/Cleanup, `specs/volume.md`), encrypted refs (`specs/refs.md`),
 //!   compare-and-swap cells and content-addressed stores (`specs/cells.md`).
 //! - [`sector`]: the Yottastore sector engine on a raw block device and its socket protocol
@@ -24,6 +27,7 @@ pub mod bugs;
 pub mod db;
 pub mod env;
 pub mod fs;
+pub mod marks;
 pub mod net;
 #[cfg(not(loom))]
 pub mod pg;

@@ -3,11 +3,11 @@
 #![cfg(not(loom))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use cellar::adapters::{AdapterError, Caller, Errno, SetAttr, ShareFs, ShareOptions};
+use cellar::adapters::{AdapterError, Caller, Errno, SetAttr, ShareFs, ShareOptions, open_mark};
 use cellar::db::merge::NodeId;
-use cellar::db::snapshot;
 use cellar::env::Clock;
-use cellar::fs::{Fs, FsPath, FsSnapshotReachability, Kind};
+use cellar::fs::{Fs, FsPath, FsSnapshotReachability, History, Kind};
+use cellar::marks::{MarkInfo, MarkName, Space, SpaceReachability, VolumeSpace};
 use cellar::storage::cell::MemCell;
 use cellar::storage::store::{ALL_HASHES, MemStore, Store};
 use cellar::storage::volume::{Mode, Volume, check_vol1};
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const SALT: [u8; 32] = [7; 32];
+const SPACE_SALT: [u8; 32] = [9; 32];
 const ME: Caller = Caller { uid: 1000, gid: 1000 };
 
 struct TickClock(AtomicU64);
@@ -24,8 +25,18 @@ impl Clock for TickClock {
     }
 }
 
+/// A space volume with the mark `main`'s volume, as `cellar mount` opens a share (ADP-1).
 fn volume() -> Volume {
-    Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()))
+    let space_vol = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
+    let space = VolumeSpace::new(space_vol, SPACE_SALT);
+    mark_volume(&space, "main")
+}
+
+fn mark_volume(space: &VolumeSpace, mark: &str) -> Volume {
+    let name = MarkName::new(mark).unwrap();
+    let opened = open_mark(space, &name, &MarkInfo::new(SALT, 1), false).unwrap();
+    assert_eq!(opened.info.salt, SALT);
+    opened.volume
 }
 
 fn share(vol: &Volume, dir: &tempfile::TempDir, name: &str, author: u32) -> ShareFs {
@@ -44,9 +55,9 @@ fn blobs(vol: &Volume) -> usize {
     vol.store.list(ALL_HASHES, usize::MAX).unwrap().len()
 }
 
-/// Reads `path` from the head in the volume's cell, as `cellar cat` does.
+/// Reads `path` from the head in the mark's value, as `cellar cat` does.
 fn committed(vol: &Volume, path: &str) -> Option<Vec<u8>> {
-    let head = snapshot::head_from_cell(&vol.cell.read().unwrap()).unwrap()?;
+    let head = History::decode(&vol.cell.read().unwrap()).unwrap().head?;
     let fs = Fs::new(vol.store.as_ref(), SALT);
     let tree = fs.tree_of(&head).unwrap();
     let p = FsPath::new(path).unwrap();
@@ -64,12 +75,13 @@ fn file(s: &ShareFs, parent: u64, name: &str, data: &[u8]) -> u64 {
 fn adp3_adp4_nothing_reaches_the_store_before_a_commit() {
     let dir = tempfile::tempdir().unwrap();
     let vol = volume();
+    let before = blobs(&vol);
     let s = share(&vol, &dir, "a", 1);
     let d = s.mkdir(s.root_ino(), b"docs", 0o755, ME).unwrap();
     let ino = file(&s, d.ino, "a.txt", b"hello");
     assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello");
     assert_eq!(s.getattr(ino).unwrap().size, 5);
-    assert_eq!(blobs(&vol), 0, "ADP-4: staged blobs stay out of the volume's store");
+    assert_eq!(blobs(&vol), before, "ADP-4: staged blobs stay out of the volume's store");
     assert!(vol.cell.read().unwrap().is_empty());
     let rep = s.commit("first").unwrap();
     assert!(rep.published && rep.merges == 0);
@@ -235,4 +247,79 @@ fn adp4_a_large_file_spills_and_promotes() {
     s.commit("big").unwrap();
     assert_eq!(committed(&vol, "/big").unwrap(), data);
     assert_eq!(check_vol1(&vol, &FsSnapshotReachability).unwrap(), None);
+}
+
+#[test]
+fn adp1_shares_of_two_marks_commit_through_one_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let space_vol = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
+    let space = VolumeSpace::new(space_vol.clone(), SPACE_SALT);
+    let (main, docs) = (mark_volume(&space, "main"), mark_volume(&space, "docs"));
+    let a = share(&main, &dir, "a", 1);
+    let b = share(&docs, &dir, "b", 2);
+    file(&a, a.root_ino(), "m.txt", b"on main");
+    file(&b, b.root_ino(), "d.txt", b"on docs");
+    // Another mark is created between the two commits: MARK-4 keeps every edit.
+    space.create(&MarkName::new("other").unwrap(), [1; 32], 2).unwrap();
+    let ra = a.commit("a").unwrap();
+    assert!(ra.published && ra.merges == 0, "a mark edit elsewhere is not a lost CAS");
+    assert!(b.commit("b").unwrap().published);
+    assert_eq!(committed(&main, "/m.txt").unwrap(), b"on main");
+    assert_eq!(committed(&docs, "/d.txt").unwrap(), b"on docs");
+    assert!(committed(&main, "/d.txt").is_none(), "marks are separate trees");
+    // The space cell holds the map; each mark's value is its history; the commits carry time.
+    let names: Vec<String> =
+        space.list().unwrap().into_iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, ["docs", "main", "other"]);
+    let head = History::decode(&space.inspect(&MarkName::new("main").unwrap()).unwrap().value)
+        .unwrap()
+        .head
+        .unwrap();
+    let snap = cellar::db::snapshot::get(space_vol.store.as_ref(), &head).unwrap();
+    let (text, time) = cellar::fs::split_commit_message(&snap.message);
+    assert_eq!(text, "test a: a");
+    assert!(time.is_some(), "FS-24: the commit carries cellar-time-ms");
+    // A cleanup of the space keeps both marks whole (MARK-8, VOL-1).
+    // (It deletes only superseded map nodes.)
+    let reach = SpaceReachability::new(FsSnapshotReachability);
+    cellar::storage::volume::cleanup(&space_vol, &reach).unwrap();
+    assert_eq!(check_vol1(&space_vol, &reach).unwrap(), None);
+    assert_eq!(committed(&main, "/m.txt").unwrap(), b"on main");
+    assert_eq!(committed(&docs, "/d.txt").unwrap(), b"on docs");
+    // A read-only share of a missing mark serves an empty tree and creates nothing.
+    let nope = MarkName::new("nope").unwrap();
+    let ro = open_mark(&space, &nope, &MarkInfo::new(SALT, 3), true).unwrap();
+    assert!(ro.volume.cell.read().unwrap().is_empty());
+    let opts = ShareOptions {
+        read_only: true,
+        spill_dir: dir.path().join("ro"),
+        author: NodeId(9),
+        clock: Arc::new(TickClock(AtomicU64::new(0))),
+        root_owner: (0, 0),
+        label: "ro".into(),
+    };
+    let r = ShareFs::open(ro.volume, SALT, opts).unwrap();
+    assert_eq!(r.create(1, b"n", 0o644, ME).unwrap_err(), Errno(libc::EROFS));
+    assert!(!r.commit("x").unwrap().published);
+    assert!(matches!(space.inspect(&nope), Err(cellar::marks::MarkError::NotFound { .. })));
+}
+
+#[test]
+fn adp1_a_bare_head_volume_is_upgraded_to_a_space() {
+    let dir = tempfile::tempdir().unwrap();
+    // A share volume written before marks: its cell holds the head directly.
+    let old = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
+    let s = share(&old, &dir, "old", 1);
+    file(&s, s.root_ino(), "f", b"kept");
+    s.commit("old").unwrap();
+    assert_eq!(old.cell.read().unwrap().len(), cellar::storage::refs::REF_SIZE_BYTES);
+    drop(s);
+    let space = VolumeSpace::new(old.clone(), SALT);
+    let main = mark_volume(&space, "main");
+    assert_eq!(committed(&main, "/f").unwrap(), b"kept");
+    let t = share(&main, &dir, "new", 2);
+    file(&t, t.root_ino(), "g", b"new");
+    assert!(t.commit("new").unwrap().published);
+    assert_eq!(committed(&main, "/f").unwrap(), b"kept");
+    assert_eq!(check_vol1(&old, &SpaceReachability::new(FsSnapshotReachability)).unwrap(), None);
 }

@@ -10,7 +10,9 @@
 
 use cellar::db::merge::NodeId;
 use cellar::db::snapshot;
-use cellar::fs::{Attrs, ChunkerParams, Fs, FsPath, FsSnapshotReachability};
+use cellar::fs::{
+    Attrs, ChunkerParams, CommitError, Fs, FsPath, FsSnapshotReachability, History, Retention,
+};
 use cellar::storage::cell::MemCell;
 use cellar::storage::refs::Ref;
 use cellar::storage::store::MemStore;
@@ -112,4 +114,90 @@ fn kv_only_reachability_would_lose_file_data() {
     cleanup(&a, &snapshot::SnapshotReachability).unwrap();
     assert!(check_vol1(&a, &FsSnapshotReachability).unwrap().is_some(), "VOL-1 broken");
     assert!(fs.read(&r, &p("/f"), 0, 10).is_err());
+}
+
+/// A linear history of `n` commits of one file `/f` holding `[i; 200]`, commit i at time i s.
+fn linear(fs: &Fs<'_>, n: u8) -> (Vec<Ref>, Ref) {
+    let me = NodeId(1);
+    let mut t = fs.mkfs(Attrs { mode: 0o755, ..Attrs::default() }).unwrap();
+    t = fs.create(&t, &p("/f"), Attrs::default()).unwrap();
+    let mut heads: Vec<Ref> = Vec::new();
+    for i in 0..n {
+        t = fs.write(&t, &p("/f"), 0, &[i; 200]).unwrap();
+        let c = fs.commit_at(&t, heads.last(), me, "c", Some(i64::from(i) * 1000)).unwrap();
+        heads.push(c);
+    }
+    (heads, t)
+}
+
+#[test]
+fn retention_keep_last_and_time_rules_fs25() {
+    let store = MemStore::new();
+    let fs = Fs::with_chunker(&store, SALT, TINY);
+    let (heads, _) = linear(&fs, 6);
+    let h = History::at(*heads.last().unwrap());
+    let last2 = Retention { keep_last: Some(2), ..Retention::default() };
+    let pr = fs.prune(&h, &last2, 10_000, &[]).unwrap();
+    assert_eq!((pr.history.horizon, pr.kept, pr.commits), (5, 2, 6));
+    // keep_newer 3 s: commits 3, 4, 5 (lamports 4..6).
+    let newer = Retention { keep_newer_ms: Some(3000), ..Retention::default() };
+    assert_eq!(fs.prune(&h, &newer, 0, &[]).unwrap().history.horizon, 4);
+    // keep_within 1.5 s of now = 5 s: commits 4 and 5.
+    let within = Retention { keep_within_ms: Some(1500), ..Retention::default() };
+    assert_eq!(fs.prune(&h, &within, 5000, &[]).unwrap().history.horizon, 5);
+    // Any rule keeps: the union.
+    let both = Retention { keep_last: Some(1), keep_newer_ms: Some(2000), ..Retention::default() };
+    assert_eq!(fs.prune(&h, &both, 0, &[]).unwrap().history.horizon, 3);
+    // The head always stays; a protected commit holds the horizon down; it never goes back.
+    let none = Retention { keep_newer_ms: Some(1 << 50), ..Retention::default() };
+    assert_eq!(fs.prune(&h, &none, 0, &[]).unwrap().history.horizon, 6);
+    assert_eq!(fs.prune(&h, &none, 0, &[heads[1]]).unwrap().history.horizon, 2);
+    let pruned = History { horizon: 5, ..h };
+    assert_eq!(fs.prune(&pruned, &Retention::default(), 0, &[]).unwrap().history.horizon, 5);
+}
+
+#[test]
+fn pruned_history_verifies_pushes_and_merges() {
+    let a = volume();
+    let fs = Fs::with_chunker(&*a.store, SALT, TINY);
+    let (heads, tree) = linear(&fs, 5);
+    let main = History::at(heads[4]);
+    let keep1 = Retention { keep_last: Some(1), ..Retention::default() };
+    let pruned = fs.prune(&main, &keep1, 0, &[]).unwrap().history;
+    assert_eq!(pruned.horizon, 5);
+    a.cell.cas(b"", &pruned.encode()).unwrap();
+    let out = cleanup(&a, &FsSnapshotReachability).unwrap();
+    assert!(out.blobs_deleted > 0, "{out:?}");
+    assert_eq!(check_vol1(&a, &FsSnapshotReachability).unwrap(), None, "VOL-1 under the horizon");
+    // The history is whole (snapshots stay); kept trees scrub clean; pruned ones are refused.
+    assert_eq!(snapshot::history(&*a.store, &heads[4], 10).unwrap().len(), 5);
+    let kept = fs.tree_in(&pruned, &heads[4]).unwrap();
+    assert!(fs.scrub(&kept).unwrap().damage.is_empty());
+    assert!(matches!(fs.tree_in(&pruned, &heads[0]), Err(CommitError::Pruned { .. })));
+    // Syncing the pruned mark copies only what it keeps, and the copy verifies (VOL-1).
+    let b = volume();
+    sync(&a, &b, Some(&FsSnapshotReachability), &take_src).unwrap();
+    assert_eq!(check_vol1(&b, &FsSnapshotReachability).unwrap(), None);
+    // A branch made now from a pruned commit: the merge base's tree is gone on both sides, so
+    // the merge runs against an empty base and still completes (FS-22).
+    let side_tree = fs.mkdir(&tree, &p("/side"), Attrs::default()).unwrap();
+    let side = fs.commit(&side_tree, Some(&heads[1]), NodeId(2), "side").unwrap();
+    let side = History { head: Some(side), horizon: 3 };
+    let (m, conflicts) = fs.merge_histories(&pruned, &side, NodeId(1), Some(9)).unwrap();
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    let mt = fs.tree_of(&m).unwrap();
+    fs.readdir(&mt, &p("/side")).unwrap();
+    assert_eq!(read(&fs, &mt, "/f"), vec![4; 200]);
+    // With the base protected (what `cellar gc` does for the merge base of two marks) it stays
+    // a three-way merge: no conflicts.
+    let c = volume();
+    let fs_c = Fs::with_chunker(&*c.store, SALT, TINY);
+    let (heads, tree) = linear(&fs_c, 5);
+    let side_tree = fs_c.mkdir(&tree, &p("/side"), Attrs::default()).unwrap();
+    let side = fs_c.commit(&side_tree, Some(&heads[1]), NodeId(2), "side").unwrap();
+    let base = snapshot::merge_base(&*c.store, &heads[4], &side).unwrap().unwrap();
+    let main = fs_c.prune(&History::at(heads[4]), &keep1, 0, &[base]).unwrap().history;
+    assert_eq!(main.horizon, 2);
+    let (_, conflicts) = fs_c.merge_histories(&main, &History::at(side), NodeId(1), None).unwrap();
+    assert!(conflicts.is_empty(), "{conflicts:?}");
 }

@@ -116,23 +116,33 @@ impl Harness {
                 durable = *flush && was;
             }
             Op::Cas { keys, fill, stale } => {
-                let ops: Vec<CasOp> = keys
-                    .iter()
-                    .map(|k| {
-                        let expected = match self.engine().version(*k) {
-                            Some(v) if *stale => Expect::Version(Version(v.0 ^ 1)),
-                            Some(v) => Expect::Version(v),
-                            None => Expect::Absent,
-                        };
-                        let new = if fill % 4 == 0 {
-                            CasNew::Delete
-                        } else {
-                            CasNew::Put(bytes(100 + *fill as usize * 20, *fill, salt + k))
-                        };
-                        CasOp { key: *k, expected, new }
-                    })
-                    .collect();
-                let r = self.retry(|e| e.cas(&ops));
+                let build = |e: &Engine<Dev>| -> Vec<CasOp> {
+                    keys.iter()
+                        .map(|k| {
+                            let expected = match e.version(*k) {
+                                Some(v) if *stale => Expect::Version(Version(v.0 ^ 1)),
+                                Some(v) => Expect::Version(v),
+                                None => Expect::Absent,
+                            };
+                            let new = if fill % 4 == 0 {
+                                CasNew::Delete
+                            } else {
+                                CasNew::Put(bytes(100 + *fill as usize * 20, *fill, salt + k))
+                            };
+                            CasOp { key: *k, expected, new }
+                        })
+                        .collect()
+                };
+                // Versions are taken again after compaction: a move changes them (SEC-10).
+                let mut ops = build(self.engine());
+                let r = match self.engine().cas(&ops) {
+                    Err(SectorError::DeviceFull) => {
+                        self.engine().compact_until_idle(10_000).unwrap();
+                        ops = build(self.engine());
+                        self.engine().cas(&ops).unwrap()
+                    }
+                    r => r.unwrap(),
+                };
                 let present = keys.iter().any(|k| before.contains_key(k));
                 match r {
                     CasResult::Committed(_) => {

@@ -13,6 +13,14 @@ pub const ZONE_SECTOR_COUNT: u64 = 8;
 pub const ZONE_COUNT: u64 = 128;
 /// Sectors of the simulated device: two superblocks plus the zones.
 pub const DEVICE_SECTOR_COUNT: u64 = 2 + ZONE_COUNT * ZONE_SECTOR_COUNT;
+/// Fewest and most zones of the `full` profile's device: small enough that a few hundred
+/// writes fill it, large enough that the SEC-16 reserve (3 zones) leaves room to work.
+pub const FULL_ZONE_COUNT_MIN: u64 = 12;
+/// See [`FULL_ZONE_COUNT_MIN`].
+pub const FULL_ZONE_COUNT_MAX: u64 = 32;
+
+/// Most marks with a writer in an `fs` run.
+pub const FS_MARKS_MAX: u64 = 3;
 
 /// Most gossip nodes in a run.
 pub const GOSSIP_NODES_MAX: u64 = 4;
@@ -35,6 +43,13 @@ pub enum Profile {
     /// duplication, crashes; every message over a secure channel ([`crate::channels`]) with a
     /// network attacker ([`crate::attacker`]).
     Gossip,
+    /// The sector engine driven to full and back, again and again (SEC-16): a small device,
+    /// key/value clients that fill it until writes are refused, then delete until it is empty,
+    /// with power cuts always on and media faults as drawn.
+    Full,
+    /// File trees and marks (module `files`): writers, committers, pushers and cleanups on two
+    /// sector-engine repositories under crashes and media faults, judged by `FsSpec`.
+    Fs,
 }
 
 /// Fault kinds that can be switched off one by one.
@@ -66,6 +81,8 @@ pub const PROFILES: &[Profile] = &[
     Profile::Volume,
     Profile::Hostile,
     Profile::Gossip,
+    Profile::Full,
+    Profile::Fs,
 ];
 
 impl Profile {
@@ -78,6 +95,8 @@ impl Profile {
             Profile::Volume => "volume",
             Profile::Hostile => "hostile",
             Profile::Gossip => "gossip",
+            Profile::Full => "full",
+            Profile::Fs => "fs",
         }
     }
 }
@@ -183,8 +202,15 @@ pub struct Knobs {
     pub gossip_channel: bool,
     /// Mean simulated time between the network attacker's actions, µs (0: no attacker).
     pub attack_every_us: u64,
+    /// Marks with a writer in the `fs` profile (0 elsewhere).
+    pub fs_marks: u32,
     /// The simulated SSD.
     pub ssd: SsdConfig,
+    /// Zones of the engine's device ([`ZONE_COUNT`] except in the `full` profile).
+    pub zone_count: u64,
+    /// The key/value clients alternate between filling the device (until writes are refused)
+    /// and draining it (deletes until no key is left): the `full` profile.
+    pub fill_drain: bool,
 }
 
 /// Draws `0` with probability `off_ppm`, else a value in `lo..=hi`.
@@ -201,6 +227,8 @@ impl Knobs {
             Profile::Network => (false, true, false, false),
             Profile::Volume => (false, false, true, false),
             Profile::Gossip => (false, false, false, true),
+            Profile::Full => (true, false, false, false),
+            Profile::Fs => (false, false, false, false),
         };
         let mut k = Knobs {
             kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
@@ -234,8 +262,11 @@ impl Knobs {
             gossip_keep_both: false,
             gossip_keys: 0,
             gossip_write_every_us: 0,
+            zone_count: ZONE_COUNT,
+            fill_drain: false,
             gossip_channel: false,
             attack_every_us: 0,
+            fs_marks: 0,
         };
         if gossip {
             k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
@@ -246,12 +277,19 @@ impl Knobs {
         if profile == Profile::Hostile {
             k.ssd.misdirect_ppm = rng.range(100, 20_000) as u32;
         }
+        if profile == Profile::Full {
+            k.draw_full(rng);
+        }
         if profile == Profile::Gossip {
             // Drawn last, so no other profile's draws move.
             k.gossip_channel = true;
             k.attack_every_us = maybe(rng, 200_000, 100, 3_000);
         }
-        if !kv && !cells && !gossip {
+        if profile == Profile::Fs {
+            // Drawn last, so no other profile's draws move.
+            k.fs_marks = rng.range(1, FS_MARKS_MAX) as u32;
+        }
+        if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
             k.latent_every_us = 0;
@@ -261,6 +299,25 @@ impl Knobs {
             k.switch_off(*f);
         }
         k
+    }
+
+    /// The `full` profile's own draws (after every other draw, so the other profiles' seeds
+    /// are unchanged): a small device, enough keys to fill it several times over with values
+    /// of up to a few sectors, and power cuts always on.
+    fn draw_full(&mut self, rng: &mut SimRng) {
+        self.fill_drain = true;
+        self.zone_count = rng.range(FULL_ZONE_COUNT_MIN, FULL_ZONE_COUNT_MAX);
+        let data_sectors = self.zone_count * (ZONE_SECTOR_COUNT - 1);
+        self.kv_keys = rng.range(data_sectors, 3 * data_sectors);
+        self.value_bytes_max = [2_000, 4_000, 9_000][rng.below(3) as usize];
+        if self.crash_every_us == 0 {
+            self.crash_every_us = rng.range(5_000, 100_000);
+        }
+    }
+
+    /// Sectors of the engine's device: two superblocks plus [`Knobs::zone_count`] zones.
+    pub fn device_sector_count(&self) -> u64 {
+        2 + self.zone_count * ZONE_SECTOR_COUNT
     }
 
     /// Switches one fault kind off.

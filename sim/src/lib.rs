@@ -9,7 +9,8 @@
 //! attacker of the `gossip` profile), [`ssd`] (`SimSsd`
 //! and the fault atlas), [`net`] (network, cell clients and server, linearizability),
 //! [`volumes`] (syncers/cleaners replayed through `VolumeSpec`), [`knobs`] (swarm knobs and
-//! profiles), [`workload`] (key/value operations), [`world`] (scheduler, processes, faults,
+//! profiles), [`workload`] (key/value operations), [`files`] (the `fs` profile: file trees and
+//! marks on sector-engine repositories, judged by `FsSpec`), [`world`] (scheduler, processes, faults,
 //! gossip wiring, liveness and final checks), [`run`] (one seed: config in, report out),
 //! [`campaign`] (many seeds, summary), [`minimize`] (shrinking a failing run), [`conform`]
 //! (the conformance suite of `specs/conform.md`: formats, vectors, adapter, harness).
@@ -17,8 +18,8 @@
 //!
 //! Dependency order: a module uses only modules before it in this list, so there are no
 //! circles and no arrows back up (`sim/tests/layering.rs` checks it):
-//! `rng, trace, oracle, gossip, channels, attacker, ssd, net, volumes, knobs, workload, world,
-//! run, campaign, minimize, conform`. This file only declares and re-exports; no module imports from it.
+//! `rng, trace, oracle, gossip, channels, attacker, ssd, net, volumes, knobs, workload, files,
+//! world, run, campaign, minimize, conform`. This file only declares and re-exports; no module imports from it.
 //!
 //! Seeds live here: the implementation under test never sees one (it receives its randomness
 //! through `cellar::env` and the devices and networks this crate builds). Nothing here parses
@@ -29,6 +30,7 @@ pub mod attacker;
 pub mod campaign;
 pub mod channels;
 pub mod conform;
+pub mod files;
 pub mod gossip;
 pub mod knobs;
 pub mod minimize;

@@ -121,6 +121,11 @@ impl KvModel {
             .collect()
     }
 
+    /// Keys whose newest value is present.
+    pub fn present_keys(&self) -> u64 {
+        self.keys.values().filter(|m| m.current().is_some()).count() as u64
+    }
+
     /// Length of `k`'s current value.
     pub fn len_of(&self, k: Key) -> usize {
         self.keys.get(&k).and_then(|m| m.current().as_ref().map(Vec::len)).unwrap_or(0)

@@ -89,6 +89,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, cellar::bugs::UnknownBug> {
     let mut rng = SimRng::new(cfg.seed);
     let knobs = Knobs::draw(&mut rng, cfg.profile, &cfg.off);
     let trace = Trace::new(cfg.keep_trace);
+    if cfg.profile == crate::knobs::Profile::Fs {
+        return Ok(run_fs(cfg, rng, knobs, trace));
+    }
     let vol_ssd = SimSsd::new(
         DEVICE_SECTOR_COUNT,
         crate::ssd::SsdConfig { misdirect_ppm: 0, ..knobs.ssd },
@@ -148,6 +151,36 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, cellar::bugs::UnknownBug> {
         Err(v) => report.failure = Some(Failure { violation: v, at_us: 0, tail: Vec::new() }),
     }
     Ok(report)
+}
+
+/// A run of the `fs` profile ([`crate::files`]), reported like any other.
+fn run_fs(cfg: &RunConfig, rng: SimRng, knobs: Knobs, trace: Trace) -> RunReport {
+    let engine_cfg = engine_config(&knobs);
+    let out = crate::files::run(rng, knobs.clone(), &engine_cfg, trace, cfg.ticks);
+    let f = out.faults;
+    let faults = FaultCounts {
+        crashes: f.crashes,
+        landed_sectors: f.landed_sectors,
+        lost_sectors: f.lost_sectors,
+        latent: f.latent,
+        corrupt: f.corrupt,
+        ..FaultCounts::default()
+    };
+    RunReport {
+        seed: cfg.seed,
+        knobs,
+        ops: out.ops,
+        sim_us: out.now_us,
+        events: out.trace.len(),
+        trace_hash: out.trace.hash(),
+        faults,
+        failure: out.result.err().map(|violation| Failure {
+            violation,
+            at_us: out.now_us,
+            tail: out.trace.tail(),
+        }),
+        trace: out.trace.full().map(<[String]>::to_vec),
+    }
 }
 
 /// The text of a panic payload.

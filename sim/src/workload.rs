@@ -4,6 +4,11 @@
 //!
 //! Values are unique per write (they start with the write's id), compressible (so the
 //! `compressed` option shrinks them) and sometimes span several sectors.
+//!
+//! In the `full` profile ([`KvMode::Fill`], [`KvMode::Drain`]) the clients fill the device
+//! until writes are refused, then delete until no key is left, and again. A refused write is
+//! counted; a refused delete, or a refused CAS whose members all delete, is a violation of
+//! SEC-16 as `cellar_model::spec::may_refuse_for_space` states it.
 
 use crate::oracle::{KvModel, Violation, show};
 use crate::rng::SimRng;
@@ -12,6 +17,7 @@ use cellar::sector::{
     CasNew, CasOp, CasResult, Engine, Expect, Key, KeyRange, SECTOR_SIZE_BYTES, SectorError,
     WriteOptions,
 };
+use cellar_model::spec::{SectorOp, may_refuse_for_space};
 
 /// Largest value of a CAS member, bytes: four members and the commit record fit in one zone.
 pub const CAS_VALUE_BYTES_MAX: u64 = 2_000;
@@ -27,6 +33,20 @@ pub fn value(uid: u64, len: usize) -> Vec<u8> {
     v[..8].copy_from_slice(&uid.to_le_bytes());
     v
 }
+
+/// What the key/value clients are doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum KvMode {
+    /// Every operation, mostly on few keys (every profile but `full`).
+    Mixed,
+    /// Mostly writes of large values to fresh keys, until the device refuses them.
+    Fill,
+    /// Mostly deletes (plain and as CASes) of present keys, until none is left.
+    Drain,
+}
+
+/// The SEC-16 rule name for a refused delete.
+pub const RULE_DELETE_REFUSED: &str = "SEC-16 deletes are never refused for space";
 
 /// One key/value client's operation against the engine. `uid` names the write; `hits` reports
 /// how many media faults the device met so far (to tell allowed errors from bugs).
@@ -45,6 +65,19 @@ pub struct KvCtx<'a> {
     pub flush_ppm: u32,
     /// A fresh write id.
     pub uid: u64,
+    /// Which operations to draw.
+    pub mode: KvMode,
+    /// Counts what the operation did, for the fill/drain cycle.
+    pub tally: &'a mut KvTally,
+}
+
+/// What key/value operations did, as far as space is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KvTally {
+    /// Ordinary operations the engine refused for space (`DeviceFull`).
+    pub refused: u64,
+    /// Values stored (writes, appends, CASes with a Put member).
+    pub stored: u64,
 }
 
 impl KvCtx<'_> {
@@ -55,6 +88,11 @@ impl KvCtx<'_> {
     /// Draws and runs one operation; returns its trace line.
     pub fn run(mut self) -> Result<String, Violation> {
         let k = self.rng.below(self.keys);
+        match self.mode {
+            KvMode::Mixed => {}
+            KvMode::Fill => return self.run_fill(k),
+            KvMode::Drain => return self.run_drain(k),
+        }
         match self.rng.below(100) {
             0..=29 => self.write(k),
             30..=34 => self.append(k),
@@ -67,8 +105,38 @@ impl KvCtx<'_> {
         }
     }
 
+    fn run_fill(mut self, k: Key) -> Result<String, Violation> {
+        match self.rng.below(100) {
+            0..=59 => {
+                let len = self.rng.range(8, self.value_bytes_max) as usize;
+                self.write_len(k, len)
+            }
+            60..=64 => self.append(k),
+            65..=74 => self.cas(),
+            75..=89 => self.read(k),
+            90..=94 => self.delete(k),
+            _ => self.flush(),
+        }
+    }
+
+    fn run_drain(mut self, k: Key) -> Result<String, Violation> {
+        let k =
+            (0..self.keys).map(|i| (k + i) % self.keys).find(|k| self.model.current(*k).is_some());
+        let k = k.unwrap_or(0);
+        match self.rng.below(100) {
+            0..=59 => self.delete(k),
+            60..=74 => self.cas_delete(k),
+            75..=89 => self.read(k),
+            _ => self.flush(),
+        }
+    }
+
     fn write(&mut self, k: Key) -> Result<String, Violation> {
         let len = self.len(self.value_bytes_max);
+        self.write_len(k, len)
+    }
+
+    fn write_len(&mut self, k: Key, len: usize) -> Result<String, Violation> {
         let v = value(self.uid, len);
         let compressed = self.rng.below(5) == 0;
         let compact = self.rng.below(3) == 0;
@@ -78,12 +146,16 @@ impl KvCtx<'_> {
         match self.engine.write(k, &v, opts) {
             Ok(version) => {
                 self.model.on_write(k, Some(v.clone()), Some(version), !compressed && !packed);
+                self.tally.stored += 1;
                 if flush {
                     self.model.on_flush();
                 }
                 Ok(format!("kv write {k} {} {opts:?} -> v{version}", show(&Some(v))))
             }
-            Err(SectorError::DeviceFull) => Ok(format!("kv write {k}: device full")),
+            Err(SectorError::DeviceFull) => {
+                self.tally.refused += 1;
+                Ok(format!("kv write {k}: device full"))
+            }
             Err(e) => Err(Violation::new("writes fail only when full", format!("write {k}: {e}"))),
         }
     }
@@ -103,9 +175,13 @@ impl KvCtx<'_> {
                     ));
                 }
                 self.model.on_write(k, Some(want.clone()), Some(version), true);
+                self.tally.stored += 1;
                 Ok(format!("kv append {k} -> {}", show(&Some(want))))
             }
-            Err(SectorError::DeviceFull) => Ok(format!("kv append {k}: device full")),
+            Err(SectorError::DeviceFull) => {
+                self.tally.refused += 1;
+                Ok(format!("kv append {k}: device full"))
+            }
             Err(SectorError::TooLarge { .. }) => Ok(format!("kv append {k}: too large")),
             Err(e) => {
                 let hit = self.hits() > before;
@@ -118,6 +194,7 @@ impl KvCtx<'_> {
     fn delete(&mut self, k: Key) -> Result<String, Violation> {
         let flush = self.rng.chance_ppm(self.flush_ppm);
         let opts = WriteOptions { flush, ..WriteOptions::default() };
+        let before = self.hits();
         match self.engine.delete(k, opts) {
             Ok(present) => {
                 let want = self.model.current(k).is_some();
@@ -133,11 +210,37 @@ impl KvCtx<'_> {
                 }
                 Ok(format!("kv delete {k} flush={flush} -> {present}"))
             }
-            Err(SectorError::DeviceFull) => Ok(format!("kv delete {k}: device full")),
-            Err(e) => {
-                Err(Violation::new("deletes fail only when full", format!("delete {k}: {e}")))
+            Err(SectorError::DeviceFull) if !may_refuse_for_space(SectorOp::Delete) => {
+                let st = self.engine.stat();
+                let detail =
+                    format!("delete {k}: {} free zones, {} keys; {st:?}", st.free_zones, st.keys);
+                Err(Violation::new(RULE_DELETE_REFUSED, detail))
+            }
+            // A delete that reclaims space runs compaction steps, which may meet a media fault.
+            Err(SectorError::Device(e)) if self.hits() > before => {
+                Ok(format!("kv delete {k}: allowed error: {e}"))
+            }
+            Err(e) => Err(Violation::new(
+                "deletes fail only for media faults",
+                format!("delete {k}: {e}"),
+            )),
+        }
+    }
+
+    /// A CAS deleting `k` and up to three more present keys (a shrinking CAS, SEC-16).
+    fn cas_delete(&mut self, k: Key) -> Result<String, Violation> {
+        let mut keys = vec![k];
+        for _ in 0..self.rng.below(CAS_MEMBERS_MAX) {
+            let c = self.rng.below(self.keys);
+            if !keys.contains(&c) && self.model.current(c).is_some() {
+                keys.push(c);
             }
         }
+        let ops: Vec<CasOp> = keys
+            .iter()
+            .map(|k| CasOp { key: *k, expected: Expect::Any, new: CasNew::Delete })
+            .collect();
+        self.run_cas(&ops, &vec![false; ops.len()])
     }
 
     fn cas(&mut self) -> Result<String, Violation> {
@@ -162,10 +265,26 @@ impl KvCtx<'_> {
             ops.push(CasOp { key: *k, expected, new });
             stale.push(is_stale);
         }
-        match self.engine.cas(&ops) {
-            Ok(CasResult::Committed(versions)) => self.cas_committed(&ops, &stale, &versions),
-            Ok(CasResult::Mismatch { index, current }) => self.cas_mismatch(&ops, index, current),
-            Err(SectorError::DeviceFull) => Ok("kv cas: device full".into()),
+        self.run_cas(&ops, &stale)
+    }
+
+    fn run_cas(&mut self, ops: &[CasOp], stale: &[bool]) -> Result<String, Violation> {
+        let puts = ops.iter().any(|op| matches!(op.new, CasNew::Put(_)));
+        let before = self.hits();
+        match self.engine.cas(ops) {
+            Ok(CasResult::Committed(versions)) => self.cas_committed(ops, stale, &versions),
+            Ok(CasResult::Mismatch { index, current }) => self.cas_mismatch(ops, index, current),
+            Err(SectorError::DeviceFull) if may_refuse_for_space(SectorOp::Cas { puts }) => {
+                self.tally.refused += 1;
+                Ok("kv cas: device full".into())
+            }
+            Err(SectorError::DeviceFull) => {
+                let keys: Vec<Key> = ops.iter().map(|o| o.key).collect();
+                Err(Violation::new(RULE_DELETE_REFUSED, format!("cas deleting {keys:?}")))
+            }
+            Err(SectorError::Device(e)) if !puts && self.hits() > before => {
+                Ok(format!("kv cas: allowed error: {e}"))
+            }
             Err(e) => Err(Violation::new("cas fails only when full", e.to_string())),
         }
     }
@@ -219,6 +338,7 @@ impl KvCtx<'_> {
             })
             .collect();
         self.model.on_cas(&members, versions);
+        self.tally.stored += u64::from(members.iter().any(|(_, v)| v.is_some()));
         let keys: Vec<Key> = ops.iter().map(|o| o.key).collect();
         Ok(format!("kv cas {keys:?} committed"))
     }

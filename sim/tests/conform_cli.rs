@@ -86,8 +86,8 @@ fn suite(name: &str, implementation: &str, extra: &[&str]) -> Output {
 }
 
 #[test]
-fn the_rust_adapter_passes_the_cell_and_store_suites() {
-    for name in ["cell", "store"] {
+fn the_rust_adapter_passes_the_cell_store_and_volume_suites() {
+    for name in ["cell", "store", "volume"] {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().to_str().unwrap().to_owned();
         let out = suite(name, &adapter(None), &["--seeds", "4", "--report", &report]);

@@ -3,214 +3,30 @@
 //! The working tree is a file tree (`cellar::fs`) whose root lives only in this value; every
 //! operation is a functional edit of it under one lock, so each is atomic and none is visible
 //! to other processes until [`ShareFs::commit`] makes it a snapshot on top of the head it was
-//! based on and compare-and-swaps the volume's cell from that head to the new one. A lost CAS
-//! (someone else committed first) merges the two heads at file granularity (FS-19, FS-22), ours
-//! first, and tries again: a path both sides changed keeps our version and gets theirs beside it
-//! under a conflict name — never a silent overwrite.
+//! based on and compare-and-swaps the mark's value (FS-23: head and horizon) from that history
+//! to the new one — one space edit (MARK-4, ADP-1), in `commit.rs`. A lost CAS (someone else
+//! committed first) merges the two heads at file granularity (FS-19, FS-22), ours first, and
+//! tries again: a path both sides changed keeps our version and gets theirs beside it under a
+//! conflict name — never a silent overwrite.
 //!
 //! Errors are errno values ([`Errno`]) because that is what both adapters answer with; the
 //! mapping from [`FsError`] is [`errno_of`].
 //!
-//! Never: read the clock except through [`Clock`]; publish a head whose blobs are not all in
-//! the volume's store (the staging store promotes first, VOL-3); change the cell without
+//! Never: read the clock except through [`crate::env::Clock`]; publish a head whose blobs are not all in
+//! the space's store (the staging store promotes first, VOL-3); change the mark without
 //! holding Expand (VOL-2); overwrite a head we did not base our work on.
 
 use super::inode::{Inodes, ROOT_INO, path_ino};
-use super::staging::{PromoteError, Promoted, StagingStore};
-use crate::db::merge::NodeId;
-use crate::db::snapshot::{self, SnapshotError};
-use crate::env::Clock;
-use crate::fs::{Attrs, CommitError, Conflict, Fs, FsError, FsPath, Info, Kind};
-use crate::storage::refs::{Ref, RefError};
-use crate::storage::store::StoreError;
-use crate::storage::volume::{Mode, Volume, VolumeError};
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use super::staging::StagingStore;
+use super::types::{
+    AdapterError, Attr, Caller, Errno, STAGING_COMPACT_BYTES, SetAttr, SetTime, ShareOptions,
+    errno_of,
+};
+use crate::fs::{Attrs, Fs, FsError, FsPath, History, Info, Kind};
+use crate::storage::refs::Ref;
+use crate::storage::volume::{Volume, VolumeError};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-/// An errno value (`libc::E*`), what an adapter answers a refused request with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Errno(pub i32);
-
-impl std::fmt::Display for Errno {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
-    }
-}
-
-/// The errno for a refused or failed file-tree operation (ADP-6).
-pub fn errno_of(e: &FsError) -> Errno {
-    Errno(match e {
-        FsError::InvalidPath { .. } => libc::EINVAL,
-        FsError::PathTooLong { .. } | FsError::NameTooLong { .. } => libc::ENAMETOOLONG,
-        FsError::FileTooLarge { .. } => libc::EFBIG,
-        FsError::DirectoryFull { .. } => libc::ENOSPC,
-        FsError::InvalidTarget { size_bytes: 0 } => libc::ENOENT,
-        FsError::InvalidTarget { .. } => libc::ENAMETOOLONG,
-        FsError::InvalidMode { .. } | FsError::ReadTooLarge { .. } => libc::EINVAL,
-        FsError::NotFound { .. } => libc::ENOENT,
-        FsError::AlreadyExists { .. } => libc::EEXIST,
-        FsError::NotADirectory { .. } => libc::ENOTDIR,
-        FsError::IsADirectory { .. } => libc::EISDIR,
-        FsError::NotAFile { .. } | FsError::NotASymlink { .. } => libc::EINVAL,
-        FsError::NotEmpty { .. } => libc::ENOTEMPTY,
-        FsError::InvalidRename { .. } => libc::EINVAL,
-        FsError::Unsupported { .. } => libc::EPERM,
-        _ => libc::EIO,
-    })
-}
-
-/// Errors of opening a share and of commits.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdapterError {
-    /// The volume's cell or mode lock refused.
-    #[error(transparent)]
-    Volume(#[from] VolumeError),
-    /// The file tree refused or is damaged.
-    #[error(transparent)]
-    Fs(#[from] FsError),
-    /// A commit or merge failed.
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-    /// The history is damaged.
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-    /// Copying the new head's blobs into the volume's store failed.
-    #[error(transparent)]
-    Promote(#[from] PromoteError),
-    /// The spill directory.
-    #[error("spill directory: {0}")]
-    Io(#[from] std::io::Error),
-    /// A cleanup holds Contract: the commit can be retried once it ends (VOL-2).
-    #[error("a cleanup of the volume is running (Contract held); commit again later")]
-    Busy,
-    /// Someone emptied the cell under us.
-    #[error("the volume's cell was emptied by another writer; refusing to commit over it")]
-    CellEmptied,
-    /// Other writers kept winning the CAS.
-    #[error("lost the cell CAS {0} times in a row; commit again")]
-    Contended(u32),
-}
-
-impl AdapterError {
-    /// The errno an adapter answers a failed commit with.
-    pub fn errno(&self) -> Errno {
-        match self {
-            AdapterError::Busy | AdapterError::Contended(_) => Errno(libc::EAGAIN),
-            AdapterError::Fs(e) => errno_of(e),
-            _ => Errno(libc::EIO),
-        }
-    }
-}
-
-/// How many lost CASes one [`ShareFs::commit`] merges through before giving up.
-pub const COMMIT_CAS_ATTEMPTS_MAX: u32 = 8;
-/// Staged bytes after which unreachable staged blobs are dropped (ADP-4).
-pub const STAGING_COMPACT_BYTES: u64 = 256 * 1024 * 1024;
-
-/// How a share is served.
-#[derive(Clone)]
-pub struct ShareOptions {
-    /// Refuse every change with `EROFS`.
-    pub read_only: bool,
-    /// Where staged blobs of 32 KiB and more are spilled (emptied on open).
-    pub spill_dir: PathBuf,
-    /// The author of this server's commits.
-    pub author: NodeId,
-    /// Time for mtimes and ctimes.
-    pub clock: Arc<dyn Clock>,
-    /// Owner of the root directory of an empty volume.
-    pub root_owner: (u32, u32),
-    /// Prefix of commit messages (`cellar mount SHARE`).
-    pub label: String,
-}
-
-impl std::fmt::Debug for ShareOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShareOptions")
-            .field("read_only", &self.read_only)
-            .field("spill_dir", &self.spill_dir)
-            .field("label", &self.label)
-            .finish()
-    }
-}
-
-/// Attributes of one inode, as both adapters report them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attr {
-    /// Inode number ([`super::inode`]).
-    pub ino: u64,
-    /// File, directory or symlink.
-    pub kind: Kind,
-    /// Bytes (file), target length (symlink), entries (directory), device number (device),
-    /// 0 (FIFO, socket).
-    pub size: u64,
-    /// Permission bits (`& 0o7777`).
-    pub mode: u32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Link count: 1, or for a directory 2 plus its subdirectories (no hard links, FS-12).
-    pub nlink: u32,
-    /// Modification time (ns since the epoch), stored in the tree.
-    pub mtime_ns: i64,
-    /// Status change time: kept in memory by this server only (ADP-7).
-    pub ctime_ns: i64,
-    /// Access time: kept in memory by this server only (ADP-7).
-    pub atime_ns: i64,
-}
-
-/// A time to set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SetTime {
-    /// The server's clock now.
-    Now,
-    /// This many ns since the epoch.
-    At(i64),
-}
-
-/// What `setattr` changes (every `None` stays).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SetAttr {
-    /// New permission bits.
-    pub mode: Option<u32>,
-    /// New owner.
-    pub uid: Option<u32>,
-    /// New group.
-    pub gid: Option<u32>,
-    /// New size (truncate or extend with a hole).
-    pub size: Option<u64>,
-    /// New access time.
-    pub atime: Option<SetTime>,
-    /// New modification time.
-    pub mtime: Option<SetTime>,
-}
-
-/// Who asks (new files are theirs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
-
-/// What a commit did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CommitReport {
-    /// The head now in the cell (`None`: nothing was ever committed).
-    pub head: Option<Ref>,
-    /// True if a new head was published.
-    pub published: bool,
-    /// Lost CASes merged through.
-    pub merges: u32,
-    /// Conflicts of those merges (theirs kept beside ours).
-    pub conflicts: Vec<Conflict>,
-    /// Blobs copied into the volume's store.
-    pub promoted: Promoted,
-}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Times {
@@ -218,27 +34,29 @@ struct Times {
     ctime_ns: Option<i64>,
 }
 
-struct State {
+pub(super) struct State {
     /// The working tree.
-    root: Ref,
-    /// The head the working tree descends from (`None`: the cell was empty).
-    base: Option<Ref>,
+    pub(super) root: Ref,
+    /// The head the working tree descends from (`None`: the mark had no commit).
+    pub(super) base: Option<Ref>,
+    /// The mark's value the working tree was based on (its head is `base`).
+    pub(super) history: History,
     /// The working tree differs from `base`'s tree.
-    dirty: bool,
+    pub(super) dirty: bool,
     inodes: Inodes,
     times: HashMap<u64, Times>,
     handles: HashMap<u64, (u64, bool)>,
     next_fh: u64,
     /// Subdirectory counts of directories (for `nlink`), dropped when they may change.
-    subdirs: HashMap<FsPath, u32>,
+    pub(super) subdirs: HashMap<FsPath, u32>,
 }
 
 /// One share's working tree (see the module docs).
 pub struct ShareFs {
-    volume: Volume,
-    salt: [u8; 32],
-    staging: Arc<StagingStore>,
-    opts: ShareOptions,
+    pub(super) volume: Volume,
+    pub(super) salt: [u8; 32],
+    pub(super) staging: Arc<StagingStore>,
+    pub(super) opts: ShareOptions,
     state: Mutex<State>,
 }
 
@@ -257,12 +75,14 @@ fn fs_err(e: FsError) -> Errno {
 }
 
 impl ShareFs {
-    /// Opens the head in `volume`'s cell (an empty cell: a new tree with one root directory,
-    /// committed at the first commit). `salt` is the volume's ref salt.
+    /// Opens the history in `volume`'s cell — a mark's volume ([`super::open_mark`]), whose
+    /// value is a file-tree history (FS-23) — (no commit yet: a new tree with one root
+    /// directory, committed at the first commit). `salt` is the mark's salt (MARK-5).
     pub fn open(volume: Volume, salt: [u8; 32], opts: ShareOptions) -> Result<Self, AdapterError> {
         let staging = Arc::new(StagingStore::new(volume.store.clone(), &opts.spill_dir)?);
         let value = volume.cell.read().map_err(VolumeError::from)?;
-        let base = snapshot::head_from_cell(&value)?;
+        let history = History::decode(&value)?;
+        let base = history.head;
         let (root, dirty) = {
             let fs = Fs::new(staging.as_ref(), salt);
             match &base {
@@ -277,6 +97,7 @@ impl ShareFs {
         let state = State {
             root,
             base,
+            history,
             dirty,
             inodes: Inodes::new(),
             times: HashMap::new(),
@@ -287,11 +108,11 @@ impl ShareFs {
         Ok(Self { volume, salt, staging, opts, state: Mutex::new(state) })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn fs(&self) -> Fs<'_> {
+    pub(super) fn fs(&self) -> Fs<'_> {
         Fs::new(self.staging.as_ref(), self.salt)
     }
 
@@ -731,66 +552,6 @@ impl ShareFs {
     pub fn open_handles(&self) -> usize {
         self.lock().handles.len()
     }
-
-    /// Commits the working tree (ADP-3): a snapshot on top of the base head, its blobs
-    /// promoted into the volume's store under Expand, then one CAS of the cell from the base
-    /// head to it; a lost CAS merges (ADP-5) and tries again, at most
-    /// [`COMMIT_CAS_ATTEMPTS_MAX`] times. A clean working tree only catches up with the cell
-    /// (fast forward to a newer head; nothing written).
-    pub fn commit(&self, message: &str) -> Result<CommitReport, AdapterError> {
-        let mut st = self.lock();
-        let mut report = CommitReport { head: st.base, ..CommitReport::default() };
-        if self.opts.read_only || !st.dirty {
-            let value = self.volume.cell.read().map_err(VolumeError::from)?;
-            let current = snapshot::head_from_cell(&value)?;
-            if current != st.base
-                && let Some(h) = current
-                && !st.dirty
-            {
-                st.root = self.fs().tree_of(&h)?;
-                st.base = Some(h);
-                st.subdirs.clear();
-                report.head = Some(h);
-            }
-            return Ok(report);
-        }
-        let _hold = match self.volume.modes.begin(Mode::Expand) {
-            Ok(h) => h,
-            Err(VolumeError::ModeConflict { .. }) => return Err(AdapterError::Busy),
-            Err(e) => return Err(e.into()),
-        };
-        let fs = self.fs();
-        let msg = format!("{}: {message}", self.opts.label);
-        let mut head = fs.commit(&st.root, st.base.as_ref(), self.opts.author, &msg)?;
-        let mut expected = st.base.map(|r| r.to_bytes().to_vec()).unwrap_or_default();
-        for attempt in 0..COMMIT_CAS_ATTEMPTS_MAX {
-            let p = self.staging.promote_head(&self.salt, &head)?;
-            report.promoted.blobs += p.blobs;
-            report.promoted.bytes += p.bytes;
-            let cas =
-                self.volume.cell.cas(&expected, &head.to_bytes()).map_err(VolumeError::from)?;
-            if cas.swapped {
-                st.root = fs.tree_of(&head)?;
-                st.base = Some(head);
-                st.dirty = false;
-                self.staging.retain(&HashSet::new());
-                report.head = Some(head);
-                report.published = true;
-                report.merges = attempt;
-                return Ok(report);
-            }
-            // ADP-5: someone else committed first. Merge theirs into ours (ours first).
-            let theirs =
-                snapshot::head_from_cell(&cas.current)?.ok_or(AdapterError::CellEmptied)?;
-            let (merged, conflicts) = fs.merge_heads(&head, &theirs, self.opts.author)?;
-            report.conflicts.extend(conflicts);
-            head = merged;
-            expected = cas.current;
-            st.root = fs.tree_of(&head)?;
-            st.subdirs.clear();
-        }
-        Err(AdapterError::Contended(COMMIT_CAS_ATTEMPTS_MAX))
-    }
 }
 
 fn join(dir: &FsPath, name: &[u8]) -> Result<FsPath, Errno> {
@@ -802,16 +563,4 @@ fn join(dir: &FsPath, name: &[u8]) -> Result<FsPath, Errno> {
 
 fn now_ns(opts: &ShareOptions) -> i64 {
     i64::try_from(opts.clock.now_ms()).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)
-}
-
-impl From<RefError> for AdapterError {
-    fn from(e: RefError) -> Self {
-        AdapterError::Fs(FsError::Ref(e))
-    }
-}
-
-impl From<StoreError> for AdapterError {
-    fn from(e: StoreError) -> Self {
-        AdapterError::Promote(PromoteError::Store(e))
-    }
 }

@@ -3,9 +3,14 @@
 //! [`crate::db::snapshot`]; what this file adds is what the snapshot layer cannot know — that a
 //! file tree also reaches data blobs through its extents — and the three-way merge of two heads.
 //!
+//! A mark's value is a [`History`] (FS-23): the head and a retention horizon below which
+//! commits keep their snapshot but not their tree; reachability follows it.
+//!
 //! Never: let a volume cleanup see a commit's tree nodes without its data blobs
-//! ([`FsSnapshotReachability`], VOL-5); merge without a base when one exists.
+//! ([`FsSnapshotReachability`], VOL-5); merge without a base when one exists and its tree is
+//! kept by either side.
 
+use super::history::{History, commit_message};
 use super::{Attrs, Conflict, Fs, FsError};
 use crate::Hash;
 use crate::db::merge::NodeId;
@@ -28,6 +33,19 @@ pub enum CommitError {
     /// A snapshot in the history has no tree (it was not written by this module).
     #[error("snapshot {0} holds no file tree")]
     NoTree(Hash),
+    /// The commit is older than its mark's retention horizon: its tree was pruned (FS-25).
+    #[error("commit {commit} was pruned by retention (its lamport {lamport} is below {horizon})")]
+    Pruned {
+        /// The commit's CID.
+        commit: Hash,
+        /// Its lamport.
+        lamport: u64,
+        /// The mark's horizon.
+        horizon: u64,
+    },
+    /// A mark value that is not a history (FS-23).
+    #[error("not a file-tree history value: {0}")]
+    BadValue(String),
 }
 
 impl Fs<'_> {
@@ -39,11 +57,42 @@ impl Fs<'_> {
         author: NodeId,
         message: &str,
     ) -> Result<Ref, CommitError> {
+        self.commit_at(root, parent, author, message, None)
+    }
+
+    /// [`Fs::commit`] recording the commit time `time_ms` (ms since the epoch) in the message
+    /// (FS-24), for time-based retention.
+    pub fn commit_at(
+        &self,
+        root: &Ref,
+        parent: Option<&Ref>,
+        author: NodeId,
+        message: &str,
+        time_ms: Option<i64>,
+    ) -> Result<Ref, CommitError> {
         let store = self.kv.store();
         let parent = parent.map(|r| snapshot::get(store, r).map(|s| (*r, s))).transpose()?;
-        let snap =
-            Snapshot::commit_of(Some(*root), parent.as_ref().map(|(r, s)| (r, s)), author, message);
+        let message = commit_message(message, time_ms);
+        let snap = Snapshot::commit_of(
+            Some(*root),
+            parent.as_ref().map(|(r, s)| (r, s)),
+            author,
+            &message,
+        );
         Ok(snapshot::post(&self.kv, &snap)?)
+    }
+
+    /// The tree of `commit`, which must still have it under `history`'s horizon (FS-25).
+    pub fn tree_in(&self, history: &History, commit: &Ref) -> Result<Ref, CommitError> {
+        let snap = snapshot::get(self.kv.store(), commit)?;
+        if !history.keeps(snap.lamport) {
+            return Err(CommitError::Pruned {
+                commit: commit.cid,
+                lamport: snap.lamport,
+                horizon: history.horizon,
+            });
+        }
+        snap.root.ok_or(CommitError::NoTree(commit.cid))
     }
 
     /// The file tree of the commit `head`.
@@ -62,6 +111,23 @@ impl Fs<'_> {
         theirs: &Ref,
         author: NodeId,
     ) -> Result<(Ref, Vec<Conflict>), CommitError> {
+        self.merge_histories(&History::at(*ours), &History::at(*theirs), author, None)
+    }
+
+    /// [`Fs::merge_heads`] of two marks' histories (FS-22, FS-25): the merge base's tree is
+    /// used when either side's horizon keeps it; when both pruned it, the merge runs against an
+    /// empty tree as if there were no base. The merge commit records `time_ms` (FS-24).
+    pub fn merge_histories(
+        &self,
+        ours: &History,
+        theirs: &History,
+        author: NodeId,
+        time_ms: Option<i64>,
+    ) -> Result<(Ref, Vec<Conflict>), CommitError> {
+        let (Some(ours_head), Some(theirs_head)) = (ours.head, theirs.head) else {
+            return Err(CommitError::BadValue("merging a mark with no commits".into()));
+        };
+        let (ours, theirs, sides) = (&ours_head, &theirs_head, (ours, theirs));
         let store = self.kv.store();
         if snapshot::is_ancestor(store, theirs, ours)? {
             return Ok((*ours, Vec::new()));
@@ -69,9 +135,13 @@ impl Fs<'_> {
         if snapshot::is_ancestor(store, ours, theirs)? {
             return Ok((*theirs, Vec::new()));
         }
-        let (a, b) = (self.tree_of(ours)?, self.tree_of(theirs)?);
-        let base = match snapshot::merge_base(store, ours, theirs)? {
-            Some(m) => self.tree_of(&m)?,
+        let (a, b) = (self.tree_in(sides.0, ours)?, self.tree_in(sides.1, theirs)?);
+        let base = snapshot::merge_base(store, ours, theirs)?
+            .map(|m| snapshot::get(store, &m).map(|s| (m, s)))
+            .transpose()?
+            .filter(|(_, s)| sides.0.keeps(s.lamport) || sides.1.keeps(s.lamport));
+        let base = match base {
+            Some((m, s)) => s.root.ok_or(CommitError::NoTree(m.cid))?,
             None => {
                 let attrs: Attrs = self.stat(&a, &super::FsPath::root())?.attrs();
                 self.mkfs(attrs)?
@@ -79,20 +149,41 @@ impl Fs<'_> {
         };
         let outcome = self.merge(&base, &a, &b)?;
         let (so, st) = (snapshot::get(store, ours)?, snapshot::get(store, theirs)?);
-        let snap = Snapshot::merge_of(Some(outcome.root), (ours, &so), (theirs, &st), author);
+        let mut snap = Snapshot::merge_of(Some(outcome.root), (ours, &so), (theirs, &st), author);
+        snap.message = commit_message(&snap.message, time_ms);
         Ok((snapshot::post(&self.kv, &snap)?, outcome.conflicts))
     }
 
     /// Every blob the history from `head` needs: snapshots, tree nodes and data blobs.
     pub fn history_reachable(&self, head: &Ref) -> Result<BTreeSet<Hash>, CommitError> {
+        self.history_value_reachable(&History::at(*head))
+    }
+
+    /// Every blob a history value needs (FS-23): every snapshot of the history, and the tree
+    /// nodes and data blobs of the commits at or above its horizon.
+    pub fn history_value_reachable(
+        &self,
+        history: &History,
+    ) -> Result<BTreeSet<Hash>, CommitError> {
         let store = self.kv.store();
         let mut out = BTreeSet::new();
+        let Some(head) = history.head else { return Ok(out) };
         let mut roots = Vec::new();
-        snapshot::walk(store, head, |r, s| {
+        let mut top = None;
+        snapshot::walk(store, &head, |r, s| {
+            top.get_or_insert(s.lamport);
             out.insert(r.cid);
-            roots.extend(s.root);
+            if history.keeps(s.lamport) {
+                roots.extend(s.root);
+            }
             true
         })?;
+        if top.is_some_and(|t| !history.keeps(t)) {
+            return Err(CommitError::BadValue(format!(
+                "the horizon {} is above the head's lamport",
+                history.horizon
+            )));
+        }
         for root in roots {
             self.reachable_into(&root, &mut out)?;
         }
@@ -100,8 +191,9 @@ impl Fs<'_> {
     }
 }
 
-/// [`Reachability`] for a volume whose cell holds the head commit of a file tree's history
-/// (empty, or one 64-byte snapshot ref): snapshots, nodes and data blobs (FS-22, VOL-5).
+/// [`Reachability`] for a volume whose cell holds a file tree's [`History`] (FS-23: empty, the
+/// head's 64-byte ref, or the head and a horizon): every snapshot, and the nodes and data blobs
+/// of every commit the horizon keeps (FS-22, VOL-5).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsSnapshotReachability;
 
@@ -113,9 +205,8 @@ impl Reachability for FsSnapshotReachability {
             }
             other => VolumeError::BadValue(other.to_string()),
         };
-        let head = snapshot::head_from_cell(value).map_err(|e| bad(e.into()))?;
-        let Some(head) = head else { return Ok(BTreeSet::new()) };
+        let history = History::decode(value).map_err(bad)?;
         // Reads need only the refs, never the salt.
-        Fs::new(store, [0; 32]).history_reachable(&head).map_err(bad)
+        Fs::new(store, [0; 32]).history_value_reachable(&history).map_err(bad)
     }
 }

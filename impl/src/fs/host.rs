@@ -77,8 +77,74 @@ pub fn host_attrs(meta: &std::fs::Metadata) -> Attrs {
     Attrs { mode: meta.mode() & MODE_MASK, uid: meta.uid(), gid: meta.gid(), mtime_ns }
 }
 
+/// Progress of a long import or export, for a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostProgress {
+    /// The number of file bytes the export will write (sent once, first).
+    Total(u64),
+    /// This many more file bytes were read (import) or written (export).
+    Bytes(u64),
+}
+
+/// A reader that reports every read to a progress callback.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a mut dyn FnMut(HostProgress),
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(HostProgress::Bytes(n as u64));
+        Ok(n)
+    }
+}
+
 /// Imports the host directory `src` as a whole new tree (its attributes become the root's).
 pub fn import_tree(fs: &Fs<'_>, src: &Path) -> Result<(Ref, HostReport), HostError> {
+    import_tree_with(fs, src, &mut |_| {})
+}
+
+/// Imports a single host file as a tree holding it, under its own name, in a root directory
+/// with `root` attributes (`cellar commit FILE`).
+pub fn import_file(
+    fs: &Fs<'_>,
+    src: &Path,
+    root: Attrs,
+    progress: &mut dyn FnMut(HostProgress),
+) -> Result<(Ref, HostReport), HostError> {
+    let meta = std::fs::symlink_metadata(src).map_err(io(src))?;
+    let name = src.file_name().ok_or_else(|| HostError::Io {
+        path: src.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"),
+    })?;
+    let top = FsPath::root();
+    let path = top.join(name.as_bytes()).map_err(tree(&top))?;
+    let mut imp = Importer::new_tree(fs, root).map_err(tree(&top))?;
+    let mut report = HostReport { dirs: 1, ..HostReport::default() };
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(src).map_err(io(src))?;
+        imp.symlink(&path, host_attrs(&meta), target.as_os_str().as_bytes())
+            .map_err(tree(&path))?;
+        report.symlinks += 1;
+    } else if meta.is_file() {
+        let f = std::fs::File::open(src).map_err(io(src))?;
+        let mut counted = Counting { inner: f, progress };
+        report.bytes += imp.file(&path, host_attrs(&meta), &mut counted).map_err(tree(&path))?;
+        report.files += 1;
+    } else {
+        let e = FsError::NotAFile { path: src.display().to_string() };
+        return Err(HostError::Fs { path: "/".into(), source: e });
+    }
+    Ok((imp.finish().map_err(tree(&top))?, report))
+}
+
+/// [`import_tree`] reporting the bytes it reads to `progress`.
+pub fn import_tree_with(
+    fs: &Fs<'_>,
+    src: &Path,
+    progress: &mut dyn FnMut(HostProgress),
+) -> Result<(Ref, HostReport), HostError> {
     let meta = std::fs::symlink_metadata(src).map_err(io(src))?;
     if !meta.is_dir() {
         let e = FsError::NotADirectory { path: src.display().to_string() };
@@ -98,8 +164,9 @@ pub fn import_tree(fs: &Fs<'_>, src: &Path) -> Result<(Ref, HostReport), HostErr
             report.dirs += 1;
             stack.extend(children(&host, &path)?);
         } else if ft.is_file() {
-            let mut f = std::fs::File::open(&host).map_err(io(&host))?;
-            report.bytes += imp.file(&path, attrs, &mut f).map_err(tree(&path))?;
+            let f = std::fs::File::open(&host).map_err(io(&host))?;
+            let mut counted = Counting { inner: f, progress: &mut *progress };
+            report.bytes += imp.file(&path, attrs, &mut counted).map_err(tree(&path))?;
             report.files += 1;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&host).map_err(io(&host))?;
@@ -134,7 +201,20 @@ pub fn export_tree(
     top: &FsPath,
     dest: &Path,
 ) -> Result<HostReport, HostError> {
+    export_tree_with(fs, root, top, dest, &mut |_| {})
+}
+
+/// [`export_tree`] reporting the total and then the bytes it writes to `progress`.
+pub fn export_tree_with(
+    fs: &Fs<'_>,
+    root: &Ref,
+    top: &FsPath,
+    dest: &Path,
+    progress: &mut dyn FnMut(HostProgress),
+) -> Result<HostReport, HostError> {
     let entries = fs.walk(root, top).map_err(tree(top))?;
+    let total = entries.iter().filter(|(_, i)| i.kind == Kind::File).map(|(_, i)| i.size).sum();
+    progress(HostProgress::Total(total));
     match std::fs::read_dir(dest).map(|mut it| it.next().is_some()) {
         Ok(true) => return Err(HostError::DestinationNotEmpty { path: dest.to_path_buf() }),
         Ok(false) => {}
@@ -161,7 +241,8 @@ pub fn export_tree(
                 report.symlinks += 1;
             }
             Kind::File => {
-                let mut r = fs.reader(root, &path).map_err(tree(&path))?;
+                let r = fs.reader(root, &path).map_err(tree(&path))?;
+                let mut r = Counting { inner: r, progress: &mut *progress };
                 let mut f = std::fs::File::create(&host).map_err(io(&host))?;
                 report.bytes +=
                     std::io::copy(&mut r, &mut f).map_err(|e| match e.downcast::<FsError>() {

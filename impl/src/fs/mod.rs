@@ -16,7 +16,7 @@
 //! Files: [`path`] (paths, keys), [`record`] (codec), [`chunker`], `tree` (namespace
 //! operations), `data` (file bytes), `import` (batched import, small files share blobs),
 //! `diff`, `merge`, `reach` (reachable blobs, scrub), `commit` (history, merge of heads,
-//! reachability for volume cleanup), and [`host`] — the only file that touches the host file system.
+//! reachability for volume cleanup), `history` (a mark's value, commit times, retention), and [`host`] — the only file that touches the host file system.
 //!
 //! Never: read the clock, randomness or host files in the core (time arrives as `mtime_ns`
 //! arguments); return bytes whose blob failed its CID or tag check (REF-4); panic on a
@@ -26,6 +26,7 @@ pub mod chunker;
 mod commit;
 mod data;
 mod diff;
+mod history;
 pub mod host;
 mod import;
 mod merge;
@@ -38,6 +39,10 @@ pub use chunker::{Chunker, ChunkerParams};
 pub use commit::{CommitError, FsSnapshotReachability};
 pub use data::FileReader;
 pub use diff::{ChangeKind, PathChange};
+pub use history::{
+    COMMIT_TIME_TRAILER, HISTORY_VALUE_HORIZON_SIZE_BYTES, History, Pruning, Retention,
+    commit_message, split_commit_message,
+};
 pub use import::Importer;
 pub use merge::{Conflict, ConflictKind, MergeOutcome};
 pub use path::FsPath;

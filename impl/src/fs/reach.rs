@@ -66,33 +66,28 @@ impl Fs<'_> {
     /// stopping. Each data blob is read once however many extents share it.
     pub fn scrub(&self, root: &Ref) -> Result<ScrubReport, FsError> {
         let mut report = ScrubReport::default();
-        let mut seen = BTreeSet::new();
-        let store = self.kv.store();
-        self.visit_tolerant(root, &mut report, &mut |r, path, report| {
-            if !seen.insert(r.cid) {
-                return;
-            }
-            report.blobs += 1;
-            if let Err(e) = refs::get(store, r) {
-                report.damage.push(Damage {
-                    cid: r.cid,
-                    path: Some(path.clone()),
-                    detail: e.to_string(),
-                });
-            }
-        })?;
+        self.scrub_into(root, &mut BTreeSet::new(), &mut report, &mut || {})?;
         Ok(report)
     }
 
-    fn visit_tolerant(
+    /// [`Fs::scrub`] over many trees (a history): `seen` holds the blobs and nodes already
+    /// verified — a node in it is skipped with everything below it, a blob is not read again —
+    /// and `report` accumulates. `on_blob` is called once per blob or node read (progress).
+    pub fn scrub_into(
         &self,
         root: &Ref,
+        seen: &mut BTreeSet<Hash>,
         report: &mut ScrubReport,
-        on_blob: &mut dyn FnMut(&Ref, &FsPath, &mut ScrubReport),
+        on_blob: &mut dyn FnMut(),
     ) -> Result<(), FsError> {
+        let store = self.kv.store();
         let mut stack = vec![*root];
         while let Some(r) = stack.pop() {
+            if !seen.insert(r.cid) {
+                continue;
+            }
             report.nodes += 1;
+            on_blob();
             let node = match self.kv.read_node(&r) {
                 Ok(n) => n,
                 Err(e) => {
@@ -105,8 +100,19 @@ impl Fs<'_> {
                 blobs.push((*e, p.clone()));
                 Ok(())
             })?;
-            for (e, p) in blobs {
-                on_blob(&e, &p, report);
+            for (e, path) in blobs {
+                if !seen.insert(e.cid) {
+                    continue;
+                }
+                report.blobs += 1;
+                on_blob();
+                if let Err(err) = refs::get(store, &e) {
+                    report.damage.push(Damage {
+                        cid: e.cid,
+                        path: Some(path),
+                        detail: err.to_string(),
+                    });
+                }
             }
         }
         Ok(())

@@ -9,14 +9,26 @@
 use super::engine::Engine;
 use super::format::{self, FLAG_TXN, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader};
 use super::write::{Batch, tombstone};
+use super::zones::Room;
 use super::{BlockDevice, CasNew, CasOp, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
 
+/// Sectors a CAS of `ops` occupies: every member (a sector each at least) and the commit record
+/// listing them, contiguous in one zone. Known before any seq is taken, so a delete-only CAS
+/// can reclaim that much room first (SEC-16).
+pub(crate) fn txn_sectors(ops: &[CasOp]) -> u32 {
+    let members: usize = ops.iter().map(|op| member_header(0, op, 0).footprint_bytes()).sum();
+    let commit_payload_bytes = 4 + 16 * ops.len();
+    let commit = (RECORD_HEADER_SIZE_BYTES + commit_payload_bytes).div_ceil(SECTOR_SIZE_BYTES);
+    u32::try_from(members / SECTOR_SIZE_BYTES + commit).unwrap_or(u32::MAX)
+}
+
 /// Writes the members of an already-checked CAS and its commit record; installs them.
-/// Returns each member's new sector (`None` for deletes).
+/// Returns each member's new sector (`None` for deletes). `room` is the CAS's class (SEC-16).
 pub(crate) fn write_txn<D: BlockDevice>(
     e: &mut Engine<D>,
     ops: &[CasOp],
+    room: Room,
 ) -> Result<Vec<Option<u32>>, SectorError> {
     let max = e.value_size_max_bytes();
     for op in ops {
@@ -31,7 +43,7 @@ pub(crate) fn write_txn<D: BlockDevice>(
         }
     }
     if bugs::active("sector:cas-not-atomic") {
-        return write_members_unlinked(e, ops);
+        return write_members_unlinked(e, ops, room);
     }
     let mut headers: Vec<RecordHeader> =
         ops.iter().map(|op| member_header(e.take_seq(), op, 0)).collect();
@@ -50,11 +62,14 @@ pub(crate) fn write_txn<D: BlockDevice>(
     let total: usize =
         headers.iter().map(RecordHeader::footprint_bytes).sum::<usize>() + commit.footprint_bytes();
     let n = (total / SECTOR_SIZE_BYTES) as u32;
+    debug_assert_eq!(n, txn_sectors(ops), "SEC-16: the room reclaimed is the room used");
     let mut batch = Batch::default();
-    let base = e.place(&mut batch, n, false)?;
+    e.check_floor(room)?;
+    let base = e.place(&mut batch, n, room)?;
     let epoch = e.head_epoch();
     let mut bytes = Vec::with_capacity(total);
     let mut sectors = Vec::with_capacity(ops.len());
+    let mut tombs = Vec::new();
     let mut at = base;
     let payloads = ops.iter().map(|op| match &op.new {
         CasNew::Put(v) => v.as_slice(),
@@ -72,11 +87,12 @@ pub(crate) fn write_txn<D: BlockDevice>(
         bytes.extend_from_slice(payload);
         bytes.resize(bytes.len() + fp - RECORD_HEADER_SIZE_BYTES - payload.len(), 0);
         let fp_sectors = (fp / SECTOR_SIZE_BYTES) as u32;
-        e.note_record(at, fp_sectors, h.seq);
+        e.note_record(at, fp_sectors, h);
         if h.kind == Kind::Put {
             sectors.push(Some(at as u32));
         } else if h.kind == Kind::Tombstone {
             sectors.push(None);
+            tombs.push((h.key, at));
         }
         at += u64::from(fp_sectors);
     }
@@ -85,6 +101,9 @@ pub(crate) fn write_txn<D: BlockDevice>(
     batch.submit(&mut e.dev)?;
     for (op, s) in ops.iter().zip(&sectors) {
         e.install(op.key, s.map(u64::from), false);
+    }
+    for (key, sector) in tombs {
+        e.note_tombstone(key, sector);
     }
     Ok(sectors)
 }
@@ -107,6 +126,7 @@ fn member_header(seq: u64, op: &CasOp, flags: u8) -> RecordHeader {
 fn write_members_unlinked<D: BlockDevice>(
     e: &mut Engine<D>,
     ops: &[CasOp],
+    room: Room,
 ) -> Result<Vec<Option<u32>>, SectorError> {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
@@ -117,10 +137,13 @@ fn write_members_unlinked<D: BlockDevice>(
             CasNew::Delete => &[],
         };
         let mut batch = Batch::default();
-        let s = e.append_record(&mut batch, h, payload, false)?;
+        let s = e.append_record(&mut batch, h, payload, room)?;
         batch.submit(&mut e.dev)?;
         let put = matches!(op.new, CasNew::Put(_));
         e.install(op.key, put.then_some(s), false);
+        if !put {
+            e.note_tombstone(op.key, s);
+        }
         out.push(put.then_some(s as u32));
     }
     Ok(out)

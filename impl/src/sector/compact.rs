@@ -14,10 +14,10 @@
 
 use super::device::{BlockDevice, ReadOp};
 use super::engine::Engine;
-use super::format::{FLAG_TXN, Kind, RecordHeader, ZoneHeader};
+use super::format::{FLAG_PACKED, FLAG_TXN, Kind, RecordHeader, ZoneHeader};
 use super::recovery::{Item, scan};
 use super::write::Batch;
-use super::zones::{Zone, dead_percent};
+use super::zones::{Room, Zone};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,17 +97,32 @@ pub enum CompactProgress {
 }
 
 impl<D: BlockDevice> Engine<D> {
-    /// Runs one bounded compaction step (see the module docs).
+    /// Runs one bounded compaction step (see the module docs). A zone whose cycle meets a
+    /// device error (a latent sector error, say) is not picked again until the next `open`:
+    /// retrying it would copy its live tombstones again and again into the head, using up the
+    /// very space the cycle was meant to free (SEC-16; found by the simulator's `full`
+    /// profile).
     pub fn compact_step(&mut self) -> Result<CompactProgress, SectorError> {
-        match std::mem::take(&mut self.compact) {
-            CompactState::Idle => match self.pick_victim() {
-                Some(zone) => self.scan_step(zone, self.sb.zone_first_sector(zone) + 1),
-                None => Ok(CompactProgress::Idle),
-            },
-            CompactState::Scan { zone, cursor } => self.scan_step(zone, cursor),
-            CompactState::Move { zone, cursor, moves } => self.move_step(zone, cursor, moves),
-            CompactState::Drain { zone } => self.drain_step(zone),
+        let state = std::mem::take(&mut self.compact);
+        let zone = match &state {
+            CompactState::Idle => self.pick_victim(),
+            CompactState::Scan { zone, .. }
+            | CompactState::Move { zone, .. }
+            | CompactState::Drain { zone } => Some(*zone),
+        };
+        let r = match (state, zone) {
+            (CompactState::Idle, None) => Ok(CompactProgress::Idle),
+            (CompactState::Idle, Some(z)) => self.scan_step(z, self.sb.zone_first_sector(z) + 1),
+            (CompactState::Scan { zone, cursor }, _) => self.scan_step(zone, cursor),
+            (CompactState::Move { zone, cursor, moves }, _) => self.move_step(zone, cursor, moves),
+            (CompactState::Drain { zone }, _) => self.drain_step(zone),
+        };
+        if let (Err(SectorError::Device(_)), Some(z)) = (&r, zone)
+            && !self.compact_failed.contains(&z)
+        {
+            self.compact_failed.push(z);
         }
+        r
     }
 
     /// Runs steps until the compactor is idle or `steps_max` steps ran; returns zones freed.
@@ -121,19 +136,6 @@ impl<D: BlockDevice> Engine<D> {
             }
         }
         Ok(freed)
-    }
-
-    /// The zone with the largest dead share at or past the threshold; never the head, never a
-    /// zone holding a corrupt current record.
-    fn pick_victim(&self) -> Option<u32> {
-        let held: Vec<u32> = self.corrupt.values().filter_map(|(s, _)| self.zone_of(*s)).collect();
-        (0..self.sb.zone_count)
-            .filter(|z| Some(*z) != self.head && !held.contains(z))
-            .map(|z| (z, &self.zones[z as usize]))
-            .filter(|(_, zone)| zone.epoch != 0 && zone.records > 0)
-            .filter(|(_, zone)| dead_percent(zone) >= self.cfg.compaction_dead_percent_min)
-            .max_by_key(|(z, zone)| (dead_percent(zone), std::cmp::Reverse(*z)))
-            .map(|(z, _)| z)
     }
 
     fn scan_step(&mut self, zone: u32, cursor: u64) -> Result<CompactProgress, SectorError> {
@@ -158,6 +160,14 @@ impl<D: BlockDevice> Engine<D> {
         for item in s.items {
             let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
             let live = self.is_live(zone, sector as u32, &h);
+            if !live
+                && h.kind == Kind::Tombstone
+                && self.tombs.get(&h.key) == Some(&(sector as u32))
+            {
+                // Current but no longer needed: it goes with the zone (SEC-16). It can never be
+                // needed again: every older value of its key is gone already.
+                self.forget_tombstone(h.key);
+            }
             if live && !payload_ok {
                 self.abandon(sector, h.key);
                 return Ok(CompactProgress::Abandoned { zone, key: h.key });
@@ -198,7 +208,9 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Is this record still needed? A value: if the index (or a pending revert) points at it.
-    /// A tombstone: if its key is absent and an older zone may still hold a value for it.
+    /// A tombstone: if it is its key's current one (`tombs`; not a copy left by a crashed
+    /// cycle, not superseded) and another zone in use may hold an older, dead value of the
+    /// key (`Engine::may_hide`, §9).
     fn is_live(&self, victim: u32, sector: u32, h: &RecordHeader) -> bool {
         match h.kind {
             Kind::Put => {
@@ -206,10 +218,9 @@ impl<D: BlockDevice> Engine<D> {
                     || self.reverts.get(&h.key) == Some(&Some(sector))
             }
             Kind::Tombstone => {
-                self.index.get(h.key).is_none()
-                    && !self.corrupt.contains_key(&h.key)
+                self.tombs.get(&h.key) == Some(&sector)
                     && self.zones.iter().enumerate().any(|(z, zone)| {
-                        z as u32 != victim && zone.epoch != 0 && zone.min_seq < h.seq
+                        z as u32 != victim && zone.epoch != 0 && self.may_hide(zone, h.seq)
                     })
             }
             Kind::Commit | Kind::Seal => false,
@@ -236,7 +247,16 @@ impl<D: BlockDevice> Engine<D> {
             let mut h = m.h;
             h.flags &= !FLAG_TXN; // a moved member is committed: it no longer needs its commit
             h.txn = 0;
-            let new = self.append_record(&mut batch, h, &m.payload, true)?;
+            // SEC-10: the copy keeps its seq. Until the victim is freed both are on the
+            // device; recovery keeps the original on a tie, so after a crash in the middle of
+            // the cycle the copies are dead and the zone they went to is freed without moving
+            // anything (SEC-16).
+            if h.kind == Kind::Tombstone {
+                // Tombstones move packed (80 bytes), whether they were written packed or, as
+                // CAS members, a sector each: the delete reserve's room comes back (SEC-16).
+                h.flags |= FLAG_PACKED;
+            }
+            let new = self.append_record(&mut batch, h, &m.payload, Room::Compact)?;
             installs.push((h, m.old_sector, new as u32));
             moved += 1;
         }
@@ -249,6 +269,11 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     fn relocate(&mut self, h: RecordHeader, old: u32, new: u32) {
+        if h.kind == Kind::Tombstone && self.tombs.get(&h.key) == Some(&old) {
+            self.forget_tombstone(h.key);
+            self.note_tombstone(h.key, u64::from(new));
+            return;
+        }
         if h.kind != Kind::Put {
             return;
         }
@@ -275,23 +300,29 @@ impl<D: BlockDevice> Engine<D> {
         self.flush_device()?;
         self.dev.trim(first + 1, u64::from(self.sb.zone_sector_count) - 1)?;
         debug_assert_eq!(
-            self.zones[zone as usize].live, 0,
-            "SEC-13: a freed zone holds no live record"
+            (self.zones[zone as usize].live, self.zones[zone as usize].tomb_live),
+            (0, 0),
+            "SEC-13: a freed zone holds no live record and no current tombstone"
         );
         self.zones[zone as usize] = Zone::default();
+        self.free_zones += 1;
+        debug_assert_eq!(self.free_zones, self.free_zone_count(), "SEC-16: free zone count");
         Ok(CompactProgress::Freed { zone })
     }
 }
 
 /// Runs `compact_step` on a thread until stopped: the production shell around the step
-/// function. Each step holds the engine lock for one step only.
+/// function. Each step holds the engine lock for one step only. A step that fails (a device
+/// error, or `DeviceFull` while the compactor's reserve is used up, SEC-16) does not stop the
+/// thread: it sleeps and tries again, so a full device is compacted as soon as room appears;
+/// [`BackgroundCompactor::stop`] reports the error if the last step failed.
 #[derive(Debug)]
 pub struct BackgroundCompactor {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<Result<(), SectorError>>>,
 }
 
-/// How long the background compactor sleeps when there is nothing to compact.
+/// How long the background compactor sleeps when there is nothing to compact (or a step failed).
 pub const BACKGROUND_IDLE_SLEEP_MS: u64 = 50;
 
 impl BackgroundCompactor {
@@ -300,24 +331,27 @@ impl BackgroundCompactor {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::spawn(move || {
+            let mut last_error = None;
             while !flag.load(Ordering::Relaxed) {
                 let progress = {
                     let mut e = match engine.lock() {
                         Ok(g) => g,
                         Err(p) => p.into_inner(),
                     };
-                    e.compact_step()?
+                    e.compact_step()
                 };
-                if progress == CompactProgress::Idle {
-                    std::thread::sleep(Duration::from_millis(BACKGROUND_IDLE_SLEEP_MS));
+                last_error = progress.as_ref().err().map(|e| e.to_string());
+                if matches!(progress, Ok(ref p) if *p != CompactProgress::Idle) {
+                    continue;
                 }
+                std::thread::sleep(Duration::from_millis(BACKGROUND_IDLE_SLEEP_MS));
             }
-            Ok(())
+            last_error.map_or(Ok(()), |e| Err(SectorError::Stopped(format!("last step: {e}"))))
         });
         BackgroundCompactor { stop, handle: Some(handle) }
     }
 
-    /// Stops the thread and returns the first error it met.
+    /// Stops the thread; an error if its last step failed.
     pub fn stop(mut self) -> Result<(), SectorError> {
         self.stop.store(true, Ordering::Relaxed);
         match self.handle.take().map(|h| h.join()) {

@@ -23,6 +23,14 @@ pub const READ_RANGE_KEYS_MAX: u64 = 65_536;
 pub const READ_FOLLOW_RECORDS_MAX: usize = 4096;
 /// Most operations in one `cas` (all records plus the commit record must fit in one zone).
 pub const CAS_OPS_MAX: usize = 256;
+/// Free zones only the compactor may open (SEC-16, `specs/sector.md` §5.5): one for the copies
+/// of the zone it is emptying, one more for a crash in the middle of that (recovery seals the
+/// half-filled zone, §8 step 6, so its rest is lost until it is compacted in turn).
+pub const COMPACTION_RESERVE_ZONES_DEFAULT: u32 = 2;
+/// Free zones, above the compactor's, that deletes may open but ordinary writes may not
+/// (SEC-16): one zone of packed tombstones holds `(zone sectors - 1) * 51` deletes before a
+/// delete has to reclaim space itself.
+pub const DELETE_RESERVE_ZONES_DEFAULT: u32 = 1;
 
 const _: () = assert!(ZONE_SIZE_BYTES_DEFAULT.is_multiple_of(SECTOR_SIZE_BYTES));
 const _: () = assert!(ZONE_SIZE_BYTES_MIN.is_multiple_of(SECTOR_SIZE_BYTES));
@@ -40,7 +48,8 @@ pub struct EngineConfig {
     pub(crate) value_size_max_bytes: usize,
     pub(crate) compaction_dead_percent_min: u8,
     pub(crate) compaction_step_sectors_max: u32,
-    pub(crate) zones_reserved_for_compaction: u32,
+    pub(crate) compaction_reserve_zones: u32,
+    pub(crate) delete_reserve_zones: u32,
 }
 
 impl Default for EngineConfig {
@@ -50,7 +59,8 @@ impl Default for EngineConfig {
             value_size_max_bytes: VALUE_SIZE_MAX_BYTES_DEFAULT,
             compaction_dead_percent_min: 50,
             compaction_step_sectors_max: 256,
-            zones_reserved_for_compaction: 1,
+            compaction_reserve_zones: COMPACTION_RESERVE_ZONES_DEFAULT,
+            delete_reserve_zones: DELETE_RESERVE_ZONES_DEFAULT,
         }
     }
 }
@@ -102,6 +112,32 @@ impl EngineConfig {
     pub fn compaction_step_sectors_max(mut self, sectors: u32) -> Self {
         assert!(sectors > 0, "a step must make progress");
         self.compaction_step_sectors_max = sectors;
+        self
+    }
+
+    /// Free zones only the compactor may open (SEC-16). Default 2 (see
+    /// [`COMPACTION_RESERVE_ZONES_DEFAULT`]). More tolerates more crashes in a row while a
+    /// full device is being compacted, at the cost of capacity.
+    ///
+    /// # Panics
+    /// If `zones` is zero: the compactor always needs a zone to move live records into.
+    #[must_use]
+    pub fn compaction_reserve_zones(mut self, zones: u32) -> Self {
+        assert!(zones > 0, "SEC-16: the compactor needs a zone of its own");
+        self.compaction_reserve_zones = zones;
+        self
+    }
+
+    /// Free zones, above the compactor's, that deletes and delete-only CASes may open but
+    /// ordinary writes may not (SEC-16). Default 1 (see [`DELETE_RESERVE_ZONES_DEFAULT`]). More
+    /// lets more deletes through before a delete has to run compaction steps itself.
+    ///
+    /// # Panics
+    /// If `zones` is zero: a delete on a full device would then always wait for compaction.
+    #[must_use]
+    pub fn delete_reserve_zones(mut self, zones: u32) -> Self {
+        assert!(zones > 0, "SEC-16: deletes need room of their own");
+        self.delete_reserve_zones = zones;
         self
     }
 }

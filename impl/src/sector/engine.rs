@@ -20,8 +20,9 @@ use super::device::{BlockDevice, WriteOp};
 use super::format::{self, RECORD_HEADER_SIZE_BYTES, Superblock};
 use super::index::Index;
 use super::types::{EngineStats, RecoveryReport, ZoneStat};
+use super::victim::{OldestPuts, dead_percent};
 use super::write::{Batch, Pack};
-use super::zones::{Zone, dead_percent};
+use super::zones::Zone;
 use super::{DEVICE_SECTOR_COUNT_MAX, Key, SECTOR_SIZE_BYTES, SectorError, Version};
 use std::collections::HashMap;
 
@@ -45,6 +46,13 @@ pub struct Engine<D: BlockDevice> {
     pub(crate) reverts: HashMap<Key, Option<u32>>,
     pub(crate) compact: super::compact::CompactState,
     pub(crate) report: RecoveryReport,
+    /// Zones with epoch 0 (never used, or freed): what the reserve counts (SEC-16).
+    pub(crate) free_zones: u32,
+    /// Deleted keys whose tombstone is still on the device → its sector: which copy of a
+    /// tombstone is current, so the compactor moves only that one (SEC-16, §6).
+    pub(crate) tombs: HashMap<Key, u32>,
+    /// Zones whose compaction met a device error since `open`: not picked again (SEC-16).
+    pub(crate) compact_failed: Vec<u32>,
 }
 
 impl<D: BlockDevice> std::fmt::Debug for Engine<D> {
@@ -121,6 +129,7 @@ impl<D: BlockDevice> Engine<D> {
 
     /// Keys, live bytes and dead share per zone.
     pub fn stat(&self) -> EngineStats {
+        let oldest = OldestPuts::of(&self.zones, !self.reverts.is_empty());
         let zones: Vec<ZoneStat> = self
             .zones
             .iter()
@@ -131,8 +140,9 @@ impl<D: BlockDevice> Engine<D> {
                 epoch: z.epoch,
                 records: z.records,
                 live_records: z.live,
+                live_tombstones: z.tomb_live,
                 used_sectors: z.used_sectors,
-                dead_percent: dead_percent(z),
+                dead_percent: dead_percent(i as u32, z, &oldest),
             })
             .collect();
         let live_bytes_estimate = zones
@@ -147,7 +157,8 @@ impl<D: BlockDevice> Engine<D> {
             corrupt_keys: self.corrupt.len() as u64,
             live_bytes_estimate,
             index_bytes: self.index.heap_bytes() as u64,
-            free_zones: self.zones.iter().filter(|z| z.epoch == 0).count() as u32,
+            free_zones: self.free_zones,
+            reserved_zones: self.reserve_floor(super::zones::Room::Grow),
             zones,
         }
     }

@@ -38,15 +38,17 @@ mod recovery;
 pub mod remote;
 mod shard;
 mod types;
+mod victim;
 mod write;
 mod zones;
 
 pub use adapters::{SectorCell, SectorStore};
 pub use compact::{BACKGROUND_IDLE_SLEEP_MS, BackgroundCompactor, CompactProgress};
 pub use config::{
-    CAS_OPS_MAX, DEVICE_SECTOR_COUNT_MAX, EngineConfig, READ_FOLLOW_RECORDS_MAX,
-    READ_RANGE_KEYS_MAX, SECTOR_SIZE_BYTES, VALUE_SIZE_MAX_BYTES_DEFAULT, ZONE_SIZE_BYTES_DEFAULT,
-    ZONE_SIZE_BYTES_MAX, ZONE_SIZE_BYTES_MIN,
+    CAS_OPS_MAX, COMPACTION_RESERVE_ZONES_DEFAULT, DELETE_RESERVE_ZONES_DEFAULT,
+    DEVICE_SECTOR_COUNT_MAX, EngineConfig, READ_FOLLOW_RECORDS_MAX, READ_RANGE_KEYS_MAX,
+    SECTOR_SIZE_BYTES, VALUE_SIZE_MAX_BYTES_DEFAULT, ZONE_SIZE_BYTES_DEFAULT, ZONE_SIZE_BYTES_MAX,
+    ZONE_SIZE_BYTES_MIN,
 };
 pub use device::{BlockDevice, DeviceError, FileDevice, MemDevice, ReadOp, WriteOp};
 pub use engine::Engine;

@@ -120,16 +120,24 @@ pub(crate) fn scan(buf: &[u8], first_sector: u64, epoch: u32, keep_payload: bool
 struct Cand {
     seq: u64,
     sector: u64,
+    /// Log position (epoch, sector): between a record and its relocated copy (equal seqs) the
+    /// older one wins.
+    pos: u64,
     put: bool,
     corrupt: bool,
 }
 
+/// The higher seq wins. On a tie (a record and its relocated copy) a sound one beats a
+/// corrupt one, else the original (lower log position) wins, whatever the order records are
+/// offered in (CAS members come last): so the copies a compaction cycle made before a crash
+/// are dead, and the zone they went to is freed without moving anything (SEC-16).
 fn offer(best: &mut HashMap<Key, Cand>, key: Key, c: Cand) {
-    match best.get(&key) {
-        Some(old) if old.seq > c.seq || (old.seq == c.seq && !old.corrupt) => {}
-        _ => {
-            best.insert(key, c);
-        }
+    let better = |old: &Cand| {
+        (c.seq, !c.corrupt, std::cmp::Reverse(c.pos))
+            > (old.seq, !old.corrupt, std::cmp::Reverse(old.pos))
+    };
+    if best.get(&key).is_none_or(better) {
+        best.insert(key, c);
     }
 }
 
@@ -257,6 +265,9 @@ pub(crate) fn recover<D: BlockDevice>(
         reverts: HashMap::new(),
         compact: super::compact::CompactState::Idle,
         report,
+        free_zones: 0,
+        tombs: HashMap::new(),
+        compact_failed: Vec::new(),
     };
     let mut seq_max = damaged_scans.iter().map(|(_, _, s)| s.seq_max).max().unwrap_or(0);
     let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0).max(free_epoch_max);
@@ -268,7 +279,13 @@ pub(crate) fn recover<D: BlockDevice>(
         seq_max = seq_max.max(s.seq_max);
         epoch_max = epoch_max.max(s.epoch_max);
         e.zones[z as usize].epoch = epoch;
+        let sealed = s.sealed_at.is_some();
         let (items, end, cut) = classify(&mut e, z, epoch, s, mark);
+        if sealed && !cut {
+            // The seal ends the zone's data: a record, never live (SEC-13, SEC-16).
+            e.zones[z as usize].records += 1;
+            e.zones[z as usize].sealed = true;
+        }
         accepted.push((z, items, end, cut));
     }
     e.next_seq = seq_max + 1;
@@ -279,6 +296,9 @@ pub(crate) fn recover<D: BlockDevice>(
     e.next_epoch = epoch_max.checked_add(1).ok_or(SectorError::DeviceFull)?;
     resolve(&mut e, &accepted);
     persist_cuts(&mut e, &accepted)?;
+    // SEC-16: recovery takes no zone (seals go into the cut zones' own sectors), so a device
+    // that was full opens with exactly its free zones, and deletes find their reserve.
+    e.free_zones = e.free_zone_count();
     Ok(e)
 }
 
@@ -331,20 +351,25 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
     for (z, items, end, _) in accepted {
         let zone = &mut e.zones[*z as usize];
         zone.used_sectors = (end - e.sb.zone_first_sector(*z)) as u32;
-        zone.min_seq = u64::MAX;
+        zone.put_seq_min = u64::MAX;
+        let mut last_sector = None;
         for item in items {
             let Item::Rec { sector, h, payload_ok, payload } = item else { continue };
             e.report.records_scanned += 1;
-            zone.records += 1;
+            zone.count(h);
+            if h.kind == Kind::Tombstone && last_sector != Some(*sector) {
+                zone.tomb_sectors += 1; // SEC-16: a sector a tombstone opened (§9)
+            }
+            last_sector = Some(*sector);
             let c = Cand {
                 seq: h.seq,
                 sector: *sector,
+                pos: position(zone.epoch, *sector),
                 put: h.kind == Kind::Put,
                 corrupt: !payload_ok,
             };
             match h.kind {
                 Kind::Put | Kind::Tombstone => {
-                    zone.min_seq = zone.min_seq.min(h.seq);
                     if h.flags & FLAG_TXN != 0 {
                         members.entry(h.txn).or_default().push((h.key, c));
                     } else {
@@ -377,14 +402,13 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
             if let Some(z) = e.zone_of(c.sector) {
                 e.zones[z as usize].live += 1;
             }
+        } else {
+            // The winning tombstone; a copy of it a crashed compaction left in a newer zone
+            // lost the tie and is dead (SEC-16).
+            e.note_tombstone(key, c.sector);
         }
     }
     e.report.corrupt_keys.sort_unstable();
-    for (z, items, _, _) in accepted {
-        if items.is_empty() && e.zones[*z as usize].records == 0 {
-            e.zones[*z as usize].min_seq = u64::MAX;
-        }
-    }
 }
 
 /// SEC-8: all members the commit record lists, or nothing. Members it does not list are
@@ -430,8 +454,9 @@ fn persist_cuts<D: BlockDevice>(
         let mut bytes = h.encode().to_vec();
         bytes.resize(SECTOR_SIZE_BYTES, 0);
         batch.ops.push((*end, bytes));
-        zone.records += 1;
+        zone.count(&h);
         zone.used_sectors += 1;
+        zone.cut = true; // SEC-16: its sectors after the seal are lost until it is compacted
     }
     let any = !batch.ops.is_empty();
     batch.submit(&mut e.dev)?;

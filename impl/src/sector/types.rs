@@ -141,6 +141,8 @@ pub struct ZoneStat {
     pub records: u32,
     /// Records still live.
     pub live_records: u32,
+    /// Current tombstones (deleted keys whose newest record is here).
+    pub live_tombstones: u32,
     /// Sectors used.
     pub used_sectors: u32,
     /// Dead share of the zone's records, percent.
@@ -160,6 +162,9 @@ pub struct EngineStats {
     pub index_bytes: u64,
     /// Free zones.
     pub free_zones: u32,
+    /// Free zones ordinary writes leave alone (SEC-16): while `free_zones` is at or below it,
+    /// writes get `DeviceFull` once the head is full, deletes and compaction still run.
+    pub reserved_zones: u32,
     /// Every zone in use.
     pub zones: Vec<ZoneStat>,
 }

@@ -5,7 +5,10 @@
 //! Enforces SEC-2 (an ack with `flush` waits for the device flush), SEC-8 (a CAS is checked in
 //! memory, then written by `commit.rs` as one contiguous batch), SEC-9 (a packing sector never
 //! holds two records of one key, so versions are never reused), SEC-12 (revert state lives in
-//! memory only) and SEC-15 (a packing sector is rewritten only until the next flush closes it).
+//! memory only), SEC-15 (a packing sector is rewritten only until the next flush closes it) and
+//! SEC-16 (writes, appends and CASes with a Put are refused with `DeviceFull` before they touch
+//! the reserve; deletes and delete-only CASes write packed tombstones into it, and reclaim
+//! space by compaction when even that is used up).
 //!
 //! Never writes over a sector that was flushed.
 
@@ -14,7 +17,8 @@ use super::format::{
     FLAG_COMPRESSED, FLAG_HAS_NEXT, FLAG_PACKED, FLAG_REVERTIBLE, Kind, RECORD_HEADER_SIZE_BYTES,
     RecordHeader,
 };
-use super::types::{CasOp, CasResult, Expect, WriteOptions};
+use super::types::{CasNew, CasOp, CasResult, Expect, WriteOptions};
+use super::zones::Room;
 use super::{CAS_OPS_MAX, Engine, Key, SECTOR_SIZE_BYTES, SectorError, Version};
 use crate::bugs;
 
@@ -117,7 +121,8 @@ impl<D: BlockDevice> Engine<D> {
             durable_mark: 0,
         };
         let mut batch = Batch::default();
-        let sector = self.append_record(&mut batch, h, payload, false)?;
+        // SEC-16: refused here, before anything is written, if only the reserve is left.
+        let sector = self.append_record(&mut batch, h, payload, Room::Grow)?;
         batch.submit(&mut self.dev)?;
         self.install(key, Some(sector), opts.revertible);
         if opts.flush {
@@ -141,7 +146,9 @@ impl<D: BlockDevice> Engine<D> {
     }
 
     /// Deletes `key`; returns whether it was present. Only `expected`, `revertible` and `flush`
-    /// of `opts` apply.
+    /// of `opts` apply. Never refused for space (SEC-16): the tombstone is packed (80 bytes)
+    /// into the delete reserve, and when that is used up the delete first runs compaction
+    /// steps to reclaim room.
     pub fn delete(&mut self, key: Key, opts: WriteOptions) -> Result<bool, SectorError> {
         self.check_expect(key, opts.expected)?;
         let present = self.index.get(key).is_some();
@@ -153,11 +160,17 @@ impl<D: BlockDevice> Engine<D> {
             }
             return Ok(false);
         }
-        let h = tombstone(key, self.take_seq(), 0, 0);
+        // SEC-16: room first. After the expectation was checked: compaction moves records
+        // (changing versions, SEC-10) but never changes a value, so the check still holds.
+        // Before the tombstone's seq is taken, so a copy the compactor makes meanwhile never
+        // outranks the tombstone.
+        self.reclaim(1, Room::Shrink)?;
+        let h = tombstone(key, self.take_seq(), FLAG_PACKED, 0);
         let mut batch = Batch::default();
-        self.append_record(&mut batch, h, &[], false)?;
+        let sector = self.append_record(&mut batch, h, &[], Room::Shrink)?;
         batch.submit(&mut self.dev)?;
         self.install(key, None, opts.revertible);
+        self.note_tombstone(key, sector);
         if opts.flush {
             self.flush_for_ack()?;
         }
@@ -184,7 +197,15 @@ impl<D: BlockDevice> Engine<D> {
                 return Ok(CasResult::Mismatch { index: i, current: self.version(op.key) });
             }
         }
-        let sectors = super::commit::write_txn(self, ops)?;
+        // SEC-16: a CAS that only deletes may use the delete reserve and reclaims room first;
+        // one with a Put member is an ordinary write. The expectations checked above still
+        // hold: compaction moves records (new versions, SEC-10) but never changes a value, and
+        // the members' seqs are taken afterwards, so no copy outranks them.
+        let room = cas_room(ops);
+        if room == Room::Shrink {
+            self.reclaim(super::commit::txn_sectors(ops), room)?;
+        }
+        let sectors = super::commit::write_txn(self, ops, room)?;
         Ok(CasResult::Committed(sectors.iter().map(|s| s.map(|s| self.version_at(s))).collect()))
     }
 
@@ -249,6 +270,8 @@ impl<D: BlockDevice> Engine<D> {
     /// deleted, so it is no longer corrupt (SEC-6), whichever operation (write, delete, CAS
     /// member, revert) installs it.
     pub(crate) fn install(&mut self, key: Key, sector: Option<u64>, revertible: bool) {
+        // A tombstone the key had is superseded (a delete notes its own afterwards).
+        self.forget_tombstone(key);
         let old = match sector {
             Some(s) => self.index.insert(key, s as u32),
             None => self.index.remove(key),
@@ -277,21 +300,23 @@ impl<D: BlockDevice> Engine<D> {
         batch: &mut Batch,
         mut h: RecordHeader,
         payload: &[u8],
-        for_compaction: bool,
+        room: Room,
     ) -> Result<u64, SectorError> {
         h.durable_mark = self.durable_mark;
+        // SEC-16: also guards the open packing sector, which `place` does not see.
+        self.check_floor(room)?;
         if h.flags & FLAG_PACKED != 0 {
-            return self.append_packed(batch, h, payload, for_compaction);
+            return self.append_packed(batch, h, payload, room);
         }
         let n = (h.footprint_bytes() / SECTOR_SIZE_BYTES) as u32;
-        let sector = self.place(batch, n, for_compaction)?;
+        let sector = self.place(batch, n, room)?;
         h.zone_epoch = self.head_epoch();
         let mut bytes = Vec::with_capacity(n as usize * SECTOR_SIZE_BYTES);
         bytes.extend_from_slice(&h.encode());
         bytes.extend_from_slice(payload);
         bytes.resize(n as usize * SECTOR_SIZE_BYTES, 0); // SEC-1: whole sectors only
         batch.ops.push((sector, bytes));
-        self.note_record(sector, n, h.seq);
+        self.note_record(sector, n, &h);
         Ok(sector)
     }
 
@@ -300,7 +325,7 @@ impl<D: BlockDevice> Engine<D> {
         batch: &mut Batch,
         mut h: RecordHeader,
         payload: &[u8],
-        for_compaction: bool,
+        room: Room,
     ) -> Result<u64, SectorError> {
         let fp = h.footprint_bytes();
         // SEC-15: only the open packing sector (never flushed: a flush closes it) is rewritten.
@@ -311,17 +336,15 @@ impl<D: BlockDevice> Engine<D> {
             .as_ref()
             .is_some_and(|p| p.used + fp <= SECTOR_SIZE_BYTES && !p.keys.contains(&h.key));
         if !fits {
-            let sector = self.place(batch, 1, for_compaction)?;
+            let sector = self.place(batch, 1, room)?;
             self.pack =
                 Some(Pack { sector, buf: vec![0u8; SECTOR_SIZE_BYTES], used: 0, keys: Vec::new() });
-            self.note_record(sector, 1, h.seq);
-        } else if let Some(p) = &self.pack {
-            let sector = p.sector;
-            if let Some(z) = self.zone_of(sector) {
-                let zone = &mut self.zones[z as usize];
-                zone.records += 1;
-                zone.min_seq = zone.min_seq.min(h.seq);
+            self.note_record(sector, 1, &h);
+            if let Some(z) = self.zone_of(sector).filter(|_| h.kind == Kind::Tombstone) {
+                self.zones[z as usize].tomb_sectors += 1;
             }
+        } else if let Some(z) = self.pack.as_ref().and_then(|p| self.zone_of(p.sector)) {
+            self.zones[z as usize].count(&h);
         }
         h.zone_epoch = self.head_epoch();
         let Some(p) = self.pack.as_mut() else {
@@ -340,6 +363,12 @@ impl<D: BlockDevice> Engine<D> {
         batch.ops.push((p.sector, p.buf.clone()));
         Ok(p.sector)
     }
+}
+
+/// SEC-16: a CAS with a Put member may grow the live data, so it is an ordinary write; one
+/// whose members all delete may use the delete reserve.
+fn cas_room(ops: &[CasOp]) -> Room {
+    if ops.iter().any(|op| matches!(op.new, CasNew::Put(_))) { Room::Grow } else { Room::Shrink }
 }
 
 pub(crate) fn tombstone(key: Key, seq: u64, flags: u8, txn: u64) -> RecordHeader {

@@ -10,11 +10,14 @@
 //! - [`store`]: content-addressed blob stores (`specs/cells.md`, STORE-*), addressed by
 //!   [`hash::Hash`].
 //!
+//! [`fsio`] makes every I/O error of the file-based layers name its path.
+//!
 //! Nothing here knows about key/value trees or gossip (`crate::db`) or about block devices
 //! (`crate::sector` implements [`cell::Cell`] and [`store::Store`] on top of its engine).
 
 pub mod cell;
 pub mod files;
+pub mod fsio;
 pub mod hash;
 pub mod refs;
 pub mod secret;

@@ -8,10 +8,14 @@
 mod cas;
 pub mod fs;
 mod gossip;
+mod sector;
+pub mod space;
 mod volume;
 
 pub use cas::{CasOp, CasRegister, CasRet};
 pub use gossip::{
     ClockOrder, GossipSpec, KeyState, MergePolicy, NodeId, VectorClock, Version, merge, write,
 };
+pub use sector::{SectorOp, SpaceClass, may_refuse_for_space, space_class};
+pub use space::{SpaceOp, SpaceReject, SpaceRet, SpaceSpec, SpecMark};
 pub use volume::{Effect, HolderId, Holding, Mode, VolumeReject, VolumeSpec, VolumeStep};

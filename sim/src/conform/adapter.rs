@@ -22,15 +22,19 @@ pub enum AdapterBug {
     CasIgnoresExpected,
     /// `store.put`: acknowledged, but kept only in the process's memory: lost on restart.
     PutLostOnRestart,
+    /// `volume.cleanup`: takes Contract from a lock of its own process only, so it runs while
+    /// another process holds Expand (VOL-2).
+    CleanupIgnoresMode,
 }
 
 impl AdapterBug {
     /// Every planted bug with its name.
-    pub const ALL: [(&'static str, AdapterBug); 4] = [
+    pub const ALL: [(&'static str, AdapterBug); 5] = [
         ("accepts-flipped-tag", AdapterBug::AcceptsFlippedTag),
         ("accepts-upper-case-ref", AdapterBug::AcceptsUpperCaseRef),
         ("cas-ignores-expected", AdapterBug::CasIgnoresExpected),
         ("put-lost-on-restart", AdapterBug::PutLostOnRestart),
+        ("cleanup-ignores-mode", AdapterBug::CleanupIgnoresMode),
     ];
 
     /// The bug called `name`.
@@ -155,7 +159,7 @@ fn decode(
                 && format == "cell.sealed"
                 && bugs.contains(&AdapterBug::AcceptsFlippedTag) =>
         {
-            Ok(json!({"plaintext": ""}))
+            Ok(json!({"counter": 0, "plaintext": ""}))
         }
         Ok(v) => Ok(v),
         Err(f) => Err((f.kind, f.message)),

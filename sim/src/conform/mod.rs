@@ -12,6 +12,10 @@
 //! - [`state`]: the adapter's cell and store (CONF-4).
 //! - [`suites`]: the cell and store suites: concurrent clients, SIGKILL and restart, histories
 //!   judged by `cellar-model`'s `CasRegister`.
+//! - [`sector`]: the sector suite: protocol probes and a crash-durability workload against a
+//!   sector server on a Unix socket; [`sector_adapter`]: the Rust server with a planted bug.
+//! - [`volume`]: the volume suite: syncs, cleanups and held modes across several volumes,
+//!   SIGKILL and restart, every step judged by `cellar-model`'s `VolumeSpec`.
 //!
 //! Nothing here prints; the command line (`src/bin/cellar/conform.rs`) does.
 
@@ -21,6 +25,9 @@ pub mod kinds;
 pub mod process;
 pub mod report;
 pub mod run_vectors;
+pub mod sector;
+pub mod sector_adapter;
 pub mod state;
 pub mod suites;
 pub mod vectors;
+pub mod volume;

@@ -37,9 +37,12 @@ pub struct Iut {
 }
 
 impl Iut {
-    /// Starts `sh -c CMD` with `CELLAR_CONFORM_DIR` set to `state_dir`.
+    /// Starts `sh -c CMD` with `CELLAR_CONFORM_DIR` set to `state_dir`, in a process group of
+    /// its own (so a kill reaches the implementation, not just the shell around it).
     pub fn start(cmd: &str, state_dir: &std::path::Path) -> Result<Self, ProcessError> {
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new("sh")
+            .process_group(0)
             .arg("-c")
             .arg(cmd)
             .env("CELLAR_CONFORM_DIR", state_dir)
@@ -94,8 +97,15 @@ impl Iut {
         Ok(v)
     }
 
-    /// Kills the process at once (SIGKILL) and reaps it.
+    /// Kills the process group at once (SIGKILL) and reaps the shell.
     pub fn kill(mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) with a negative pid signals the process group the child leads
+            // (`process_group(0)` at spawn); it touches no memory of ours.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

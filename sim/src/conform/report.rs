@@ -83,3 +83,41 @@ pub fn write_suite(
     std::fs::write(dir.join("conform.json"), json + "\n")?;
     std::fs::write(dir.join("junit.xml"), junit_suite(suite, outcomes))
 }
+
+/// JUnit XML of a run made of named cases (probes, seeds, checks): one test case each.
+pub fn junit_cases(suite: &str, cases: &[crate::conform::sector::Case]) -> String {
+    let failed = cases.iter().filter(|c| c.failure.is_some()).count();
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cellar conform {suite}\">\n  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failed}\">\n",
+        cases.len()
+    );
+    for c in cases {
+        s.push_str(&format!(
+            "    <testcase classname=\"{suite}\" name=\"{}\">",
+            xml_escape(&c.name)
+        ));
+        match &c.failure {
+            Some(f) => s.push_str(&format!("<failure message=\"{}\"/>", xml_escape(f))),
+            None if !c.info.is_empty() => {
+                s.push_str(&format!("<system-out>{}</system-out>", xml_escape(&c.info)));
+            }
+            None => {}
+        }
+        s.push_str("</testcase>\n");
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
+}
+
+/// Writes `conform.json` and `junit.xml` of a run made of named cases into `dir`.
+pub fn write_cases(
+    dir: &Path,
+    suite: &str,
+    cases: &[crate::conform::sector::Case],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({"suite": suite, "cases": cases}))
+        .map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("conform.json"), json + "\n")?;
+    std::fs::write(dir.join("junit.xml"), junit_cases(suite, cases))
+}

@@ -8,7 +8,6 @@
 //! has begun.
 
 use super::{Ev, World, lock};
-use crate::knobs::DEVICE_SECTOR_COUNT;
 use crate::oracle::Violation;
 use crate::ssd::{CrashMode, SimSsd};
 use cellar::sector::{Engine, Key, Record, SECTOR_SIZE_BYTES, SectorError};
@@ -47,6 +46,12 @@ pub struct FaultCounts {
     pub gossip_writes: u64,
     /// Gossip messages delivered.
     pub gossip_delivered: u64,
+    /// `full` profile: times the device was filled until writes were refused.
+    pub full_fills: u64,
+    /// `full` profile: times it was drained to no key.
+    pub full_drains: u64,
+    /// Ordinary operations refused for space (`DeviceFull`).
+    pub space_refusals: u64,
     /// Secure-channel handshakes finished (either end; `gossip` profile).
     pub channel_established: u64,
     /// Channel ends a node refused or dropped (failed handshake or record, timeout).
@@ -73,6 +78,9 @@ impl FaultCounts {
         self.gossip_rejected += o.gossip_rejected;
         self.gossip_writes += o.gossip_writes;
         self.gossip_delivered += o.gossip_delivered;
+        self.full_fills += o.full_fills;
+        self.full_drains += o.full_drains;
+        self.space_refusals += o.space_refusals;
         self.channel_established += o.channel_established;
         self.channel_refused += o.channel_refused;
         self.attacks += o.attacks;
@@ -203,7 +211,7 @@ impl World<'_> {
             let mut e = lock(&engine);
             let sector = match e.version(k) {
                 Some(v) if self.rng.below(4) != 0 => u64::from(v.sector()),
-                _ => 2 + self.rng.below(DEVICE_SECTOR_COUNT - 2),
+                _ => 2 + self.rng.below(self.knobs.device_sector_count() - 2),
             };
             e.device_mut().inject_latent(sector);
             drop(e);

@@ -13,6 +13,7 @@
 //!   corruption, partitions) and their counts;
 //! - `gossip.rs`: the gossip nodes (through [`crate::gossip`]: ticks, client commits, message
 //!   deliveries, node crashes, link cuts);
+//! - `space.rs`: the `full` profile's fill/drain cycle and its SEC-16 checks;
 //! - `secure.rs`: in the `gossip` profile, gossip over secure channels with the network
 //!   attacker (through [`crate::channels`] and [`crate::attacker`]);
 //! - `phases.rs`: what must hold once faults stop (the liveness phase, the durability check,
@@ -30,15 +31,17 @@ mod phases;
 mod processes;
 mod scheduler;
 mod secure;
+mod space;
 
 pub use faults::{DOWNTIME_US_MAX, FaultCounts};
 pub use gossip::{GOSSIP_CONFIG, GOSSIP_TICK_US_MAX};
 pub use phases::LIVENESS_BOUND_US;
 pub use processes::{COMPACT_PERIOD_US_MAX, KV_THINK_US_MAX};
 pub use scheduler::Ev;
+pub use space::{FillDrain, REFILL_PERCENT_MIN, RULE_WRITES_COME_BACK};
 
 use crate::gossip::Cluster;
-use crate::knobs::{DEVICE_SECTOR_COUNT, Knobs, ZONE_SECTOR_COUNT};
+use crate::knobs::{Knobs, ZONE_SECTOR_COUNT};
 use crate::net::{Cells, Net};
 use crate::oracle::{KvModel, Violation};
 use crate::rng::SimRng;
@@ -83,6 +86,10 @@ pub struct World<'a> {
     gossip: Option<Cluster>,
     /// Cut gossip links (from, to).
     gossip_cut: BTreeSet<(u32, u32)>,
+    /// The `full` profile's clients are deleting (else filling).
+    draining: bool,
+    /// The `full` profile's fill/drain counts.
+    pub(crate) fill_drain: FillDrain,
     /// Secure channels and the attacker (`gossip` profile only).
     secure: Option<secure::Secure>,
 }
@@ -103,7 +110,7 @@ impl<'a> World<'a> {
         vols: Option<(Volumes<'a>, SharedEngine<SimSsd>)>,
     ) -> Result<World<'a>, Violation> {
         let engine_cfg = engine_config(&knobs);
-        let ssd = SimSsd::new(DEVICE_SECTOR_COUNT, knobs.ssd, rng.fork());
+        let ssd = SimSsd::new(knobs.device_sector_count(), knobs.ssd, rng.fork());
         let engine = Engine::format(ssd, engine_cfg.clone())
             .map_err(|e| Violation::new("format", e.to_string()))?;
         let net = Net {
@@ -154,6 +161,8 @@ impl<'a> World<'a> {
             liveness: false,
             gossip,
             gossip_cut: BTreeSet::new(),
+            draining: false,
+            fill_drain: FillDrain::default(),
             secure,
         };
         w.schedule_start();

@@ -49,7 +49,11 @@ impl World<'_> {
         if let Some(e) = &self.engine {
             lock(e).device_mut().heal();
         }
-        self.durability_check()
+        self.durability_check()?;
+        if self.knobs.fill_drain {
+            self.space_check()?;
+        }
+        Ok(())
     }
 
     /// Flush, power cut, recover: everything acknowledged must come back (SEC-2, SEC-7).
@@ -87,6 +91,9 @@ impl World<'_> {
             self.faults.gossip_writes = g.counts.writes;
             self.faults.gossip_delivered = g.counts.delivered;
         }
+        self.faults.full_fills = self.fill_drain.fills;
+        self.faults.full_drains = self.fill_drain.drains;
+        self.faults.space_refusals = self.fill_drain.refused;
         self.secure_counts();
         self.faults.net_dropped = self.net.dropped;
         self.faults.net_duplicated = self.net.duplicated;

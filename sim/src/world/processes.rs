@@ -10,7 +10,7 @@
 use super::{Ev, World, lock};
 use crate::net::{Action, CLIENT_RETRY_TIMEOUT_US, CLIENT_THINK_US_MAX, Msg, Payload, Reply};
 use crate::oracle::Violation;
-use crate::workload::KvCtx;
+use crate::workload::{KvCtx, KvTally};
 use cellar::sector::{CompactProgress, SectorCell, SectorError};
 use cellar::storage::cell::Cell;
 use cellar_model::spec::{CasOp, CasRet};
@@ -62,6 +62,8 @@ impl World<'_> {
             return Ok(());
         };
         let uid = self.next_uid();
+        let mode = self.kv_mode();
+        let mut tally = KvTally::default();
         let mut e = lock(&engine);
         let ctx = KvCtx {
             engine: &mut e,
@@ -71,6 +73,8 @@ impl World<'_> {
             value_bytes_max: self.knobs.value_bytes_max,
             flush_ppm: self.knobs.write_flush_ppm,
             uid,
+            mode,
+            tally: &mut tally,
         };
         let line = ctx.run();
         let dt = e.device_mut().take_elapsed_us();
@@ -82,6 +86,7 @@ impl World<'_> {
             Err(v) => self.trace.event(self.now_us, format_args!("kv{i} VIOLATION {v}")),
         }
         line?;
+        self.after_kv(tally)?;
         let d = dt + self.rng.below(KV_THINK_US_MAX);
         self.at(d, Ev::Kv(i));
         if self.knobs.crash_every_us > 0 && self.rng.chance_ppm(self.knobs.crash_after_op_ppm) {
@@ -102,9 +107,10 @@ impl World<'_> {
         let r = e.compact_step();
         let hit = e.device_mut().fault_hits() > before;
         let dt = e.device_mut().take_elapsed_us();
+        let free = e.stat().free_zones;
         drop(e);
         self.ops += 1;
-        self.trace.event(self.now_us, format_args!("compact {r:?}"));
+        self.trace.event(self.now_us, format_args!("compact {r:?} ({free} free zones)"));
         match r {
             Ok(CompactProgress::Abandoned { key, .. }) => {
                 if !hit && !self.model.is_damaged(key) {

@@ -8,11 +8,16 @@
 //! fsyncs it, renames it over the cell file and fsyncs the directory, so after a crash the cell
 //! holds either the old or the new value, never a mix).
 //!
+//! A full file system (or any other I/O failure) is [`CellError::Io`] naming the file
+//! (`crate::storage::fsio`); a swap that fails removes its temp file and leaves the cell file,
+//! and so the old value, untouched.
+//!
 //! What it must never do: return bytes that failed the frame's CRC32C or framing checks (they
 //! are [`CellError::Corrupt`]); write the cell file in place; touch the cell file without
 //! holding the lock file's lock.
 
 use super::{CELL_SIZE_MAX_BYTES_DEFAULT, CasOutcome, Cell, CellError, check_size};
+use crate::storage::fsio::on;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -147,7 +152,8 @@ impl FileCell {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&self.lock_path)?;
+            .open(&self.lock_path)
+            .map_err(on(&self.lock_path))?;
         Ok(f)
     }
 
@@ -156,13 +162,13 @@ impl FileCell {
         let file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(on(&self.path)(e).into()),
         };
         let file_size_max_bytes =
             self.max_size_bytes.saturating_add(FILE_CELL_FRAME_OVERHEAD_MAX_BYTES);
         let limit = u64::try_from(file_size_max_bytes).unwrap_or(u64::MAX).saturating_add(1);
         let mut bytes = Vec::new();
-        file.take(limit).read_to_end(&mut bytes)?;
+        file.take(limit).read_to_end(&mut bytes).map_err(on(&self.path))?;
         if bytes.len() > file_size_max_bytes {
             return Err(CellError::Corrupt(format!(
                 "cell file is over {file_size_max_bytes} bytes, the largest frame of a cell with a \
@@ -183,14 +189,21 @@ impl FileCell {
 
     /// Replaces the cell file with `value` durably (CELL-4). Caller holds the exclusive lock,
     /// which also makes the fixed temp name safe: no one else writes it meanwhile.
+    /// A failed write (a full file system) removes the temp file: the cell file was never
+    /// touched, so the cell keeps its old value and the same swap succeeds once there is room.
     fn write_locked(&self, value: &[u8]) -> Result<(), CellError> {
         let bytes = encode_file_cell(value)?;
-        let mut tmp =
-            OpenOptions::new().write(true).create(true).truncate(true).open(&self.tmp_path)?;
-        tmp.write_all(&bytes)?;
-        tmp.sync_all()?;
-        drop(tmp);
-        std::fs::rename(&self.tmp_path, &self.path)?;
+        let tmp = &self.tmp_path;
+        let written = (|| -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(tmp); // best effort: unlinking needs no space
+            return Err(on(tmp)(e).into());
+        }
+        std::fs::rename(tmp, &self.path).map_err(on(&self.path))?;
         sync_parent_dir(&self.path)?;
         Ok(())
     }
@@ -202,7 +215,7 @@ fn sync_parent_dir(path: &Path) -> Result<(), CellError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    File::open(dir)?.sync_all()?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(on(dir))?;
     Ok(())
 }
 
@@ -213,7 +226,7 @@ impl Cell for FileCell {
 
     fn read(&self) -> Result<Vec<u8>, CellError> {
         let lock = self.open_lock_file()?;
-        lock.lock_shared()?; // CELL-1: no writer between our open and our read.
+        lock.lock_shared().map_err(on(&self.lock_path))?; // CELL-1: no writer meanwhile.
         self.read_locked()
         // The lock is released when `lock` is closed.
     }
@@ -222,7 +235,8 @@ impl Cell for FileCell {
         check_size(new.len(), self.max_size_bytes)?; // CELL-3: before any file is touched.
         let lock = self.open_lock_file()?;
         if !crate::bugs::active("cell:file-cas-unlocked") {
-            lock.lock()?; // CELL-1, CELL-4: read-compare-write is atomic across processes.
+            // CELL-1, CELL-4: read-compare-write is atomic across processes.
+            lock.lock().map_err(on(&self.lock_path))?;
         }
         let current = self.read_locked()?;
         if current != expected {

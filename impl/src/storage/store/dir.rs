@@ -18,11 +18,16 @@
 //! `rename` is atomic and both files hold identical bytes, so whichever wins, readers see a
 //! complete blob. Readers never see a partial blob because blobs only appear by `rename`.
 //!
+//! A full file system (or any other I/O failure) is [`StoreError::Io`] naming the file or
+//! directory (`crate::storage::fsio`); a `post` that fails removes its temp file, so the store
+//! holds exactly the blobs it held before and the same `post` succeeds once space is freed.
+//!
 //! What it must never do: return bytes that do not hash to the name asked for, expose a temp
 //! file through `get` or `list`, or read the whole store to answer a small `list`.
 
 use super::{HashRange, Store, StoreError, check_blob_size, in_range, verify_blob};
 use crate::Hash;
+use crate::storage::fsio::on;
 use crate::storage::hash::HASH_SIZE_BYTES;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -56,8 +61,8 @@ impl DirStore {
     /// Fails with [`StoreError::Io`] if `root` cannot be created or is not a directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        fs::create_dir_all(&root)?;
-        if !fs::metadata(&root)?.is_dir() {
+        fs::create_dir_all(&root).map_err(on(&root))?;
+        if !fs::metadata(&root).map_err(on(&root))?.is_dir() {
             return Err(StoreError::Io(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("store root {} is not a directory", root.display()),
@@ -95,7 +100,7 @@ impl DirStore {
         match fs::create_dir(dir) {
             Ok(()) => sync_dir(&self.root),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(on(dir)(e).into()),
         }
     }
 
@@ -108,7 +113,7 @@ impl DirStore {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => return Ok((path, file)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(on(&path)(e).into()),
             }
         }
         Err(StoreError::Io(io::Error::new(
@@ -125,13 +130,14 @@ impl DirStore {
     fn write_durably(dir: &Path, final_path: &Path, data: &[u8]) -> Result<(), StoreError> {
         let (temp_path, mut file) = Self::create_temp(dir)?;
         let written = (|| -> io::Result<()> {
-            file.write_all(data)?;
-            file.sync_all()?;
+            file.write_all(data).map_err(on(&temp_path))?;
+            file.sync_all().map_err(on(&temp_path))?;
             drop(file);
-            fs::rename(&temp_path, final_path)
+            fs::rename(&temp_path, final_path).map_err(on(final_path))
         })();
         if let Err(e) = written {
-            // Best effort: the temp file is invisible to readers either way.
+            // Best effort (unlinking needs no space): the temp file is invisible to readers
+            // either way, and gone before the next operation.
             let _ = fs::remove_file(&temp_path);
             return Err(e.into());
         }
@@ -145,21 +151,22 @@ impl DirStore {
         match fs::metadata(path) {
             Ok(m) => Ok(m.is_file() && m.len() == size_bytes as u64),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(on(path)(e).into()),
         }
     }
 
     /// The blob hashes in fan-out directory `first_byte` that lie in `range`, ascending.
     /// Temp files and anything that is not a canonical blob name of this directory are skipped.
     fn list_fanout_dir(&self, first_byte: u8, range: &HashRange) -> Result<Vec<Hash>, StoreError> {
-        let entries = match fs::read_dir(self.fanout_dir(first_byte)) {
+        let dir = self.fanout_dir(first_byte);
+        let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(on(&dir)(e).into()),
         };
         let mut hashes = Vec::new();
         for entry in entries {
-            let name = entry?.file_name();
+            let name = entry.map_err(on(&dir))?.file_name();
             let Some(hash) = name.to_str().and_then(parse_blob_name) else { continue };
             if hash.0[0] == first_byte && in_range(&hash, range) {
                 hashes.push(hash);
@@ -184,7 +191,7 @@ fn parse_blob_name(name: &str) -> Option<Hash> {
 /// Makes the directory entries of `dir` durable (the rename or creation inside it).
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(on(dir))?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -225,12 +232,13 @@ impl Store for DirStore {
     }
 
     fn get(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
-        let data = match fs::read(self.blob_path(hash)) {
+        let path = self.blob_path(hash);
+        let data = match fs::read(&path) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(*hash));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(on(&path)(e).into()),
         };
         if crate::bugs::active("store:dir-skip-verify") {
             return Ok(data);
@@ -239,20 +247,22 @@ impl Store for DirStore {
     }
 
     fn exists(&self, hash: &Hash) -> Result<bool, StoreError> {
-        match fs::metadata(self.blob_path(hash)) {
+        let path = self.blob_path(hash);
+        match fs::metadata(&path) {
             Ok(m) => Ok(m.is_file()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(on(&path)(e).into()),
         }
     }
 
     /// Deletes without syncing the directory: a delete undone by power loss only leaves an
     /// unreachable blob behind, which the next cleanup removes again.
     fn delete(&self, hash: &Hash) -> Result<(), StoreError> {
-        match fs::remove_file(self.blob_path(hash)) {
+        let path = self.blob_path(hash);
+        match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(on(&path)(e).into()),
         }
     }
 

@@ -11,6 +11,7 @@
 use super::{FileModeLock, Volume, VolumeError};
 use crate::env::Entropy;
 use crate::storage::cell::{FileCell, SealedCell, Seen};
+use crate::storage::fsio::on;
 use crate::storage::secret::VolumeSecret;
 use crate::storage::store::DirStore;
 use serde::Deserialize;
@@ -46,7 +47,7 @@ pub struct DirVolume {
 impl DirVolume {
     /// Creates a new volume in `dir` (created if absent; it must not already hold a volume).
     pub fn init(dir: &Path, entropy: Arc<dyn Entropy>) -> Result<Self, VolumeError> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(on(dir))?;
         let header_path = dir.join("volume");
         if header_path.exists() {
             return Err(not_a_volume(dir, "a volume already exists here"));
@@ -79,12 +80,12 @@ fn read_header(dir: &Path) -> Result<VolumeSecret, VolumeError> {
         std::io::ErrorKind::NotFound => {
             not_a_volume(dir, "no volume header (run `cellar vol init`)")
         }
-        _ => VolumeError::Io(e),
+        _ => VolumeError::Io(on(&path)(e)),
     })?;
     if meta.len() > HEADER_SIZE_MAX_BYTES {
         return Err(not_a_volume(dir, "volume header is too large"));
     }
-    let bytes = std::fs::read(&path)?;
+    let bytes = std::fs::read(&path).map_err(on(&path))?;
     let secret = decode_volume_header(&bytes).map_err(|e| not_a_volume(dir, &e.to_string()))?;
     Ok(VolumeSecret::from_bytes(secret))
 }
@@ -154,17 +155,22 @@ pub fn decode_volume_header(bytes: &[u8]) -> Result<[u8; 32], VolumeHeaderError>
     Ok(header.secret)
 }
 
-/// Writes a new file durably: temp file, fsync, rename, fsync the directory.
+/// Writes a new file durably: temp file, fsync, rename, fsync the directory. A failure (a full
+/// file system) removes the temp file and names the path.
 fn write_new_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
+    let written = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp); // best effort: unlinking needs no space
+        return Err(on(&tmp)(e));
     }
-    std::fs::rename(&tmp, path)?;
+    std::fs::rename(&tmp, path).map_err(on(path))?;
     if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(on(parent))?;
     }
     Ok(())
 }

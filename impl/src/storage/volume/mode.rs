@@ -18,6 +18,7 @@
 //! on network file systems that emulate it poorly, use one host per volume.
 
 use super::VolumeError;
+use crate::storage::fsio::on;
 use crate::sync::{Arc, Mutex, lock};
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -164,7 +165,7 @@ impl FileModeLock {
     /// Uses (creating if needed) the lock files in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, VolumeError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(on(&dir))?;
         for name in ["gate.lock", "expand.lock", "contract.lock"] {
             open_lock_file(&dir.join(name))?;
         }
@@ -179,8 +180,16 @@ impl FileModeLock {
     }
 }
 
+/// Opens (creating) a lock file. Lock files stay empty: a full file system only matters when
+/// one must be created, and then the error names it.
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(on(path))
 }
 
 fn try_lock_error(e: TryLockError) -> Option<std::io::Error> {
@@ -193,18 +202,21 @@ fn try_lock_error(e: TryLockError) -> Option<std::io::Error> {
 impl ModeLock for FileModeLock {
     fn begin(&self, mode: Mode) -> Result<ModeHold, VolumeError> {
         // Serialise begins, so two processes cannot both probe before either holds its lock.
-        let gate = open_lock_file(&self.dir.join("gate.lock"))?;
-        gate.lock()?;
-        let mine = open_lock_file(&self.path(mode))?;
+        let gate_path = self.dir.join("gate.lock");
+        let gate = open_lock_file(&gate_path)?;
+        gate.lock().map_err(on(&gate_path))?;
+        let mine_path = self.path(mode);
+        let mine = open_lock_file(&mine_path)?;
         // Nobody holds an exclusive lock on our file outside the gate, so this cannot block.
-        mine.lock_shared()?;
+        mine.lock_shared().map_err(on(&mine_path))?;
         if !crate::bugs::active("volume:no-mode-exclusion") {
-            let other = open_lock_file(&self.path(mode.other()))?;
+            let other_path = self.path(mode.other());
+            let other = open_lock_file(&other_path)?;
             match other.try_lock() {
-                Ok(()) => other.unlock()?,
+                Ok(()) => other.unlock().map_err(on(&other_path))?,
                 Err(e) => {
                     if let Some(io) = try_lock_error(e) {
-                        return Err(io.into());
+                        return Err(on(&other_path)(io).into());
                     }
                     // VOL-2, VOL-6: the other mode is held; fail at once (our shared lock
                     // and the gate are released as `mine` and `gate` drop).
@@ -212,7 +224,7 @@ impl ModeLock for FileModeLock {
                 }
             }
         }
-        gate.unlock()?;
+        gate.unlock().map_err(on(&gate_path))?;
         Ok(ModeHold { mode, inner: HoldInner::File(mine) })
     }
 }

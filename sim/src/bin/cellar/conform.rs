@@ -3,7 +3,10 @@
 
 use cellar_sim::conform::adapter::{self, AdapterBug};
 use cellar_sim::conform::process::Iut;
+use cellar_sim::conform::sector::{self, SectorConfig};
+use cellar_sim::conform::sector_adapter::SectorBug;
 use cellar_sim::conform::suites::{self, SuiteConfig};
+use cellar_sim::conform::volume::{self, VolumeConfig};
 use cellar_sim::conform::{report, run_vectors, vectors};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,8 +20,17 @@ pub enum ConformCommand {
     Cell(SuiteArgs),
     /// Puts, gets, deletes and lists, killed and restarted; nothing acknowledged lost.
     Store(SuiteArgs),
+    /// Syncs, cleanups and held modes on several volumes, killed and restarted; every step
+    /// judged by VolumeSpec (VOL-1, VOL-2, VOL-3, VOL-6).
+    Volume(SuiteArgs),
+    /// Probe a sector server on a Unix socket (PROTO-*) and, with --restart, crash it under a
+    /// seeded workload and judge what survived (SEC-2, SEC-7, SEC-8, PROTO-8, PROTO-10).
+    Sector(SectorArgs),
     /// Serve the black-box protocol on stdin/stdout with the Rust implementation.
     Adapter(AdapterArgs),
+    /// Serve a formatted sector device on a socket like `cellar sector serve`, optionally with
+    /// a planted bug (for `cellar conform sector`).
+    SectorAdapter(SectorAdapterArgs),
 }
 
 /// `cellar conform cell|store` arguments.
@@ -33,9 +45,12 @@ pub struct SuiteArgs {
     /// Run only this seed (reproduce a failure).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Processes sharing the state directory.
+    /// Processes sharing the state directory (volume: processes per volume).
     #[arg(long, default_value_t = 3)]
     pub clients: usize,
+    /// Volumes (volume suite only).
+    #[arg(long, default_value_t = 3)]
+    pub volumes: usize,
     /// Operations per seed.
     #[arg(long, default_value_t = 40)]
     pub ops: usize,
@@ -45,6 +60,48 @@ pub struct SuiteArgs {
     /// Write conform.json and junit.xml into this directory.
     #[arg(long)]
     pub report: Option<PathBuf>,
+}
+
+/// `cellar conform sector` arguments.
+#[derive(clap::Args, Debug)]
+pub struct SectorArgs {
+    /// The server's Unix socket.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// The command that starts the server in the foreground (e.g. 'exec cellar sector serve
+    /// --path DEV --socket SOCK'); the harness runs it, SIGKILLs and restarts it. Without it
+    /// only the probes run, against a server already listening.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Seeds 0..N of the crash workload.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Run only this seed (reproduce a failure).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Connections of the crash workload.
+    #[arg(long, default_value_t = 3)]
+    pub connections: usize,
+    /// Crashes per seed.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Write conform.json and junit.xml into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// `cellar conform sector-adapter` arguments.
+#[derive(clap::Args, Debug)]
+pub struct SectorAdapterArgs {
+    /// The device file (formatted with `cellar sector format`).
+    #[arg(long)]
+    pub path: PathBuf,
+    /// The Unix socket to listen on.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// A planted bug: flushed-write-lost-on-crash.
+    #[arg(long = "bug")]
+    pub bug: Option<String>,
 }
 
 /// `cellar conform vectors` arguments.
@@ -71,7 +128,7 @@ pub struct VectorsArgs {
 #[derive(clap::Args, Debug)]
 pub struct AdapterArgs {
     /// A planted bug (repeatable): accepts-flipped-tag, accepts-upper-case-ref,
-    /// cas-ignores-expected, put-lost-on-restart.
+    /// cas-ignores-expected, put-lost-on-restart, cleanup-ignores-mode.
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
 }
@@ -82,7 +139,10 @@ pub fn run(cmd: ConformCommand) -> ExitCode {
         ConformCommand::Vectors(args) => run_vectors_cmd(&args),
         ConformCommand::Cell(args) => run_suite("cell", &args),
         ConformCommand::Store(args) => run_suite("store", &args),
+        ConformCommand::Volume(args) => run_suite("volume", &args),
+        ConformCommand::Sector(args) => run_sector(&args),
         ConformCommand::Adapter(args) => run_adapter(&args),
+        ConformCommand::SectorAdapter(args) => run_sector_adapter(&args),
     }
 }
 
@@ -93,16 +153,23 @@ fn run_suite(suite: &str, args: &SuiteArgs) -> ExitCode {
         ops: args.ops,
         kill_ppm: args.kill_ppm,
     };
+    let vcfg = VolumeConfig {
+        cmd: args.implementation.clone(),
+        volumes: args.volumes,
+        procs_per_volume: args.clients,
+        ops: args.ops,
+        kill_ppm: args.kill_ppm,
+    };
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
         None => (0..args.seeds).collect(),
     };
     let mut outcomes = Vec::new();
     for seed in seeds {
-        let r = if suite == "cell" {
-            suites::cell_seed(&cfg, seed)
-        } else {
-            suites::store_seed(&cfg, seed)
+        let r = match suite {
+            "cell" => suites::cell_seed(&cfg, seed),
+            "store" => suites::store_seed(&cfg, seed),
+            _ => volume::volume_seed(&vcfg, seed),
         };
         match r {
             Ok(o) => {
@@ -135,6 +202,63 @@ fn run_suite(suite: &str, args: &SuiteArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if outcomes.iter().any(|o| o.failure.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn run_sector(args: &SectorArgs) -> ExitCode {
+    let cfg = SectorConfig {
+        socket: args.socket.clone(),
+        restart: args.restart.clone(),
+        connections: args.connections,
+        rounds: args.rounds,
+    };
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (0..args.seeds).collect(),
+    };
+    let cases = sector::run(&cfg, &seeds);
+    for c in &cases {
+        let Some(f) = &c.failure else { continue };
+        match c.seed {
+            Some(seed) => {
+                println!("FAILED seed {seed}: {f}");
+                println!(
+                    "reproduce: cellar conform sector --socket '{}' --restart '{}' --seed {seed}",
+                    args.socket.display(),
+                    args.restart.as_deref().unwrap_or("")
+                );
+            }
+            None => println!("FAIL {}: {f}", c.name),
+        }
+    }
+    print!("{}", sector::table("sector", &cases));
+    if args.restart.is_none() {
+        println!("(no --restart: the crash workload and the shutdown check did not run)");
+    }
+    if let Some(dir) = &args.report
+        && let Err(e) = report::write_cases(dir, "sector", &cases)
+    {
+        eprintln!("cellar conform sector: writing the report: {e}");
+        return ExitCode::FAILURE;
+    }
+    if cases.iter().any(|c| c.failure.is_some()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn run_sector_adapter(args: &SectorAdapterArgs) -> ExitCode {
+    let bug = match args.bug.as_deref().map(|b| (b, SectorBug::from_name(b))) {
+        None => None,
+        Some((_, Some(b))) => Some(b),
+        Some((name, None)) => {
+            eprintln!("cellar conform sector-adapter: unknown bug {name:?}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::sector::serve_with(&args.path, &args.socket, bug) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cellar conform sector-adapter: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run_adapter(args: &AdapterArgs) -> ExitCode {

@@ -4,10 +4,11 @@
 //! library. fsync commits; SIGTERM/SIGINT commit, then unmount; an external `fusermount3 -u`
 //! ends the session and the working tree is committed before exit.
 
-use cellar::adapters::{Attr, Caller, Errno, SetAttr, SetTime, ShareFs, ShareOptions};
+use cellar::adapters::{Attr, Caller, Errno, SetAttr, SetTime, ShareFs, ShareOptions, open_mark};
 use cellar::db::merge::NodeId;
-use cellar::env::{OsEntropy, SystemClock, random_array};
+use cellar::env::{Clock, OsEntropy, SystemClock, random_array};
 use cellar::fs::Kind;
+use cellar::marks::{MarkInfo, MarkName};
 use cellar::registry::{Adapter, Registry};
 use fuser::{
     FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
@@ -46,7 +47,8 @@ pub struct MountArgs {
     dir: PathBuf,
 }
 
-/// Opens the share `name` of `reg` for `adapter`: its volume, salt and options.
+/// Opens the share `name` of `reg` for `adapter`: its mark's volume (ADP-1; a missing mark is
+/// created with a fresh salt), the mark's salt and options.
 pub fn open_share(
     reg: &Registry,
     name: &str,
@@ -64,13 +66,15 @@ pub fn open_share(
             reg.file().display()
         ));
     }
-    let volume = reg
-        .volume(&spec.volume)
-        .ok_or_else(|| format!("share {name}: volume {} is not open", spec.volume))?
-        .clone();
-    let salt = reg
-        .volume_salt(&spec.volume)
-        .ok_or_else(|| format!("share {name}: volume {} has no salt", spec.volume))?;
+    let space = reg
+        .space(&spec.volume)
+        .ok_or_else(|| format!("share {name}: volume {} is not open", spec.volume))?;
+    let mark = MarkName::new(&spec.mark).map_err(|e| format!("share {name}: {e}"))?;
+    let clock = SystemClock;
+    let created_ns = i64::try_from(clock.now_ms()).unwrap_or(i64::MAX).saturating_mul(1_000_000);
+    let template = MarkInfo::new(random_array(&OsEntropy), created_ns);
+    let opened = open_mark(&space, &mark, &template, spec.read_only)
+        .map_err(|e| format!("share {name}: mark {mark}: {e}"))?;
     let spill_dir = spill_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("cellar-spill-{name}-{}", std::process::id()))
     });
@@ -84,7 +88,7 @@ pub fn open_share(
         root_owner: owner,
         label: format!("{label} {name}"),
     };
-    ShareFs::open(volume, salt, opts).map_err(|e| format!("share {name}: {e}"))
+    ShareFs::open(opened.volume, opened.info.salt, opts).map_err(|e| format!("share {name}: {e}"))
 }
 
 /// Commits, retrying while a cleanup holds Contract. Prints what happened.

@@ -8,11 +8,12 @@ mod overlay;
 mod size;
 
 use cellar::sector::proto::backend::EngineBackend;
-use cellar::sector::proto::server::{Server, ServerConfig, WORKERS_DEFAULT};
+use cellar::sector::proto::server::{Backend, Server, ServerConfig, WORKERS_DEFAULT};
 use cellar::sector::proto::{
     CasItem, CasReply, ClientError, Expected, SectorClient, VALUE_BYTES_MAX, WriteOptions,
 };
 use cellar::sector::{Engine, EngineConfig, FileDevice, SECTOR_SIZE_BYTES};
+use cellar_sim::conform::sector_adapter::{SectorBug, WriteBack};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -232,14 +233,47 @@ fn serve(
     if workers == 0 {
         return Err(msg("--workers must be at least 1"));
     }
+    let backend = open_backend(path, direct)?;
+    allow_uids.push(cellar::sector::proto::access::own_uid());
+    run_server(socket, backend, ServerConfig::default().workers(workers), allow_uids, path)
+}
+
+fn open_backend(
+    path: &Path,
+    direct: bool,
+) -> Result<EngineBackend<Box<dyn cellar::sector::BlockDevice>>, CmdError> {
     let dev = cellar::sector::device::open_best(path, direct)
         .map_err(|e| msg(format!("{}: {e}", path.display())))?;
     let engine = Engine::open(dev, EngineConfig::default())
         .map_err(|e| msg(format!("{}: {e}", path.display())))?;
     report_recovery(engine.recovery_report());
-    let backend = EngineBackend::new(engine);
-    allow_uids.push(cellar::sector::proto::access::own_uid());
-    let server = Server::bind(socket, backend, ServerConfig::default().workers(workers))
+    Ok(EngineBackend::new(engine))
+}
+
+/// `cellar conform sector-adapter`: `serve` with the defaults, optionally behind a planted bug.
+pub fn serve_with(path: &Path, socket: &Path, bug: Option<SectorBug>) -> Result<ExitCode, String> {
+    let run = || -> Result<ExitCode, CmdError> {
+        let backend = open_backend(path, false)?;
+        let uids = vec![cellar::sector::proto::access::own_uid()];
+        let config = ServerConfig::default();
+        match bug {
+            None => run_server(socket, backend, config, uids, path),
+            Some(SectorBug::FlushedWriteLostOnCrash) => {
+                run_server(socket, WriteBack::new(backend), config, uids, path)
+            }
+        }
+    };
+    run().map_err(|e| e.to_string())
+}
+
+fn run_server<B: Backend>(
+    socket: &Path,
+    backend: B,
+    config: ServerConfig,
+    allow_uids: Vec<u32>,
+    path: &Path,
+) -> Result<ExitCode, CmdError> {
+    let server = Server::bind(socket, backend, config)
         .map_err(|e| msg(e.to_string()))?
         .allow_uids(allow_uids); // PROTO-12
     // signal-hook: the well-kept way to turn SIGTERM into an ordinary event on a thread of our

@@ -197,6 +197,12 @@ pub fn print_summary(s: &Summary) {
         "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
         f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
     );
+    if f.full_fills > 0 || f.space_refusals > 0 {
+        println!(
+            "  full device         filled {} times, drained {} times, {} writes refused for space",
+            f.full_fills, f.full_drains, f.space_refusals
+        );
+    }
     if f.channel_established > 0 || f.attacks > 0 {
         println!(
             "  channels            handshakes {}, ends refused {}, attacks {}, attacker saw {} bytes (no ref)",

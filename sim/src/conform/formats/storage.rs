@@ -3,7 +3,7 @@
 
 use super::json;
 use crate::conform::kinds::{Failure, Kind, Outcome, hex};
-use cellar::storage::cell::{CellError, decode_file_cell, encode_file_cell, open_sealed};
+use cellar::storage::cell::{CellError, decode_file_cell, encode_file_cell, open_counted};
 use cellar::storage::files::{self, INDEX_VERSION, IndexError, IndexNode};
 use cellar::storage::refs::{self, ParseRefError, Ref, RefError};
 use cellar::storage::secret::VolumeSecret;
@@ -36,8 +36,8 @@ pub fn decode(format: &str, params: &Value, bytes: &[u8]) -> Option<Outcome<Valu
         "ref.text" => ref_text(bytes),
         "cell.file" => cell_file(params, bytes),
         "cell.sealed" => json::array::<32>(params, "key").and_then(|key| {
-            open_sealed(&key, bytes)
-                .map(|p| json!({"plaintext": hex(&p)}))
+            open_counted(&key, bytes)
+                .map(|(counter, p)| json!({"counter": counter, "plaintext": hex(&p)}))
                 .map_err(|e| sealed_kind(&e))
         }),
         "volume.header" => decode_volume_header(bytes)

@@ -3,7 +3,7 @@
 use super::mutate::{pseudo, standard, truncations};
 use super::{Builder, Op};
 use crate::conform::kinds::{Kind, hex};
-use cellar::storage::cell::{encode_file_cell, seal_with_nonce};
+use cellar::storage::cell::{encode_file_cell, seal_counted_with_nonce, seal_with_nonce};
 use cellar::storage::files::{INDEX_VERSION, IndexNode};
 use cellar::storage::refs::{self, Ref};
 use cellar::storage::volume::encode_volume_header;
@@ -283,36 +283,91 @@ fn cell_file() -> Builder {
 
 const CELL_KEY: [u8; 32] = [0x42; 32];
 
+/// `cell.sealed`: both versions of a sealed cell's inner value (cells.md §4.1 version 1, §4.5
+/// version 2 with its counter, CELL-5, CELL-6). The one description of the format's bytes:
+/// `impl/tests/sealed_rollback.rs::vectors_hold` re-seals every valid vector of this file.
 fn cell_sealed() -> Builder {
-    let mut b = Builder::new("cell.sealed", Op::Decode, "specs/cells.md#41-sealed-value-layout");
+    let mut b = Builder::new(
+        "cell.sealed",
+        Op::Decode,
+        "specs/cells.md#46-opening-either-version-vector-format-cellsealed",
+    );
     b.params(json!({"key": hex(&CELL_KEY)}));
-    b.valid("the empty raw value: a cell never written", &["Edge"], &[]);
+    b.valid("the empty raw value: a cell never written (counter 0)", &["Edge"], &[]);
     let mut nonce = [0u8; 24];
     nonce.copy_from_slice(&pseudo("nonce", 24));
-    let mut sealed_hi = Vec::new();
-    for (name, p) in [
+    let samples = [
         ("empty plaintext", vec![]),
         ("hi", b"hi".to_vec()),
         ("a 64-byte ref", pseudo("ref", 64)),
         ("4096 bytes", pseudo("cell", 4096)),
-    ] {
-        if let Ok(s) = seal_with_nonce(&CELL_KEY, &nonce, &p) {
-            b.valid(name, &[], &s);
-            if name == "hi" {
-                sealed_hi = s;
+    ];
+    let (mut v1_hi, mut v1_ref) = (Vec::new(), Vec::new());
+    for (name, p) in &samples {
+        if let Ok(s) = seal_with_nonce(&CELL_KEY, &nonce, p) {
+            b.valid(&format!("version 1, {name} (counter 0)"), &[], &s);
+            match *name {
+                "hi" => v1_hi = s,
+                "a 64-byte ref" => v1_ref = s,
+                _ => {}
             }
         }
     }
+    let mut v2_hi = Vec::new();
+    for (name, p) in &samples {
+        for counter in [1u64, 2, 1 << 32] {
+            if name.starts_with("4096") && counter != 1 {
+                continue;
+            }
+            if let Ok(s) = seal_counted_with_nonce(&CELL_KEY, &nonce, counter, p) {
+                b.valid(&format!("version 2, {name}, counter {counter}"), &[], &s);
+                if *name == "hi" && counter == 2 {
+                    v2_hi = s;
+                }
+            }
+        }
+    }
+    for counter in [0u64, u64::MAX] {
+        if let Ok(s) = seal_counted_with_nonce(&CELL_KEY, &nonce, counter, b"hi") {
+            b.valid(&format!("version 2, hi, counter {counter}"), &["Edge"], &s);
+        }
+    }
     b.invalid("40 bytes: shorter than any seal", &["Truncated"], &pseudo("x", 40), Kind::Truncated);
-    let mut v2 = sealed_hi.clone();
-    v2[0] = 2;
-    b.invalid("version 2", &["BadVersion"], &v2, Kind::UnsupportedVersion);
-    let mut v0 = sealed_hi.clone();
-    v0[0] = 0;
-    b.invalid("version 0", &["BadVersion"], &v0, Kind::UnsupportedVersion);
-    standard(&mut b, "the seal of hi", &sealed_hi, 43);
+    let mut short = pseudo("x", 48);
+    short[0] = 2;
+    b.invalid("version 2, 48 bytes: shorter than 49", &["Truncated"], &short, Kind::Truncated);
+    for v in [0u8, 3, 0xff] {
+        let mut m = v1_ref.clone();
+        m[0] = v;
+        b.invalid(&format!("version {v}"), &["BadVersion"], &m, Kind::UnsupportedVersion);
+    }
+    let mut m = v1_ref.clone();
+    m[0] = 2;
+    b.invalid("a version-1 seal relabelled version 2", &["Auth"], &m, Kind::AuthFailed);
+    let mut m = v2_hi.clone();
+    m[0] = 1;
+    b.invalid("a version-2 seal relabelled version 1", &["Auth"], &m, Kind::AuthFailed);
+    standard(&mut b, "the version-1 seal of hi", &v1_hi, 43);
+    standard(&mut b, "the version-2 seal of hi (counter 2)", &v2_hi, 51);
     b.params(json!({"key": hex(&[0x43; 32])}));
-    b.invalid("sealed under another key", &["Auth"], &sealed_hi, Kind::AuthFailed);
+    b.invalid("version 1 sealed under another key", &["Auth"], &v1_hi, Kind::AuthFailed);
+    b.invalid("version 2 sealed under another key", &["Auth"], &v2_hi, Kind::AuthFailed);
+    // The rollback vectors of specs/cells.md §4.5: key 03…03, nonce 05…05.
+    let (key, nonce) = ([3u8; 32], [5u8; 24]);
+    b.params(json!({"key": hex(&key)}));
+    if let Ok(s) = seal_with_nonce(&key, &nonce, b"abc") {
+        b.valid("key 03…03, nonce 05…05: version 1, abc", &[], &s);
+    }
+    for (counter, p) in [(1u64, &b"abc"[..]), (7, b""), (u64::MAX, b"abc")] {
+        if let Ok(s) = seal_counted_with_nonce(&key, &nonce, counter, p) {
+            let what = if p.is_empty() { "empty" } else { "abc" };
+            b.valid(
+                &format!("key 03…03, nonce 05…05: version 2, {what}, counter {counter}"),
+                &[],
+                &s,
+            );
+        }
+    }
     b
 }
 

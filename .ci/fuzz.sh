@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every fuzz target runs briefly so none can rot, and each stateful target is seen to fail on
+# its planted bug (docs/fuzzing.md). One build (nightly, cargo-fuzz, with the planted-bugs
+# feature: a bug is active only when CELLAR_FUZZ_BUG names it).
+#   bash .ci/fuzz.sh            # RUNS=5000 per target (at most SECS=20 s each) by default
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+RUNS=${RUNS:-5000}
+SECS=${SECS:-20}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+cargo +nightly fuzz build -O --features planted-bugs
+BIN=target/x86_64-unknown-linux-gnu/release
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+for t in $(cargo +nightly fuzz list); do
+  corpus="$OUT/corpus-$t"
+  mkdir -p "$corpus"
+  [ -d "corpus/$t" ] && cp -r "corpus/$t/." "$corpus/"
+  start=$SECONDS
+  "$BIN/$t" -seed=1 -runs="$RUNS" -max_total_time="$SECS" -max_len=4096 "$corpus" >"$OUT/$t.log" 2>&1 \
+    || { echo "fuzz target $t FAILED"; tail -40 "$OUT/$t.log"; exit 1; }
+  echo "fuzz target $t: $(grep -oE "Done [0-9]+ runs" "$OUT/$t.log" || echo "$RUNS runs") clean in $((SECONDS - start))s"
+done
+
+# Stateful targets and the planted bug each must catch (from scratch, fixed seed, bounded).
+for entry in sector_vs_model=sector:ack-before-flush prolly_vs_btreemap=kv:no-run-extension \
+             gossip_node_messages=gossip:store-unwanted-blob; do
+  t=${entry%%=*}; bug=${entry#*=}
+  start=$SECONDS
+  if CELLAR_FUZZ_BUG=$bug "$BIN/$t" -seed=1 -runs=2000000 -max_total_time=120 -max_len=4096 \
+      -artifact_prefix="$OUT/" "$OUT/corpus-$t" >"$OUT/$t-bug.log" 2>&1; then
+    echo "fuzz target $t did NOT catch planted bug $bug"; tail -20 "$OUT/$t-bug.log"; exit 1
+  fi
+  grep -q "panicked\|ERROR: libFuzzer" "$OUT/$t-bug.log" \
+    || { echo "fuzz target $t: failed without a finding"; tail -20 "$OUT/$t-bug.log"; exit 1; }
+  echo "fuzz target $t caught planted bug $bug in $((SECONDS - start))s"
+done
