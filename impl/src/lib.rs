@@ -12,6 +12,7 @@
 //!   (`specs/sector.md`, `specs/sector-protocol.md`); it implements the storage traits.
 //! - [`registry`]: named stores, cells, volumes and shares from a `cellar.toml` file
 //!   (`docs/config.md`); [`pg`]: the PostgreSQL backend (cells, stores, mode locks).
+//! - [`adapters`]: the core of the FUSE and NFSv3 adapters that serve shares (`specs/adapters.md`).
 //! - [`env`]: the only doors to time and randomness; [`bugs`]: planted bugs for the checkers.
 //!
 //! What this crate never does: read the wall clock, draw OS randomness or spawn threads inside
@@ -21,6 +22,7 @@
 //! [`sector::BackgroundCompactor`], [`sector::proto::server`]) only drive the same step
 //! functions.
 
+pub mod adapters;
 pub mod bugs;
 pub mod db;
 pub mod env;

@@ -103,7 +103,7 @@ fn listing(fs: &Fs<'_>, r: &Ref) -> Vec<(String, Kind, u32, u64, Vec<u8>)> {
             let body = match i.kind {
                 Kind::File => fs.read(r, &p, 0, i.size).unwrap(),
                 Kind::Symlink => i.target.clone(),
-                Kind::Dir => Vec::new(),
+                _ => Vec::new(),
             };
             (p.to_string(), i.kind, i.mode, i.size, body)
         })

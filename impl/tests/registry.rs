@@ -135,6 +135,13 @@ fn sharing_and_cycles_and_ranges_are_refused() {
     let lock = GOOD.replace("store = \"blobs\"", "store = \"blobs\"\nmode_lock = \"postgres\"");
     refused(&lock, K::Invalid, 13, "volumes.home.mode_lock");
     refused(&GOOD.replace("[\"fuse\"]", "[]"), K::Invalid, 16, "shares.photos.adapters");
+    // ADP-1: a share's mark is a one-component mark name of its volume's space (MARK-1).
+    for bad in ["a/b", "bad name", ".hidden", ""] {
+        let mark = GOOD.replace("volume = \"home\"", &format!("volume = \"home\"\nmark = {bad:?}"));
+        refused(&mark, K::Invalid, 16, "shares.photos.mark");
+    }
+    let good = GOOD.replace("volume = \"home\"", "volume = \"home\"\nmark = \"photos-2026\"");
+    assert_eq!(parse(&good).unwrap().shares["photos"].spec.mark, "photos-2026");
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {

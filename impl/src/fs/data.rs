@@ -27,7 +27,7 @@ impl<'s> Fs<'s> {
         match info.kind {
             Kind::File => Ok(info),
             Kind::Dir => Err(FsError::IsADirectory { path: path.to_string() }),
-            Kind::Symlink => Err(FsError::NotAFile { path: path.to_string() }),
+            _ => Err(FsError::NotAFile { path: path.to_string() }),
         }
     }
 

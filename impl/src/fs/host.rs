@@ -294,6 +294,9 @@ pub fn export_tree_with(
                 set_mtime(&host, info.mtime_ns)?;
                 report.files += 1;
             }
+            // FIFOs, sockets and devices are not imported (FS-20); one written through an
+            // adapter is not exported either, but reported.
+            _ => report.skipped.push(host),
         }
     }
     for (host, info) in dirs.into_iter().rev() {

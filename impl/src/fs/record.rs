@@ -29,6 +29,14 @@ pub enum Kind {
     Dir,
     /// A symbolic link: `size` is the target's length; the target is in the record.
     Symlink,
+    /// A named pipe (FIFO): `size` is 0.
+    Fifo,
+    /// A Unix-domain socket's name: `size` is 0.
+    Socket,
+    /// A character device: `size` is its device number (`st_rdev`).
+    CharDevice,
+    /// A block device: `size` is its device number (`st_rdev`).
+    BlockDevice,
 }
 
 impl Kind {
@@ -37,13 +45,26 @@ impl Kind {
             Kind::File => 1,
             Kind::Dir => 2,
             Kind::Symlink => 3,
+            Kind::Fifo => 4,
+            Kind::Socket => 5,
+            Kind::CharDevice => 6,
+            Kind::BlockDevice => 7,
         }
+    }
+
+    /// A FIFO, socket or device: a node with attributes and no bytes (FS-3).
+    pub fn is_special(self) -> bool {
+        matches!(self, Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice)
     }
     fn from_byte(b: u8) -> Option<Kind> {
         match b {
             1 => Some(Kind::File),
             2 => Some(Kind::Dir),
             3 => Some(Kind::Symlink),
+            4 => Some(Kind::Fifo),
+            5 => Some(Kind::Socket),
+            6 => Some(Kind::CharDevice),
+            7 => Some(Kind::BlockDevice),
             _ => None,
         }
     }
@@ -154,7 +175,7 @@ fn check_info(info: &Info) -> Result<(), RecordError> {
                 && !info.target.contains(&0)
                 && info.size == info.target.len() as u64
         }
-        Kind::File | Kind::Dir => info.target.is_empty(),
+        _ => info.target.is_empty(),
     };
     if !target_ok {
         return Err(field("symlink target and size disagree with the kind"));
@@ -163,6 +184,8 @@ fn check_info(info: &Info) -> Result<(), RecordError> {
         Kind::File => FILE_SIZE_MAX_BYTES,
         Kind::Dir => DIR_ENTRIES_MAX,
         Kind::Symlink => SYMLINK_TARGET_SIZE_MAX_BYTES as u64,
+        Kind::Fifo | Kind::Socket => 0,
+        Kind::CharDevice | Kind::BlockDevice => u64::MAX,
     };
     if info.size > size_max {
         return Err(field(format!("size {} exceeds {size_max}", info.size)));

@@ -104,6 +104,30 @@ impl Fs<'_> {
         self.add(root, path, info)
     }
 
+    /// Creates a FIFO, socket or device node (FS-3): attributes only, no bytes; `rdev` is a
+    /// device's number (0 for a FIFO or socket). Other kinds are [`FsError::Unsupported`].
+    pub fn mknod(
+        &self,
+        root: &Ref,
+        path: &FsPath,
+        kind: Kind,
+        attrs: Attrs,
+        rdev: u64,
+    ) -> Result<Ref, FsError> {
+        check_mode(attrs.mode)?;
+        if !kind.is_special() {
+            return Err(FsError::Unsupported {
+                operation: "mknod",
+                reason: "only FIFOs, sockets and devices are made by mknod",
+            });
+        }
+        let mut info = Info::new(kind, attrs);
+        if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            info.size = rdev;
+        }
+        self.add(root, path, info)
+    }
+
     /// The target of the symlink at `path`.
     pub fn readlink(&self, root: &Ref, path: &FsPath) -> Result<Vec<u8>, FsError> {
         let info = self.stat(root, path)?;

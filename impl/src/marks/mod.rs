@@ -38,7 +38,7 @@ pub use record::{
     SPACE_VALUE_SIZE_BYTES, SPACE_VALUE_VERSION, decode_mark, decode_space_value, encode_mark,
     encode_space_value,
 };
-pub use space::{MarkCell, SPACE_CAS_ATTEMPTS_MAX, Space, VolumeSpace};
+pub use space::{MarkCell, SPACE_CAS_ATTEMPTS_MAX, Space, UPGRADED_MARK, VolumeSpace};
 pub use sync::{DecideMark, sync_mark};
 
 use crate::db::kv::KvError;

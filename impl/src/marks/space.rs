@@ -25,6 +25,9 @@ use crate::storage::volume::{Mode, Volume};
 use std::ops::Bound;
 use std::sync::Arc;
 
+/// The mark a bare-head volume's head is kept under when it is upgraded (MARK-3).
+pub const UPGRADED_MARK: &str = "main";
+
 /// How many lost compare-and-swaps of the space cell an edit retries before giving up.
 pub const SPACE_CAS_ATTEMPTS_MAX: u32 = 16;
 
@@ -133,6 +136,25 @@ impl VolumeSpace {
             }
         }
         Err(MarkError::Contention { attempts: SPACE_CAS_ATTEMPTS_MAX })
+    }
+
+    /// Upgrades a volume written before marks existed (MARK-3): if the cell holds a bare
+    /// 64-byte head, it becomes a space with one mark, `main`, whose value is that head, whose
+    /// salt is the space's (the salt those commits were written under) and whose creation time
+    /// is `created_ns`. One CAS under Expand; returns whether it upgraded. Any other value is
+    /// left alone (a lost CAS means another process upgraded or edited it first).
+    pub fn upgrade_bare_head(&self, created_ns: i64) -> Result<bool, MarkError> {
+        let value = self.vol.cell.read()?;
+        if value.len() != crate::storage::refs::REF_SIZE_BYTES {
+            return Ok(false);
+        }
+        let _hold = self.vol.modes.begin(Mode::Expand)?;
+        let _serial = self.edits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let info = MarkInfo { created_ns, salt: self.salt, value: value.clone() };
+        let main = MarkName::new(UPGRADED_MARK)?;
+        let root = self.kv().put(None, &key(&main), &encode_mark(&info)?)?;
+        let new = encode_space_value(root.as_ref());
+        Ok(self.vol.cell.cas(&value, &new)?.swapped)
     }
 
     fn simple(name: &MarkName) -> Result<&[u8], MarkError> {

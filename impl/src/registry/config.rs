@@ -11,8 +11,6 @@ pub const CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
 pub const CONFIG_CELL_SIZE_MAX_BYTES_LIMIT: u64 = 1024 * 1024;
 /// Longest name of a store, cell, volume or share.
 pub const CONFIG_NAME_LEN_MAX: usize = 64;
-/// Longest mark name.
-pub const CONFIG_MARK_LEN_MAX: usize = 255;
 /// The mark a share serves when it names none.
 pub const CONFIG_MARK_DEFAULT: &str = "main";
 

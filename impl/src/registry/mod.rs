@@ -26,8 +26,8 @@ mod validate;
 
 pub use config::{
     CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT, CONFIG_CELL_SIZE_MAX_BYTES_LIMIT, CONFIG_MARK_DEFAULT,
-    CONFIG_MARK_LEN_MAX, CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget,
-    SectorTarget, ShareSpec, StoreSpec, VolumeSpec,
+    CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget, SectorTarget, ShareSpec,
+    StoreSpec, VolumeSpec,
 };
 pub use error::{ConfigError, ConfigErrorKind};
 pub use probe::ProbeLine;
@@ -41,6 +41,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// BLAKE3 `derive_key` context of the salt of every volume whose cell is not sealed (key
+/// material: empty), so two servers naming one volume differently still chunk alike.
+pub const UNSEALED_SALT_PURPOSE: &str = "cellar 2026 unsealed volume salt v1";
+
 /// Named backends, volumes and shares, all opened (see the module docs).
 pub struct Registry {
     file: PathBuf,
@@ -48,6 +52,10 @@ pub struct Registry {
     stores: BTreeMap<String, Arc<dyn Store>>,
     cells: BTreeMap<String, Arc<dyn Cell>>,
     volumes: BTreeMap<String, Volume>,
+    secrets: BTreeMap<String, crate::storage::secret::VolumeSecret>,
+    /// One space handle per volume, so every share of a volume edits it through one handle
+    /// (MARK-4 serializes edits per handle).
+    spaces: BTreeMap<String, crate::marks::VolumeSpace>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -72,13 +80,23 @@ impl Registry {
     /// Opens every backend of an already validated configuration read from `file`.
     pub fn from_config(file: &Path, config: Config) -> Result<Registry, ConfigError> {
         let opened = open::Opener::new(&config, file).open_all()?;
-        Ok(Registry {
+        let mut reg = Registry {
             file: file.to_path_buf(),
             stores: opened.stores,
             cells: opened.cells,
             volumes: opened.volumes,
+            secrets: opened.secrets,
+            spaces: BTreeMap::new(),
             config,
-        })
+        };
+        let mut spaces = BTreeMap::new();
+        for (name, vol) in &reg.volumes {
+            if let Some(salt) = reg.volume_salt(name) {
+                spaces.insert(name.clone(), crate::marks::VolumeSpace::new(vol.clone(), salt));
+            }
+        }
+        reg.spaces = spaces;
+        Ok(reg)
     }
 
     /// The configuration file.
@@ -104,6 +122,24 @@ impl Registry {
     /// The volume named `name`.
     pub fn volume(&self, name: &str) -> Option<&Volume> {
         self.volumes.get(name)
+    }
+
+    /// The ref salt of volume `name` (`docs/config.md`, salts): derived from the secret of
+    /// its cell when the cell is sealed, otherwise the public [`UNSEALED_SALT_PURPOSE`] salt —
+    /// an unsealed volume has no secret, and whoever reads its cell reads its files anyway.
+    pub fn volume_salt(&self, name: &str) -> Option<[u8; 32]> {
+        let spec = &self.config.volumes.get(name)?.spec;
+        Some(match self.secrets.get(&spec.cell) {
+            Some(secret) => secret.ref_salt(),
+            None => blake3::derive_key(UNSEALED_SALT_PURPOSE, b""),
+        })
+    }
+
+    /// The space of marks volume `name` holds (`specs/marks.md` MARK-3), its map encrypted
+    /// under [`Registry::volume_salt`]. Every call returns a clone of one handle, so edits
+    /// made through it by one process are serialized (MARK-4).
+    pub fn space(&self, name: &str) -> Option<crate::marks::VolumeSpace> {
+        self.spaces.get(name).cloned()
     }
 
     /// The share named `name`.

@@ -24,6 +24,8 @@ pub(super) struct Opened {
     pub stores: BTreeMap<String, Arc<dyn Store>>,
     pub cells: BTreeMap<String, Arc<dyn Cell>>,
     pub volumes: BTreeMap<String, Volume>,
+    /// The secret of every sealed cell, by cell name.
+    pub secrets: BTreeMap<String, crate::storage::secret::VolumeSecret>,
 }
 
 pub(super) struct Opener<'a> {
@@ -35,6 +37,7 @@ pub(super) struct Opener<'a> {
     conns: HashMap<PathBuf, Arc<SectorConn>>,
     pg_cells: HashMap<String, Arc<PgCell>>,
     pg_stores: HashMap<String, Arc<PgStore>>,
+    secrets: BTreeMap<String, crate::storage::secret::VolumeSecret>,
     entropy: Arc<dyn Entropy>,
 }
 
@@ -63,6 +66,7 @@ impl<'a> Opener<'a> {
             conns: HashMap::new(),
             pg_cells: HashMap::new(),
             pg_stores: HashMap::new(),
+            secrets: BTreeMap::new(),
             entropy: Arc::new(OsEntropy),
         }
     }
@@ -99,7 +103,7 @@ impl<'a> Opener<'a> {
                 .map_err(|m| self.unreachable(format!("volumes.{name}.mode_lock"), e.line, m))?;
             volumes.insert(name.clone(), Volume::with_modes(cell.clone(), store.clone(), modes));
         }
-        Ok(Opened { stores, cells, volumes })
+        Ok(Opened { stores, cells, volumes, secrets: std::mem::take(&mut self.secrets) })
     }
 
     fn cells(&mut self) -> Result<BTreeMap<String, Arc<dyn Cell>>, ConfigError> {
@@ -114,7 +118,7 @@ impl<'a> Opener<'a> {
                 let opened = match &e.spec {
                     CellSpec::Sealed { inner, secret_file } => match cells.get(inner) {
                         None => continue,
-                        Some(inner) => self.sealed(inner.clone(), secret_file),
+                        Some(inner) => self.sealed(name, inner.clone(), secret_file),
                     },
                     spec => self.cell(name, spec),
                 };
@@ -210,8 +214,14 @@ impl<'a> Opener<'a> {
         })
     }
 
-    fn sealed(&self, inner: Arc<dyn Cell>, secret_file: &Path) -> Result<Arc<dyn Cell>, String> {
+    fn sealed(
+        &mut self,
+        name: &str,
+        inner: Arc<dyn Cell>,
+        secret_file: &Path,
+    ) -> Result<Arc<dyn Cell>, String> {
         let secret = read_secret_file(secret_file)?;
+        self.secrets.insert(name.to_owned(), secret.clone());
         let sealed = SealedCell::new(inner, &secret, self.entropy.clone());
         // Open it now: a wrong secret or a damaged value is reported at start-up.
         sealed.read().map_err(|e| format!("cannot open the sealed value: {e}"))?;

@@ -112,10 +112,15 @@ pub(super) fn probe(r: &Registry) -> Vec<ProbeLine> {
         let s = &e.spec;
         let adapters: Vec<&str> = s.adapters.iter().map(|a| a.name()).collect();
         let rw = if s.read_only { "read-only" } else { "read-write" };
-        out.push(line(true, format!(
-            "share {name}: volume {}, mark {:?}, adapters {}, {rw} (adapters are not served yet)",
-            s.volume, s.mark, adapters.join("+")
-        )));
+        out.push(line(
+            true,
+            format!(
+                "share {name}: volume {}, mark {:?}, adapters {}, {rw}",
+                s.volume,
+                s.mark,
+                adapters.join("+")
+            ),
+        ));
     }
     out
 }

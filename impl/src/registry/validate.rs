@@ -5,8 +5,8 @@
 
 use super::config::{
     CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT, CONFIG_CELL_SIZE_MAX_BYTES_LIMIT, CONFIG_MARK_DEFAULT,
-    CONFIG_MARK_LEN_MAX, CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget,
-    SectorTarget, ShareSpec, StoreSpec, VolumeSpec,
+    CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget, SectorTarget, ShareSpec,
+    StoreSpec, VolumeSpec,
 };
 use super::error::{ConfigError, ConfigErrorKind as K, Source};
 use super::raw::{
@@ -456,18 +456,15 @@ impl Cx<'_> {
         let mark = match &s.mark {
             None => CONFIG_MARK_DEFAULT.to_owned(),
             Some(m) => {
-                let bad = m.get_ref().is_empty()
-                    || m.get_ref().len() > CONFIG_MARK_LEN_MAX
-                    || m.get_ref().chars().any(char::is_control);
-                if bad {
-                    return Err(self.err(
-                        K::Invalid,
-                        m.span(),
-                        &format!("{key}.mark"),
-                        format!(
-                            "a mark is 1 to {CONFIG_MARK_LEN_MAX} bytes without control characters"
-                        ),
-                    ));
+                // ADP-1: a share's mark is a mark of its volume's space, so a MARK-1 name of
+                // one component (a volume space routes no `/`).
+                let why = match crate::marks::MarkName::new(m.get_ref()) {
+                    Ok(n) if n.is_simple() => None,
+                    Ok(_) => Some("a share's mark is one component: no '/'".to_owned()),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(why) = why {
+                    return Err(self.err(K::Invalid, m.span(), &format!("{key}.mark"), why));
                 }
                 m.get_ref().clone()
             }

@@ -13,9 +13,11 @@ mod demo;
 mod fs;
 mod kv;
 mod link;
+mod mount;
 mod node;
 mod outbox;
 mod sector;
+mod serve;
 mod sim;
 mod verify;
 mod vol;
@@ -46,6 +48,10 @@ enum Command {
     /// Conformance: judge an implementation in any language (specs/conform.md).
     #[command(subcommand)]
     Conform(conform::ConformCommand),
+    /// Mount a share of `cellar.toml` read-write through FUSE (commits on fsync and unmount).
+    Mount(mount::MountArgs),
+    /// Serve every share of `cellar.toml` that enables nfs over NFSv3 (MOUNT and NFS, one port).
+    Serve(serve::ServeArgs),
     /// Run a gossip replica of the versioned KV over TCP.
     Node(node::NodeArgs),
     /// Talk to a running `cellar node`: set, get, list, delete, commit, log.
@@ -67,7 +73,9 @@ fn main() -> ExitCode {
         Command::Conform(cmd) => conform::run(cmd),
         Command::Config(cmd) => config::run(cmd),
         Command::Demo(args) => demo::run(&args),
+        Command::Mount(args) => mount::run(&args),
         Command::Node(args) => node::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Kv(args) => kv::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Verify(args) => verify::run(&args),

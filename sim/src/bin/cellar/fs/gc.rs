@@ -158,7 +158,7 @@ fn merge_bases(r: &Repo, head: &Ref, others: &[Ref]) -> Result<Vec<Ref>, GotErro
 
 pub(super) fn gc(r: &Repo, policy: &Retention) -> Result<(), GotError> {
     if !policy.is_empty() {
-        let _hold = r.vol.volume.modes.begin(Mode::Expand)?;
+        let _hold = r.volume.modes.begin(Mode::Expand)?;
         let marks: Vec<(MarkName, History)> = r
             .space
             .list()?

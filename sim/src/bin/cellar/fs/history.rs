@@ -23,7 +23,7 @@ pub(super) fn commit(
 ) -> Result<(), GotError> {
     let name = mark_name(mark)?;
     // Posting blobs is expansion: a concurrent gc must not delete them mid-commit (VOL-2).
-    let _hold = r.vol.volume.modes.begin(Mode::Expand)?;
+    let _hold = r.volume.modes.begin(Mode::Expand)?;
     let (info, old) = r.mark(&name)?;
     let fs = r.fs_for(&info);
     let bar = progress::Bytes::new("committing");
@@ -86,6 +86,10 @@ pub(super) fn ls(r: &Repo, target: Option<&str>) -> Result<(), GotError> {
             Kind::Dir => 'd',
             Kind::File => '-',
             Kind::Symlink => 'l',
+            Kind::Fifo => 'p',
+            Kind::Socket => 's',
+            Kind::CharDevice => 'c',
+            Kind::BlockDevice => 'b',
         };
         let name = String::from_utf8_lossy(&e.name);
         let tail = if e.info.kind == Kind::Symlink {
@@ -143,7 +147,7 @@ pub(super) fn checkout(r: &Repo, spec: &str, dest: &Path) -> Result<(), GotError
 
 pub(super) fn merge(r: &Repo, a: &str, b: &str) -> Result<(), GotError> {
     let name = mark_name(a)?;
-    let _hold = r.vol.volume.modes.begin(Mode::Expand)?;
+    let _hold = r.volume.modes.begin(Mode::Expand)?;
     let (info, ours) = r.mark(&name)?;
     if ours.head.is_none() {
         return Err(GotError::Usage(format!("mark {name} has no commits to merge into")));

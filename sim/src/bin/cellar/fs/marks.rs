@@ -106,7 +106,7 @@ pub(super) fn push(local: &Repo, remote: &Repo, mark: &str) -> Result<(), GotErr
 pub(super) fn pull(local: &Repo, remote: &Repo, mark: &str) -> Result<(), GotError> {
     let name = mark_name(mark)?;
     // Held until the merge publishes, so a gc cannot delete the copied blobs in between.
-    let _hold = local.vol.volume.modes.begin(Mode::Expand)?;
+    let _hold = local.volume.modes.begin(Mode::Expand)?;
     let space = composite(local, remote)?;
     let there = MarkName::new(&format!("remote/{name}"))?;
     let decide = fast_forward(local.store());

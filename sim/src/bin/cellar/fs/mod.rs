@@ -52,29 +52,27 @@ pub enum GotCommand {
     },
     /// The history of a mark, newest first.
     Log {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
-        /// The mark.
-        #[arg(long, default_value = "main")]
-        mark: String,
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// The mark (default: `main`, or the share's mark with `--share`).
+        #[arg(long)]
+        mark: Option<String>,
         /// At most this many commits.
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
     },
-    /// List a directory: `COMMIT[:PATH]` (a mark, `MARK~N`, `HEAD`, a ref) or `/PATH` in `main`.
+    /// List a directory: `COMMIT[:PATH]` (a mark, `MARK~N`, `HEAD`, a ref) or `/PATH` in `main`
+    /// (with `--share`, in the share's mark).
     Ls {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// `COMMIT[:PATH]`, `/PATH` (in `main`) or nothing (the root of `main`).
         target: Option<String>,
     },
     /// Write a file of a commit to stdout: `COMMIT:PATH` or `/PATH` (in `main`).
     Cat {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// `COMMIT:PATH` or `/PATH`.
         target: String,
     },
@@ -167,6 +165,30 @@ pub enum GotCommand {
     },
 }
 
+/// Where a reading command finds its repository: a directory, or a share of `cellar.toml`.
+#[derive(clap::Args, Debug)]
+pub struct RepoArgs {
+    /// The repository.
+    #[arg(long, short = 'r', default_value = ".")]
+    repo: PathBuf,
+    /// Read the share `--share` of this configuration file instead: its volume's space, with
+    /// the share's mark as the default (what `cellar mount` and `cellar serve` commit to).
+    #[arg(long, requires = "share")]
+    config: Option<PathBuf>,
+    /// The share (with `--config`).
+    #[arg(long, requires = "config")]
+    share: Option<String>,
+}
+
+impl RepoArgs {
+    fn open(&self) -> Result<repo::Repo, GotError> {
+        match (&self.config, &self.share) {
+            (Some(config), Some(share)) => repo::Repo::open_share(config, share),
+            _ => repo::Repo::open(&self.repo),
+        }
+    }
+}
+
 /// `cellar mark …`.
 #[derive(clap::Subcommand, Debug)]
 pub enum MarkCommand {
@@ -257,9 +279,13 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
         GotCommand::Commit { repo, mark, message, reread, path } => {
             history::commit(&Repo::open(&repo)?, &mark, &message, &path, reread)
         }
-        GotCommand::Log { repo, mark, limit } => history::log(&Repo::open(&repo)?, &mark, limit),
-        GotCommand::Ls { repo, target } => history::ls(&Repo::open(&repo)?, target.as_deref()),
-        GotCommand::Cat { repo, target } => history::cat(&Repo::open(&repo)?, &target),
+        GotCommand::Log { repo, mark, limit } => {
+            let r = repo.open()?;
+            let mark = mark.unwrap_or_else(|| r.default_mark.clone());
+            history::log(&r, &mark, limit)
+        }
+        GotCommand::Ls { repo, target } => history::ls(&repo.open()?, target.as_deref()),
+        GotCommand::Cat { repo, target } => history::cat(&repo.open()?, &target),
         GotCommand::Diff { repo, a, b } => history::diff(&Repo::open(&repo)?, &a, &b),
         GotCommand::Checkout { repo, commit, args } => {
             let (spec, dest) = match (commit.as_ref(), args.as_slice()) {

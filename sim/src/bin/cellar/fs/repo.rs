@@ -6,18 +6,22 @@ use cellar::db::snapshot;
 use cellar::env::{Clock, OsEntropy, SystemClock, random_array};
 use cellar::fs::{Fs, FsPath, History};
 use cellar::marks::{MarkInfo, MarkName, Space, VolumeSpace};
-use cellar::storage::refs::{REF_SIZE_BYTES, Ref};
+use cellar::storage::refs::Ref;
 use cellar::storage::store::Store;
-use cellar::storage::volume::{DirVolume, Mode, Volume, VolumeError};
+use cellar::storage::volume::{DirVolume, Volume, VolumeError};
 use std::path::Path;
 use std::sync::Arc;
 
 /// The mark `HEAD` and a bare path refer to.
 pub(super) const DEFAULT_MARK: &str = "main";
 
+/// A repository: a `cellar init` directory, or a share of a `cellar.toml` (its volume's space,
+/// the share's mark standing where `main` does for a directory).
 pub(super) struct Repo {
-    pub(super) vol: DirVolume,
+    pub(super) volume: Volume,
     pub(super) space: VolumeSpace,
+    /// What `HEAD` and a bare `/PATH` name.
+    pub(super) default_mark: String,
     /// Decoded tree nodes of every file tree this command touches (KV-18).
     cache: cellar::db::kv::NodeCache,
 }
@@ -61,36 +65,40 @@ impl Repo {
     pub(super) fn open(dir: &Path) -> Result<Self, GotError> {
         let vol = DirVolume::open(dir, Arc::new(OsEntropy))?;
         let space = VolumeSpace::new(vol.volume.clone(), vol.secret.ref_salt());
-        let repo = Self { vol, space, cache: cellar::db::kv::NodeCache::default() };
-        repo.migrate()?;
-        Ok(repo)
+        // A repository written before marks existed holds main's head in its cell (MARK-3).
+        if space.upgrade_bare_head(now_ns())? {
+            eprintln!("cellar: upgraded {} to a repository of marks", vol.dir.display());
+        }
+        Ok(Self {
+            volume: vol.volume,
+            space,
+            default_mark: DEFAULT_MARK.to_owned(),
+            cache: cellar::db::kv::NodeCache::default(),
+        })
     }
 
-    /// A repository written before marks existed holds main's head in its cell: turn it into
-    /// a space with one mark, `main`, whose salt is the one those commits were written under.
-    fn migrate(&self) -> Result<(), GotError> {
-        let value = self.vol.volume.cell.read().map_err(VolumeError::from)?;
-        if value.len() != REF_SIZE_BYTES {
-            return Ok(());
+    /// The share `share` of the configuration file `config`: what `cellar mount` and
+    /// `cellar serve` read and commit (`specs/adapters.md` ADP-1).
+    pub(super) fn open_share(config: &Path, share: &str) -> Result<Self, GotError> {
+        let usage = |e: String| GotError::Usage(e);
+        let reg = cellar::registry::Registry::open(config).map_err(|e| usage(e.to_string()))?;
+        let spec = reg.share(share).ok_or_else(|| usage(format!("no share named {share:?}")))?;
+        let space = reg
+            .space(&spec.volume)
+            .ok_or_else(|| usage(format!("volume {} is not open", spec.volume)))?;
+        if space.upgrade_bare_head(now_ns())? {
+            eprintln!("cellar: upgraded volume {} to a space of marks", spec.volume);
         }
-        let _hold = self.vol.volume.modes.begin(Mode::Expand)?;
-        let info = MarkInfo {
-            created_ns: now_ns(),
-            salt: self.vol.secret.ref_salt(),
-            value: value.clone(),
-        };
-        let kv = cellar::db::kv::Kv::new(self.store(), self.vol.secret.ref_salt());
-        let root = kv
-            .put(None, DEFAULT_MARK.as_bytes(), &cellar::marks::encode_mark(&info)?)
-            .map_err(cellar::marks::MarkError::from)?;
-        let new = cellar::marks::encode_space_value(root.as_ref());
-        self.vol.volume.cell.cas(&value, &new).map_err(VolumeError::from)?;
-        eprintln!("cellar: upgraded {} to a repository of marks", self.vol.dir.display());
-        Ok(())
+        Ok(Self {
+            volume: space.volume().clone(),
+            space,
+            default_mark: spec.mark.clone(),
+            cache: cellar::db::kv::NodeCache::default(),
+        })
     }
 
     pub(super) fn store(&self) -> &dyn Store {
-        self.vol.volume.store.as_ref()
+        self.volume.store.as_ref()
     }
 
     /// File trees written under the mark's salt.
@@ -156,7 +164,7 @@ impl Repo {
                 })?,
             ),
         };
-        let name = if name == "HEAD" { DEFAULT_MARK } else { name };
+        let name = if name == "HEAD" { self.default_mark.as_str() } else { name };
         let name = MarkName::new(name)?;
         let (_, history) = self.mark(&name)?;
         let head = history
@@ -177,8 +185,8 @@ impl Repo {
     /// `COMMIT:PATH`, `COMMIT` (its root) or `/PATH` (in main) → (tree, path).
     pub(super) fn target(&self, t: Option<&str>) -> Result<(Ref, FsPath), GotError> {
         let (spec, path) = match t {
-            None => (DEFAULT_MARK, "/"),
-            Some(t) if t.starts_with('/') => (DEFAULT_MARK, t),
+            None => (self.default_mark.as_str(), "/"),
+            Some(t) if t.starts_with('/') => (self.default_mark.as_str(), t),
             Some(t) => match t.rsplit_once(':') {
                 // A ref holds ':' too: only a split whose right side is a path counts.
                 Some((c, p)) if p.starts_with('/') => (c, p),

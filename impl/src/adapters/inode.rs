@@ -1,0 +1,122 @@
+//! The inode table (ADP-2): inode numbers ↔ paths of the working tree.
+//!
+//! A file tree has no inodes (FS-12): records are keyed by path. The adapters give each path a
+//! number derived from the path itself — the first 48 bits of BLAKE3 of its encoded form, so a
+//! number names the same path in every process and after every restart (NFS file handles carry
+//! it) — and keep the number when the path is renamed, so an open file follows its rename. Root
+//! is [`ROOT_INO`]. A collision (two live paths with one hash) takes the next free number.
+
+use crate::fs::FsPath;
+use std::collections::HashMap;
+
+/// The root directory's inode number.
+pub const ROOT_INO: u64 = 1;
+/// Inode numbers fit in this many bits (the NFS adapter puts a share tag above them).
+pub const INO_BITS: u32 = 48;
+
+/// The number a path gets when it is first seen and the number is free.
+pub fn path_ino(path: &FsPath) -> u64 {
+    if path.is_root() {
+        return ROOT_INO;
+    }
+    let h = blake3::hash(path.encoded());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    let n = u64::from_le_bytes(b) & ((1 << INO_BITS) - 1);
+    if n <= ROOT_INO { n + 2 } else { n }
+}
+
+/// Inode numbers ↔ paths (see the module docs).
+#[derive(Debug, Default)]
+pub struct Inodes {
+    by_ino: HashMap<u64, FsPath>,
+    by_path: HashMap<FsPath, u64>,
+}
+
+impl Inodes {
+    /// A table holding the root.
+    pub fn new() -> Self {
+        let mut t = Self::default();
+        t.by_ino.insert(ROOT_INO, FsPath::root());
+        t.by_path.insert(FsPath::root(), ROOT_INO);
+        t
+    }
+
+    /// The path of `ino`, if known.
+    pub fn path(&self, ino: u64) -> Option<&FsPath> {
+        self.by_ino.get(&ino)
+    }
+
+    /// The number of `path`, assigning one if it has none.
+    pub fn ino(&mut self, path: &FsPath) -> u64 {
+        if let Some(i) = self.by_path.get(path) {
+            return *i;
+        }
+        let mut n = path_ino(path);
+        while self.by_ino.contains_key(&n) {
+            n = if n + 1 >= 1 << INO_BITS { 2 } else { n + 1 };
+        }
+        self.by_ino.insert(n, path.clone());
+        self.by_path.insert(path.clone(), n);
+        n
+    }
+
+    /// The number `path` holds, if any.
+    pub fn get(&self, path: &FsPath) -> Option<u64> {
+        self.by_path.get(path).copied()
+    }
+
+    /// Records that `ino` names `path` (recovering a number after a restart).
+    pub fn bind(&mut self, ino: u64, path: &FsPath) {
+        if let Some(old) = self.by_path.remove(path) {
+            self.by_ino.remove(&old);
+        }
+        if let Some(old) = self.by_ino.remove(&ino) {
+            self.by_path.remove(&old);
+        }
+        self.by_ino.insert(ino, path.clone());
+        self.by_path.insert(path.clone(), ino);
+    }
+
+    /// Forgets `path` and everything below it (removed).
+    pub fn forget_subtree(&mut self, path: &FsPath) {
+        let gone: Vec<FsPath> =
+            self.by_path.keys().filter(|p| p.starts_with(path)).cloned().collect();
+        for p in gone {
+            if let Some(i) = self.by_path.remove(&p) {
+                self.by_ino.remove(&i);
+            }
+        }
+    }
+
+    /// Moves `from` and everything below it to `to`, keeping their numbers (rename). Whatever
+    /// `to` held before is forgotten.
+    pub fn rename(&mut self, from: &FsPath, to: &FsPath) {
+        self.forget_subtree(to);
+        let moved: Vec<(FsPath, u64)> = self
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with(from))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        for (p, i) in moved {
+            self.by_path.remove(&p);
+            if let Ok(np) = p.rebase(from, to) {
+                self.by_ino.insert(i, np.clone());
+                self.by_path.insert(np, i);
+            } else {
+                self.by_ino.remove(&i);
+            }
+        }
+    }
+
+    /// How many numbers are held.
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
+    }
+
+    /// Never true: the root is always held.
+    pub fn is_empty(&self) -> bool {
+        self.by_ino.is_empty()
+    }
+}

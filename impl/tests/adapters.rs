@@ -1,0 +1,325 @@
+//! The adapters' core without a kernel (`specs/adapters.md`, ADP-*): `ShareFs` over in-memory
+//! volumes, as the FUSE and NFS shells drive it.
+#![cfg(not(loom))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use cellar::adapters::{AdapterError, Caller, Errno, SetAttr, ShareFs, ShareOptions, open_mark};
+use cellar::db::merge::NodeId;
+use cellar::env::Clock;
+use cellar::fs::{Fs, FsPath, FsSnapshotReachability, History, Kind};
+use cellar::marks::{MarkInfo, MarkName, Space, SpaceReachability, VolumeSpace};
+use cellar::storage::cell::MemCell;
+use cellar::storage::store::{ALL_HASHES, MemStore, Store};
+use cellar::storage::volume::{Mode, Volume, check_vol1};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const SALT: [u8; 32] = [7; 32];
+const SPACE_SALT: [u8; 32] = [9; 32];
+const ME: Caller = Caller { uid: 1000, gid: 1000 };
+
+struct TickClock(AtomicU64);
+impl Clock for TickClock {
+    fn now_ms(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1_700_000_000_000
+    }
+}
+
+/// A space volume with the mark `main`'s volume, as `cellar mount` opens a share (ADP-1).
+fn volume() -> Volume {
+    let space_vol = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
+    let space = VolumeSpace::new(space_vol, SPACE_SALT);
+    mark_volume(&space, "main")
+}
+
+fn mark_volume(space: &VolumeSpace, mark: &str) -> Volume {
+    let name = MarkName::new(mark).unwrap();
+    let opened = open_mark(space, &name, &MarkInfo::new(SALT, 1), false).unwrap();
+    assert_eq!(opened.info.salt, SALT);
+    opened.volume
+}
+
+fn share(vol: &Volume, dir: &tempfile::TempDir, name: &str, author: u32) -> ShareFs {
+    let opts = ShareOptions {
+        read_only: false,
+        spill_dir: dir.path().join(name),
+        author: NodeId(author),
+        clock: Arc::new(TickClock(AtomicU64::new(0))),
+        root_owner: (0, 0),
+        label: format!("test {name}"),
+    };
+    ShareFs::open(vol.clone(), SALT, opts).unwrap()
+}
+
+fn blobs(vol: &Volume) -> usize {
+    vol.store.list(ALL_HASHES, usize::MAX).unwrap().len()
+}
+
+/// Reads `path` from the head in the mark's value, as `cellar cat` does.
+fn committed(vol: &Volume, path: &str) -> Option<Vec<u8>> {
+    let head = History::decode(&vol.cell.read().unwrap()).unwrap().head?;
+    let fs = Fs::new(vol.store.as_ref(), SALT);
+    let tree = fs.tree_of(&head).unwrap();
+    let p = FsPath::new(path).unwrap();
+    let info = fs.lookup(&tree, &p).unwrap()?;
+    Some(fs.read(&tree, &p, 0, info.size).unwrap())
+}
+
+fn file(s: &ShareFs, parent: u64, name: &str, data: &[u8]) -> u64 {
+    let a = s.create(parent, name.as_bytes(), 0o644, ME).unwrap();
+    assert_eq!(s.write(a.ino, 0, data).unwrap() as usize, data.len());
+    a.ino
+}
+
+#[test]
+fn adp3_adp4_nothing_reaches_the_store_before_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let before = blobs(&vol);
+    let s = share(&vol, &dir, "a", 1);
+    let d = s.mkdir(s.root_ino(), b"docs", 0o755, ME).unwrap();
+    let ino = file(&s, d.ino, "a.txt", b"hello");
+    assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello");
+    assert_eq!(s.getattr(ino).unwrap().size, 5);
+    assert_eq!(blobs(&vol), before, "ADP-4: staged blobs stay out of the volume's store");
+    assert!(vol.cell.read().unwrap().is_empty());
+    let rep = s.commit("first").unwrap();
+    assert!(rep.published && rep.merges == 0);
+    assert_eq!(committed(&vol, "/docs/a.txt").unwrap(), b"hello");
+    // VOL-1: every blob the head reaches is in the store.
+    assert_eq!(check_vol1(&vol, &FsSnapshotReachability).unwrap(), None);
+    // A clean tree commits nothing.
+    assert!(!s.commit("again").unwrap().published);
+    // A second server sees the commit.
+    let t = share(&vol, &dir, "b", 2);
+    let a = t.lookup(t.root_ino(), b"docs").unwrap();
+    let f = t.lookup(a.ino, b"a.txt").unwrap();
+    assert_eq!(f.ino, ino, "ADP-2: inode numbers derive from paths, the same in every process");
+    assert_eq!(t.read(f.ino, 0, 100).unwrap(), b"hello");
+}
+
+#[test]
+fn adp5_a_lost_cas_merges_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let s = share(&vol, &dir, "base", 1);
+    file(&s, s.root_ino(), "shared.txt", b"base");
+    s.commit("base").unwrap();
+    let a = share(&vol, &dir, "a", 2);
+    let b = share(&vol, &dir, "b", 3);
+    let xa = a.lookup(a.root_ino(), b"shared.txt").unwrap().ino;
+    let xb = b.lookup(b.root_ino(), b"shared.txt").unwrap().ino;
+    a.setattr(xa, SetAttr { size: Some(0), ..SetAttr::default() }).unwrap();
+    a.write(xa, 0, b"from a").unwrap();
+    file(&a, a.root_ino(), "only-a.txt", b"a");
+    b.setattr(xb, SetAttr { size: Some(0), ..SetAttr::default() }).unwrap();
+    b.write(xb, 0, b"from b").unwrap();
+    file(&b, b.root_ino(), "only-b.txt", b"b");
+    assert!(a.commit("a").unwrap().published);
+    let rep = b.commit("b").unwrap();
+    assert!(rep.published);
+    assert_eq!(rep.merges, 1);
+    assert_eq!(rep.conflicts.len(), 1);
+    // Ours (b, the committer that lost) keeps the path; theirs sits beside it.
+    assert_eq!(committed(&vol, "/shared.txt").unwrap(), b"from b");
+    let copy = rep.conflicts[0].copy.clone().expect("a conflict copy");
+    assert_eq!(committed(&vol, &copy.to_string()).unwrap(), b"from a");
+    assert_eq!(committed(&vol, "/only-a.txt").unwrap(), b"a");
+    assert_eq!(committed(&vol, "/only-b.txt").unwrap(), b"b");
+    assert_eq!(check_vol1(&vol, &FsSnapshotReachability).unwrap(), None);
+    // b's working tree is the merge; a catches up on its next (clean) commit.
+    assert!(b.lookup(b.root_ino(), b"only-a.txt").is_ok());
+    a.commit("catch up").unwrap();
+    assert!(a.lookup(a.root_ino(), b"only-b.txt").is_ok());
+}
+
+#[test]
+fn adp6_posix_namespace_rules_and_errnos() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let s = share(&vol, &dir, "a", 1);
+    let root = s.root_ino();
+    let d = s.mkdir(root, b"d", 0o755, ME).unwrap();
+    let f = file(&s, d.ino, "f", b"x");
+    assert_eq!(s.create(d.ino, b"f", 0o644, ME).unwrap_err(), Errno(libc::EEXIST));
+    assert_eq!(s.rmdir(root, b"d").unwrap_err(), Errno(libc::ENOTEMPTY));
+    assert_eq!(s.lookup(f, b"x").unwrap_err(), Errno(libc::ENOTDIR));
+    assert_eq!(s.link(f, root, b"hard").unwrap_err(), Errno(libc::EPERM));
+    assert_eq!(s.unlink(root, b"d").unwrap_err(), Errno(libc::EISDIR));
+    // Rename keeps the inode number; a file replaces a file.
+    let g = file(&s, root, "g", b"gg");
+    s.rename(root, b"g", d.ino, b"f", false).unwrap();
+    assert_eq!(s.lookup(d.ino, b"f").unwrap().ino, g);
+    assert_eq!(s.read(g, 0, 10).unwrap(), b"gg");
+    assert_eq!(s.getattr(f).unwrap_err(), Errno(libc::ESTALE));
+    // A directory into itself; a directory over a file.
+    assert_eq!(s.rename(root, b"d", d.ino, b"sub", false).unwrap_err(), Errno(libc::EINVAL));
+    file(&s, root, "h", b"");
+    assert_eq!(s.rename(root, b"d", root, b"h", false).unwrap_err(), Errno(libc::ENOTDIR));
+    assert_eq!(s.rename(root, b"h", d.ino, b"f", true).unwrap_err(), Errno(libc::EEXIST));
+    // Renaming a directory carries its children's inodes.
+    s.rename(root, b"d", root, b"e", false).unwrap();
+    assert_eq!(s.read(g, 0, 10).unwrap(), b"gg");
+    // Setgid directories pass their group on.
+    let sg = s.mkdir(root, b"sg", 0o2775, Caller { uid: 0, gid: 50 }).unwrap();
+    let inner = s.mkdir(sg.ino, b"in", 0o755, ME).unwrap();
+    assert_eq!((inner.gid, inner.mode & 0o2000), (50, 0o2000));
+    // FIFOs, sockets and devices are nodes with attributes (FS-3).
+    let p = s.mknod(root, b"pipe", Kind::Fifo, 0o600, 0, ME).unwrap();
+    let c = s.mknod(root, b"tty", Kind::CharDevice, 0o600, 0x0501, ME).unwrap();
+    assert_eq!((p.kind, c.kind, c.size), (Kind::Fifo, Kind::CharDevice, 0x0501));
+    assert_eq!(s.read(p.ino, 0, 1).unwrap_err(), Errno(libc::EINVAL));
+    // A directory's nlink counts its subdirectories (e and sg under the root).
+    assert_eq!(s.getattr(root).unwrap().nlink, 4);
+    s.mkdir(root, b"third", 0o755, ME).unwrap();
+    assert_eq!(s.getattr(root).unwrap().nlink, 5);
+    s.commit("all").unwrap();
+    let t = share(&vol, &dir, "b", 2);
+    assert_eq!(t.lookup(t.root_ino(), b"tty").unwrap().size, 0x0501);
+}
+
+#[test]
+fn adp7_times_and_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let s = share(&vol, &dir, "a", 1);
+    let root = s.root_ino();
+    let before = s.getattr(root).unwrap();
+    let f = file(&s, root, "f", b"0123456789");
+    let after = s.getattr(root).unwrap();
+    assert!(after.mtime_ns > before.mtime_ns, "creating an entry sets the parent's mtime");
+    let a = s.setattr(f, SetAttr { size: Some(4), ..SetAttr::default() }).unwrap();
+    assert_eq!(a.size, 4);
+    assert_eq!(s.read(f, 0, 100).unwrap(), b"0123");
+    let a = s.setattr(f, SetAttr { size: Some(8), ..SetAttr::default() }).unwrap();
+    assert_eq!(s.read(f, 0, 100).unwrap(), b"0123\0\0\0\0");
+    assert!(a.ctime_ns >= a.mtime_ns);
+    let m = s.setattr(f, SetAttr { mode: Some(0o4755), uid: Some(5), ..SetAttr::default() });
+    let m = m.unwrap();
+    assert_eq!((m.mode, m.uid, m.gid), (0o4755, 5, 1000));
+}
+
+#[test]
+fn adp8_read_only_and_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let s = share(&vol, &dir, "a", 1);
+    file(&s, s.root_ino(), "f", b"x");
+    // A cleanup holds Contract: the commit is refused (retryable), nothing published.
+    let hold = vol.modes.begin(Mode::Contract).unwrap();
+    assert!(matches!(s.commit("x"), Err(AdapterError::Busy)));
+    assert_eq!(s.commit("x").unwrap_err().errno(), Errno(libc::EAGAIN));
+    drop(hold);
+    assert!(s.commit("x").unwrap().published);
+    let opts = ShareOptions {
+        read_only: true,
+        spill_dir: dir.path().join("ro"),
+        author: NodeId(9),
+        clock: Arc::new(TickClock(AtomicU64::new(0))),
+        root_owner: (0, 0),
+        label: "ro".into(),
+    };
+    let ro = ShareFs::open(vol.clone(), SALT, opts).unwrap();
+    let f = ro.lookup(ro.root_ino(), b"f").unwrap().ino;
+    assert_eq!(ro.read(f, 0, 1).unwrap(), b"x");
+    assert_eq!(ro.write(f, 0, b"y").unwrap_err(), Errno(libc::EROFS));
+    assert_eq!(ro.create(1, b"n", 0o644, ME).unwrap_err(), Errno(libc::EROFS));
+}
+
+#[test]
+fn adp4_a_large_file_spills_and_promotes() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let s = share(&vol, &dir, "a", 1);
+    let f = s.create(1, b"big", 0o644, ME).unwrap().ino;
+    let mut data = vec![0u8; 5 << 20];
+    let mut x = 12345u64;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    for (i, c) in data.chunks(1 << 20).enumerate() {
+        s.write(f, (i << 20) as u64, c).unwrap();
+    }
+    assert_eq!(s.read(f, 0, 5 << 20).unwrap(), data);
+    s.commit("big").unwrap();
+    assert_eq!(committed(&vol, "/big").unwrap(), data);
+    assert_eq!(check_vol1(&vol, &FsSnapshotReachability).unwrap(), None);
+}
+
+#[test]
+fn adp1_shares_of_two_marks_commit_through_one_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let space_vol = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
+    let space = VolumeSpace::new(space_vol.clone(), SPACE_SALT);
+    let (main, docs) = (mark_volume(&space, "main"), mark_volume(&space, "docs"));
+    let a = share(&main, &dir, "a", 1);
+    let b = share(&docs, &dir, "b", 2);
+    file(&a, a.root_ino(), "m.txt", b"on main");
+    file(&b, b.root_ino(), "d.txt", b"on docs");
+    // Another mark is created between the two commits: MARK-4 keeps every edit.
+    space.create(&MarkName::new("other").unwrap(), [1; 32], 2).unwrap();
+    let ra = a.commit("a").unwrap();
+    assert!(ra.published && ra.merges == 0, "a mark edit elsewhere is not a lost CAS");
+    assert!(b.commit("b").unwrap().published);
+    assert_eq!(committed(&main, "/m.txt").unwrap(), b"on main");
+    assert_eq!(committed(&docs, "/d.txt").unwrap(), b"on docs");
+    assert!(committed(&main, "/d.txt").is_none(), "marks are separate trees");
+    // The space cell holds the map; each mark's value is its history; the commits carry time.
+    let names: Vec<String> =
+        space.list().unwrap().into_iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, ["docs", "main", "other"]);
+    let head = History::decode(&space.inspect(&MarkName::new("main").unwrap()).unwrap().value)
+        .unwrap()
+        .head
+        .unwrap();
+    let snap = cellar::db::snapshot::get(space_vol.store.as_ref(), &head).unwrap();
+    let (text, time) = cellar::fs::split_commit_message(&snap.message);
+    assert_eq!(text, "test a: a");
+    assert!(time.is_some(), "FS-24: the commit carries cellar-time-ms");
+    // A cleanup of the space keeps both marks whole (MARK-8, VOL-1).
+    // (It deletes only superseded map nodes.)
+    let reach = SpaceReachability::new(FsSnapshotReachability);
+    cellar::storage::volume::cleanup(&space_vol, &reach).unwrap();
+    assert_eq!(check_vol1(&space_vol, &reach).unwrap(), None);
+    assert_eq!(committed(&main, "/m.txt").unwrap(), b"on main");
+    assert_eq!(committed(&docs, "/d.txt").unwrap(), b"on docs");
+    // A read-only share of a missing mark serves an empty tree and creates nothing.
+    let nope = MarkName::new("nope").unwrap();
+    let ro = open_mark(&space, &nope, &MarkInfo::new(SALT, 3), true).unwrap();
+    assert!(ro.volume.cell.read().unwrap().is_empty());
+    let opts = ShareOptions {
+        read_only: true,
+        spill_dir: dir.path().join("ro"),
+        author: NodeId(9),
+        clock: Arc::new(TickClock(AtomicU64::new(0))),
+        root_owner: (0, 0),
+        label: "ro".into(),
+    };
+    let r = ShareFs::open(ro.volume, SALT, opts).unwrap();
+    assert_eq!(r.create(1, b"n", 0o644, ME).unwrap_err(), Errno(libc::EROFS));
+    assert!(!r.commit("x").unwrap().published);
+    assert!(matches!(space.inspect(&nope), Err(cellar::marks::MarkError::NotFound { .. })));
+}
+
+#[test]
+fn adp1_a_bare_head_volume_is_upgraded_to_a_space() {
+    let dir = tempfile::tempdir().unwrap();
+    // A share volume written before marks: its cell holds the head directly.
+    let old = Volume::new(Arc::new(MemCell::new()), Arc::new(MemStore::new()));
+    let s = share(&old, &dir, "old", 1);
+    file(&s, s.root_ino(), "f", b"kept");
+    s.commit("old").unwrap();
+    assert_eq!(old.cell.read().unwrap().len(), cellar::storage::refs::REF_SIZE_BYTES);
+    drop(s);
+    let space = VolumeSpace::new(old.clone(), SALT);
+    let main = mark_volume(&space, "main");
+    assert_eq!(committed(&main, "/f").unwrap(), b"kept");
+    let t = share(&main, &dir, "new", 2);
+    file(&t, t.root_ino(), "g", b"new");
+    assert!(t.commit("new").unwrap().published);
+    assert_eq!(committed(&main, "/f").unwrap(), b"kept");
+    assert_eq!(check_vol1(&old, &SpaceReachability::new(FsSnapshotReachability)).unwrap(), None);
+}
