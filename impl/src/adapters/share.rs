@@ -58,6 +58,8 @@ pub struct ShareFs {
     pub(super) staging: Arc<StagingStore>,
     pub(super) opts: ShareOptions,
     state: Mutex<State>,
+    /// Decoded tree nodes (KV-18): every request re-walks the tree from the root.
+    cache: crate::db::kv::NodeCache,
 }
 
 impl std::fmt::Debug for ShareFs {
@@ -105,7 +107,8 @@ impl ShareFs {
             next_fh: 1,
             subdirs: HashMap::new(),
         };
-        Ok(Self { volume, salt, staging, opts, state: Mutex::new(state) })
+        let cache = crate::db::kv::NodeCache::default();
+        Ok(Self { volume, salt, staging, opts, state: Mutex::new(state), cache })
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
@@ -113,7 +116,7 @@ impl ShareFs {
     }
 
     pub(super) fn fs(&self) -> Fs<'_> {
-        Fs::new(self.staging.as_ref(), self.salt)
+        Fs::new(self.staging.as_ref(), self.salt).with_cache(&self.cache)
     }
 
     fn now(&self) -> i64 {
