@@ -9,90 +9,18 @@
 )]
 
 use cellar::sector::proto::{ErrorKind, SectorClient, WriteOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cellar");
+mod sector_common;
+use sector_common::{Served, cellar, fails, ok, serve};
 
-fn cellar(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("sector")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails before reading stdin closes it: not the test's concern.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(args: &[&str], stdin: &[u8]) -> String {
-    let out = cellar(args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail with one line on stderr; returns that line.
-fn fails(args: &[&str], stdin: &[u8]) -> String {
-    let out = cellar(args, stdin);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-    err
-}
-
-struct Served {
-    child: Child,
-    socket: PathBuf,
-}
-
-fn serve(dev: &Path, socket: &Path) -> Served {
-    let child = Command::new(BIN)
-        .args(["sector", "serve", "--path"])
-        .arg(dev)
-        .arg("--socket")
-        .arg(socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while SectorClient::connect(socket).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Served { child, socket: socket.to_path_buf() }
-}
-
-impl Served {
-    fn sock(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-
-    /// SIGTERM, then the server must exit 0 having removed its socket (PROTO-10).
-    fn terminate(mut self) {
-        let status =
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "serve exit: {err}");
-        assert!(err.contains("flushed"), "{err}");
-        assert!(!self.socket.exists(), "socket removed on shutdown");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, then the server must exit 0 having removed its socket (PROTO-10).
+fn terminate(server: Served) {
+    let socket = PathBuf::from(server.sock());
+    let (status, err) = server.stop();
+    assert!(status.success(), "serve exit: {err}");
+    assert!(err.contains("flushed"), "{err}");
+    assert!(!socket.exists(), "socket removed on shutdown");
 }
 
 #[test]
@@ -139,7 +67,7 @@ fn sector_cli_end_to_end() {
     fails(&["flush", "--socket", missing.to_str().unwrap()], b"");
     assert!(!cellar(&["get", "--socket", s, "-5"], b"").status.success());
 
-    srv.terminate();
+    terminate(srv);
 
     // Restart: everything acknowledged is there.
     let srv = serve(&dev, &socket);
@@ -154,7 +82,7 @@ fn sector_cli_end_to_end() {
     // A later flushed record vouches that key 4's record was durable: without it, damage to
     // the newest record is indistinguishable from a torn unflushed write (SEC-7 cuts it).
     ok(&["put", "--socket", s, "5", "--flush"], b"later");
-    srv.terminate();
+    terminate(srv);
 
     let out = ok(&["verify", "--path", devs], b"");
     assert!(out.contains("0 problems"), "{out}");

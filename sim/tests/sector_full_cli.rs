@@ -15,85 +15,22 @@
 )]
 
 use cellar::sector::proto::{ErrorKind, SectorClient, WriteOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cellar");
 /// A "4 KB" value: one 4 KiB sector with the record header.
 const VALUE_BYTES: usize = 4000;
 /// How long a drained device may take to accept writes again (the background compactor).
 const RECOVERY_MAX: Duration = Duration::from_secs(10);
 
-fn cellar(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("sector")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
-}
+mod sector_common;
+use sector_common::{Served, cellar, ok, serve};
 
-fn ok(args: &[&str], stdin: &[u8]) -> String {
-    let out = cellar(args, stdin);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct Served {
-    child: Child,
-    socket: PathBuf,
-}
-
-fn serve(dev: &Path, socket: &Path) -> Served {
-    let child = Command::new(BIN)
-        .args(["sector", "serve", "--path"])
-        .arg(dev)
-        .arg("--socket")
-        .arg(socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while SectorClient::connect(socket).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Served { child, socket: socket.to_path_buf() }
-}
-
-impl Served {
-    fn sock(&self) -> &str {
-        self.socket.to_str().unwrap()
-    }
-
-    fn client(&self) -> SectorClient {
-        SectorClient::connect(&self.socket).unwrap()
-    }
-
-    /// SIGTERM; the server must flush and exit 0 (PROTO-10), a full device included.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "serve exit on a full device: {err}");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM; the server must flush and exit 0 (PROTO-10), a full device included.
+fn terminate(server: Served) {
+    let (status, err) = server.stop();
+    assert!(status.success(), "serve exit on a full device: {err}");
 }
 
 fn value(key: u64, round: u8) -> Vec<u8> {
@@ -179,7 +116,7 @@ fn full_device_drains_and_takes_writes_again() {
     eprintln!("{n} values written until NoSpace; writes accepted again {took:?} after draining");
     let stat = ok(&["stat", "--socket", srv.sock()], b"");
     assert!(stat.contains("keys 2000"), "{stat}");
-    srv.terminate();
+    terminate(srv);
 }
 
 #[test]
@@ -188,17 +125,17 @@ fn full_device_drains_across_restarts() {
     let (dev, socket) = format(dir.path());
     let srv = serve(&dev, &socket);
     let n = fill(&mut srv.client(), 2);
-    srv.terminate();
+    terminate(srv);
     // Recovery of a full device, then every delete.
     let srv = serve(&dev, &socket);
     assert!(ok(&["stat", "--socket", srv.sock()], b"").contains(&format!("keys {n}")));
     ok(&["delete", "--socket", srv.sock(), &(n - 1).to_string()], b"");
     drain(&mut srv.client(), n);
-    srv.terminate();
+    terminate(srv);
     let srv = serve(&dev, &socket);
     let took = writes_accepted_again(&mut srv.client(), 1_000_000);
     eprintln!("{n} values; after two restarts writes accepted again within {took:?}");
     ok(&["put", "--socket", srv.sock(), "7", "--flush"], b"after the restarts");
     assert_eq!(ok(&["get", "--socket", srv.sock(), "7"], b""), "after the restarts");
-    srv.terminate();
+    terminate(srv);
 }
