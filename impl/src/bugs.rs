@@ -38,6 +38,7 @@ pub const ALL: &[&str] = &[
     "fs:extent-keyed-by-start",
     "fs:rename-leaves-old-subtree",
     "fs:reuse-ignores-size",
+    "fs:blob-size-unchecked",
     "marks:rename-keeps-old",
     "marks:gc-skips-marks",
     "pg:no-fence",

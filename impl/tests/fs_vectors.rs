@@ -39,7 +39,64 @@ struct VectorFile {
     keys: Vec<KeyVector>,
     infos: Vec<RecordVector>,
     extents: Vec<RecordVector>,
+    blobs: Vec<BlobVector>,
     trees: Vec<TreeVector>,
+}
+
+/// FS-27: a data blob's plaintext and what it decodes to (its length and BLAKE3 hash), or the
+/// error a reader must give.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct BlobVector {
+    what: String,
+    plaintext_hex: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_len: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_blake3_hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn blob_vector(what: &str, plaintext: Vec<u8>) -> BlobVector {
+    use cellar::fs::blob::{BlobError, decode};
+    let (bytes_len, bytes_blake3_hex, error) = match decode(&plaintext) {
+        Ok(b) => (Some(b.len()), Some(blake3::hash(&b).to_hex().to_string()), None),
+        Err(BlobError::Empty) => (None, None, Some("empty".to_owned())),
+        Err(BlobError::UnknownTag(_)) => (None, None, Some("unknown_tag".to_owned())),
+        Err(_) => (None, None, Some("bad_frame".to_owned())),
+    };
+    BlobVector {
+        what: what.into(),
+        plaintext_hex: hex::encode(plaintext),
+        bytes_len,
+        bytes_blake3_hex,
+        error,
+    }
+}
+
+fn blobs() -> Vec<BlobVector> {
+    use cellar::fs::blob::{TAG_ZSTD, encode};
+    let text: Vec<u8> = b"hello, cellar ".iter().copied().cycle().take(4096).collect();
+    let zstd = encode(&text);
+    assert_eq!(zstd[0], TAG_ZSTD, "FS-27: repetitive text is compressed");
+    let mut bomb = vec![TAG_ZSTD];
+    bomb.extend_from_slice(&zstd::bulk::compress(&vec![0u8; (2 << 20) + 1], 3).unwrap());
+    let mut limit = vec![TAG_ZSTD];
+    limit.extend_from_slice(&zstd::bulk::compress(&vec![0u8; 2 << 20], 3).unwrap());
+    vec![
+        blob_vector("tag 0: the bytes 'hello\\n'", encode(b"hello\n")),
+        blob_vector("tag 1: 4096 bytes of 'hello, cellar ' repeated, zstd level 3", zstd),
+        blob_vector("tag 1: 2 MiB of zeros (the largest content)", limit),
+        blob_vector("tag 1: 2 MiB + 1 zero bytes (over the limit)", bomb),
+        blob_vector("tag 1: not a zstd frame", vec![TAG_ZSTD, 1, 2, 3]),
+        blob_vector("tag 1: a frame holding no bytes", {
+            let mut v = vec![TAG_ZSTD];
+            v.extend_from_slice(&zstd::bulk::compress(&[], 3).unwrap());
+            v
+        }),
+        blob_vector("tag 2", vec![2, 0]),
+        blob_vector("no tag", vec![]),
+    ]
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -283,15 +340,28 @@ fn generate() -> VectorFile {
     ];
     let mut ref_bytes = [0u8; 64];
     ref_bytes.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
-    let e = Extent { blob: Ref::from_array(&ref_bytes), offset: 4096, length: 1 << 20 };
+    let e =
+        Extent { blob: Ref::from_array(&ref_bytes), offset: 4096, length: 1 << 20, encoded: false };
     let bytes = encode_extent(&e).unwrap();
     assert_eq!(decode_extent(&bytes).unwrap(), e);
+    let v2 = Extent { encoded: true, ..e };
+    let v2_bytes = encode_extent(&v2).unwrap();
+    assert_eq!(decode_extent(&v2_bytes).unwrap(), v2);
     let (import, mut extents) = import_tree(salts[1]);
     extents.insert(
         0,
         RecordVector {
             what: "ref bytes 00 01 .. 3f, offset 4096, length 1 MiB".into(),
             hex: hex::encode(bytes),
+        },
+    );
+    extents.insert(
+        1,
+        RecordVector {
+            what:
+                "version 2 (encoded blob, FS-27): ref bytes 00 01 .. 3f, offset 4096, length 1 MiB"
+                    .into(),
+            hex: hex::encode(v2_bytes),
         },
     );
     VectorFile {
@@ -308,6 +378,7 @@ fn generate() -> VectorFile {
         keys,
         infos,
         extents,
+        blobs: blobs(),
         trees: vec![small_tree(salts[1]), import],
     }
 }

@@ -16,7 +16,7 @@ use super::record::{Extent, Info, Kind, Record, decode_record, encode_extent};
 use super::tree::encode;
 use super::{EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError, READ_SIZE_MAX_BYTES};
 use crate::db::kv::Edits;
-use crate::storage::refs::{self, Ref};
+use crate::storage::refs::Ref;
 use std::io::Read;
 use std::ops::Bound;
 
@@ -145,9 +145,9 @@ impl<'s> Fs<'s> {
                 if end > FILE_SIZE_MAX_BYTES {
                     return Err(FsError::FileTooLarge { size_bytes: end });
                 }
-                let blob = refs::post(self.kv.store(), self.kv.salt(), chunk)?;
+                let blob = self.post_data(chunk)?;
                 let length = u32::try_from(chunk.len()).map_err(|_| corrupt(path, "chunk size"))?;
-                batch.push((pos, Extent { blob, offset: 0, length }));
+                batch.push((pos, Extent { blob, offset: 0, length, encoded: true }));
                 pos = end;
             }
             if chunk.is_none() || batch.len() >= EDIT_BATCH_RECORDS_MAX / 4 {
@@ -238,9 +238,9 @@ impl<'s> Fs<'s> {
         self.apply(&out, Edits::from([(path.key(0), Some(encode(path, &info)?))]))
     }
 
-    /// The plaintext of an extent's blob range, verified (REF-4, FS-14).
+    /// The bytes of an extent's blob range, verified (REF-4, FS-14) and decoded (FS-27).
     pub(crate) fn extent_bytes(&self, path: &FsPath, e: &Extent) -> Result<Vec<u8>, FsError> {
-        let blob = refs::get(self.kv.store(), &e.blob)?;
+        let blob = self.data_blob(path, e)?;
         let (s, n) = (e.offset as usize, e.length as usize);
         blob.get(s..s + n).map(<[u8]>::to_vec).ok_or_else(|| {
             corrupt(path, format!("FS-14: extent passes the end of its {}-byte blob", blob.len()))

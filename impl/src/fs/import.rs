@@ -19,7 +19,7 @@ use super::tree::encode;
 use super::{DIR_ENTRIES_MAX, EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError};
 use super::{PACK_SIZE_MAX_BYTES, corrupt};
 use crate::db::kv::Edits;
-use crate::storage::refs::{self, Ref};
+use crate::storage::refs::Ref;
 use std::io::Read;
 use std::ops::Bound;
 
@@ -156,8 +156,8 @@ impl<'f, 's> Importer<'f, 's> {
                 self.pack.extend_from_slice(&chunk);
                 self.pending.push((path.clone(), end, at, length));
             } else {
-                let blob = refs::post(fs.kv().store(), fs.kv().salt(), &chunk)?;
-                let e = encode_extent(&Extent { blob, offset: 0, length })
+                let blob = fs.post_data(&chunk)?;
+                let e = encode_extent(&Extent { blob, offset: 0, length, encoded: true })
                     .map_err(|x| corrupt(path, x))?;
                 self.edits.insert(path.key(end), Some(e));
             }
@@ -208,10 +208,10 @@ impl<'f, 's> Importer<'f, 's> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let blob = refs::post(self.fs.kv().store(), self.fs.kv().salt(), &self.pack)?;
+        let blob = self.fs.post_data(&self.pack)?;
         for (path, end, offset, length) in self.pending.drain(..) {
-            let e =
-                encode_extent(&Extent { blob, offset, length }).map_err(|x| corrupt(&path, x))?;
+            let e = encode_extent(&Extent { blob, offset, length, encoded: true })
+                .map_err(|x| corrupt(&path, x))?;
             self.edits.insert(path.key(end), Some(e));
         }
         self.pack.clear();

@@ -22,6 +22,7 @@
 //! arguments); return bytes whose blob failed its CID or tag check (REF-4); panic on a
 //! damaged record (FS-5).
 
+pub mod blob;
 pub mod chunker;
 mod commit;
 mod data;
@@ -241,6 +242,8 @@ pub(crate) fn corrupt(path: &FsPath, detail: impl std::fmt::Display) -> FsError 
 pub struct Fs<'s> {
     kv: Kv<'s>,
     chunker: Chunker,
+    /// Decoded data blobs (FS-27), shared by clones.
+    blobs: blob::BlobCache,
 }
 
 impl<'s> Fs<'s> {
@@ -251,7 +254,11 @@ impl<'s> Fs<'s> {
 
     /// Like [`Fs::new`] with other chunker sizes (tests: many extents from few bytes).
     pub fn with_chunker(store: &'s dyn Store, salt: [u8; 32], params: ChunkerParams) -> Self {
-        Self { kv: Kv::new(store, salt), chunker: Chunker::new(&salt, params) }
+        Self {
+            kv: Kv::new(store, salt),
+            chunker: Chunker::new(&salt, params),
+            blobs: blob::BlobCache::new(),
+        }
     }
 
     /// The same handle reading and writing tree nodes through `cache` (KV-18).

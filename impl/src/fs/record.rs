@@ -12,6 +12,8 @@ use crate::storage::refs::{REF_SIZE_BYTES, Ref};
 
 /// The record format version, first byte of every record (FS-3, FS-4).
 pub const RECORD_VERSION: u8 = 1;
+/// The version of an extent whose blob is encoded (FS-4, FS-27: a tag byte, maybe compressed).
+pub const EXTENT_ENCODED_VERSION: u8 = 2;
 /// Size of an info record without its symlink target (FS-3).
 pub const INFO_FIXED_SIZE_BYTES: usize = 1 + 1 + 4 + 4 + 4 + 8 + 8 + 2;
 /// Size of an extent record (FS-4).
@@ -122,15 +124,18 @@ impl Info {
     }
 }
 
-/// One piece of a regular file (FS-4): `length` bytes at `offset` inside the plaintext of `blob`.
+/// One piece of a regular file (FS-4): `length` bytes at `offset` inside the bytes of `blob`
+/// (its plaintext, or with `encoded` its decoded plaintext, FS-27).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Extent {
     /// The blob holding the bytes.
     pub blob: Ref,
-    /// Where the bytes start inside the blob's plaintext.
+    /// Where the bytes start inside the blob's (decoded) bytes.
     pub offset: u32,
     /// How many bytes (≥ 1).
     pub length: u32,
+    /// The blob is encoded (FS-27; record version 2): a tag byte, then the bytes or a zstd frame.
+    pub encoded: bool,
 }
 
 /// A decoded record.
@@ -150,7 +155,7 @@ pub enum RecordError {
     #[error("record has the wrong length: {0}")]
     Length(String),
     /// Unknown record format version.
-    #[error("record version {0} is not {RECORD_VERSION}")]
+    #[error("record version {0} is unknown (info: 1; extent: 1 or 2)")]
     Version(u8),
     /// A field holds a value the schema forbids.
     #[error("record field out of range: {0}")]
@@ -255,7 +260,7 @@ pub fn decode_info(bytes: &[u8]) -> Result<Info, RecordError> {
 pub fn encode_extent(e: &Extent) -> Result<Vec<u8>, RecordError> {
     check_extent(e)?;
     let mut out = Vec::with_capacity(EXTENT_SIZE_BYTES);
-    out.push(RECORD_VERSION);
+    out.push(if e.encoded { EXTENT_ENCODED_VERSION } else { RECORD_VERSION });
     out.extend_from_slice(&e.blob.to_bytes());
     out.extend_from_slice(&e.offset.to_be_bytes());
     out.extend_from_slice(&e.length.to_be_bytes());
@@ -284,13 +289,13 @@ pub fn decode_extent(bytes: &[u8]) -> Result<Extent, RecordError> {
     }
     let mut r = Be(bytes);
     let [version] = r.take::<1>()?;
-    if version != RECORD_VERSION {
+    if version != RECORD_VERSION && version != EXTENT_ENCODED_VERSION {
         return Err(RecordError::Version(version));
     }
     let blob = Ref::from_array(&r.take::<REF_SIZE_BYTES>()?);
     let offset = u32::from_be_bytes(r.take()?);
     let length = u32::from_be_bytes(r.take()?);
-    let e = Extent { blob, offset, length };
+    let e = Extent { blob, offset, length, encoded: version == EXTENT_ENCODED_VERSION };
     check_extent(&e)?;
     Ok(e)
 }
