@@ -10,6 +10,7 @@
 pub const ALL: &[&str] = &[
     "volume:no-mode-exclusion",
     "store:dir-skip-verify",
+    "store:deferred-named-early",
     "refs:skip-cid-check",
     "refs:skip-tag-check",
     "cell:file-skip-crc",

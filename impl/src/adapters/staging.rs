@@ -190,7 +190,8 @@ impl StagingStore {
         Ok(out)
     }
 
-    /// Copies every staged blob the commit `head` reaches into the backing store, then drops
+    /// Copies every staged blob the commit `head` reaches into the backing store (deferred,
+    /// then synced once: STORE-6), then drops
     /// every staged blob (all that the head needs is in the backing store now). The caller holds
     /// Expand and publishes `head` afterwards (VOL-2, VOL-3).
     pub fn promote_head(&self, salt: &[u8; 32], head: &Ref) -> Result<Promoted, PromoteError> {
@@ -198,7 +199,8 @@ impl StagingStore {
         let mut done = Promoted::default();
         for h in &need {
             let bytes = self.staged_bytes(h)?.ok_or(StoreError::NotFound(*h))?;
-            let stored = self.backing.post(&bytes)?;
+            // STORE-6: one barrier for the whole promotion (below), not one per blob.
+            let stored = self.backing.post_deferred(&bytes)?;
             if stored != *h {
                 return Err(PromoteError::Store(StoreError::Corrupt {
                     hash: *h,
@@ -208,6 +210,7 @@ impl StagingStore {
             done.blobs += 1;
             done.bytes += bytes.len() as u64;
         }
+        self.backing.sync()?; // durable before the caller publishes `head`
         Ok(done)
     }
 

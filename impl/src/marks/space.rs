@@ -359,4 +359,10 @@ impl Store for MarkStore {
     fn list(&self, range: HashRange, limit: usize) -> Result<Vec<Hash>, StoreError> {
         self.0.list(range, limit)
     }
+    fn post_deferred(&self, data: &[u8]) -> Result<Hash, StoreError> {
+        self.0.post_deferred(data)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        self.0.sync()
+    }
 }

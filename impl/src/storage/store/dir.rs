@@ -25,6 +25,7 @@
 //! What it must never do: return bytes that do not hash to the name asked for, expose a temp
 //! file through `get` or `list`, or read the whole store to answer a small `list`.
 
+use super::deferred::PendingBlobs;
 use super::{HashRange, Store, StoreError, check_blob_size, in_range, verify_blob};
 use crate::Hash;
 use crate::storage::fsio::on;
@@ -53,6 +54,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct DirStore {
     root: PathBuf,
     max_blob_size_bytes: usize,
+    /// Deferred posts not yet synced (STORE-6).
+    pending: PendingBlobs,
 }
 
 impl DirStore {
@@ -68,7 +71,11 @@ impl DirStore {
                 format!("store root {} is not a directory", root.display()),
             )));
         }
-        Ok(Self { root, max_blob_size_bytes: super::BLOB_SIZE_MAX_BYTES_DEFAULT })
+        Ok(Self {
+            root,
+            max_blob_size_bytes: super::BLOB_SIZE_MAX_BYTES_DEFAULT,
+            pending: PendingBlobs::default(),
+        })
     }
 
     /// Sets the largest blob `post` accepts (default [`super::BLOB_SIZE_MAX_BYTES_DEFAULT`],
@@ -232,7 +239,7 @@ impl Store for DirStore {
     }
 
     fn get(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
-        let path = self.blob_path(hash);
+        let path = self.pending.temp_of(hash).unwrap_or_else(|| self.blob_path(hash));
         let data = match fs::read(&path) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -247,6 +254,9 @@ impl Store for DirStore {
     }
 
     fn exists(&self, hash: &Hash) -> Result<bool, StoreError> {
+        if self.pending.temp_of(hash).is_some() {
+            return Ok(true);
+        }
         let path = self.blob_path(hash);
         match fs::metadata(&path) {
             Ok(m) => Ok(m.is_file()),
@@ -258,6 +268,7 @@ impl Store for DirStore {
     /// Deletes without syncing the directory: a delete undone by power loss only leaves an
     /// unreachable blob behind, which the next cleanup removes again.
     fn delete(&self, hash: &Hash) -> Result<(), StoreError> {
+        self.pending.remove(hash);
         let path = self.blob_path(hash);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -284,6 +295,37 @@ impl Store for DirStore {
         }
         debug_assert!(out.windows(2).all(|w| w[0] < w[1]), "STORE-4: list is strictly ascending");
         Ok(out)
+    }
+
+    /// STORE-6: the blob goes to a temp file, unsynced; `get` and `exists` of this handle find
+    /// it there; its name appears only in `sync`, after a file-system flush.
+    fn post_deferred(&self, data: &[u8]) -> Result<Hash, StoreError> {
+        check_blob_size(data.len(), self.max_blob_size_bytes)?; // STORE-3
+        let hash = Hash::of(data);
+        let final_path = self.blob_path(&hash);
+        if self.pending.temp_of(&hash).is_some() || Self::present_with_len(&final_path, data.len())?
+        {
+            return Ok(hash); // STORE-1
+        }
+        let dir = self.fanout_dir(hash.0[0]);
+        self.ensure_fanout_dir(&dir)?;
+        let (temp_path, mut file) = Self::create_temp(&dir)?;
+        if let Err(e) = file.write_all(data) {
+            drop(file);
+            let _ = fs::remove_file(&temp_path);
+            return Err(on(&temp_path)(e).into());
+        }
+        drop(file);
+        if crate::bugs::active("store:deferred-named-early") {
+            fs::rename(&temp_path, &final_path).map_err(on(&final_path))?;
+            return Ok(hash);
+        }
+        self.pending.add(hash, temp_path, final_path);
+        Ok(hash)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        self.pending.sync(&self.root)
     }
 }
 

@@ -4,9 +4,11 @@
 //! you the bytes back, verified against the hash on every read (STORE-2). Blobs can be deleted
 //! and the set of hashes listed in ascending order (STORE-4).
 
+mod deferred;
 mod dir;
 mod mem;
 
+pub use deferred::Deferring;
 pub use dir::DirStore;
 pub use mem::MemStore;
 
@@ -70,6 +72,19 @@ pub trait Store: Send + Sync {
 
     /// Up to `limit` hashes within `range`, in ascending order (STORE-4).
     fn list(&self, range: HashRange, limit: usize) -> Result<Vec<Hash>, StoreError>;
+
+    /// Stores `data` like [`Store::post`], readable at once through this handle, but durable
+    /// (and visible to other handles) only after the next [`Store::sync`] (STORE-6). By default
+    /// a plain, durable `post`.
+    fn post_deferred(&self, data: &[u8]) -> Result<Hash, StoreError> {
+        self.post(data)
+    }
+
+    /// Makes every blob this handle posted deferred durable (STORE-6). By default nothing is
+    /// ever deferred, so nothing to do.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
@@ -91,6 +106,12 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn list(&self, range: HashRange, limit: usize) -> Result<Vec<Hash>, StoreError> {
         (**self).list(range, limit)
     }
+    fn post_deferred(&self, data: &[u8]) -> Result<Hash, StoreError> {
+        (**self).post_deferred(data)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        (**self).sync()
+    }
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -111,6 +132,12 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn list(&self, range: HashRange, limit: usize) -> Result<Vec<Hash>, StoreError> {
         (**self).list(range, limit)
+    }
+    fn post_deferred(&self, data: &[u8]) -> Result<Hash, StoreError> {
+        (**self).post_deferred(data)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        (**self).sync()
     }
 }
 

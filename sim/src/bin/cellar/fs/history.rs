@@ -7,6 +7,7 @@ use cellar::db::merge::NodeId;
 use cellar::db::snapshot;
 use cellar::fs::host::{export_tree_with, import_file, import_tree_since};
 use cellar::fs::{Attrs, ChangeKind, History, Kind, split_commit_message};
+use cellar::storage::store::Deferring;
 use cellar::storage::volume::Mode;
 use std::io::Write;
 use std::path::Path;
@@ -25,7 +26,9 @@ pub(super) fn commit(
     // Posting blobs is expansion: a concurrent gc must not delete them mid-commit (VOL-2).
     let _hold = r.volume.modes.begin(Mode::Expand)?;
     let (info, old) = r.mark(&name)?;
-    let fs = r.fs_for(&info);
+    // STORE-6: blobs are made durable together, once, before the mark names them.
+    let deferred = Deferring::new(r.store());
+    let fs = r.fs_into(&deferred, &info);
     let bar = progress::Bytes::new("committing");
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| GotError::Usage(format!("{}: {e}", path.display())))?;
@@ -42,6 +45,7 @@ pub(super) fn commit(
     };
     drop(bar);
     let head = fs.commit_at(&tree, old.head.as_ref(), AUTHOR, message, Some(now_ms()))?;
+    deferred.finish().map_err(cellar::storage::volume::VolumeError::from)?;
     r.publish(&name, &old, &History { head: Some(head), horizon: old.horizon })?;
     for skipped in &rep.skipped {
         eprintln!("cellar: skipped {} (not a file, directory or symlink)", skipped.display());

@@ -106,6 +106,12 @@ impl Repo {
         Fs::new(self.store(), info.salt).with_cache(&self.cache)
     }
 
+    /// File trees written under the mark's salt into `store` (a [`cellar::storage::store::Deferring`]
+    /// view of this repository's store, STORE-6).
+    pub(super) fn fs_into<'a>(&'a self, store: &'a dyn Store, info: &MarkInfo) -> Fs<'a> {
+        Fs::new(store, info.salt).with_cache(&self.cache)
+    }
+
     /// File trees for reading only (reads need the refs, never the salt).
     pub(super) fn reader(&self) -> Fs<'_> {
         Fs::new(self.store(), [0; 32]).with_cache(&self.cache)
