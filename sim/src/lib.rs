@@ -36,6 +36,7 @@ pub mod knobs;
 pub mod minimize;
 pub mod net;
 pub mod oracle;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod ssd;

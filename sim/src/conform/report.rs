@@ -1,47 +1,72 @@
-//! Reports for CI systems (`--report DIR`): `conform.json` and JUnit XML `junit.xml`.
+//! Reports for CI systems (`--report DIR`): `conform.json` and JUnit XML `junit.xml`, written
+//! by the shared writer in [`crate::report::junit`].
 
 use crate::conform::run_vectors::VectorsReport;
+use crate::report::junit::{Outcome, TestCase, TestSuite, TestSuites, render};
 use std::path::Path;
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// JUnit XML: one test suite per format, one test case per failed vector plus one passing case
+/// for the rest (counts carry the totals). A vector whose error kind alone differs passes, its
+/// expected and actual kinds in `system-out`.
+pub fn junit(r: &VectorsReport) -> String {
+    let suites = r
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cases: Vec<TestCase> = r
+                .mismatches
+                .iter()
+                .filter(|m| m.format == row.format)
+                .map(|m| {
+                    let what = format!("expected {}, got {}", m.expected, m.got);
+                    let (outcome, system_out) = if m.kind_only {
+                        (Outcome::Passed, what)
+                    } else {
+                        (Outcome::Failed { message: what, body: String::new() }, String::new())
+                    };
+                    TestCase {
+                        classname: m.format.clone(),
+                        name: format!("tcId {}: {}", m.tc_id, m.comment),
+                        time_seconds: None,
+                        outcome,
+                        system_out,
+                    }
+                })
+                .collect();
+            if row.skipped > 0 {
+                cases.push(TestCase {
+                    classname: row.format.clone(),
+                    name: "all".into(),
+                    outcome: Outcome::Skipped { message: "format not supported".into() },
+                    ..TestCase::default()
+                });
+            }
+            TestSuite {
+                name: row.format.clone(),
+                tests: row.tests as u64,
+                failures: row.failed as u64,
+                skipped: row.skipped as u64,
+                time_seconds: None,
+                cases,
+            }
+        })
+        .collect();
+    render(&TestSuites { name: "cellar conform vectors".into(), suites })
 }
 
-/// JUnit XML: one test suite per format, one test case per failed vector plus one passing case
-/// for the rest (counts carry the totals).
-pub fn junit(r: &VectorsReport) -> String {
-    let mut s = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cellar conform vectors\">\n",
-    );
-    for row in &r.rows {
-        s.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n",
-            xml_escape(&row.format),
-            row.tests,
-            row.failed,
-            row.skipped
-        ));
-        for m in r.mismatches.iter().filter(|m| m.format == row.format) {
-            let tag = if m.kind_only { "system-out" } else { "failure" };
-            s.push_str(&format!(
-                "    <testcase classname=\"{}\" name=\"tcId {}: {}\"><{tag} message=\"expected {}, got {}\"/></testcase>\n",
-                xml_escape(&m.format),
-                m.tc_id,
-                xml_escape(&m.comment),
-                xml_escape(&m.expected),
-                xml_escape(&m.got)
-            ));
-        }
-        if row.skipped > 0 {
-            s.push_str(&format!(
-                "    <testcase classname=\"{}\" name=\"all\"><skipped message=\"format not supported\"/></testcase>\n",
-                xml_escape(&row.format)
-            ));
-        }
-        s.push_str("  </testsuite>\n");
+fn failure(f: &Option<String>) -> Outcome {
+    match f {
+        Some(m) => Outcome::Failed { message: m.clone(), body: String::new() },
+        None => Outcome::Passed,
     }
-    s.push_str("</testsuites>\n");
-    s
+}
+
+/// One suite of `cases` in a document named after it.
+fn one_suite(suite: &str, cases: Vec<TestCase>) -> String {
+    render(&TestSuites {
+        name: format!("cellar conform {suite}"),
+        suites: vec![TestSuite::of_cases(suite, cases)],
+    })
 }
 
 /// Writes `conform.json` and `junit.xml` into `dir` (created if absent).
@@ -54,20 +79,16 @@ pub fn write(dir: &Path, r: &VectorsReport) -> std::io::Result<()> {
 
 /// JUnit XML of a cell or store suite run: one test case per seed.
 pub fn junit_suite(suite: &str, outcomes: &[crate::conform::suites::SeedOutcome]) -> String {
-    let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
-    let mut s = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cellar conform {suite}\">\n  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failed}\">\n",
-        outcomes.len()
-    );
-    for o in outcomes {
-        s.push_str(&format!("    <testcase classname=\"{suite}\" name=\"seed {}\">", o.seed));
-        if let Some(f) = &o.failure {
-            s.push_str(&format!("<failure message=\"{}\"/>", xml_escape(f)));
-        }
-        s.push_str("</testcase>\n");
-    }
-    s.push_str("  </testsuite>\n</testsuites>\n");
-    s
+    let cases = outcomes
+        .iter()
+        .map(|o| TestCase {
+            classname: suite.to_string(),
+            name: format!("seed {}", o.seed),
+            outcome: failure(&o.failure),
+            ..TestCase::default()
+        })
+        .collect();
+    one_suite(suite, cases)
 }
 
 /// Writes `conform.json` and `junit.xml` of a suite run into `dir`.
@@ -86,27 +107,17 @@ pub fn write_suite(
 
 /// JUnit XML of a run made of named cases (probes, seeds, checks): one test case each.
 pub fn junit_cases(suite: &str, cases: &[crate::conform::sector::Case]) -> String {
-    let failed = cases.iter().filter(|c| c.failure.is_some()).count();
-    let mut s = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cellar conform {suite}\">\n  <testsuite name=\"{suite}\" tests=\"{}\" failures=\"{failed}\">\n",
-        cases.len()
-    );
-    for c in cases {
-        s.push_str(&format!(
-            "    <testcase classname=\"{suite}\" name=\"{}\">",
-            xml_escape(&c.name)
-        ));
-        match &c.failure {
-            Some(f) => s.push_str(&format!("<failure message=\"{}\"/>", xml_escape(f))),
-            None if !c.info.is_empty() => {
-                s.push_str(&format!("<system-out>{}</system-out>", xml_escape(&c.info)));
-            }
-            None => {}
-        }
-        s.push_str("</testcase>\n");
-    }
-    s.push_str("  </testsuite>\n</testsuites>\n");
-    s
+    let cases = cases
+        .iter()
+        .map(|c| TestCase {
+            classname: suite.to_string(),
+            name: c.name.clone(),
+            outcome: failure(&c.failure),
+            system_out: if c.failure.is_none() { c.info.clone() } else { String::new() },
+            time_seconds: None,
+        })
+        .collect();
+    one_suite(suite, cases)
 }
 
 /// Writes `conform.json` and `junit.xml` of a run made of named cases into `dir`.

@@ -4,14 +4,18 @@
 //! verdict, seconds and states per second; for a failed property, the shortest counterexample as
 //! numbered steps in the model's own words. Exit status: 0 if every property holds, 1 if any
 //! fails (so `--mutant NAME` exits 1 when the mutant is caught), 2 for bad arguments. `--json`
-//! prints one JSON document instead; `--explore ADDR` serves stateright's Explorer.
+//! prints one JSON document instead; `--explore ADDR` serves stateright's Explorer; `--report DIR`
+//! also writes `summary.json` and `junit.xml` (`docs/reports.md`).
 //!
 //! Owns only argument handling and presentation; every verdict comes from
 //! `cellar_model::models::run`.
 
 use cellar_model::check::{CheckOptions, Report, THREADS_MAX};
 use cellar_model::models::{self, MUTANTS, ModelKind, SetupError, Sizes};
+use cellar_sim::report::{self, Suite};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// Arguments of `cellar check`.
 #[derive(clap::Args, Debug)]
@@ -44,6 +48,11 @@ pub struct CheckArgs {
     /// List models, their sizes and the mutants, then exit.
     #[arg(long)]
     pub list: bool,
+    /// Also write DIR/summary.json and DIR/junit.xml: a test case per property (or, with
+    /// --mutant, one passing when the mutant is caught). Exit statuses are unchanged; 2 if the
+    /// report cannot be written.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 fn parse_size(text: &str) -> Result<(String, u64), String> {
@@ -59,12 +68,37 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         print_list();
         return ExitCode::SUCCESS;
     }
+    let started = Instant::now();
+    let (code, suites) = run_collect(args);
+    if let (Some(dir), Some(suites)) = (&args.report, suites) {
+        let line = report::quote_words(std::env::args());
+        let r = report::Report::new("check", line, started.elapsed().as_secs_f64(), suites);
+        if let Err(e) = report::write(dir, &r) {
+            eprintln!("cellar check: writing the report to {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    code
+}
+
+/// Runs the check and returns its exit status and the report's suites (`None` for bad
+/// arguments and `--explore`): one per model, or the mutant's.
+pub fn run_collect(args: &CheckArgs) -> (ExitCode, Option<Vec<Suite>>) {
     match run_checked(args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok((passed, reports)) => {
+            let suites = match args.mutant.as_deref().and_then(models::mutant) {
+                Some(m) => reports
+                    .first()
+                    .map(|(r, sizes)| vec![report::check::mutant_suite(m, r, sizes)])
+                    .unwrap_or_default(),
+                None => report::check::property_suites(&reports),
+            };
+            let code = if passed { ExitCode::SUCCESS } else { ExitCode::from(1) };
+            (code, (args.explore.is_none()).then_some(suites))
+        }
         Err(e) => {
             eprintln!("cellar check: {e}");
-            ExitCode::from(2)
+            (ExitCode::from(2), None)
         }
     }
 }
@@ -108,7 +142,7 @@ fn plan(args: &CheckArgs) -> Result<Vec<(ModelKind, Sizes)>, SetupError> {
     Ok(plans)
 }
 
-fn run_checked(args: &CheckArgs) -> Result<bool, SetupError> {
+fn run_checked(args: &CheckArgs) -> Result<(bool, Vec<(Report, Sizes)>), SetupError> {
     let plans = plan(args)?;
     if let Some(addr) = &args.explore {
         let Some((kind, sizes)) = plans.first().filter(|_| plans.len() == 1) else {
@@ -121,7 +155,7 @@ fn run_checked(args: &CheckArgs) -> Result<bool, SetupError> {
             kind.name()
         );
         models::explore(*kind, args.mutant.as_deref(), sizes, addr)?;
-        return Ok(true);
+        return Ok((true, Vec::new()));
     }
     let threads = args
         .threads
@@ -148,7 +182,7 @@ fn run_checked(args: &CheckArgs) -> Result<bool, SetupError> {
     } else {
         print_summary(&reports, passed, args.mutant.as_deref());
     }
-    Ok(passed)
+    Ok((passed, reports))
 }
 
 fn sizes_text(sizes: &Sizes) -> String {

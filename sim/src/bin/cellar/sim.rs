@@ -4,10 +4,13 @@
 use cellar_sim::campaign::{Summary, replay_command, run_guarded, run_seeds};
 use cellar_sim::knobs::{FaultKind, Profile};
 use cellar_sim::minimize::minimize;
+use cellar_sim::report::sim::{FailedSeed, campaign_suite, replay_suite};
+use cellar_sim::report::{self, Suite};
 use cellar_sim::{RunConfig, RunReport, TICKS_DEFAULT};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 /// Arguments of `cellar sim`.
 #[derive(clap::Args, Debug, Clone)]
@@ -50,6 +53,11 @@ pub struct SimArgs {
     /// Do not shrink a failing run.
     #[arg(long)]
     pub no_minimize: bool,
+    /// Also write DIR/summary.json and DIR/junit.xml: the campaign (or replayed seed) as a test
+    /// case, failing with the reproducing seed. Exit statuses are unchanged; 2 if the report
+    /// cannot be written.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -72,6 +80,20 @@ pub struct FailureOutput<'a> {
 
 /// Runs `cellar sim`.
 pub fn run(args: &SimArgs) -> ExitCode {
+    let started = Instant::now();
+    let (code, suite) = run_collect(args);
+    if let (Some(dir), Some(suite)) = (&args.report, suite) {
+        let line = report::quote_words(std::env::args());
+        let r = report::Report::new("sim", line, started.elapsed().as_secs_f64(), vec![suite]);
+        if let Err(e) = report::write(dir, &r) {
+            eprintln!("cellar sim: writing the report to {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    code
+}
+
+fn run_collect(args: &SimArgs) -> (ExitCode, Option<Suite>) {
     if let Some(b) = &args.bug
         && let Err(e) = cellar::bugs::plant(b)
     {
@@ -79,7 +101,7 @@ pub fn run(args: &SimArgs) -> ExitCode {
             "cellar sim: {e} (known: {:?}; the binary needs --features planted-bugs)",
             cellar::bugs::ALL
         );
-        return ExitCode::from(2);
+        return (ExitCode::from(2), None);
     }
     let base = RunConfig {
         seed: 0,
@@ -95,28 +117,31 @@ pub fn run(args: &SimArgs) -> ExitCode {
         return replay(&out, &RunConfig { seed, keep_trace: args.trace, ..base });
     }
     let progress = !args.json && std::io::stderr().is_terminal();
-    let (summary, failed) =
-        campaign(&base, args.base..args.base + args.seeds, args.seeds, progress, args.keep_going);
+    let seeds = args.base..args.base.saturating_add(args.seeds);
+    let (summary, failed, more) = campaign(&base, seeds, args.seeds, progress, args.keep_going);
     let failure = failed
         .as_ref()
-        .map(|r| report_failure(&out, &RunConfig { seed: r.seed, ..base.clone() }, r));
+        .and_then(|r| report_failure(&out, &RunConfig { seed: r.seed, ..base.clone() }, r));
     if args.json {
         println!("{}", serde_json::json!({ "summary": summary, "failure": failure }));
     } else {
         print_summary(&summary);
     }
-    if failed.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    let failures: Vec<FailedSeed> = failure.into_iter().chain(more).collect();
+    let suite = campaign_suite(&summary, args.base, args.seeds, &failures);
+    (if failed.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }, Some(suite))
 }
 
 /// A campaign with a progress bar on a terminal and, with `keep_going`, one line per failing
-/// seed.
+/// seed. Returns the summary, the first failing run and the further failing seeds.
 pub fn campaign(
     base: &RunConfig,
     seeds: impl Iterator<Item = u64>,
     count: u64,
     progress: bool,
     keep_going: bool,
-) -> (Summary, Option<RunReport>) {
+) -> (Summary, Option<RunReport>, Vec<FailedSeed>) {
+    let mut failures = Vec::new();
     let bar = progress.then(|| {
         let b = indicatif::ProgressBar::new(count);
         b.set_style(
@@ -134,15 +159,18 @@ pub fn campaign(
         }
         if keep_going && let Some(f) = &report.failure {
             eprintln!("seed {} FAILED: {}", report.seed, f.violation);
+            let cfg = RunConfig { seed: report.seed, ..base.clone() };
+            failures.push(FailedSeed::brief(&cfg, &f.violation.rule, &f.violation.detail));
         }
     });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    result
+    // The first failure is reported in full by the caller.
+    (result.0, result.1, failures.into_iter().skip(1).collect())
 }
 
-fn replay(out: &FailureOutput<'_>, cfg: &RunConfig) -> ExitCode {
+fn replay(out: &FailureOutput<'_>, cfg: &RunConfig) -> (ExitCode, Option<Suite>) {
     let report = run_guarded(cfg);
     if let Some(t) = &report.trace {
         for line in t {
@@ -150,7 +178,7 @@ fn replay(out: &FailureOutput<'_>, cfg: &RunConfig) -> ExitCode {
         }
     }
     let ok = report.failure.is_none();
-    let failure = (!ok).then(|| report_failure(out, cfg, &report));
+    let failure = report_failure(out, cfg, &report);
     if out.json {
         println!("{}", serde_json::json!({ "run": report, "failure": failure }));
     } else {
@@ -164,7 +192,8 @@ fn replay(out: &FailureOutput<'_>, cfg: &RunConfig) -> ExitCode {
             report.trace_hash
         );
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let suite = replay_suite(cfg, &report, failure.as_ref());
+    (if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }, Some(suite))
 }
 
 /// Prints the summary table.
@@ -222,17 +251,18 @@ fn write_trace(dir: &Path, cfg: &RunConfig) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Prints a failure: seed, knobs, last events, trace file, minimized replay.
+/// Prints a failure: seed, knobs, last events, trace file, minimized replay. Returns it (for
+/// `--json` and the report); `None` if the run passed.
 pub fn report_failure(
     args: &FailureOutput<'_>,
     cfg: &RunConfig,
     report: &RunReport,
-) -> serde_json::Value {
-    let Some(f) = &report.failure else { return serde_json::Value::Null };
-    let knobs = serde_json::to_string_pretty(&report.knobs).unwrap_or_default();
+) -> Option<FailedSeed> {
+    let f = report.failure.as_ref()?;
     let trace_file = write_trace(args.trace_dir, cfg);
     let min = args.minimize.then(|| minimize(cfg, &f.violation.rule));
     if !args.json {
+        let knobs = serde_json::to_string_pretty(&report.knobs).unwrap_or_default();
         eprintln!("FAILED seed {}: {}", cfg.seed, f.violation);
         eprintln!("fault knobs: {knobs}");
         eprintln!("last events:");
@@ -254,14 +284,6 @@ pub fn report_failure(
             );
         }
     }
-    serde_json::json!({
-        "seed": cfg.seed,
-        "rule": f.violation.rule,
-        "detail": f.violation.detail,
-        "knobs": report.knobs,
-        "last_events": f.tail,
-        "trace_file": trace_file.ok().map(|p| p.display().to_string()),
-        "replay": replay_command(cfg),
-        "minimized": min.map(|m| serde_json::json!({ "ops": m.ops, "replay": replay_command(&m.config) })),
-    })
+    let trace_file = trace_file.ok().map(|p| p.display().to_string());
+    FailedSeed::of(cfg, report, trace_file, min.as_ref())
 }

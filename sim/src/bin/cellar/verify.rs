@@ -1,11 +1,15 @@
 //! `cellar verify`: the main job. Runs the model check of every stateright model (what
 //! `cellar check --model all` runs) and a simulation campaign of [`VERIFY_SEEDS`] seeds of the
-//! `swarm` profile, then prints one summary table. Exit status 0 only if both passed.
+//! `swarm` profile, then prints one summary table. Exit status 0 only if both passed. `--report DIR` also
+//! writes `summary.json` and `junit.xml` (`docs/reports.md`).
 
 use crate::sim::{FailureOutput, campaign, report_failure};
 use cellar_sim::knobs::Profile;
+use cellar_sim::report::sim::campaign_suite;
+use cellar_sim::report::{self, Suite};
 use cellar_sim::{RunConfig, TICKS_DEFAULT};
 use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -21,6 +25,10 @@ pub struct VerifyArgs {
     /// Skip the model check (simulation only).
     #[arg(long)]
     pub skip_check: bool,
+    /// Also write DIR/summary.json and DIR/junit.xml: every model property and the campaign
+    /// as test cases. Exit statuses are unchanged; 2 if the report cannot be written.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 /// Parses `cellar check` arguments the way the command line would, so `verify` follows
@@ -31,23 +39,29 @@ struct CheckCli {
     args: crate::check::CheckArgs,
 }
 
-fn model_check() -> (bool, f64) {
+/// The model check's verdict, seconds and report suites (one per model).
+fn model_check() -> (bool, f64, Vec<Suite>) {
     let started = Instant::now();
     let args = CheckCli::try_parse_from(["check", "--model", "all"])
         .or_else(|_| CheckCli::try_parse_from(["check"]));
-    let ok = match args {
-        Ok(a) => crate::check::run(&a.args) == ExitCode::SUCCESS,
+    let (ok, suites) = match args {
+        Ok(a) => {
+            let (code, suites) = crate::check::run_collect(&a.args);
+            (code == ExitCode::SUCCESS, suites.unwrap_or_default())
+        }
         Err(e) => {
             eprintln!("cellar verify: cannot build the check arguments: {e}");
-            false
+            (false, Vec::new())
         }
     };
-    (ok, started.elapsed().as_secs_f64())
+    (ok, started.elapsed().as_secs_f64(), suites)
 }
 
 /// Runs `cellar verify`.
 pub fn run(args: &VerifyArgs) -> ExitCode {
-    let (check_ok, check_s) = if args.skip_check { (true, 0.0) } else { model_check() };
+    let started = Instant::now();
+    let (check_ok, check_s, mut suites) =
+        if args.skip_check { (true, 0.0, Vec::new()) } else { model_check() };
     let base = RunConfig {
         seed: 0,
         profile: Profile::Swarm,
@@ -57,12 +71,13 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         keep_trace: false,
     };
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (summary, failed) = campaign(&base, 0..args.seeds, args.seeds, progress, false);
-    if let Some(r) = &failed {
+    let (summary, failed, _) = campaign(&base, 0..args.seeds, args.seeds, progress, false);
+    let failure = failed.as_ref().and_then(|r| {
         let out =
             FailureOutput { trace_dir: std::path::Path::new("."), minimize: true, json: false };
-        report_failure(&out, &RunConfig { seed: r.seed, ..base }, r);
-    }
+        report_failure(&out, &RunConfig { seed: r.seed, ..base.clone() }, r)
+    });
+    suites.push(campaign_suite(&summary, 0, args.seeds, failure.as_slice()));
     let sim_ok = failed.is_none();
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     println!();
@@ -87,5 +102,13 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         summary.acceleration,
         summary.ops_per_second
     );
+    if let Some(dir) = &args.report {
+        let line = report::quote_words(std::env::args());
+        let r = report::Report::new("verify", line, started.elapsed().as_secs_f64(), suites);
+        if let Err(e) = report::write(dir, &r) {
+            eprintln!("cellar verify: writing the report to {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
     if check_ok && sim_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
