@@ -19,7 +19,7 @@ mod tests_spec;
 
 pub use judge::{
     RULE_CAS_ATOMIC, RULE_CAS_COMMIT, RULE_CAS_MISMATCH, RULE_ERRORS, RULE_RANGE, RULE_READ,
-    RULE_RECOVERED, RULE_RECOVERED_CLEAN,
+    RULE_RECOVERED, RULE_RECOVERED_CLEAN, RULE_RECOVERED_PREFIX,
 };
 pub use outcome::{
     SectorExpect, SectorFailure, SectorKey, SectorRead, SectorRecord, SectorValue, SectorVersion,

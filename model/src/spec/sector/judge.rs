@@ -22,6 +22,9 @@ pub const RULE_RANGE: &str = "SEC-6 read_range returns the newest values";
 pub const RULE_RECOVERED: &str = "SEC-7 nothing acknowledged lost, nothing half applied";
 /// Rule: recovery without durable faults reads cleanly (SEC-7).
 pub const RULE_RECOVERED_CLEAN: &str = "SEC-7 recovery without durable faults reads cleanly";
+/// Rule: writes that landed in order recover a prefix of them (SEC-7).
+pub const RULE_RECOVERED_PREFIX: &str =
+    "SEC-7 writes landed in order recover the state after a prefix of them";
 /// Rule: a multi-key CAS is all or nothing (SEC-8).
 pub const RULE_CAS_ATOMIC: &str = "SEC-8 a multi-key CAS is all or nothing";
 /// Rule: a CAS commits only if every expectation holds (SEC-8, SEC-9).
@@ -286,7 +289,44 @@ impl SectorSpec {
             self.set_version(k, version);
         }
         self.groups.clear();
+        self.log.clear();
         Ok(())
+    }
+
+    /// Judges a recovery after a crash in which unflushed writes landed in order (dropped from
+    /// some point on, or torn at a sector boundary): the state must be exactly the last flushed
+    /// state plus a prefix of the operations since (SEC-7) — with `none_landed`, the empty
+    /// prefix. Then judges and adopts it as [`SectorSpec::check_recovered`] does.
+    ///
+    /// # Errors
+    /// [`RULE_RECOVERED_PREFIX`]; then as [`SectorSpec::check_recovered`].
+    pub fn check_recovered_in_order(
+        &mut self,
+        observed: &BTreeMap<SectorKey, SectorRead>,
+        none_landed: bool,
+    ) -> Result<(), Violation> {
+        let have: BTreeMap<SectorKey, SectorValue> = observed
+            .iter()
+            .map(|(k, r)| (*k, r.as_ref().ok().and_then(|r| r.as_ref().map(|r| r.value.clone()))))
+            .collect();
+        let prefixes = if none_landed { 0 } else { self.unflushed_ops() };
+        let matches = (0..=prefixes).any(|n| {
+            let state = self.state_after(n);
+            have.iter().all(|(k, v)| state.get(k).cloned().flatten() == *v)
+        });
+        if !matches {
+            let shown: Vec<String> = have.iter().map(|(k, v)| format!("{k}={}", show(v))).collect();
+            return Err(Violation::new(
+                RULE_RECOVERED_PREFIX,
+                format!(
+                    "recovered [{}] is not the flushed state plus a prefix of the {} operations \
+                     since (at most {prefixes} may have landed)",
+                    shown.join(", "),
+                    self.unflushed_ops()
+                ),
+            ));
+        }
+        self.check_recovered(observed)
     }
 
     /// SEC-8: a CAS whose members were not overwritten since shows all its values or none.

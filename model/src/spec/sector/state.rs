@@ -50,6 +50,9 @@ pub(super) struct CasGroup {
 pub struct SectorSpec {
     pub(super) keys: BTreeMap<SectorKey, KeySpec>,
     pub(super) groups: Vec<CasGroup>,
+    /// Every acknowledged operation since the last flush, in order, as the (key, index in the
+    /// key's pending list) pairs it set: the prefixes SEC-7 allows when writes land in order.
+    pub(super) log: Vec<Vec<(SectorKey, usize)>>,
 }
 
 impl SectorSpec {
@@ -58,6 +61,7 @@ impl SectorSpec {
         SectorSpec {
             keys: (0..keys).map(|k| (k, KeySpec::default())).collect(),
             groups: Vec::new(),
+            log: Vec::new(),
         }
     }
 
@@ -142,12 +146,25 @@ impl SectorSpec {
         version: Option<SectorVersion>,
         plain: bool,
     ) {
+        let at = self.apply_write(k, value, version, plain);
+        self.log.push(vec![(k, at)]);
+    }
+
+    fn apply_write(
+        &mut self,
+        k: SectorKey,
+        value: SectorValue,
+        version: Option<SectorVersion>,
+        plain: bool,
+    ) -> usize {
         let m = self.key(k);
         m.pending.push(value);
+        let at = m.pending.len().saturating_sub(1);
         // A rewrite replaces the damaged record (SEC-6).
         m.damaged = false;
         m.plain = plain;
         self.set_version(k, version);
+        at
     }
 
     /// An acknowledged flush (the `flush` option or `flush()`): everything before is durable
@@ -160,6 +177,7 @@ impl SectorSpec {
             }
         }
         self.groups.clear();
+        self.log.clear();
     }
 
     /// An acknowledged, committed multi-key CAS: `members` (key, new value) with the versions
@@ -171,11 +189,30 @@ impl SectorSpec {
     ) {
         let mut group = CasGroup { members: Vec::with_capacity(members.len()) };
         for ((k, v), ver) in members.iter().zip(versions) {
-            self.on_write(*k, v.clone(), *ver, true);
-            let idx = self.key(*k).pending.len().saturating_sub(1);
+            let idx = self.apply_write(*k, v.clone(), *ver, true);
             group.members.push((*k, idx, v.clone()));
         }
+        self.log.push(group.members.iter().map(|(k, idx, _)| (*k, *idx)).collect());
         self.groups.push(group);
+    }
+
+    /// The state after the last flush plus the first `n` operations since, key by key (the
+    /// keys the spec knows).
+    pub fn state_after(&self, n: usize) -> BTreeMap<SectorKey, SectorValue> {
+        let mut state: BTreeMap<SectorKey, SectorValue> =
+            self.keys.iter().map(|(k, m)| (*k, m.durable.clone())).collect();
+        for op in self.log.iter().take(n) {
+            for (k, at) in op {
+                let v = self.keys.get(k).and_then(|m| m.pending.get(*at)).cloned().flatten();
+                state.insert(*k, v);
+            }
+        }
+        state
+    }
+
+    /// Operations acknowledged since the last flush.
+    pub fn unflushed_ops(&self) -> usize {
+        self.log.len()
     }
 
     /// A version the engine reported by a read (compaction may have moved the record, SEC-10).

@@ -96,3 +96,23 @@ fn versions_replaced_become_stale_and_come_back_when_a_crash_undoes_them() {
     assert_eq!((m.version(0), m.stale_version(0, 0)), (Some(1), Some(2)));
     assert_eq!(show(&Some(b"ab".to_vec())), "2B:6162");
 }
+
+#[test]
+fn writes_landed_in_order_recover_a_prefix_sec_7() {
+    let mut m = SectorSpec::new(2);
+    m.on_write(0, Some(b"a".to_vec()), None, true);
+    m.on_write(1, Some(b"b".to_vec()), None, true);
+    // Key 1's write landed but key 0's, before it, did not: no prefix looks like that.
+    let skipped: BTreeMap<SectorKey, _> = [(0, Ok(None)), (1, rec(b"b"))].into_iter().collect();
+    let e = m.clone().check_recovered_in_order(&skipped, false).err();
+    assert_eq!(e.map(|e| e.rule), Some(RULE_RECOVERED_PREFIX.to_string()));
+    assert_eq!(m.clone().check_recovered(&skipped), Ok(()), "any order is allowed otherwise");
+    let first: BTreeMap<SectorKey, _> = [(0, rec(b"a")), (1, Ok(None))].into_iter().collect();
+    assert_eq!(m.clone().check_recovered_in_order(&first, false), Ok(()));
+    assert!(m.clone().check_recovered_in_order(&first, true).is_err(), "nothing may land");
+    m.on_flush();
+    assert_eq!(
+        (m.unflushed_ops(), m.state_after(0).get(&1).cloned()),
+        (0, Some(Some(b"b".to_vec())))
+    );
+}
