@@ -1,9 +1,9 @@
 //! Differential test (`specs/sector.md` §8): random operation sequences, including crashes and
-//! recoveries, run against the engine on a fault-injecting device and against a `HashMap`
-//! model. After every operation every key reads as in the model; after a crash the recovered
-//! state must be one the model allows: exactly the last flushed state when unflushed writes are
-//! dropped (SEC-7), or the state after some prefix of the unflushed operations when the last
-//! write is torn (SEC-7, SEC-8).
+//! recoveries, run against the engine on a fault-injecting device and judged by `cellar-model`'s
+//! executable spec, `SectorSpec`. After every operation every key reads as the spec holds
+//! (SEC-6); after a crash the recovered state must be one the spec allows: exactly the last
+//! flushed state when unflushed writes are dropped (SEC-7), or the state after some prefix of
+//! the unflushed operations when the last write is torn (SEC-7, SEC-8).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,11 +13,11 @@
 
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::*;
+use cellar_model::spec::{SectorRead, SectorRecord, SectorSpec, Violation};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 type Dev = FaultDevice<MemDevice>;
-type State = BTreeMap<u64, Vec<u8>>;
 const KEYS: u64 = 6;
 
 #[derive(Debug, Clone)]
@@ -59,18 +59,25 @@ fn bytes(len: usize, fill: u8, salt: u64) -> Vec<u8> {
 
 struct Harness {
     e: Option<Engine<Dev>>,
-    /// states[0] is the last durable state; states[i] the state after the i-th later op.
-    states: Vec<State>,
+    /// Every acknowledged operation and flush; judges reads and recoveries.
+    spec: SectorSpec,
     n: u64,
+}
+
+fn outcome(got: Result<Option<Record>, SectorError>) -> SectorRead {
+    match got {
+        Ok(r) => Ok(r.map(|r| SectorRecord { value: r.value, version: r.version.0 })),
+        Err(e) => panic!("no fault is injected while running: {e}"),
+    }
+}
+
+fn judged(r: Result<(), Violation>) -> Result<(), TestCaseError> {
+    r.map_err(|v| TestCaseError::fail(v.to_string()))
 }
 
 impl Harness {
     fn engine(&mut self) -> &mut Engine<Dev> {
         self.e.as_mut().unwrap()
-    }
-
-    fn current(&self) -> State {
-        self.states.last().unwrap().clone()
     }
 
     /// Retries once after compacting when the device is full.
@@ -88,8 +95,9 @@ impl Harness {
         self.n += 1;
         let salt = self.n;
         let flushes = self.engine().device_mut().flush_count();
-        let before = self.current();
-        let mut after = before.clone();
+        // (key, value, version) of each write the op made, in order; `cas`: as one group.
+        let mut writes: Vec<(u64, Option<Vec<u8>>, Option<u64>)> = Vec::new();
+        let mut cas = false;
         let mut durable = false;
         match op {
             Op::Write { key, len, fill, compressed, compact, flush } => {
@@ -100,19 +108,22 @@ impl Harness {
                     flush: *flush,
                     ..Default::default()
                 };
-                self.retry(|e| e.write(*key, &v, o));
-                after.insert(*key, v);
+                let version = self.retry(|e| e.write(*key, &v, o));
+                writes.push((*key, Some(v), Some(version.0)));
                 durable = *flush;
             }
             Op::Append { key, len, fill } => {
                 let v = bytes(*len, *fill, salt);
-                self.retry(|e| e.append(*key, &v, WriteOptions::default()));
-                after.entry(*key).or_default().extend_from_slice(&v);
+                let version = self.retry(|e| e.append(*key, &v, WriteOptions::default()));
+                let mut whole = self.spec.current(*key).unwrap_or_default();
+                whole.extend_from_slice(&v);
+                writes.push((*key, Some(whole), Some(version.0)));
             }
             Op::Delete { key, flush } => {
                 let o = WriteOptions { flush: *flush, ..Default::default() };
                 let was = self.engine().delete(*key, o).unwrap();
-                prop_assert_eq!(was, after.remove(key).is_some());
+                judged(self.spec.check_delete(*key, was))?;
+                writes.push((*key, None, None));
                 durable = *flush && was;
             }
             Op::Cas { keys, fill, stale } => {
@@ -143,16 +154,18 @@ impl Harness {
                     }
                     r => r.unwrap(),
                 };
-                let present = keys.iter().any(|k| before.contains_key(k));
+                let present = keys.iter().any(|k| self.spec.current(*k).is_some());
                 match r {
-                    CasResult::Committed(_) => {
+                    CasResult::Committed(versions) => {
                         prop_assert!(!*stale || !present);
-                        for o in &ops {
-                            match &o.new {
-                                CasNew::Put(v) => after.insert(o.key, v.clone()),
-                                CasNew::Delete => after.remove(&o.key),
+                        for (o, version) in ops.iter().zip(versions) {
+                            let value = match &o.new {
+                                CasNew::Put(v) => Some(v.clone()),
+                                CasNew::Delete => None,
                             };
+                            writes.push((o.key, value, version.map(|v| v.0)));
                         }
+                        cas = true;
                     }
                     CasResult::Mismatch { .. } => prop_assert!(*stale && present),
                 }
@@ -168,23 +181,30 @@ impl Harness {
             }
             Op::Crash { torn } => return self.crash(*torn),
         }
-        if durable {
-            self.states = vec![after];
+        if self.engine().device_mut().flush_count() != flushes {
+            // The engine flushed on its own (compaction) before or during this op: everything
+            // before it is durable.
+            self.spec.on_flush();
+        }
+        if cas {
+            let members: Vec<_> = writes.iter().map(|(k, v, _)| (*k, v.clone())).collect();
+            let versions: Vec<_> = writes.iter().map(|(_, _, ver)| *ver).collect();
+            self.spec.on_cas(&members, &versions);
         } else {
-            if self.engine().device_mut().flush_count() != flushes {
-                // The engine flushed on its own (compaction) before or during this op.
-                self.states = vec![before];
+            for (k, v, version) in writes {
+                self.spec.on_write(k, v, version, true);
             }
-            self.states.push(after);
+        }
+        if durable {
+            self.spec.on_flush();
         }
         self.check_reads()
     }
 
     fn check_reads(&mut self) -> Result<(), TestCaseError> {
-        let want = self.current();
         for k in 0..KEYS {
-            let got = self.engine().read(k).unwrap().map(|r| r.value);
-            prop_assert_eq!(got.as_ref(), want.get(&k), "key {}", k);
+            let got = outcome(self.engine().read(k));
+            judged(self.spec.check_read(k, &got, false))?;
         }
         Ok(())
     }
@@ -193,27 +213,24 @@ impl Harness {
         let mode = torn.map_or(CrashMode::DropUnflushed, |seed| CrashMode::Torn { seed });
         let dev = self.e.take().unwrap().into_device().crash(mode).unwrap();
         let mut e = Engine::open(FaultDevice::new(dev), cfg()).unwrap();
-        let got: State =
-            (0..KEYS).filter_map(|k| e.read(k).unwrap().map(|r| (k, r.value))).collect();
-        let allowed = match mode {
-            CrashMode::DropUnflushed => got == self.states[0],
-            _ => self.states.contains(&got),
-        };
-        prop_assert!(allowed, "{:?}: recovered state is not one the model allows", mode);
+        let got: BTreeMap<u64, SectorRead> = (0..KEYS).map(|k| (k, outcome(e.read(k)))).collect();
+        // Dropped: exactly the flushed state; torn: the flushed state plus a prefix.
+        let none_landed = matches!(mode, CrashMode::DropUnflushed);
+        judged(self.spec.check_recovered_in_order(&got, none_landed))
+            .map_err(|f| TestCaseError::fail(format!("{mode:?}: {f}")))?;
         prop_assert!(
             e.recovery_report().corrupt_sectors.is_empty(),
             "crash is not corruption: {:?}",
             e.recovery_report()
         );
         self.e = Some(e);
-        self.states = vec![got];
         Ok(())
     }
 }
 
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let e = Engine::format(FaultDevice::new(MemDevice::new(2 + 12 * 16)), cfg()).unwrap();
-    let mut h = Harness { e: Some(e), states: vec![State::new()], n: 0 };
+    let mut h = Harness { e: Some(e), spec: SectorSpec::new(KEYS), n: 0 };
     for op in ops {
         h.apply(op)?;
     }

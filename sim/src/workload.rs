@@ -197,13 +197,7 @@ impl KvCtx<'_> {
         let before = self.hits();
         match self.engine.delete(k, opts) {
             Ok(present) => {
-                let want = self.model.current(k).is_some();
-                if present != want && !self.model.is_damaged(k) {
-                    return Err(Violation::new(
-                        "delete reports presence",
-                        format!("delete {k} said present={present}, model {want}"),
-                    ));
-                }
+                self.model.check_delete(k, present)?;
                 self.model.on_write(k, None, None, false);
                 if flush {
                     self.model.on_flush();
@@ -311,25 +305,9 @@ impl KvCtx<'_> {
         stale: &[bool],
         versions: &[Option<cellar::sector::Version>],
     ) -> Result<String, Violation> {
-        for (op, is_stale) in ops.iter().zip(stale) {
-            let k = op.key;
-            let ok = match op.expected {
-                Expect::Any => true,
-                Expect::Absent => self.model.current(k).is_none(),
-                Expect::Version(v) => !*is_stale && self.model.version(k) == Some(v),
-            };
-            if !ok {
-                return Err(Violation::new(
-                    "SEC-8/SEC-9 a CAS commits only if every expectation holds",
-                    format!(
-                        "key {k} expected {:?}, model {} v{:?}",
-                        op.expected,
-                        show(&self.model.current(k)),
-                        self.model.version(k)
-                    ),
-                ));
-            }
-        }
+        let expected: Vec<(Key, Expect, bool)> =
+            ops.iter().zip(stale).map(|(op, s)| (op.key, op.expected, *s)).collect();
+        self.model.check_cas_committed(&expected)?;
         let members: Vec<(Key, Option<Vec<u8>>)> = ops
             .iter()
             .map(|op| match &op.new {
@@ -349,27 +327,9 @@ impl KvCtx<'_> {
         index: usize,
         current: Option<cellar::sector::Version>,
     ) -> Result<String, Violation> {
-        let Some(op) = ops.get(index) else {
-            return Err(Violation::new("cas mismatch names a member", format!("index {index}")));
-        };
-        let k = op.key;
-        let plausible = match op.expected {
-            Expect::Any => false,
-            Expect::Absent => self.model.current(k).is_some() || self.model.is_damaged(k),
-            // Compaction moves records and changes versions (SEC-10): a version may go stale.
-            Expect::Version(_) => true,
-        };
-        if !plausible {
-            return Err(Violation::new(
-                "SEC-8 a CAS fails only on a false expectation",
-                format!(
-                    "member {index} key {k} expected {:?}, model {}",
-                    op.expected,
-                    show(&self.model.current(k))
-                ),
-            ));
-        }
-        self.model.on_read_version(k, current);
+        let members: Vec<(Key, Expect)> = ops.iter().map(|op| (op.key, op.expected)).collect();
+        self.model.check_cas_mismatch(&members, index, current)?;
+        let k = members.get(index).map_or(0, |m| m.0);
         Ok(format!("kv cas mismatch at key {k}"))
     }
 
@@ -395,55 +355,18 @@ impl KvCtx<'_> {
         let before = self.hits();
         let got = self.engine.read_range(&[KeyRange::Span { start: k, end }]);
         let hit = self.hits() > before;
-        match got {
-            Ok(recs) => {
-                let mut it = recs.iter().peekable();
-                for key in k..=end {
-                    let have = match it.peek() {
-                        Some((rk, r)) if *rk == key => {
-                            let v = Some(r.value.clone());
-                            it.next();
-                            v
-                        }
-                        _ => None,
-                    };
-                    let want = self.model.current(key);
-                    if have != want {
-                        return Err(Violation::new(
-                            "SEC-6 read_range returns the newest values",
-                            format!("key {key}: got {} want {}", show(&have), show(&want)),
-                        ));
-                    }
-                }
-                if it.next().is_some() {
-                    return Err(Violation::new(
-                        "read_range stays in its span",
-                        format!("{k}..={end}"),
-                    ));
-                }
-                Ok(format!("kv read_range {k}..={end} -> {} keys", recs.len()))
-            }
-            Err(e) => {
-                let key = match &e {
-                    SectorError::Corrupt { key, .. } if (k..=end).contains(key) => *key,
-                    _ => k,
-                };
-                self.model.check_error(key, &e, hit)?;
-                Ok(format!("kv read_range {k}..={end}: allowed error: {e}"))
-            }
-        }
+        self.model.check_range(k, end, &got, hit)?;
+        Ok(match got {
+            Ok(recs) => format!("kv read_range {k}..={end} -> {} keys", recs.len()),
+            Err(e) => format!("kv read_range {k}..={end}: allowed error: {e}"),
+        })
     }
 
     fn verify(&mut self, k: Key) -> Result<String, Violation> {
         let before = self.hits();
         match self.engine.verify(k) {
             Ok(present) => {
-                if present != self.model.current(k).is_some() {
-                    return Err(Violation::new(
-                        "verify reports presence",
-                        format!("verify {k} -> {present}"),
-                    ));
-                }
+                self.model.check_verify(k, present)?;
                 Ok(format!("kv verify {k} -> {present}"))
             }
             Err(e) => {

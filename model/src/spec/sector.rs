@@ -6,6 +6,26 @@
 //! neither are flush and recovery, which take no space. The compactor may meet a device with no
 //! free zone at all only after crashes used up its reserve (§13), so a refused compaction step
 //! is allowed but must not last (the simulator's liveness check).
+//!
+//! Beside it, in `sector/`, [`SectorSpec`]: the executable spec of the engine's observable
+//! behaviour (SEC-2, SEC-6, SEC-7, SEC-8, SEC-9) that the simulator's oracle judges the real
+//! engine with.
+
+mod judge;
+mod outcome;
+mod state;
+#[cfg(test)]
+mod tests_spec;
+
+pub use judge::{
+    RULE_CAS_ATOMIC, RULE_CAS_COMMIT, RULE_CAS_MISMATCH, RULE_ERRORS, RULE_RANGE, RULE_READ,
+    RULE_RECOVERED, RULE_RECOVERED_CLEAN, RULE_RECOVERED_PREFIX,
+};
+pub use outcome::{
+    SectorExpect, SectorFailure, SectorKey, SectorRead, SectorRecord, SectorValue, SectorVersion,
+    Violation, show,
+};
+pub use state::SectorSpec;
 
 /// A sector-engine operation, as far as space is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use std::time::Instant;
 /// Arguments of `cellar check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// Model to check: cell, volume, gossip or all.
+    /// Model to check: cell, volume, gossip, sector or all.
     #[arg(long, default_value = "all")]
     pub model: String,
     /// Check this named mutant (see --list); its model is implied. Exits 1 when caught.
