@@ -12,14 +12,14 @@
 //! profiles), [`workload`] (key/value operations), [`files`] (the `fs` profile: file trees and
 //! marks on sector-engine repositories, judged by `FsSpec`), [`world`] (scheduler, processes, faults,
 //! gossip wiring, liveness and final checks), [`run`] (one seed: config in, report out),
-//! [`campaign`] (many seeds, summary), [`minimize`] (shrinking a failing run), [`conform`]
-//! (the conformance suite of `specs/conform.md`: formats, vectors, adapter, harness).
+//! [`campaign`] (many seeds, summary), [`minimize`] (shrinking a failing run), [`report`]
+//! (JSON and JUnit reports of checks, campaigns and suites), [`conform`] (the conformance suite of `specs/conform.md`: formats, vectors, adapter, harness).
 //! `docs/sim.md` is the user's guide.
 //!
 //! Dependency order: a module uses only modules before it in this list, so there are no
 //! circles and no arrows back up (`sim/tests/layering.rs` checks it):
 //! `rng, trace, oracle, gossip, channels, attacker, ssd, net, volumes, knobs, workload, files,
-//! world, run, campaign, minimize, conform`. This file only declares and re-exports; no module imports from it.
+//! world, run, campaign, minimize, report, conform`. This file only declares and re-exports; no module imports from it.
 //!
 //! Seeds live here: the implementation under test never sees one (it receives its randomness
 //! through `cellar::env` and the devices and networks this crate builds). Nothing here parses

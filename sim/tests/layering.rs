@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first; a module may use only modules before it.
 const ORDER: &[&str] = &[
     "rng", "trace", "oracle", "gossip", "channels", "attacker", "ssd", "net", "volumes", "knobs",
-    "workload", "files", "world", "run", "campaign", "minimize", "conform",
+    "workload", "files", "world", "run", "campaign", "minimize", "report", "conform",
 ];
 const LINES_MAX: usize = 600;
 
