@@ -97,25 +97,17 @@ fn legal(c: char) -> char {
 
 /// Escapes `s` for an attribute value in double quotes.
 pub fn escape_attribute(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars().map(legal) {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    escape(s, true)
 }
 
 /// Escapes `s` for element text.
 pub fn escape_text(s: &str) -> String {
+    escape(s, false)
+}
+
+/// Markup characters and `\r` always; in an attribute also quotes, tab and newline (which an
+/// attribute value would otherwise normalise to spaces).
+fn escape(s: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars().map(legal) {
         match c {
@@ -123,6 +115,10 @@ pub fn escape_text(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '\r' => out.push_str("&#13;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\'' if attribute => out.push_str("&apos;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\n' if attribute => out.push_str("&#10;"),
             _ => out.push(c),
         }
     }

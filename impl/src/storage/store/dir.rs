@@ -132,21 +132,29 @@ impl DirStore {
         )))
     }
 
-    /// Writes `data` to a temp file, fsyncs it, renames it to `final_path` and fsyncs the
-    /// directory (STORE-5). The temp file is removed if any step fails.
-    fn write_durably(dir: &Path, final_path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    /// Writes `data` to a fresh temp file in `dir` (fsynced when `sync`) and returns its path;
+    /// the temp file is removed if any step fails.
+    fn write_temp(dir: &Path, data: &[u8], sync: bool) -> Result<PathBuf, StoreError> {
         let (temp_path, mut file) = Self::create_temp(dir)?;
-        let written = (|| -> io::Result<()> {
-            file.write_all(data).map_err(on(&temp_path))?;
-            file.sync_all().map_err(on(&temp_path))?;
-            drop(file);
-            fs::rename(&temp_path, final_path).map_err(on(final_path))
-        })();
+        let written =
+            file.write_all(data).and_then(|()| if sync { file.sync_all() } else { Ok(()) });
+        drop(file);
         if let Err(e) = written {
             // Best effort (unlinking needs no space): the temp file is invisible to readers
             // either way, and gone before the next operation.
             let _ = fs::remove_file(&temp_path);
-            return Err(e.into());
+            return Err(on(&temp_path)(e).into());
+        }
+        Ok(temp_path)
+    }
+
+    /// Writes `data` to a temp file, fsyncs it, renames it to `final_path` and fsyncs the
+    /// directory (STORE-5). The temp file is removed if any step fails.
+    fn write_durably(dir: &Path, final_path: &Path, data: &[u8]) -> Result<(), StoreError> {
+        let temp_path = Self::write_temp(dir, data, true)?;
+        if let Err(e) = fs::rename(&temp_path, final_path) {
+            let _ = fs::remove_file(&temp_path);
+            return Err(on(final_path)(e).into());
         }
         sync_dir(dir)
     }
@@ -309,13 +317,7 @@ impl Store for DirStore {
         }
         let dir = self.fanout_dir(hash.0[0]);
         self.ensure_fanout_dir(&dir)?;
-        let (temp_path, mut file) = Self::create_temp(&dir)?;
-        if let Err(e) = file.write_all(data) {
-            drop(file);
-            let _ = fs::remove_file(&temp_path);
-            return Err(on(&temp_path)(e).into());
-        }
-        drop(file);
+        let temp_path = Self::write_temp(&dir, data, false)?;
         if crate::bugs::active("store:deferred-named-early") {
             fs::rename(&temp_path, &final_path).map_err(on(&final_path))?;
             return Ok(hash);
