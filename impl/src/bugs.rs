@@ -23,6 +23,8 @@ pub const ALL: &[&str] = &[
     "sector:compactor-resurrects",
     "sector:cas-not-atomic",
     "sector:no-reserve",
+    "sector:ignore-record-address",
+    "sector:drain-ignores-live-count",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

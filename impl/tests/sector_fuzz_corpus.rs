@@ -68,7 +68,7 @@ fn cfg() -> EngineConfig {
 }
 
 fn image(torn: Option<u64>, compact: bool) -> Vec<u8> {
-    let mut e = Engine::format(FaultDevice::new(MemDevice::new(2 + 4 * 8)), cfg()).unwrap();
+    let mut e = Engine::format(FaultDevice::new(MemDevice::new(2 + 8 * 8)), cfg()).unwrap();
     for k in 0..12u64 {
         let v = vec![k as u8; 100 + 700 * k as usize];
         e.write(

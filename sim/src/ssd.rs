@@ -16,7 +16,7 @@
 //! | latent sector error (reads fail, repeatably) | any sector, while running | until the sector is rewritten or trimmed, or power cycles | detected: the read fails with a device error | a read (or compaction step) whose I/O touched the sector fails |
 //! | corruption (a payload byte flipped, repeatably) | payload bytes of a live, unpacked, uncompressed record's first sector, while running | until rewritten, trimmed, or power cycle | detected: `Corrupt{key}` (SEC-6) | that key's reads fail naming it until it is rewritten |
 //! | trim reads back stale data | freed zones | — | survived (SEC-4, SEC-14) | nothing |
-//! | misdirected write (lands on another sector of the same zone) | any data sector; **profile `hostile` only** | until rewritten, or power cycle | **not promised** by §12 | see `docs/sim.md`: reads may fail, never return unwritten bytes |
+//! | misdirected write (lands on another sector of the same zone; the intended sector keeps what it physically held) | any data sector; profile `swarm` (half its runs) and `hostile` | until rewritten, or power cycle | detected (SEC-17) | a read or compaction step that met such a sector may fail naming the key (`Corrupt`, `Damaged`); never an older value, never another key's bytes |
 //!
 //! Media faults (latent, corruption, misdirection) live in an overlay that a power cycle clears:
 //! the engine is a single copy, and §12 says a damaged record above the newest durable mark is
@@ -165,7 +165,13 @@ impl SimSsd {
         }
     }
 
-    /// Removes every media fault (the liveness phase: faults stop).
+    /// The liveness phase: every media fault goes and no write goes astray any more.
+    pub fn stop_faults(&mut self) {
+        self.cfg.misdirect_ppm = 0;
+        self.heal();
+    }
+
+    /// Removes every media fault (a power cycle).
     pub fn heal(&mut self) {
         self.latent.clear();
         self.corrupt.clear();
@@ -240,12 +246,17 @@ impl SimSsd {
     fn write_sector(&mut self, s: u64, data: &[u8]) {
         self.latent.remove(&s);
         self.corrupt.remove(&s);
-        self.ghost.remove(&s);
+        let seen = self.ghost.remove(&s);
         let at = s as usize * SECTOR;
         if let Some(t) = self.misdirect_target(s) {
             // The truth (what a power cycle reveals) is the intended write; while running, the
             // intended sector reads back its old bytes and the target reads the new ones.
-            let old: Box<[u8]> = self.current[at..at + SECTOR].into();
+            // What `s` physically holds: an earlier write that went astray onto it stays there
+            // when this one goes astray too.
+            let old: Box<[u8]> = match seen {
+                Some(g) => g,
+                None => self.current[at..at + SECTOR].into(),
+            };
             self.ghost.insert(s, old);
             self.ghost.insert(t, data.into());
             self.stats.misdirected += 1;

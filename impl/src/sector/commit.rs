@@ -82,6 +82,7 @@ pub(crate) fn write_txn<D: BlockDevice>(
     {
         h.zone_epoch = epoch;
         h.durable_mark = e.durable_mark;
+        h.sector = at; // SEC-17
         let fp = h.footprint_bytes();
         bytes.extend_from_slice(&h.encode());
         bytes.extend_from_slice(payload);

@@ -20,7 +20,7 @@ pub const ZONE_FREE_MAGIC: [u8; 8] = *b"CELLFREE";
 /// Record header magic, bytes 0..4 of every record.
 pub const RECORD_MAGIC: u32 = 0x3143_4552; // "REC1" little-endian
 /// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Sectors before zone 0: the two superblock copies.
 pub const SUPERBLOCK_COPIES: u64 = 2;
 /// Size of a record header.
@@ -295,10 +295,13 @@ pub struct RecordHeader {
     pub payload_crc: u32,
     /// Durable mark: the log position known flushed when this record was written (SEC-7).
     pub durable_mark: u64,
+    /// The device sector the record starts in (SEC-17): a record read anywhere else was
+    /// misdirected, or is the stale content of a sector whose write went astray.
+    pub sector: u64,
 }
 
 impl RecordHeader {
-    /// Encodes the header (with its CRC) into 64 bytes.
+    /// Encodes the header (with its CRC) into 80 bytes.
     pub fn encode(&self) -> [u8; RECORD_HEADER_SIZE_BYTES] {
         let mut h = [0u8; RECORD_HEADER_SIZE_BYTES];
         put(&mut h, 0, &RECORD_MAGIC.to_le_bytes());
@@ -313,6 +316,7 @@ impl RecordHeader {
         put(&mut h, 48, &self.durable_mark.to_le_bytes());
         put(&mut h, 56, &self.value_len.to_le_bytes());
         put(&mut h, 60, &self.payload_crc.to_le_bytes());
+        put(&mut h, 64, &self.sector.to_le_bytes());
         let crc = crc32c::crc32c(&h[..76]);
         put(&mut h, 76, &crc.to_le_bytes());
         h
@@ -331,7 +335,7 @@ impl RecordHeader {
         if flags & !FLAGS_KNOWN != 0 {
             return Err(FormatError::Field { field: "flags", value: flags.into() });
         }
-        if h[6..8].iter().chain(&h[64..76]).any(|b| *b != 0) {
+        if h[6..8].iter().chain(&h[72..76]).any(|b| *b != 0) {
             return Err(FormatError::Field { field: "reserved", value: 1 });
         }
         Ok(RecordHeader {
@@ -346,6 +350,7 @@ impl RecordHeader {
             durable_mark: u64_at(h, 48)?,
             value_len: u32_at(h, 56)?,
             payload_crc: u32_at(h, 60)?,
+            sector: u64_at(h, 64)?,
         })
     }
 
@@ -404,6 +409,7 @@ mod tests {
             value_len: 9000,
             payload_crc: 0xdead_beef,
             durable_mark: (3 << 32) | 17,
+            sector: 0x1234_5678,
         };
         let b = h.encode();
         assert_eq!(RecordHeader::decode(&b), Ok(h));

@@ -170,6 +170,13 @@ impl<D: BlockDevice> Engine<D> {
                 Err(e) if off == 0 => return Err(corrupt(format!("sector {sector}: header: {e}"))),
                 Err(_) => break,
             };
+            // SEC-17: the sector's content must be the one written there.
+            if h.sector != u64::from(sector) && !bugs::active("sector:ignore-record-address") {
+                return Err(corrupt(format!(
+                    "sector {sector}: misplaced record (written for sector {})",
+                    h.sector
+                )));
+            }
             if h.key == key
                 && h.kind == Kind::Put
                 && h.zone_epoch == epoch

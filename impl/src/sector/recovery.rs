@@ -29,6 +29,7 @@ use super::write::{Batch, seal};
 use super::zones::{Zone, position};
 use super::{EngineConfig, RecoveryReport};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
+use crate::bugs;
 use std::collections::HashMap;
 
 /// Zones read per device batch during the scan.
@@ -72,7 +73,11 @@ pub(crate) fn scan(buf: &[u8], first_sector: u64, epoch: u32, keep_payload: bool
             out.epoch_max = out.epoch_max.max(h.zone_epoch);
             let packed = h.flags & FLAG_PACKED != 0;
             let fp = h.footprint_bytes();
+            // SEC-17: a record found at another sector than the one it names is not an item
+            // (a misdirected write, or the stale content of a sector whose write went astray).
+            let placed = h.sector == sector || bugs::active("sector:ignore-record-address");
             let framed = h.zone_epoch == epoch
+                && placed
                 && if packed { off + fp <= SECTOR_SIZE_BYTES } else { off == 0 };
             if framed {
                 let end = base + RECORD_HEADER_SIZE_BYTES + h.payload_len as usize;
@@ -450,7 +455,7 @@ fn persist_cuts<D: BlockDevice>(
         }
         let zone = &mut e.zones[*z as usize];
         e.next_seq += 1;
-        let h = seal(e.next_seq - 1, zone.epoch, 0);
+        let h = RecordHeader { sector: *end, ..seal(e.next_seq - 1, zone.epoch, 0) };
         let mut bytes = h.encode().to_vec();
         bytes.resize(SECTOR_SIZE_BYTES, 0);
         batch.ops.push((*end, bytes));

@@ -119,6 +119,7 @@ impl<D: BlockDevice> Engine<D> {
             value_len: value.len() as u32,
             payload_crc: crc32c::crc32c(payload),
             durable_mark: 0,
+            sector: 0,
         };
         let mut batch = Batch::default();
         // SEC-16: refused here, before anything is written, if only the reserve is left.
@@ -311,6 +312,7 @@ impl<D: BlockDevice> Engine<D> {
         let n = (h.footprint_bytes() / SECTOR_SIZE_BYTES) as u32;
         let sector = self.place(batch, n, room)?;
         h.zone_epoch = self.head_epoch();
+        h.sector = sector; // SEC-17
         let mut bytes = Vec::with_capacity(n as usize * SECTOR_SIZE_BYTES);
         bytes.extend_from_slice(&h.encode());
         bytes.extend_from_slice(payload);
@@ -350,6 +352,7 @@ impl<D: BlockDevice> Engine<D> {
         let Some(p) = self.pack.as_mut() else {
             return Err(SectorError::InvalidArgument("packing sector vanished".into()));
         };
+        h.sector = p.sector; // SEC-17
         let start = p.used;
         if let Some(dst) = p.buf.get_mut(start..start + RECORD_HEADER_SIZE_BYTES) {
             dst.copy_from_slice(&h.encode());
@@ -384,6 +387,7 @@ pub(crate) fn tombstone(key: Key, seq: u64, flags: u8, txn: u64) -> RecordHeader
         value_len: 0,
         payload_crc: crc32c::crc32c(&[]),
         durable_mark: 0,
+        sector: 0,
     }
 }
 

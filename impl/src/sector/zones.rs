@@ -269,7 +269,7 @@ impl<D: BlockDevice> Engine<D> {
         }
         let sector = self.sb.zone_first_sector(z) + u64::from(self.head_next);
         let epoch = self.zones[z as usize].epoch;
-        let h = seal(self.take_seq(), epoch, self.durable_mark);
+        let h = RecordHeader { sector, ..seal(self.take_seq(), epoch, self.durable_mark) };
         let mut bytes = h.encode().to_vec();
         bytes.resize(SECTOR_SIZE_BYTES, 0);
         batch.ops.push((sector, bytes));

@@ -47,7 +47,7 @@ impl World<'_> {
             self.restart()?;
         }
         if let Some(e) = &self.engine {
-            lock(e).device_mut().heal();
+            lock(e).device_mut().stop_faults();
         }
         self.durability_check()?;
         if self.knobs.fill_drain {

@@ -45,6 +45,7 @@ pub fn header_json(h: &RecordHeader) -> Value {
         "kind": kind_name(h.kind), "flags": h.flags, "key": h.key, "seq": h.seq,
         "zone_epoch": h.zone_epoch, "payload_len": h.payload_len, "next": h.next, "txn": h.txn,
         "durable_mark": h.durable_mark, "value_len": h.value_len, "payload_crc": h.payload_crc,
+        "sector": h.sector,
     })
 }
 
@@ -61,6 +62,7 @@ fn header_from_json(v: &Value) -> Outcome<RecordHeader> {
         durable_mark: json::uint(v, "durable_mark")?,
         value_len: json::uint_as(v, "value_len")?,
         payload_crc: json::uint_as(v, "payload_crc")?,
+        sector: json::uint(v, "sector")?,
     })
 }
 

@@ -47,12 +47,14 @@ fn superblock() -> Builder {
         recrc(s, 4092)
     };
     b.invalid("magic CELLSECU", &["BadMagic"], &patch(7, b"U"), Kind::BadMagic);
-    b.invalid(
-        "format version 2",
-        &["BadVersion"],
-        &patch(8, &2u32.to_le_bytes()),
-        Kind::UnsupportedVersion,
-    );
+    for v in [1u32, 3] {
+        b.invalid(
+            &format!("format version {v}"),
+            &["BadVersion"],
+            &patch(8, &v.to_le_bytes()),
+            Kind::UnsupportedVersion,
+        );
+    }
     b.invalid(
         "sector size 512",
         &["InvalidValue"],
@@ -133,9 +135,9 @@ fn zone_header() -> Builder {
             Kind::BadMagic,
         );
         let mut v = good.clone();
-        v[8] = 2;
+        v[8] = 1;
         b.invalid(
-            &format!("{kind} version 2"),
+            &format!("{kind} version 1"),
             &["BadVersion"],
             &recrc(v, 28),
             Kind::UnsupportedVersion,
@@ -174,6 +176,7 @@ fn header(kind: RecordKind, flags: u8) -> RecordHeader {
         value_len: 9000,
         payload_crc: 0xdead_beef,
         durable_mark: (3 << 32) | 17,
+        sector: 0x0000_0001_0000_0203,
     }
 }
 
@@ -206,6 +209,16 @@ fn record_header() -> Builder {
         "first record after open of a fresh device: durable mark 0x00000000ffffffff",
         &["Edge"],
         &RecordHeader { durable_mark: 0xFFFF_FFFF, ..header(RecordKind::Put, 0) }.encode(),
+    );
+    b.valid(
+        "a record at sector 0 (never written by an engine: superblock) decodes",
+        &["Edge"],
+        &RecordHeader { sector: 0, ..header(RecordKind::Put, 0) }.encode(),
+    );
+    b.valid(
+        "a record at the largest sector",
+        &["Edge"],
+        &RecordHeader { sector: u64::MAX, ..header(RecordKind::Put, 0) }.encode(),
     );
     b.acceptable(
         "Tombstone with COMPRESSED (no writer sets it; readers ignore it)",
@@ -240,7 +253,7 @@ fn record_header() -> Builder {
             Kind::InvalidValue,
         );
     }
-    for at in [6usize, 7, 64, 75] {
+    for at in [6usize, 7, 72, 75] {
         b.invalid(
             &format!("reserved byte {at} set"),
             &["InvalidValue"],
