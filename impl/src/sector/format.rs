@@ -479,5 +479,11 @@ mod tests {
         assert_eq!(ZoneHeader::decode_free(&z.encode_free()), Ok(z));
         assert_eq!(ZoneHeader::decode(&z.encode_free()), Err(FormatError::BadMagic));
         assert_eq!(ZoneHeader::decode_free(&z.encode()), Err(FormatError::BadMagic));
+        let never = ZoneHeader { zone: 2, epoch: 0 };
+        assert_eq!(
+            ZoneHeader::decode(&never.encode()),
+            Err(FormatError::Field { field: "epoch", value: 0 }),
+            "SEC-4: epoch 0 is never handed out"
+        );
     }
 }
