@@ -57,7 +57,7 @@ fn corrupt_nodes_are_errors_not_data_kv2() {
     let store = MemStore::new();
     let kv = Kv::with_node_target_size(&store, SALT, SMALL_TARGET_BYTES);
     let root = kv.build((0..200).map(|i| (key(i), vec![1]))).unwrap();
-    // A leaf-shaped blob under the root's ref: wrong CID.
+    // A ref to a blob the store does not hold: an error, never "key absent".
     let fake = Ref { cid: crate::Hash::of(b"nope"), dek: [0; 32] };
     assert!(kv.get(Some(&fake), b"k").is_err());
     // A valid node that does not fit its parent (level mismatch) is Corrupt.
