@@ -318,6 +318,16 @@ mod tests {
         assert!(KeyState::decode(&[0, 0]).is_err(), "no versions");
         let bad = KeyState { clock: VectorClock::new(), versions: a.versions.clone() };
         assert!(matches!(KeyState::decode(&bad.encode().unwrap()), Err(KeyStateError::Invalid(_))));
+        // Siblings out of precedence order: every case above fails before that check runs.
+        let c = write(&KeyState::default(), C, s(3));
+        let both = merge(&MergePolicy::KeepBoth, &a, &c);
+        assert_eq!(KeyState::decode(&both.encode().unwrap()).unwrap(), both);
+        let mut swapped = both.clone();
+        swapped.versions.reverse();
+        assert_eq!(
+            KeyState::decode(&swapped.encode().unwrap()),
+            Err(KeyStateError::Invalid("versions not in strict precedence order"))
+        );
     }
 
     #[derive(Clone, Debug)]

@@ -421,6 +421,57 @@ mod tests {
         assert_eq!(h.footprint_bytes(), 2 * SECTOR_SIZE_BYTES);
     }
 
+    /// Every flip above is caught by the CRC, so the kind, flags and reserved-byte checks
+    /// behind it never ran: here the CRC is made to match and those checks must still refuse.
+    #[test]
+    fn header_with_a_matching_crc_still_checks_kind_flags_and_reserved() {
+        let h = RecordHeader {
+            kind: Kind::Put,
+            flags: 0,
+            key: 1,
+            seq: 1,
+            zone_epoch: 1,
+            payload_len: 0,
+            next: 0,
+            txn: 0,
+            value_len: 0,
+            payload_crc: 0,
+            durable_mark: 0,
+        };
+        let resealed = |at: usize, v: u8| {
+            let mut b = h.encode();
+            b[at] = v;
+            let crc = crc32c::crc32c(&b[..76]);
+            b[76..].copy_from_slice(&crc.to_le_bytes());
+            RecordHeader::decode(&b)
+        };
+        assert_eq!(resealed(4, 1), Ok(h), "the re-sealing itself is sound");
+        assert_eq!(resealed(4, 5), Err(FormatError::Field { field: "kind", value: 5 }));
+        assert_eq!(resealed(4, 0), Err(FormatError::Field { field: "kind", value: 0 }));
+        assert_eq!(resealed(5, 32), Err(FormatError::Field { field: "flags", value: 32 }));
+        for at in [6, 7, 64, 75] {
+            assert_eq!(resealed(at, 1), Err(FormatError::Field { field: "reserved", value: 1 }));
+        }
+    }
+
+    #[test]
+    fn superblock_geometry_is_checked() {
+        let sb = Superblock { zone_sector_count: 16, zone_count: 4, device_sector_count: 66 };
+        assert_eq!(sb.check(), Ok(()));
+        let field = |s: Superblock| match s.check() {
+            Err(FormatError::Field { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(Superblock { zone_count: 1, ..sb }), "zone_count");
+        assert_eq!(field(Superblock { device_sector_count: 65, ..sb }), "device_sector_count");
+        assert_eq!(field(Superblock { zone_sector_count: 7, ..sb }), "zone_sector_count");
+        // A re-sealed superblock with a bad geometry is refused by decode too.
+        assert!(matches!(
+            Superblock::decode(&Superblock { zone_count: 1, ..sb }.encode(0)),
+            Err(FormatError::Field { field: "zone_count", .. })
+        ));
+    }
+
     #[test]
     fn superblock_and_zone_header_round_trip() {
         let sb = Superblock { zone_sector_count: 16, zone_count: 4, device_sector_count: 66 };
@@ -434,5 +485,11 @@ mod tests {
         assert_eq!(ZoneHeader::decode_free(&z.encode_free()), Ok(z));
         assert_eq!(ZoneHeader::decode(&z.encode_free()), Err(FormatError::BadMagic));
         assert_eq!(ZoneHeader::decode_free(&z.encode()), Err(FormatError::BadMagic));
+        let never = ZoneHeader { zone: 2, epoch: 0 };
+        assert_eq!(
+            ZoneHeader::decode(&never.encode()),
+            Err(FormatError::Field { field: "epoch", value: 0 }),
+            "SEC-4: epoch 0 is never handed out"
+        );
     }
 }

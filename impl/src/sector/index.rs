@@ -184,16 +184,29 @@ mod tests {
         let mut ix = Index::new();
         let mut model = HashMap::new();
         let mut x: u64 = 1;
+        let mut removed = 0;
         for i in 0..20_000u32 {
             x = mix(x);
+            // The key and the operation come from independent bits of `x`: drawing both from
+            // `x % 3000` and `x % 3` made every removal target a key never inserted.
             let key = x % 3000;
-            if x.is_multiple_of(3) {
-                assert_eq!(ix.remove(key), model.remove(&key));
+            if (x >> 32).is_multiple_of(3) {
+                let got = ix.remove(key);
+                assert_eq!(got, model.remove(&key));
+                removed += usize::from(got.is_some());
             } else {
                 assert_eq!(ix.insert(key, i), model.insert(key, i));
             }
             assert_eq!(ix.len(), model.len());
+            // Every key, present or absent, every 97 steps: a broken backward shift loses
+            // a key that sat further along the removed key's probe chain.
+            if i % 97 == 0 {
+                for k in 0..3000 {
+                    assert_eq!(ix.get(k), model.get(&k).copied(), "key {k} after step {i}");
+                }
+            }
         }
+        assert!(removed > 1000, "the deletion path ran only {removed} times");
         for (k, v) in &model {
             assert_eq!(ix.get(*k), Some(*v));
         }

@@ -170,7 +170,13 @@ mod tests {
         let all = answer(&mut n, KvRequest::List("/".into(), true));
         assert_eq!(all, KvResponse::Keys(vec!["/users/alice = 1".into(), "/users/bob = 2".into()]));
         assert_eq!(answer(&mut n, KvRequest::Delete("/users/bob".into())), KvResponse::Ok);
+        // The delete is seen before the rollback undoes it (the test used to go straight to the
+        // rollback, so a delete that did nothing passed).
+        let gone = answer(&mut n, KvRequest::Get("/users/bob".into()));
+        assert!(matches!(gone, KvResponse::Value(None, _)), "{gone:?}");
+        assert_eq!(n.db().uncommitted(), 1);
         assert_eq!(answer(&mut n, KvRequest::Rollback), KvResponse::Ok);
+        assert_eq!(n.db().uncommitted(), 0);
         let bob = answer(&mut n, KvRequest::Get("/users/bob".into()));
         assert_eq!(bob, KvResponse::Value(Some(b"2".to_vec()), vec![Some(b"2".to_vec())]));
     }

@@ -57,20 +57,22 @@ fn corrupt_nodes_are_errors_not_data_kv2() {
     let store = MemStore::new();
     let kv = Kv::with_node_target_size(&store, SALT, SMALL_TARGET_BYTES);
     let root = kv.build((0..200).map(|i| (key(i), vec![1]))).unwrap();
-    // A leaf-shaped blob under the root's ref: wrong CID.
+    // A ref to a blob the store does not hold: an error, never "key absent".
     let fake = Ref { cid: crate::Hash::of(b"nope"), dek: [0; 32] };
     assert!(kv.get(Some(&fake), b"k").is_err());
     // A valid node that does not fit its parent (level mismatch) is Corrupt.
     let leaf = kv.put(None, b"k00000", b"x").unwrap().unwrap();
-    let (_, root_node) = (0, kv.read_node(root.as_ref().unwrap()).unwrap());
+    let root_node = kv.read_node(root.as_ref().unwrap()).unwrap();
+    // A leaf under a level-1 node fits, so the mismatch needs a root of level 2 or more (this
+    // was an `if` that would have skipped the assertion silently).
+    assert!(root_node.level > 1, "root level {} cannot show a level mismatch", root_node.level);
     let mut entries = root_node.entries.clone();
     entries[0].value = leaf.to_bytes().to_vec();
     entries[0].key = b"k00000".to_vec();
     let bad = kv.write_node(root_node.level, entries).unwrap();
     let bad_root = Ref::from_bytes(&bad.value).unwrap();
-    if root_node.level > 1 {
-        assert!(matches!(kv.get(Some(&bad_root), b"k00000"), Err(KvError::Corrupt { .. })));
-    }
+    let got = kv.get(Some(&bad_root), b"k00000");
+    assert!(matches!(got, Err(KvError::Corrupt { .. })), "{got:?}");
 }
 
 #[test]

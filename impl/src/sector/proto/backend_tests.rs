@@ -102,13 +102,26 @@ fn multi_key_cas_all_or_nothing() {
         Response::Cas(CasReply::Applied { versions }) => assert_eq!(versions.len(), 2),
         other => panic!("{other:?}"),
     }
+    let v1 = match b.handle(Request::Read { key: 1 }) {
+        Response::Record(Some(r)) => r.version,
+        other => panic!("{other:?}"),
+    };
     // Same items again: key 1 moved on, nothing applies.
     match b.handle(Request::Cas { items, flush: true }) {
         Response::Cas(CasReply::Conflict { index: 0, key: 1, current: Some(_) }) => {}
         other => panic!("{other:?}"),
     }
-    let e = crash_and_reopen(b);
-    let mut e = e;
+    // Above, every member conflicts, so "nothing" is trivially all of it. Here the first
+    // member's expectation holds and only the second fails: the first must not apply either.
+    let items = vec![
+        CasItem { key: 1, expected: Expected::Version(v1), new_value: Some(b"X".to_vec()) },
+        CasItem { key: 2, expected: Expected::Absent, new_value: Some(b"Y".to_vec()) },
+    ];
+    match b.handle(Request::Cas { items, flush: true }) {
+        Response::Cas(CasReply::Conflict { index: 1, key: 2, current: Some(_) }) => {}
+        other => panic!("{other:?}"),
+    }
+    let mut e = crash_and_reopen(b);
     assert_eq!(e.read(1).unwrap().unwrap().value, b"A");
     assert_eq!(e.read(2).unwrap().unwrap().value, b"B");
 }

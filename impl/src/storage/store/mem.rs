@@ -94,7 +94,8 @@ impl Store for MemStore {
 )]
 mod tests {
     use super::*;
-    use crate::storage::store::{ALL_HASHES, list_all};
+    use crate::storage::store::{ALL_HASHES, LIST_PAGE_HASHES, list_all};
+    use std::ops::Bound;
 
     #[test]
     fn post_get_list_delete() {
@@ -111,5 +112,19 @@ mod tests {
         assert!(matches!(s.get(&a), Err(StoreError::NotFound(_))));
         assert!(s.tamper(&b, b"x".to_vec()));
         assert!(matches!(s.get(&b), Err(StoreError::Corrupt { .. })));
+    }
+
+    /// `list_all` pages by [`LIST_PAGE_HASHES`]: with two blobs (all the test above posts) only
+    /// the first page is ever fetched, so the page-continuation bound was never used.
+    #[test]
+    fn list_all_pages_past_the_first_page() {
+        let s = MemStore::new();
+        let n = 2 * LIST_PAGE_HASHES + 3;
+        let mut want: Vec<_> = (0..n as u32).map(|i| s.post(&i.to_le_bytes()).unwrap()).collect();
+        want.sort();
+        assert_eq!(list_all(&s).unwrap(), want);
+        assert_eq!(s.list(ALL_HASHES, 5).unwrap(), want[..5], "the limit binds");
+        let after = (Bound::Excluded(want[0]), Bound::Unbounded);
+        assert_eq!(s.list(after, 1).unwrap(), want[1..2]);
     }
 }
