@@ -194,6 +194,7 @@ fn record_kind_table_matches_the_code() {
         value_len: 0,
         payload_crc: 0,
         durable_mark: 0,
+        sector: 2,
     };
     assert_eq!(rows.len(), kinds.len(), "{file}: RecordKind rows vs the code's kinds");
     for ((tag, variant), kind) in rows.iter().zip(kinds) {

@@ -437,6 +437,7 @@ mod tests {
             value_len: 0,
             payload_crc: 0,
             durable_mark: 0,
+            sector: 9,
         };
         let resealed = |at: usize, v: u8| {
             let mut b = h.encode();
@@ -449,9 +450,11 @@ mod tests {
         assert_eq!(resealed(4, 5), Err(FormatError::Field { field: "kind", value: 5 }));
         assert_eq!(resealed(4, 0), Err(FormatError::Field { field: "kind", value: 0 }));
         assert_eq!(resealed(5, 32), Err(FormatError::Field { field: "flags", value: 32 }));
-        for at in [6, 7, 64, 75] {
+        for at in [6, 7, 72, 75] {
             assert_eq!(resealed(at, 1), Err(FormatError::Field { field: "reserved", value: 1 }));
         }
+        // SEC-17: bytes 64..72 are the record's sector, not reserved.
+        assert_eq!(resealed(64, 1).map(|h| h.sector), Ok(1));
     }
 
     #[test]
