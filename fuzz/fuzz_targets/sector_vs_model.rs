@@ -1,20 +1,22 @@
 //! Stateful: an arbitrary sequence of writes, appends, deletes, multi-key CAS, flushes,
 //! compaction steps and crashes (unflushed writes dropped, or the last write torn) on the sector
-//! engine over a fault-injecting in-memory device, against a map model of `specs/sector.md`:
-//! after every operation each key reads as the model says; after a crash the recovered state is
-//! the last flushed one (SEC-7) or, for a torn write, the state after some prefix of the
-//! unflushed operations (SEC-8); a crash is never reported as corruption. The same model as
-//! `impl/tests/sector_differential.rs`, driven by the fuzzer's coverage instead of proptest.
+//! engine over a fault-injecting in-memory device, judged by `cellar-model`'s executable spec
+//! `SectorSpec` (`specs/sector.md`), the same judge as `impl/tests/sector_differential.rs` and the
+//! simulator's oracle: after every operation each key reads as the spec holds (SEC-6); after a
+//! crash the recovered state is the last flushed one (SEC-7) or, for a torn write, the state
+//! after some prefix of the unflushed operations (SEC-7, SEC-8); a crash is never reported as
+//! corruption. The differential test's harness, driven by the fuzzer's coverage instead of
+//! proptest.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use cellar::sector::device::{CrashMode, FaultDevice};
 use cellar::sector::*;
+use cellar_model::spec::{SectorRead, SectorRecord, SectorSpec, Violation};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 
 type Dev = FaultDevice<MemDevice>;
-type State = BTreeMap<u64, Vec<u8>>;
 const KEYS: u64 = 6;
 
 #[derive(Debug, Arbitrary)]
@@ -42,18 +44,27 @@ fn bytes(len: usize, fill: u8, salt: u64) -> Vec<u8> {
 
 struct Harness {
     e: Option<Engine<Dev>>,
-    /// states[0] is the last durable state; states[i] the state after the i-th later op.
-    states: Vec<State>,
+    /// Every acknowledged operation and flush; judges reads and recoveries.
+    spec: SectorSpec,
     n: u64,
+}
+
+fn outcome(got: Result<Option<Record>, SectorError>) -> SectorRead {
+    match got {
+        Ok(r) => Ok(r.map(|r| SectorRecord { value: r.value, version: r.version.0 })),
+        Err(e) => panic!("no fault is injected while running: {e}"),
+    }
+}
+
+fn judged(r: Result<(), Violation>) {
+    if let Err(v) = r {
+        panic!("{v}");
+    }
 }
 
 impl Harness {
     fn engine(&mut self) -> &mut Engine<Dev> {
         self.e.as_mut().expect("engine")
-    }
-
-    fn current(&self) -> State {
-        self.states.last().expect("a state").clone()
     }
 
     /// Retries once after compacting when the device is full.
@@ -71,29 +82,33 @@ impl Harness {
         self.n += 1;
         let salt = self.n;
         let flushes = self.engine().device_mut().flush_count();
-        let before = self.current();
-        let mut after = before.clone();
+        // (key, value, version) of each write the op made, in order; `cas`: as one group.
+        let mut writes: Vec<(u64, Option<Vec<u8>>, Option<u64>)> = Vec::new();
+        let mut cas = false;
         let mut durable = false;
         match *op {
             Op::Write { key, len, fill, compressed, compact, flush } => {
                 let key = u64::from(key) % KEYS;
                 let v = bytes(usize::from(len) % 9000, fill, salt);
                 let o = WriteOptions { compressed, compact, flush, ..Default::default() };
-                self.retry(|e| e.write(key, &v, o));
-                after.insert(key, v);
+                let version = self.retry(|e| e.write(key, &v, o));
+                writes.push((key, Some(v), Some(version.0)));
                 durable = flush;
             }
             Op::Append { key, len, fill } => {
                 let key = u64::from(key) % KEYS;
                 let v = bytes(usize::from(len) % 3000, fill, salt);
-                self.retry(|e| e.append(key, &v, WriteOptions::default()));
-                after.entry(key).or_default().extend_from_slice(&v);
+                let version = self.retry(|e| e.append(key, &v, WriteOptions::default()));
+                let mut whole = self.spec.current(key).unwrap_or_default();
+                whole.extend_from_slice(&v);
+                writes.push((key, Some(whole), Some(version.0)));
             }
             Op::Delete { key, flush } => {
                 let key = u64::from(key) % KEYS;
                 let o = WriteOptions { flush, ..Default::default() };
                 let was = self.engine().delete(key, o).expect("delete");
-                assert_eq!(was, after.remove(&key).is_some(), "delete reports presence");
+                judged(self.spec.check_delete(key, was));
+                writes.push((key, None, None));
                 durable = flush && was;
             }
             Op::Cas { keys, fill, stale } => {
@@ -101,32 +116,46 @@ impl Harness {
                 if members.is_empty() {
                     return;
                 }
-                let ops: Vec<CasOp> = members
-                    .iter()
-                    .map(|k| {
-                        let expected = match self.engine().version(*k) {
-                            Some(v) if stale => Expect::Version(Version(v.0 ^ 1)),
-                            Some(v) => Expect::Version(v),
-                            None => Expect::Absent,
-                        };
-                        let new = if fill % 4 == 0 {
-                            CasNew::Delete
-                        } else {
-                            CasNew::Put(bytes(100 + usize::from(fill) * 20, fill, salt + k))
-                        };
-                        CasOp { key: *k, expected, new }
-                    })
-                    .collect();
-                let present = members.iter().any(|k| before.contains_key(k));
-                match self.retry(|e| e.cas(&ops)) {
-                    CasResult::Committed(_) => {
-                        assert!(!stale || !present, "a stale CAS committed");
-                        for o in &ops {
-                            match &o.new {
-                                CasNew::Put(v) => after.insert(o.key, v.clone()),
-                                CasNew::Delete => after.remove(&o.key),
+                let build = |e: &Engine<Dev>| -> Vec<CasOp> {
+                    members
+                        .iter()
+                        .map(|k| {
+                            let expected = match e.version(*k) {
+                                Some(v) if stale => Expect::Version(Version(v.0 ^ 1)),
+                                Some(v) => Expect::Version(v),
+                                None => Expect::Absent,
                             };
+                            let new = if fill % 4 == 0 {
+                                CasNew::Delete
+                            } else {
+                                CasNew::Put(bytes(100 + usize::from(fill) * 20, fill, salt + k))
+                            };
+                            CasOp { key: *k, expected, new }
+                        })
+                        .collect()
+                };
+                // Versions are taken again after compaction: a move changes them (SEC-10).
+                let mut ops = build(self.engine());
+                let r = match self.engine().cas(&ops) {
+                    Err(SectorError::DeviceFull) => {
+                        self.engine().compact_until_idle(10_000).expect("compact");
+                        ops = build(self.engine());
+                        self.engine().cas(&ops).expect("cas after compaction")
+                    }
+                    r => r.expect("cas"),
+                };
+                let present = members.iter().any(|k| self.spec.current(*k).is_some());
+                match r {
+                    CasResult::Committed(versions) => {
+                        assert!(!stale || !present, "a stale CAS committed");
+                        for (o, version) in ops.iter().zip(versions) {
+                            let value = match &o.new {
+                                CasNew::Put(v) => Some(v.clone()),
+                                CasNew::Delete => None,
+                            };
+                            writes.push((o.key, value, version.map(|v| v.0)));
                         }
+                        cas = true;
                     }
                     CasResult::Mismatch { .. } => assert!(stale && present, "a good CAS failed"),
                 }
@@ -142,18 +171,26 @@ impl Harness {
             }
             Op::Crash { torn } => return self.crash(torn),
         }
-        if durable {
-            self.states = vec![after];
-        } else {
-            if self.engine().device_mut().flush_count() != flushes {
-                self.states = vec![before]; // the engine flushed on its own (compaction)
-            }
-            self.states.push(after);
+        if self.engine().device_mut().flush_count() != flushes {
+            // The engine flushed on its own (compaction) before or during this op: everything
+            // before it is durable.
+            self.spec.on_flush();
         }
-        let want = self.current();
+        if cas {
+            let members: Vec<_> = writes.iter().map(|(k, v, _)| (*k, v.clone())).collect();
+            let versions: Vec<_> = writes.iter().map(|(_, _, ver)| *ver).collect();
+            self.spec.on_cas(&members, &versions);
+        } else {
+            for (k, v, version) in writes {
+                self.spec.on_write(k, v, version, true);
+            }
+        }
+        if durable {
+            self.spec.on_flush();
+        }
         for k in 0..KEYS {
-            let got = self.engine().read(k).expect("read").map(|r| r.value);
-            assert_eq!(got.as_ref(), want.get(&k), "key {k} reads as the model says");
+            let got = outcome(self.engine().read(k));
+            judged(self.spec.check_read(k, &got, false));
         }
     }
 
@@ -161,22 +198,20 @@ impl Harness {
         let mode = torn.map_or(CrashMode::DropUnflushed, |seed| CrashMode::Torn { seed });
         let dev = self.e.take().expect("engine").into_device().crash(mode).expect("crash");
         let mut e = Engine::open(FaultDevice::new(dev), cfg()).expect("recovery");
-        let got: State =
-            (0..KEYS).filter_map(|k| e.read(k).expect("read").map(|r| (k, r.value))).collect();
-        let allowed = match mode {
-            CrashMode::DropUnflushed => got == self.states[0],
-            _ => self.states.contains(&got),
-        };
-        assert!(allowed, "{mode:?}: SEC-7/SEC-8: the recovered state is not one the model allows");
+        let got: BTreeMap<u64, SectorRead> = (0..KEYS).map(|k| (k, outcome(e.read(k)))).collect();
+        // Dropped: exactly the flushed state; torn: the flushed state plus a prefix.
+        let none_landed = matches!(mode, CrashMode::DropUnflushed);
+        if let Err(v) = self.spec.check_recovered_in_order(&got, none_landed) {
+            panic!("{mode:?}: {v}");
+        }
         assert!(e.recovery_report().corrupt_sectors.is_empty(), "a crash is not corruption");
         self.e = Some(e);
-        self.states = vec![got];
     }
 }
 
 fuzz_target!(init: cellar_fuzz::plant_from_env(), |ops: Vec<Op>| {
     let e = Engine::format(FaultDevice::new(MemDevice::new(2 + 12 * 16)), cfg()).expect("format");
-    let mut h = Harness { e: Some(e), states: vec![State::new()], n: 0 };
+    let mut h = Harness { e: Some(e), spec: SectorSpec::new(KEYS), n: 0 };
     for op in ops.iter().take(120) {
         h.apply(op);
     }
