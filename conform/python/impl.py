@@ -368,13 +368,17 @@ def check_crc(b, end):
         raise Refuse("bad_checksum")
 
 
+# specs/sector.md §2.1: version 2 added the record's own sector (SEC-17).
+SECTOR_FORMAT_VERSION = 2
+
+
 def decode_superblock(b, params):
     if len(b) < 4096:
         raise Refuse("truncated")
     if b[:8] != b"CELLSECT":
         raise Refuse("bad_magic")
     check_crc(b, 4092)
-    if u32le(b, 8) != 1:
+    if u32le(b, 8) != SECTOR_FORMAT_VERSION:
         raise Refuse("unsupported_version")
     if u32le(b, 12) != 4096:
         raise Refuse("invalid_value", "sector size")
@@ -388,7 +392,7 @@ def decode_superblock(b, params):
 
 def encode_superblock(v, params):
     s = bytearray(4096)
-    struct.pack_into("<8sIIIIQI", s, 0, b"CELLSECT", 1, 4096, v["zone_sector_count"],
+    struct.pack_into("<8sIIIIQI", s, 0, b"CELLSECT", SECTOR_FORMAT_VERSION, 4096, v["zone_sector_count"],
                      v["zone_count"], v["device_sector_count"], v["copy"])
     struct.pack_into("<I", s, 4092, crc32c(bytes(s[:4092])))
     return bytes(s)
@@ -404,7 +408,7 @@ def decode_zone_header(b, params):
     if b[:8] != zone_magic(params):
         raise Refuse("bad_magic")
     check_crc(b, 28)
-    if u32le(b, 8) != 1:
+    if u32le(b, 8) != SECTOR_FORMAT_VERSION:
         raise Refuse("unsupported_version")
     if u32le(b, 16) == 0:
         raise Refuse("invalid_value", "epoch 0")
@@ -413,13 +417,13 @@ def decode_zone_header(b, params):
 
 def encode_zone_header(v, params):
     s = bytearray(32)
-    struct.pack_into("<8sIII", s, 0, zone_magic(params), 1, v["zone"], v["epoch"])
+    struct.pack_into("<8sIII", s, 0, zone_magic(params), SECTOR_FORMAT_VERSION, v["zone"], v["epoch"])
     struct.pack_into("<I", s, 28, crc32c(bytes(s[:28])))
     return bytes(s)
 
 
 RECORD_KINDS = {1: "Put", 2: "Tombstone", 3: "Commit", 4: "Seal"}
-RECORD_FIELDS = "<IBBHQQIIQQQII12sI"
+RECORD_FIELDS = "<IBBHQQIIQQQIIQ4sI"
 
 
 def decode_record_header(b, params):
@@ -428,7 +432,7 @@ def decode_record_header(b, params):
     if u32le(b, 0) != 0x31434552:
         raise Refuse("bad_magic")
     check_crc(b, 76)
-    (_, kind, flags, zero, key, seq, epoch, plen, nxt, txn, mark, vlen, pcrc, zeros, _) = \
+    (_, kind, flags, zero, key, seq, epoch, plen, nxt, txn, mark, vlen, pcrc, sector, zeros, _) = \
         struct.unpack_from(RECORD_FIELDS, b, 0)
     if flags & ~31:
         raise Refuse("invalid_value", "flags")
@@ -440,14 +444,14 @@ def decode_record_header(b, params):
         raise Refuse("trailing_bytes")
     return {"kind": RECORD_KINDS[kind], "flags": flags, "key": key, "seq": seq, "zone_epoch": epoch,
             "payload_len": plen, "next": nxt, "txn": txn, "durable_mark": mark, "value_len": vlen,
-            "payload_crc": pcrc}
+            "payload_crc": pcrc, "sector": sector}
 
 
 def encode_record_header(v, params):
     kind = {n: k for k, n in RECORD_KINDS.items()}[v["kind"]]
     h = bytearray(struct.pack(RECORD_FIELDS, 0x31434552, kind, v["flags"], 0, v["key"], v["seq"],
                               v["zone_epoch"], v["payload_len"], v["next"], v["txn"], v["durable_mark"],
-                              v["value_len"], v["payload_crc"], bytes(12), 0))
+                              v["value_len"], v["payload_crc"], v["sector"], bytes(4), 0))
     struct.pack_into("<I", h, 76, crc32c(bytes(h[:76])))
     return bytes(h)
 
