@@ -26,16 +26,23 @@ use cellar::storage::volume::{DirVolume, FileModeLock, Mode, ModeLock, VolumeErr
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {
     dir: PathBuf,
+    /// One mount at a time: run in parallel, these tests failed about one run in two with
+    /// ENOSPC right after freeing space (each on its own mount; never with one test thread).
+    /// Held until the mount is gone.
+    _serial: MutexGuard<'static, ()>,
 }
+
+static SERIAL: Mutex<()> = Mutex::new(());
 
 impl Tmpfs {
     /// Mounts a tmpfs with `options` (e.g. `size=2m`), or prints why not and returns `None`.
     fn mount(test: &str, options: &str) -> Option<Tmpfs> {
+        let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !cfg!(target_os = "linux") {
             println!("skipping {test}: tmpfs mounts need Linux");
             return None;
@@ -46,7 +53,7 @@ impl Tmpfs {
         let out =
             Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&dir).output();
         match out {
-            Ok(o) if o.status.success() => Some(Tmpfs { dir }),
+            Ok(o) if o.status.success() => Some(Tmpfs { dir, _serial: serial }),
             Ok(o) => {
                 let why = String::from_utf8_lossy(&o.stderr);
                 println!("skipping {test}: mount -t tmpfs not permitted ({})", why.trim());
