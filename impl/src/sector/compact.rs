@@ -129,12 +129,17 @@ impl<D: BlockDevice> Engine<D> {
             (CompactState::Move { zone, cursor, moves }, _) => self.move_step(zone, cursor, moves),
             (CompactState::Drain { zone }, _) => self.drain_step(zone),
         };
-        if let (Err(SectorError::Device(_)), Some(z)) = (&r, zone)
-            && !self.compact_failed.contains(&z)
-        {
-            self.compact_failed.push(z);
+        if let (Err(SectorError::Device(_)), Some(z)) = (&r, zone) {
+            self.set_aside(z);
         }
         r
+    }
+
+    /// `zone` is not picked again until the next `open` (a device error or damage met).
+    fn set_aside(&mut self, zone: u32) {
+        if !self.compact_failed.contains(&zone) {
+            self.compact_failed.push(zone);
+        }
     }
 
     /// Runs steps until the compactor is idle or `steps_max` steps ran; returns zones freed.
@@ -308,10 +313,7 @@ impl<D: BlockDevice> Engine<D> {
         let (live, tomb_live) =
             (self.zones[zone as usize].live, self.zones[zone as usize].tomb_live);
         if (live, tomb_live) != (0, 0) && !bugs::active("sector:drain-ignores-live-count") {
-            // Not picked again until the next `open`, like a zone that met a device error.
-            if !self.compact_failed.contains(&zone) {
-                self.compact_failed.push(zone);
-            }
+            self.set_aside(zone);
             return Ok(CompactProgress::Damaged { zone, live, tombstones: tomb_live });
         }
         // SEC-14: the copies are durable before the zone is freed, and the free (a free header

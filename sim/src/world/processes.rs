@@ -124,7 +124,7 @@ impl World<'_> {
             Ok(CompactProgress::Damaged { zone, .. }) => {
                 // The scan missed a live record: only a media fault met since the last power
                 // cycle (a misdirected write, typically, seen in an earlier step) explains it.
-                if lock(&engine).device_mut().fault_hits() == 0 {
+                if before == 0 && !hit {
                     return Err(Violation::new(
                         "SEC-17 compaction finds every live record",
                         format!("zone {zone} left alone with no media fault met"),
