@@ -12,8 +12,8 @@ set -euo pipefail
 CELLAR=$(realpath "$1")
 # Floors: one below the pass counts recorded in docs/adapters.md (314 on both), a margin for
 # one timing-sensitive test (naptime 10 ms). Raise them when the count rises.
-FLOOR_DIR=313
-FLOOR_PG=313
+FLOOR_DIR=314
+FLOOR_PG=314
 CONF=$(realpath "$(dirname "$0")/pjdfstest.toml")
 log() { printf 'pjdfstest.sh: %s\n' "$*" >&2; }
 

@@ -45,6 +45,7 @@ pub const ALL: &[&str] = &[
     "marks:rename-keeps-old",
     "marks:gc-skips-marks",
     "pg:no-fence",
+    "adapters:orphan-dropped-at-commit",
 ];
 
 #[cfg(feature = "planted-bugs")]

@@ -323,3 +323,62 @@ fn adp1_a_bare_head_volume_is_upgraded_to_a_space() {
     assert_eq!(committed(&main, "/f").unwrap(), b"kept");
     assert_eq!(check_vol1(&old, &SpaceReachability::new(FsSnapshotReachability)).unwrap(), None);
 }
+
+/// ADP-11: an unlinked file that is still open keeps its bytes, its number and its writes for
+/// the holder of the handle; it is never committed and a new file at its path is another file.
+#[test]
+fn adp11_an_unlinked_open_file_lives_until_its_last_handle_is_released() {
+    let vol = volume();
+    let dir = tempfile::tempdir().unwrap();
+    let s = share(&vol, &dir, "orphans", 1);
+    let root = s.root_ino();
+    let ino = file(&s, root, "f", b"hello");
+    let fh = s.open_file(ino, true).unwrap();
+    s.unlink(root, b"f").unwrap();
+    assert_eq!(s.lookup(root, b"f").unwrap_err(), Errno(libc::ENOENT));
+    assert_eq!(s.orphans(), 1);
+    let a = s.getattr(ino).unwrap();
+    assert_eq!((a.ino, a.nlink, a.size), (ino, 0, 5));
+    assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello");
+    // Writes and truncates through the handle reach the orphan, not the working tree.
+    s.write(ino, 5, b", world").unwrap();
+    s.setattr(ino, SetAttr { size: Some(7), ..SetAttr::default() }).unwrap();
+    assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello, ");
+    // A new file at the same path is another file with another number.
+    let again = file(&s, root, "f", b"new");
+    assert_ne!(again, ino);
+    assert_eq!(s.read(again, 0, 100).unwrap(), b"new");
+    assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello, ");
+    // A commit publishes the working tree only, and keeps what the orphan still reads staged
+    // (`adapters:orphan-dropped-at-commit` drops it: the read below fails).
+    s.commit("with an orphan").unwrap();
+    assert_eq!(committed(&vol, "/f").unwrap(), b"new");
+    assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello, ");
+    // A rename over an open file orphans the replaced file the same way.
+    let g = file(&s, root, "g", b"old g");
+    let gh = s.open_file(g, false).unwrap();
+    s.rename(root, b"f", root, b"g", false).unwrap();
+    assert_eq!(s.read(g, 0, 100).unwrap(), b"old g");
+    assert_eq!(s.read(s.lookup(root, b"g").unwrap().ino, 0, 100).unwrap(), b"new");
+    assert_eq!(s.orphans(), 2);
+    // The last release forgets the orphan; its number no longer answers.
+    s.release(fh);
+    s.release(gh);
+    assert_eq!(s.orphans(), 0);
+    assert!(s.getattr(ino).is_err());
+    assert_eq!(s.readdir(root).unwrap().len(), 1);
+    s.commit("after").unwrap();
+    assert_eq!(committed(&vol, "/g").unwrap(), b"new");
+    assert_eq!(committed(&vol, "/f"), None);
+}
+
+/// The planted bug drops the orphan's staged blobs at a commit: the test above must see it.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn adp11_planted_orphan_dropped_at_commit_is_caught() {
+    let _bug = cellar::bugs::plant("adapters:orphan-dropped-at-commit").unwrap();
+    let caught = std::panic::catch_unwind(
+        adp11_an_unlinked_open_file_lives_until_its_last_handle_is_released,
+    );
+    assert!(caught.is_err(), "ADP-11's test passed with the orphan's blobs dropped at a commit");
+}

@@ -10,7 +10,6 @@ use super::share::ShareFs;
 use super::types::{AdapterError, COMMIT_CAS_ATTEMPTS_MAX, CommitReport};
 use crate::fs::History;
 use crate::storage::volume::{Mode, VolumeError};
-use std::collections::HashSet;
 
 impl ShareFs {
     /// Commits the working tree (ADP-3): a snapshot on top of the base head carrying the
@@ -59,7 +58,9 @@ impl ShareFs {
                 st.base = Some(head);
                 st.history = ours;
                 st.dirty = false;
-                self.staging.retain(&HashSet::new());
+                // Keep what unlinked-but-open files still read (ADP-11); the rest is promoted.
+                let keep = self.orphan_reach(&st);
+                self.staging.retain(&keep);
                 report.head = Some(head);
                 report.published = true;
                 report.merges = attempt;

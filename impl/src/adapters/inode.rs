@@ -7,7 +7,7 @@
 //! is [`ROOT_INO`]. A collision (two live paths with one hash) takes the next free number.
 
 use crate::fs::FsPath;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
@@ -31,6 +31,8 @@ pub fn path_ino(path: &FsPath) -> u64 {
 pub struct Inodes {
     by_ino: HashMap<u64, FsPath>,
     by_path: HashMap<FsPath, u64>,
+    /// Numbers of unlinked files still open (ADP-11): no path takes them.
+    reserved: HashSet<u64>,
 }
 
 impl Inodes {
@@ -53,7 +55,7 @@ impl Inodes {
             return *i;
         }
         let mut n = path_ino(path);
-        while self.by_ino.contains_key(&n) {
+        while self.by_ino.contains_key(&n) || self.reserved.contains(&n) {
             n = if n + 1 >= 1 << INO_BITS { 2 } else { n + 1 };
         }
         self.by_ino.insert(n, path.clone());
@@ -76,6 +78,16 @@ impl Inodes {
         }
         self.by_ino.insert(ino, path.clone());
         self.by_path.insert(path.clone(), ino);
+    }
+
+    /// Keeps `ino` from every path until [`Inodes::unreserve`] (an unlinked file still open).
+    pub fn reserve(&mut self, ino: u64) {
+        self.reserved.insert(ino);
+    }
+
+    /// Gives `ino` back.
+    pub fn unreserve(&mut self, ino: u64) {
+        self.reserved.remove(&ino);
     }
 
     /// Forgets `path` and everything below it (removed).

@@ -10,8 +10,8 @@
 //! (one space edit, MARK-4); a lost CAS merges at file granularity and never overwrites.
 //!
 //! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `types` (errno mapping, errors, options, attributes), `mark`
-//! ([`open_mark`]), [`inode`] (numbers ↔ paths), [`staging`] (the working tree's blobs until a
-//! commit).
+//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `orphan` (unlinked files still open, ADP-11),
+//! [`staging`] (the working tree's blobs until a commit).
 //!
 //! Never: touch the kernel or a socket here (the shells in `sim/src/bin/cellar/` do); read the
 //! clock except through [`crate::env::Clock`].
@@ -19,6 +19,7 @@
 mod commit;
 pub mod inode;
 mod mark;
+mod orphan;
 mod share;
 pub mod staging;
 mod types;

@@ -17,6 +17,7 @@
 //! holding Expand (VOL-2); overwrite a head we did not base our work on.
 
 use super::inode::{Inodes, ROOT_INO, path_ino};
+use super::orphan::Orphan;
 use super::staging::StagingStore;
 use super::types::{
     AdapterError, Attr, Caller, Errno, STAGING_COMPACT_BYTES, SetAttr, SetTime, ShareOptions,
@@ -43,10 +44,12 @@ pub(super) struct State {
     pub(super) history: History,
     /// The working tree differs from `base`'s tree.
     pub(super) dirty: bool,
-    inodes: Inodes,
+    pub(super) inodes: Inodes,
     times: HashMap<u64, Times>,
-    handles: HashMap<u64, (u64, bool)>,
+    pub(super) handles: HashMap<u64, (u64, bool)>,
     next_fh: u64,
+    /// Unlinked files still open, by inode number (ADP-11).
+    pub(super) orphans: HashMap<u64, Orphan>,
     /// Subdirectory counts of directories (for `nlink`), dropped when they may change.
     pub(super) subdirs: HashMap<FsPath, u32>,
 }
@@ -105,6 +108,7 @@ impl ShareFs {
             times: HashMap::new(),
             handles: HashMap::new(),
             next_fh: 1,
+            orphans: HashMap::new(),
             subdirs: HashMap::new(),
         };
         let cache = crate::db::kv::NodeCache::default();
@@ -149,7 +153,7 @@ impl ShareFs {
         self.lock().root
     }
 
-    fn path_of(&self, st: &mut State, ino: u64) -> Result<FsPath, Errno> {
+    pub(super) fn path_of(&self, st: &mut State, ino: u64) -> Result<FsPath, Errno> {
         if let Some(p) = st.inodes.path(ino) {
             return Ok(p.clone());
         }
@@ -180,9 +184,14 @@ impl ShareFs {
         2 + n
     }
 
-    fn attr(&self, st: &mut State, path: &FsPath, info: &Info) -> Attr {
+    pub(super) fn attr(&self, st: &mut State, path: &FsPath, info: &Info) -> Attr {
         let nlink = if info.kind == Kind::Dir { self.dir_nlink(st, path) } else { 1 };
         let ino = st.inodes.ino(path);
+        self.attr_at(st, ino, info, nlink)
+    }
+
+    /// The attributes of inode `ino` with `info` and `nlink` links (times from memory, ADP-7).
+    pub(super) fn attr_at(&self, st: &State, ino: u64, info: &Info, nlink: u32) -> Attr {
         let t = st.times.get(&ino).copied().unwrap_or_default();
         Attr {
             ino,
@@ -212,13 +221,14 @@ impl ShareFs {
         Ok(r)
     }
 
-    fn set_root(&self, st: &mut State, root: Ref) {
+    pub(super) fn set_root(&self, st: &mut State, root: Ref) {
         st.root = root;
         st.dirty = true;
         let (_, mem, spilled) = self.staging.usage();
         if mem as u64 + spilled > STAGING_COMPACT_BYTES
-            && let Ok(keep) = self.staging.staged_reach(&self.salt, &root)
+            && let Ok(mut keep) = self.staging.staged_reach(&self.salt, &root)
         {
+            keep.extend(self.orphan_reach(st)); // ADP-11
             self.staging.retain(&keep);
         }
     }
@@ -226,9 +236,9 @@ impl ShareFs {
     /// Attributes of `ino`.
     pub fn getattr(&self, ino: u64) -> Result<Attr, Errno> {
         let mut st = self.lock();
-        let path = self.path_of(&mut st, ino)?;
-        let info = self.fs().stat(&st.root, &path).map_err(fs_err)?;
-        Ok(self.attr(&mut st, &path, &info))
+        let t = self.target(&mut st, ino)?;
+        let info = self.fs().stat(&t.root, &t.path).map_err(fs_err)?;
+        Ok(self.attr_of(&mut st, ino, &t, &info))
     }
 
     /// The entry `name` of directory `parent`.
@@ -382,9 +392,13 @@ impl ShareFs {
         let d = self.path_of(&mut st, parent)?;
         let path = join(&d, name)?;
         let fs = self.fs();
-        let r = if dir { fs.rmdir(&st.root, &path) } else { fs.remove(&st.root, &path) }
+        let before = st.root;
+        let r = if dir { fs.rmdir(&before, &path) } else { fs.remove(&before, &path) }
             .map_err(fs_err)?;
         let r = self.touch_dir(&mut st, r, &d)?;
+        if !dir {
+            self.orphan_if_open(&mut st, before, &path); // ADP-11
+        }
         self.set_root(&mut st, r);
         st.inodes.forget_subtree(&path);
         if dir {
@@ -448,6 +462,8 @@ impl ShareFs {
         if d2 != d1 {
             r = self.touch_dir(&mut st, r, &d2)?;
         }
+        let before = st.root;
+        self.orphan_if_open(&mut st, before, &to); // ADP-11: a replaced file still open
         self.set_root(&mut st, r);
         st.inodes.rename(&from, &to);
         st.subdirs
@@ -460,9 +476,10 @@ impl ShareFs {
     /// Changes attributes (chmod, chown, truncate, utimes); returns the new attributes.
     pub fn setattr(&self, ino: u64, set: SetAttr) -> Result<Attr, Errno> {
         let mut st = self.lock();
-        let path = self.path_of(&mut st, ino)?;
+        let t = self.target(&mut st, ino)?;
+        let path = t.path.clone();
         let fs = self.fs();
-        let info = fs.stat(&st.root, &path).map_err(fs_err)?;
+        let info = fs.stat(&t.root, &path).map_err(fs_err)?;
         let changes = set.mode.is_some()
             || set.uid.is_some()
             || set.gid.is_some()
@@ -472,7 +489,7 @@ impl ShareFs {
             return Err(rofs());
         }
         let now = self.now();
-        let mut r = st.root;
+        let mut r = t.root;
         if let Some(m) = set.mode {
             r = fs.chmod(&r, &path, m & 0o7777).map_err(fs_err)?;
         }
@@ -491,28 +508,26 @@ impl ShareFs {
         if let Some(m) = mtime {
             r = fs.utimens(&r, &path, m).map_err(fs_err)?;
         }
-        if r != st.root {
-            self.set_root(&mut st, r);
-        }
-        let t = st.times.entry(ino).or_default();
+        self.put_target(&mut st, ino, &t, r);
+        let times = st.times.entry(ino).or_default();
         if let Some(a) = set.atime {
-            t.atime_ns = Some(match a {
+            times.atime_ns = Some(match a {
                 SetTime::Now => now,
                 SetTime::At(ns) => ns,
             });
         }
         if changes || set.atime.is_some() {
-            t.ctime_ns = Some(now);
+            times.ctime_ns = Some(now);
         }
-        let info = fs.stat(&st.root, &path).map_err(fs_err)?;
-        Ok(self.attr(&mut st, &path, &info))
+        let info = fs.stat(&r, &path).map_err(fs_err)?;
+        Ok(self.attr_of(&mut st, ino, &t, &info))
     }
 
     /// Up to `size` bytes of file `ino` at `offset` (fewer at the end).
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
         let mut st = self.lock();
-        let path = self.path_of(&mut st, ino)?;
-        self.fs().read(&st.root, &path, offset, u64::from(size)).map_err(fs_err)
+        let t = self.target(&mut st, ino)?;
+        self.fs().read(&t.root, &t.path, offset, u64::from(size)).map_err(fs_err)
     }
 
     /// Writes `data` at `offset` of file `ino` (sets its mtime); returns the bytes written.
@@ -522,12 +537,12 @@ impl ShareFs {
         }
         let n = u32::try_from(data.len()).map_err(|_| Errno(libc::EINVAL))?;
         let mut st = self.lock();
-        let path = self.path_of(&mut st, ino)?;
+        let t = self.target(&mut st, ino)?;
         let fs = self.fs();
         let now = self.now();
-        let r = fs.write(&st.root, &path, offset, data).map_err(fs_err)?;
-        let r = fs.utimens(&r, &path, now).map_err(fs_err)?;
-        self.set_root(&mut st, r);
+        let r = fs.write(&t.root, &t.path, offset, data).map_err(fs_err)?;
+        let r = fs.utimens(&r, &t.path, now).map_err(fs_err)?;
+        self.put_target(&mut st, ino, &t, r);
         self.touch_ctime(&mut st, ino);
         Ok(n)
     }
@@ -538,8 +553,8 @@ impl ShareFs {
             return Err(rofs());
         }
         let mut st = self.lock();
-        let path = self.path_of(&mut st, ino)?;
-        self.fs().stat(&st.root, &path).map_err(fs_err)?;
+        let t = self.target(&mut st, ino)?;
+        self.fs().stat(&t.root, &t.path).map_err(fs_err)?;
         let fh = st.next_fh;
         st.next_fh += 1;
         st.handles.insert(fh, (ino, write));
@@ -548,7 +563,10 @@ impl ShareFs {
 
     /// Forgets a handle from [`ShareFs::open_file`].
     pub fn release(&self, fh: u64) {
-        self.lock().handles.remove(&fh);
+        let mut st = self.lock();
+        if let Some((ino, _)) = st.handles.remove(&fh) {
+            self.orphan_released(&mut st, ino); // ADP-11
+        }
     }
 
     /// Open handles.
