@@ -46,6 +46,7 @@ pub const ALL: &[&str] = &[
     "marks:gc-skips-marks",
     "pg:no-fence",
     "adapters:orphan-dropped-at-commit",
+    "adapters:write-buffer-skips-flush",
 ];
 
 #[cfg(feature = "planted-bugs")]

@@ -382,3 +382,80 @@ fn adp11_planted_orphan_dropped_at_commit_is_caught() {
     );
     assert!(caught.is_err(), "ADP-11's test passed with the orphan's blobs dropped at a commit");
 }
+
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// ADP-12: consecutive writes are one edit (content-defined chunks, not a blob per request),
+/// and every other operation sees every write before it, in order.
+#[test]
+fn adp12_consecutive_writes_are_buffered_and_always_visible() {
+    const REQ: usize = 128 * 1024;
+    let data = noise(40 * REQ, 12);
+    let mut blob_counts = Vec::new();
+    for interleave in [false, true] {
+        let vol = volume();
+        let dir = tempfile::tempdir().unwrap();
+        let s = share(&vol, &dir, "wbuf", 1);
+        let ino = s.create(s.root_ino(), b"big", 0o644, ME).unwrap().ino;
+        for (i, part) in data.chunks(REQ).enumerate() {
+            s.write(ino, (i * REQ) as u64, part).unwrap();
+            if interleave {
+                // Any other operation applies the run first: it sees the write.
+                assert_eq!(s.getattr(ino).unwrap().size, ((i + 1) * REQ) as u64);
+            }
+        }
+        assert_eq!(s.read(ino, 0, data.len() as u32).unwrap(), data);
+        let before = blobs(&vol);
+        s.commit("big").unwrap();
+        assert_eq!(committed(&vol, "/big").unwrap(), data);
+        blob_counts.push(blobs(&vol) - before);
+    }
+    // 40 requests applied one by one make 40 data blobs; buffered, the chunker cuts ~5 MiB.
+    assert!(
+        blob_counts[0] * 2 < blob_counts[1],
+        "buffered writes should make far fewer blobs: {blob_counts:?}"
+    );
+
+    // Order across files, overwrites inside a run, a rewrite after an unlink, errors at once.
+    let vol = volume();
+    let dir = tempfile::tempdir().unwrap();
+    let s = share(&vol, &dir, "order", 1);
+    let root = s.root_ino();
+    let a = s.create(root, b"a", 0o644, ME).unwrap().ino;
+    let b = s.create(root, b"b", 0o644, ME).unwrap().ino;
+    s.write(a, 0, b"aaaa").unwrap();
+    s.write(b, 0, b"bbbb").unwrap();
+    s.write(a, 4, b"AAAA").unwrap();
+    s.write(a, 2, b"xx").unwrap();
+    assert_eq!(s.read(a, 0, 100).unwrap(), b"aaxxAAAA");
+    assert_eq!(s.read(b, 0, 100).unwrap(), b"bbbb");
+    s.write(b, 4, b"BB").unwrap();
+    s.unlink(root, b"b").unwrap();
+    assert_eq!(s.lookup(root, b"b").unwrap_err(), Errno(libc::ENOENT));
+    let d = s.mkdir(root, b"d", 0o755, ME).unwrap().ino;
+    assert_eq!(s.write(d, 0, b"x").unwrap_err(), Errno(libc::EISDIR));
+    assert_eq!(s.write(a, u64::MAX - 1, b"xx").unwrap_err(), Errno(libc::EFBIG));
+    s.take_write_error().unwrap();
+    s.commit("order").unwrap();
+    assert_eq!(committed(&vol, "/a").unwrap(), b"aaxxAAAA");
+    assert_eq!(committed(&vol, "/b"), None);
+}
+
+/// The planted bug never applies a run: the test above must see it.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn adp12_planted_write_buffer_skips_flush_is_caught() {
+    let _bug = cellar::bugs::plant("adapters:write-buffer-skips-flush").unwrap();
+    let caught = std::panic::catch_unwind(adp12_consecutive_writes_are_buffered_and_always_visible);
+    assert!(caught.is_err(), "ADP-12's test passed with buffered writes never applied");
+}

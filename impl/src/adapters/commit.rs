@@ -20,6 +20,7 @@ impl ShareFs {
     /// written).
     pub fn commit(&self, message: &str) -> Result<CommitReport, AdapterError> {
         let mut st = self.lock();
+        Self::check_writes(&mut st)?; // ADP-12: never publish past a failed buffered write
         let mut report = CommitReport { head: st.base, ..CommitReport::default() };
         if self.opts.read_only || !st.dirty {
             let value = self.volume.cell.read().map_err(VolumeError::from)?;

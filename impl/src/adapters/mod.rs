@@ -10,7 +10,7 @@
 //! (one space edit, MARK-4); a lost CAS merges at file granularity and never overwrites.
 //!
 //! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `types` (errno mapping, errors, options, attributes), `mark`
-//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `orphan` (unlinked files still open, ADP-11),
+//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `orphan` (unlinked files still open, ADP-11), `wbuf` (consecutive writes applied as one edit, ADP-12),
 //! [`staging`] (the working tree's blobs until a commit).
 //!
 //! Never: touch the kernel or a socket here (the shells in `sim/src/bin/cellar/` do); read the
@@ -23,6 +23,7 @@ mod orphan;
 mod share;
 pub mod staging;
 mod types;
+mod wbuf;
 
 pub use mark::{ShareMark, open_mark};
 pub use share::ShareFs;
@@ -30,3 +31,4 @@ pub use types::{
     AdapterError, Attr, COMMIT_CAS_ATTEMPTS_MAX, Caller, CommitReport, Errno,
     STAGING_COMPACT_BYTES, SetAttr, SetTime, ShareOptions, errno_of,
 };
+pub use wbuf::WRITE_BUFFER_BYTES;

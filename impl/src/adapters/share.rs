@@ -23,6 +23,7 @@ use super::types::{
     AdapterError, Attr, Caller, Errno, STAGING_COMPACT_BYTES, SetAttr, SetTime, ShareOptions,
     errno_of,
 };
+use super::wbuf::Run;
 use crate::fs::{Attrs, Fs, FsError, FsPath, History, Info, Kind};
 use crate::storage::refs::Ref;
 use crate::storage::volume::{Volume, VolumeError};
@@ -50,6 +51,9 @@ pub(super) struct State {
     next_fh: u64,
     /// Unlinked files still open, by inode number (ADP-11).
     pub(super) orphans: HashMap<u64, Orphan>,
+    /// Consecutive writes not yet applied (ADP-12), and the first failure applying one.
+    pub(super) run: Option<Run>,
+    pub(super) write_error: Option<Errno>,
     /// Subdirectory counts of directories (for `nlink`), dropped when they may change.
     pub(super) subdirs: HashMap<FsPath, u32>,
 }
@@ -63,6 +67,8 @@ pub struct ShareFs {
     state: Mutex<State>,
     /// Decoded tree nodes (KV-18): every request re-walks the tree from the root.
     cache: crate::db::kv::NodeCache,
+    /// Decoded data blobs: sequential reads of one blob come in many requests.
+    blobs: crate::fs::blob::BlobCache,
 }
 
 impl std::fmt::Debug for ShareFs {
@@ -109,21 +115,34 @@ impl ShareFs {
             handles: HashMap::new(),
             next_fh: 1,
             orphans: HashMap::new(),
+            run: None,
+            write_error: None,
             subdirs: HashMap::new(),
         };
         let cache = crate::db::kv::NodeCache::default();
-        Ok(Self { volume, salt, staging, opts, state: Mutex::new(state), cache })
+        let blobs = crate::fs::blob::BlobCache::new();
+        Ok(Self { volume, salt, staging, opts, state: Mutex::new(state), cache, blobs })
     }
 
+    /// The state with every buffered write applied (ADP-12): what every operation sees.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        let mut st = self.lock_unflushed();
+        self.apply_run(&mut st);
+        st
+    }
+
+    /// The state as it is (only [`ShareFs::write`] extends a run without applying it).
+    pub(super) fn lock_unflushed(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(super) fn fs(&self) -> Fs<'_> {
-        Fs::new(self.staging.as_ref(), self.salt).with_cache(&self.cache)
+        Fs::new(self.staging.as_ref(), self.salt)
+            .with_cache(&self.cache)
+            .with_blob_cache(&self.blobs)
     }
 
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         now_ns(&self.opts)
     }
 
@@ -207,7 +226,7 @@ impl ShareFs {
         }
     }
 
-    fn touch_ctime(&self, st: &mut State, ino: u64) {
+    pub(super) fn touch_ctime(&self, st: &mut State, ino: u64) {
         let now = self.now();
         st.times.entry(ino).or_default().ctime_ns = Some(now);
     }
@@ -528,23 +547,6 @@ impl ShareFs {
         let mut st = self.lock();
         let t = self.target(&mut st, ino)?;
         self.fs().read(&t.root, &t.path, offset, u64::from(size)).map_err(fs_err)
-    }
-
-    /// Writes `data` at `offset` of file `ino` (sets its mtime); returns the bytes written.
-    pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
-        if self.opts.read_only {
-            return Err(rofs());
-        }
-        let n = u32::try_from(data.len()).map_err(|_| Errno(libc::EINVAL))?;
-        let mut st = self.lock();
-        let t = self.target(&mut st, ino)?;
-        let fs = self.fs();
-        let now = self.now();
-        let r = fs.write(&t.root, &t.path, offset, data).map_err(fs_err)?;
-        let r = fs.utimens(&r, &t.path, now).map_err(fs_err)?;
-        self.put_target(&mut st, ino, &t, r);
-        self.touch_ctime(&mut st, ino);
-        Ok(n)
     }
 
     /// Opens `ino` (`write`: for writing); returns a handle for [`ShareFs::release`].

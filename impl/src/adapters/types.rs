@@ -80,6 +80,9 @@ pub enum AdapterError {
     /// Other writers kept winning the CAS.
     #[error("lost the cell CAS {0} times in a row; commit again")]
     Contended(u32),
+    /// A buffered write could not be applied to the working tree (ADP-12); reported once.
+    #[error("a buffered write failed (errno {})", .0.0)]
+    WriteBack(Errno),
 }
 
 impl AdapterError {
@@ -88,6 +91,7 @@ impl AdapterError {
         match self {
             AdapterError::Busy | AdapterError::Contended(_) => Errno(libc::EAGAIN),
             AdapterError::Fs(e) => errno_of(e),
+            AdapterError::WriteBack(e) => *e,
             _ => Errno(libc::EIO),
         }
     }

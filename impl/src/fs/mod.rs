@@ -267,6 +267,13 @@ impl<'s> Fs<'s> {
         self
     }
 
+    /// Shares `blobs` (decoded data blobs) with every `Fs` given the same cache: a long-lived
+    /// caller that builds an `Fs` per request (an adapter's share) keeps its recent blobs.
+    pub fn with_blob_cache(mut self, blobs: &blob::BlobCache) -> Self {
+        self.blobs = blobs.clone();
+        self
+    }
+
     /// The prolly tree underneath.
     pub fn kv(&self) -> &Kv<'s> {
         &self.kv

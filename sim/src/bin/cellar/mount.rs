@@ -481,8 +481,12 @@ impl Filesystem for Shell {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Writes are in the working tree already; durability is fsync's and unmount's.
-        reply.ok();
+        // Buffered writes go into the working tree; durability is fsync's and unmount's. A
+        // buffered write that failed is reported here or by fsync (ADP-12).
+        match self.share.take_write_error() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn release(
