@@ -321,3 +321,40 @@ fn an_old_repository_is_upgraded() {
     assert_eq!(ok(&["cat", "-r", s(&repo), "/x"]), "new");
     assert_eq!(ok(&["log", "-r", s(&repo)]).lines().count(), 4);
 }
+
+/// Bytes stored under a repository's store directory.
+fn stored_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { stored_bytes(&e.path()) } else { m.len() };
+    }
+    n
+}
+
+/// FS-27's per-repository switch: `cellar init --compression none` stores every data blob
+/// plain (a compressible file takes its full size), `zstd` (the default) compresses it; both
+/// check out byte for byte; a bad setting names its file.
+#[test]
+fn compression_is_a_repository_setting() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let text: Vec<u8> = b"the same line, again and again\n".repeat(64 * 1024); // ~2 MiB
+    std::fs::write(src.join("text"), &text).unwrap();
+    let mut sizes = Vec::new();
+    for c in ["zstd", "none"] {
+        let repo = t.path().join(c);
+        assert!(ok(&["init", "--compression", c, s(&repo)]).contains(&format!("compression {c}")));
+        ok(&["commit", "-r", s(&repo), "-m", "text", s(&src)]);
+        sizes.push(stored_bytes(&repo.join("store")));
+        let out = t.path().join(format!("out-{c}"));
+        ok(&["checkout", "-r", s(&repo), "main", s(&out)]);
+        assert_eq!(std::fs::read(out.join("text")).unwrap(), text);
+    }
+    assert!(sizes[0] * 20 < text.len() as u64, "zstd should shrink the text: {sizes:?}");
+    assert!(sizes[1] > text.len() as u64, "none must store the text plain: {sizes:?}");
+    std::fs::write(t.path().join("none").join("compression"), "lz4\n").unwrap();
+    fails(&["log", "-r", s(&t.path().join("none"))], "unknown compression \"lz4\"");
+}

@@ -44,10 +44,45 @@ pub enum BlobError {
     Frame(String),
 }
 
+/// Whether a writer compresses data blobs (FS-27): a repository's or a share's setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// zstd where it saves at least 1/16 (the default).
+    #[default]
+    Zstd,
+    /// Never: every data blob is stored plain (tag 0), so stored sizes depend on lengths only.
+    Off,
+}
+
+impl Compression {
+    /// The setting's name in configuration: `zstd` or `none`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Off => "none",
+        }
+    }
+
+    /// The setting named `name` (`zstd` or `none`), if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "zstd" => Some(Compression::Zstd),
+            "none" => Some(Compression::Off),
+            _ => None,
+        }
+    }
+}
+
 /// Encodes `bytes` (1 ..= 2 MiB) as a data blob's plaintext: compressed when that saves at
 /// least 1/16 (FS-27), else plain.
 pub fn encode(bytes: &[u8]) -> Vec<u8> {
-    if bytes.len() >= COMPRESS_MIN_BYTES
+    encode_with(bytes, Compression::Zstd)
+}
+
+/// [`encode`] under a [`Compression`] setting: `Off` always stores the bytes plain.
+pub fn encode_with(bytes: &[u8], compression: Compression) -> Vec<u8> {
+    if compression == Compression::Zstd
+        && bytes.len() >= COMPRESS_MIN_BYTES
         && let Ok(frame) = compress(bytes)
         && frame.len() + bytes.len() / 16 <= bytes.len()
     {
@@ -111,7 +146,7 @@ pub fn decode(plaintext: &[u8]) -> Result<Vec<u8>, BlobError> {
 impl Fs<'_> {
     /// Encodes `bytes` (FS-27) and posts them as a data blob under the tree's salt.
     pub(crate) fn post_data(&self, bytes: &[u8]) -> Result<Ref, RefError> {
-        refs::post(self.kv.store(), self.kv.salt(), &encode(bytes))
+        refs::post(self.kv.store(), self.kv.salt(), &encode_with(bytes, self.compression))
     }
 
     /// The verified (REF-4), decoded (FS-27) bytes of an extent's blob, through the cache.

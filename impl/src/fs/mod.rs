@@ -36,6 +36,7 @@ mod reach;
 pub mod record;
 mod tree;
 
+pub use blob::Compression;
 pub use chunker::{Chunker, ChunkerParams};
 pub use commit::{CommitError, FsSnapshotReachability};
 pub use data::FileReader;
@@ -244,6 +245,8 @@ pub struct Fs<'s> {
     chunker: Chunker,
     /// Decoded data blobs (FS-27), shared by clones.
     blobs: blob::BlobCache,
+    /// Whether new data blobs are compressed (FS-27).
+    compression: Compression,
 }
 
 impl<'s> Fs<'s> {
@@ -258,12 +261,19 @@ impl<'s> Fs<'s> {
             kv: Kv::new(store, salt),
             chunker: Chunker::new(&salt, params),
             blobs: blob::BlobCache::new(),
+            compression: Compression::Zstd,
         }
     }
 
     /// The same handle reading and writing tree nodes through `cache` (KV-18).
     pub fn with_cache(mut self, cache: &'s crate::db::kv::NodeCache) -> Self {
         self.kv = self.kv.with_cache(cache);
+        self
+    }
+
+    /// The same handle writing data blobs under `compression` (FS-27; reads take either).
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
         self
     }
 

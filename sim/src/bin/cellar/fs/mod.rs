@@ -31,6 +31,11 @@ pub enum GotCommand {
     Init {
         /// The repository directory.
         dir: PathBuf,
+        /// Whether data blobs are compressed: `zstd` (where it saves at least 1/16) or `none`
+        /// (stored sizes then depend on lengths only; faster on data that does not compress).
+        /// Kept in DIR/compression; every writer of the repository follows it (FS-27).
+        #[arg(long, default_value = "zstd", value_parser = ["zstd", "none"])]
+        compression: String,
     },
     /// Snapshot the host directory (or file) PATH as the next commit of a mark.
     Commit {
@@ -243,6 +248,8 @@ pub(crate) enum GotError {
     Raced(String),
     #[error("{0} damaged blob(s) found")]
     Damaged(usize),
+    #[error("{path}: {detail}")]
+    Setting { path: String, detail: String },
 }
 
 impl GotError {
@@ -275,7 +282,7 @@ pub fn run(cmd: GotCommand) -> ExitCode {
 fn execute(cmd: GotCommand) -> Result<(), GotError> {
     use repo::Repo;
     match cmd {
-        GotCommand::Init { dir } => repo::init(&dir),
+        GotCommand::Init { dir, compression } => repo::init(&dir, &compression),
         GotCommand::Commit { repo, mark, message, reread, path } => {
             history::commit(&Repo::open(&repo)?, &mark, &message, &path, reread)
         }

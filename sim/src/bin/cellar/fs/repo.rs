@@ -4,7 +4,7 @@
 use super::GotError;
 use cellar::db::snapshot;
 use cellar::env::{Clock, OsEntropy, SystemClock, random_array};
-use cellar::fs::{Fs, FsPath, History};
+use cellar::fs::{Compression, Fs, FsPath, History};
 use cellar::marks::{MarkInfo, MarkName, Space, VolumeSpace};
 use cellar::storage::refs::Ref;
 use cellar::storage::store::Store;
@@ -24,6 +24,8 @@ pub(super) struct Repo {
     pub(super) default_mark: String,
     /// Decoded tree nodes of every file tree this command touches (KV-18).
     cache: cellar::db::kv::NodeCache,
+    /// How new data blobs are stored (FS-27): the repository's setting.
+    compression: Compression,
 }
 
 /// Milliseconds since the epoch, as commit times and creation times use them.
@@ -47,12 +49,45 @@ pub(super) fn mark_name(s: &str) -> Result<MarkName, GotError> {
     Ok(MarkName::new(s)?)
 }
 
-pub(super) fn init(dir: &Path) -> Result<(), GotError> {
+/// The file in a repository directory naming its [`Compression`] (`zstd` or `none`; absent in
+/// repositories made before the setting: `zstd`).
+const COMPRESSION_FILE: &str = "compression";
+
+pub(super) fn init(dir: &Path, compression: &str) -> Result<(), GotError> {
+    let c = parse_compression(&dir.join(COMPRESSION_FILE), compression)?;
     let vol = DirVolume::init(dir, Arc::new(OsEntropy))?;
+    let path = dir.join(COMPRESSION_FILE);
+    std::fs::write(&path, format!("{}\n", c.name())).map_err(|e| GotError::Setting {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })?;
     let space = VolumeSpace::new(vol.volume.clone(), vol.secret.ref_salt());
     space.create(&mark_name(DEFAULT_MARK)?, new_salt(), now_ns())?;
-    println!("initialised repository {} (mark {DEFAULT_MARK})", dir.display());
+    println!(
+        "initialised repository {} (mark {DEFAULT_MARK}, compression {})",
+        dir.display(),
+        c.name()
+    );
     Ok(())
+}
+
+fn parse_compression(path: &Path, word: &str) -> Result<Compression, GotError> {
+    Compression::parse(word.trim()).ok_or_else(|| GotError::Setting {
+        path: path.display().to_string(),
+        detail: format!("unknown compression {:?} (zstd or none)", word.trim()),
+    })
+}
+
+/// The repository's compression setting.
+fn read_compression(dir: &Path) -> Result<Compression, GotError> {
+    let path = dir.join(COMPRESSION_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(word) => parse_compression(&path, &word),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Compression::Zstd),
+        Err(e) => {
+            Err(GotError::Setting { path: path.display().to_string(), detail: e.to_string() })
+        }
+    }
 }
 
 /// A commit named on the command line, with the history that decides whether its tree is kept.
@@ -64,6 +99,7 @@ pub(super) struct Resolved {
 impl Repo {
     pub(super) fn open(dir: &Path) -> Result<Self, GotError> {
         let vol = DirVolume::open(dir, Arc::new(OsEntropy))?;
+        let compression = read_compression(dir)?;
         let space = VolumeSpace::new(vol.volume.clone(), vol.secret.ref_salt());
         // A repository written before marks existed holds main's head in its cell (MARK-3).
         if space.upgrade_bare_head(now_ns())? {
@@ -74,6 +110,7 @@ impl Repo {
             space,
             default_mark: DEFAULT_MARK.to_owned(),
             cache: cellar::db::kv::NodeCache::default(),
+            compression,
         })
     }
 
@@ -94,6 +131,7 @@ impl Repo {
             space,
             default_mark: spec.mark.clone(),
             cache: cellar::db::kv::NodeCache::default(),
+            compression: Compression::Zstd,
         })
     }
 
@@ -103,13 +141,13 @@ impl Repo {
 
     /// File trees written under the mark's salt.
     pub(super) fn fs_for(&self, info: &MarkInfo) -> Fs<'_> {
-        Fs::new(self.store(), info.salt).with_cache(&self.cache)
+        Fs::new(self.store(), info.salt).with_cache(&self.cache).with_compression(self.compression)
     }
 
     /// File trees written under the mark's salt into `store` (a [`cellar::storage::store::Deferring`]
     /// view of this repository's store, STORE-6).
     pub(super) fn fs_into<'a>(&'a self, store: &'a dyn Store, info: &MarkInfo) -> Fs<'a> {
-        Fs::new(store, info.salt).with_cache(&self.cache)
+        Fs::new(store, info.salt).with_cache(&self.cache).with_compression(self.compression)
     }
 
     /// File trees for reading only (reads need the refs, never the salt).
