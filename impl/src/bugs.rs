@@ -45,6 +45,7 @@ pub const ALL: &[&str] = &[
     "marks:rename-keeps-old",
     "marks:gc-skips-marks",
     "pg:no-fence",
+    "adapters:no-refresh",
 ];
 
 #[cfg(feature = "planted-bugs")]

@@ -9,7 +9,8 @@
 //! blobs promoted from the [`staging`] store into the space's store, one CAS of the mark's cell
 //! (one space edit, MARK-4); a lost CAS merges at file granularity and never overwrites.
 //!
-//! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `types` (errno mapping, errors, options, attributes), `mark`
+//! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `refresh` (following other
+//! processes' commits, ADP-11), `types` (errno mapping, errors, options, attributes), `mark`
 //! ([`open_mark`]), [`inode`] (numbers ↔ paths), [`staging`] (the working tree's blobs until a
 //! commit).
 //!
@@ -19,6 +20,7 @@
 mod commit;
 pub mod inode;
 mod mark;
+mod refresh;
 mod share;
 pub mod staging;
 mod types;
