@@ -47,6 +47,7 @@ pub const ALL: &[&str] = &[
     "pg:no-fence",
     "adapters:orphan-dropped-at-commit",
     "adapters:write-buffer-skips-flush",
+    "adapters:no-refresh",
 ];
 
 #[cfg(feature = "planted-bugs")]

@@ -47,6 +47,7 @@ fn share(vol: &Volume, dir: &tempfile::TempDir, name: &str, author: u32) -> Shar
         clock: Arc::new(TickClock(AtomicU64::new(0))),
         root_owner: (0, 0),
         label: format!("test {name}"),
+        refresh_ms: 0,
     };
     ShareFs::open(vol.clone(), SALT, opts).unwrap()
 }
@@ -218,6 +219,7 @@ fn adp8_read_only_and_busy() {
         clock: Arc::new(TickClock(AtomicU64::new(0))),
         root_owner: (0, 0),
         label: "ro".into(),
+        refresh_ms: 0,
     };
     let ro = ShareFs::open(vol.clone(), SALT, opts).unwrap();
     let f = ro.lookup(ro.root_ino(), b"f").unwrap().ino;
@@ -297,6 +299,7 @@ fn adp1_shares_of_two_marks_commit_through_one_space() {
         clock: Arc::new(TickClock(AtomicU64::new(0))),
         root_owner: (0, 0),
         label: "ro".into(),
+        refresh_ms: 0,
     };
     let r = ShareFs::open(ro.volume, SALT, opts).unwrap();
     assert_eq!(r.create(1, b"n", 0o644, ME).unwrap_err(), Errno(libc::EROFS));
@@ -351,9 +354,15 @@ fn adp11_an_unlinked_open_file_lives_until_its_last_handle_is_released() {
     assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello, ");
     // A commit publishes the working tree only, and keeps what the orphan still reads staged
     // (`adapters:orphan-dropped-at-commit` drops it: the read below fails).
+    // An orphan never read before the commit: its blob is in no cache, only staged.
+    let h = file(&s, root, "h", b"unread until after the commit");
+    let hh = s.open_file(h, false).unwrap();
+    s.unlink(root, b"h").unwrap();
     s.commit("with an orphan").unwrap();
     assert_eq!(committed(&vol, "/f").unwrap(), b"new");
     assert_eq!(s.read(ino, 0, 100).unwrap(), b"hello, ");
+    assert_eq!(s.read(h, 0, 100).unwrap(), b"unread until after the commit");
+    s.release(hh);
     // A rename over an open file orphans the replaced file the same way.
     let g = file(&s, root, "g", b"old g");
     let gh = s.open_file(g, false).unwrap();
@@ -458,4 +467,64 @@ fn adp12_planted_write_buffer_skips_flush_is_caught() {
     let _bug = cellar::bugs::plant("adapters:write-buffer-skips-flush").unwrap();
     let caught = std::panic::catch_unwind(adp12_consecutive_writes_are_buffered_and_always_visible);
     assert!(caught.is_err(), "ADP-12's test passed with buffered writes never applied");
+}
+
+/// A clock the test moves by hand.
+struct ManualClock(AtomicU64);
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn adp13_a_clean_tree_follows_other_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    // b opens before anything was committed (a pristine tree) and looks at most once a second.
+    let clock = Arc::new(ManualClock(AtomicU64::new(1_700_000_000_000)));
+    let opts = ShareOptions {
+        read_only: false,
+        spill_dir: dir.path().join("b"),
+        author: NodeId(2),
+        clock: clock.clone(),
+        root_owner: (0, 0),
+        label: "b".into(),
+        refresh_ms: 1000,
+    };
+    let b = ShareFs::open(vol.clone(), SALT, opts).unwrap();
+    assert!(b.readdir(b.root_ino()).unwrap().is_empty());
+    let a = share(&vol, &dir, "a", 1);
+    file(&a, a.root_ino(), "one.txt", b"1");
+    a.commit("one").unwrap();
+    // Within refresh_ms of b's last look, b serves what it had.
+    clock.0.fetch_add(999, Ordering::SeqCst);
+    assert_eq!(b.lookup(b.root_ino(), b"one.txt").unwrap_err(), Errno(libc::ENOENT));
+    clock.0.fetch_add(1, Ordering::SeqCst);
+    let f = b.lookup(b.root_ino(), b"one.txt").unwrap();
+    assert_eq!(b.read(f.ino, 0, 10).unwrap(), b"1");
+    assert!(!b.status().1, "following the mark leaves the tree clean");
+    // A tree with an uncommitted change does not move; its commit merges (ADP-5).
+    file(&b, b.root_ino(), "two.txt", b"2");
+    file(&a, a.root_ino(), "three.txt", b"3");
+    a.commit("three").unwrap();
+    clock.0.fetch_add(5000, Ordering::SeqCst);
+    assert_eq!(b.lookup(b.root_ino(), b"three.txt").unwrap_err(), Errno(libc::ENOENT));
+    assert_eq!(b.commit("two").unwrap().merges, 1);
+    assert!(b.lookup(b.root_ino(), b"three.txt").is_ok());
+    // a is clean and looks before every read (refresh_ms 0): it shows b's file at once.
+    assert!(a.lookup(a.root_ino(), b"two.txt").is_ok());
+}
+
+/// Planted `adapters:no-refresh`: the clean tree stays behind, and the check above fails.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn adp13_planted_no_refresh_is_caught() {
+    let _bug = cellar::bugs::plant("adapters:no-refresh").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vol = volume();
+    let (a, b) = (share(&vol, &dir, "a", 1), share(&vol, &dir, "b", 2));
+    file(&a, a.root_ino(), "one.txt", b"1");
+    a.commit("one").unwrap();
+    assert_eq!(b.lookup(b.root_ino(), b"one.txt").unwrap_err(), Errno(libc::ENOENT));
 }

@@ -142,6 +142,12 @@ fn sharing_and_cycles_and_ranges_are_refused() {
     }
     let good = GOOD.replace("volume = \"home\"", "volume = \"home\"\nmark = \"photos-2026\"");
     assert_eq!(parse(&good).unwrap().shares["photos"].spec.mark, "photos-2026");
+    // ADP-13: how often a share follows its mark; at most an hour, 1 s by default.
+    let slow = GOOD.replace("volume = \"home\"", "volume = \"home\"\nrefresh_ms = 3600001");
+    refused(&slow, K::Invalid, 16, "shares.photos.refresh_ms");
+    assert_eq!(parse(GOOD).unwrap().shares["photos"].spec.refresh_ms, 1000);
+    let fast = GOOD.replace("volume = \"home\"", "volume = \"home\"\nrefresh_ms = 0");
+    assert_eq!(parse(&fast).unwrap().shares["photos"].spec.refresh_ms, 0);
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {

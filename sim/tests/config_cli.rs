@@ -106,6 +106,7 @@ fn cat_ls_log_of_a_share_read_its_mark() {
             clock: std::sync::Arc::new(cellar::env::SystemClock),
             root_owner: (0, 0),
             label: format!("cellar mount {mark}"),
+            refresh_ms: 0,
         };
         let fs = ShareFs::open(opened.volume, opened.info.salt, opts).unwrap();
         let me = Caller { uid: 0, gid: 0 };

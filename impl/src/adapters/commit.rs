@@ -23,18 +23,7 @@ impl ShareFs {
         Self::check_writes(&mut st)?; // ADP-12: never publish past a failed buffered write
         let mut report = CommitReport { head: st.base, ..CommitReport::default() };
         if self.opts.read_only || !st.dirty {
-            let value = self.volume.cell.read().map_err(VolumeError::from)?;
-            let current = History::decode(&value)?;
-            if current.head != st.base
-                && let Some(h) = current.head
-                && !st.dirty
-            {
-                st.root = self.fs().tree_of(&h)?;
-                st.base = Some(h);
-                st.history = current;
-                st.subdirs.clear();
-                report.head = Some(h);
-            }
+            report.head = self.catch_up(&mut st)?;
             return Ok(report);
         }
         let _hold = match self.volume.modes.begin(Mode::Expand) {

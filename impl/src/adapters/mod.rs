@@ -9,9 +9,11 @@
 //! blobs promoted from the [`staging`] store into the space's store, one CAS of the mark's cell
 //! (one space edit, MARK-4); a lost CAS merges at file granularity and never overwrites.
 //!
-//! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `types` (errno mapping, errors, options, attributes), `mark`
-//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `orphan` (unlinked files still open, ADP-11), `wbuf` (consecutive writes applied as one edit, ADP-12),
-//! [`staging`] (the working tree's blobs until a commit).
+//! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `refresh` (following other
+//! processes' commits, ADP-13), `types` (errno mapping, errors, options, attributes), `mark`
+//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `orphan` (unlinked files still open, ADP-11),
+//! `wbuf` (consecutive writes applied as one edit, ADP-12), [`staging`] (the working tree's
+//! blobs until a commit).
 //!
 //! Never: touch the kernel or a socket here (the shells in `sim/src/bin/cellar/` do); read the
 //! clock except through [`crate::env::Clock`].
@@ -20,6 +22,7 @@ mod commit;
 pub mod inode;
 mod mark;
 mod orphan;
+mod refresh;
 mod share;
 pub mod staging;
 mod types;

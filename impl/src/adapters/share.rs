@@ -56,6 +56,10 @@ pub(super) struct State {
     pub(super) write_error: Option<Errno>,
     /// Subdirectory counts of directories (for `nlink`), dropped when they may change.
     pub(super) subdirs: HashMap<FsPath, u32>,
+    /// When (`opts.clock`, ms) the mark was last looked at for newer commits (ADP-13).
+    pub(super) checked_ms: Option<u64>,
+    /// The tree is still the empty one `open` made for a mark with no commit (ADP-13).
+    pub(super) pristine: bool,
 }
 
 /// One share's working tree (see the module docs).
@@ -118,6 +122,8 @@ impl ShareFs {
             run: None,
             write_error: None,
             subdirs: HashMap::new(),
+            checked_ms: None,
+            pristine: base.is_none(),
         };
         let cache = crate::db::kv::NodeCache::default();
         let blobs = crate::fs::blob::BlobCache::new();
@@ -243,6 +249,7 @@ impl ShareFs {
     pub(super) fn set_root(&self, st: &mut State, root: Ref) {
         st.root = root;
         st.dirty = true;
+        st.pristine = false;
         let (_, mem, spilled) = self.staging.usage();
         if mem as u64 + spilled > STAGING_COMPACT_BYTES
             && let Ok(mut keep) = self.staging.staged_reach(&self.salt, &root)
@@ -254,7 +261,7 @@ impl ShareFs {
 
     /// Attributes of `ino`.
     pub fn getattr(&self, ino: u64) -> Result<Attr, Errno> {
-        let mut st = self.lock();
+        let mut st = self.fresh();
         let t = self.target(&mut st, ino)?;
         let info = self.fs().stat(&t.root, &t.path).map_err(fs_err)?;
         Ok(self.attr_of(&mut st, ino, &t, &info))
@@ -262,7 +269,7 @@ impl ShareFs {
 
     /// The entry `name` of directory `parent`.
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<Attr, Errno> {
-        let mut st = self.lock();
+        let mut st = self.fresh();
         let dir = self.path_of(&mut st, parent)?;
         let path = join(&dir, name)?;
         let fs = self.fs();
@@ -281,7 +288,7 @@ impl ShareFs {
 
     /// The entries of directory `ino`: (name, inode, kind), in name order.
     pub fn readdir(&self, ino: u64) -> Result<Vec<(Vec<u8>, u64, Kind)>, Errno> {
-        let mut st = self.lock();
+        let mut st = self.fresh();
         let dir = self.path_of(&mut st, ino)?;
         let entries = self.fs().readdir(&st.root, &dir).map_err(fs_err)?;
         let mut out = Vec::with_capacity(entries.len());
@@ -303,7 +310,7 @@ impl ShareFs {
 
     /// The target of symlink `ino`.
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>, Errno> {
-        let mut st = self.lock();
+        let mut st = self.fresh();
         let path = self.path_of(&mut st, ino)?;
         self.fs().readlink(&st.root, &path).map_err(fs_err)
     }
@@ -544,7 +551,7 @@ impl ShareFs {
 
     /// Up to `size` bytes of file `ino` at `offset` (fewer at the end).
     pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let mut st = self.lock();
+        let mut st = self.fresh();
         let t = self.target(&mut st, ino)?;
         self.fs().read(&t.root, &t.path, offset, u64::from(size)).map_err(fs_err)
     }
@@ -554,7 +561,7 @@ impl ShareFs {
         if write && self.opts.read_only {
             return Err(rofs());
         }
-        let mut st = self.lock();
+        let mut st = self.fresh();
         let t = self.target(&mut st, ino)?;
         self.fs().stat(&t.root, &t.path).map_err(fs_err)?;
         let fh = st.next_fh;

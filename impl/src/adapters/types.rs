@@ -117,6 +117,9 @@ pub struct ShareOptions {
     pub root_owner: (u32, u32),
     /// Prefix of commit messages (`cellar mount SHARE`).
     pub label: String,
+    /// A clean working tree looks for newer commits of its mark before a read once this many
+    /// ms (on `clock`) have passed since it last looked; 0: before every read (ADP-13).
+    pub refresh_ms: u64,
 }
 
 impl std::fmt::Debug for ShareOptions {
@@ -125,6 +128,7 @@ impl std::fmt::Debug for ShareOptions {
             .field("read_only", &self.read_only)
             .field("spill_dir", &self.spill_dir)
             .field("label", &self.label)
+            .field("refresh_ms", &self.refresh_ms)
             .finish()
     }
 }

@@ -175,10 +175,17 @@ impl PgModeLock {
         self.keys
     }
 
-    /// `application_name` of a holder's session, so an operator can find it in
-    /// `pg_stat_activity`.
+    /// `application_name` of a holder's session, so an operator (or a test watching VOL-2
+    /// from outside) can find it in `pg_stat_activity`. A session is given it only once its
+    /// begin succeeded; until then (and for good when the begin meets the other mode) it is
+    /// [`PgModeLock::pending_name`].
     pub fn session_name(&self, mode: Mode) -> String {
         format!("cellar {} {}", mode_name(mode), self.fence.volume)
+    }
+
+    /// `application_name` of a session whose begin has not (yet) succeeded.
+    pub fn pending_name(&self, mode: Mode) -> String {
+        format!("cellar begin {} {}", mode_name(mode), self.fence.volume)
     }
 
     /// Runs the begin transaction on `client`; `Ok(None)` is a conflict.
@@ -198,7 +205,11 @@ impl PgModeLock {
         if free {
             tx.execute("SELECT pg_advisory_unlock($1)", &[&other]).map_err(q)?;
         } else if !crate::bugs::active("volume:no-mode-exclusion") {
-            // The session (and with it the shared lock just taken) ends with the connection.
+            // Refused (VOL-6). Give the shared lock back while the gate is still held: the
+            // session ends only later, when the connection drops, and a begin of the other mode
+            // that passed the gate in between would see this refused begin as a holder and be
+            // refused too, spuriously (seen between two `cellar serve` and `cellar gc`).
+            tx.execute("SELECT pg_advisory_unlock_shared($1)", &[&mine]).map_err(q)?;
             return Ok(None);
         }
         tx.execute(
@@ -241,7 +252,7 @@ impl ModeLock for PgModeLock {
         let mut client = self.pool.connect_dedicated()?;
         let setup = format!(
             "{HOLD_SESSION_SETTINGS}; SET application_name = '{}'",
-            self.session_name(mode).replace('\'', "''")
+            self.pending_name(mode).replace('\'', "''")
         );
         client
             .batch_execute(&setup)
@@ -249,6 +260,11 @@ impl ModeLock for PgModeLock {
         let Some(token) = self.try_begin(&mut client, mode)? else {
             return Err(VolumeError::ModeConflict { wanted: mode, held: mode.other() });
         };
+        let named =
+            format!("SET application_name = '{}'", self.session_name(mode).replace('\'', "''"));
+        client
+            .batch_execute(&named)
+            .map_err(|e| PgError::from_driver("mode lock session name", &e))?;
         let id = self.fence.register(mode, token);
         let guard =
             PgHoldGuard { _session: Mutex::new(client), fence: Arc::clone(&self.fence), id };

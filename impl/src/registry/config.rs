@@ -13,6 +13,10 @@ pub const CONFIG_CELL_SIZE_MAX_BYTES_LIMIT: u64 = 1024 * 1024;
 pub const CONFIG_NAME_LEN_MAX: usize = 64;
 /// The mark a share serves when it names none.
 pub const CONFIG_MARK_DEFAULT: &str = "main";
+/// How often (ms) a share looks for another process's commits by default (ADP-13).
+pub const CONFIG_REFRESH_MS_DEFAULT: u64 = 1000;
+/// Largest `refresh_ms` a share may be given: one hour.
+pub const CONFIG_REFRESH_MS_LIMIT: u64 = 3_600_000;
 
 /// Where a sector store or cell lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +139,9 @@ pub struct ShareSpec {
     pub adapters: BTreeSet<Adapter>,
     /// Writes refused.
     pub read_only: bool,
+    /// A clean working tree looks for newer commits of the mark at most this often (ms; 0:
+    /// before every read), ADP-13.
+    pub refresh_ms: u64,
 }
 
 /// A validated entry and the line of its table.

@@ -26,8 +26,8 @@ mod validate;
 
 pub use config::{
     CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT, CONFIG_CELL_SIZE_MAX_BYTES_LIMIT, CONFIG_MARK_DEFAULT,
-    CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget, SectorTarget, ShareSpec,
-    StoreSpec, VolumeSpec,
+    CONFIG_NAME_LEN_MAX, CONFIG_REFRESH_MS_DEFAULT, CONFIG_REFRESH_MS_LIMIT, CellSpec, Config,
+    Entry, ModeLockSpec, PgTarget, SectorTarget, ShareSpec, StoreSpec, VolumeSpec,
 };
 pub use error::{ConfigError, ConfigErrorKind};
 pub use probe::ProbeLine;

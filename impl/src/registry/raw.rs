@@ -172,6 +172,8 @@ pub struct RawShare {
     pub adapters: Option<Spanned<Vec<Spanned<Adapter>>>>,
     /// Refuse writes.
     pub read_only: Option<Spanned<bool>>,
+    /// How often (ms) a clean working tree looks for other processes' commits (ADP-13).
+    pub refresh_ms: Option<Spanned<u64>>,
 }
 
 /// An optional key's name and span, if it is present.

@@ -5,8 +5,8 @@
 
 use super::config::{
     CONFIG_BLOB_SIZE_MAX_BYTES_LIMIT, CONFIG_CELL_SIZE_MAX_BYTES_LIMIT, CONFIG_MARK_DEFAULT,
-    CONFIG_NAME_LEN_MAX, CellSpec, Config, Entry, ModeLockSpec, PgTarget, SectorTarget, ShareSpec,
-    StoreSpec, VolumeSpec,
+    CONFIG_NAME_LEN_MAX, CONFIG_REFRESH_MS_DEFAULT, CONFIG_REFRESH_MS_LIMIT, CellSpec, Config,
+    Entry, ModeLockSpec, PgTarget, SectorTarget, ShareSpec, StoreSpec, VolumeSpec,
 };
 use super::error::{ConfigError, ConfigErrorKind as K, Source};
 use super::raw::{
@@ -471,7 +471,15 @@ impl Cx<'_> {
         };
         let adapters = self.adapters(key, s)?;
         let read_only = s.read_only.as_ref().is_some_and(|r| *r.get_ref());
-        Ok(ShareSpec { volume: s.volume.get_ref().clone(), mark, adapters, read_only })
+        let refresh_ms = match &s.refresh_ms {
+            None => CONFIG_REFRESH_MS_DEFAULT,
+            Some(r) if *r.get_ref() <= CONFIG_REFRESH_MS_LIMIT => *r.get_ref(),
+            Some(r) => {
+                let why = format!("must be at most {CONFIG_REFRESH_MS_LIMIT}, not {}", r.get_ref());
+                return Err(self.err(K::Invalid, r.span(), &format!("{key}.refresh_ms"), why));
+            }
+        };
+        Ok(ShareSpec { volume: s.volume.get_ref().clone(), mark, adapters, read_only, refresh_ms })
     }
 
     fn adapters(&self, key: &str, s: &RawShare) -> Result<BTreeSet<Adapter>, ConfigError> {

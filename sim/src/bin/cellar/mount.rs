@@ -87,6 +87,7 @@ pub fn open_share(
         clock: Arc::new(SystemClock),
         root_owner: owner,
         label: format!("{label} {name}"),
+        refresh_ms: spec.refresh_ms,
     };
     ShareFs::open(opened.volume, opened.info.salt, opts).map_err(|e| format!("share {name}: {e}"))
 }

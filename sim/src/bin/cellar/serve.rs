@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// temporary directory).
     #[arg(long)]
     spill_dir: Option<PathBuf>,
+    /// Switch on a planted bug (builds with the `planted-bugs` feature only; tests use it to
+    /// see their checks fail). It acts on the thread that serves requests.
+    #[arg(long, hide = true)]
+    bug: Option<String>,
 }
 
 struct Served {
@@ -212,35 +216,39 @@ impl NFSFileSystem for Nfs {
     }
 
     async fn lookup(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3> {
-        let name = filename.0.as_slice();
-        if dirid == EXPORT_ROOT {
-            if name == b"." || name == b".." {
-                return Ok(EXPORT_ROOT);
+        blocking(|| -> Result<_, nfsstat3> {
+            let name = filename.0.as_slice();
+            if dirid == EXPORT_ROOT {
+                if name == b"." || name == b".." {
+                    return Ok(EXPORT_ROOT);
+                }
+                let s = self.shares.iter().find(|s| s.name.as_bytes() == name);
+                return s.map(|s| (s.tag << 48) | s.fs.root_ino()).ok_or(nfsstat3::NFS3ERR_NOENT);
             }
-            let s = self.shares.iter().find(|s| s.name.as_bytes() == name);
-            return s.map(|s| (s.tag << 48) | s.fs.root_ino()).ok_or(nfsstat3::NFS3ERR_NOENT);
-        }
-        let (s, ino) = self.route(dirid)?;
-        match name {
-            b"." => Ok(dirid),
-            b".." if ino == s.fs.root_ino() => Ok(EXPORT_ROOT),
-            b".." => Ok((s.tag << 48) | s.fs.parent(ino).map_err(stat)?),
-            _ => Ok((s.tag << 48) | s.fs.lookup(ino, name).map_err(stat)?.ino),
-        }
+            let (s, ino) = self.route(dirid)?;
+            match name {
+                b"." => Ok(dirid),
+                b".." if ino == s.fs.root_ino() => Ok(EXPORT_ROOT),
+                b".." => Ok((s.tag << 48) | s.fs.parent(ino).map_err(stat)?),
+                _ => Ok((s.tag << 48) | s.fs.lookup(ino, name).map_err(stat)?.ino),
+            }
+        })
     }
 
     async fn getattr(&self, id: fileid3) -> Result<fattr3, nfsstat3> {
-        self.attr_of(id)
+        blocking(|| -> Result<_, nfsstat3> { self.attr_of(id) })
     }
 
     async fn setattr(&self, id: fileid3, setattr: sattr3) -> Result<fattr3, nfsstat3> {
-        let (s, ino) = self.route(id)?;
-        let set = set_attr(&setattr);
-        let a = s.fs.setattr(ino, set).map_err(stat)?;
-        if has_changes(&set) {
-            self.stable(s)?;
-        }
-        Ok(fattr(s.tag, &a))
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, ino) = self.route(id)?;
+            let set = set_attr(&setattr);
+            let a = s.fs.setattr(ino, set).map_err(stat)?;
+            if has_changes(&set) {
+                self.stable(s)?;
+            }
+            Ok(fattr(s.tag, &a))
+        })
     }
 
     async fn read(
@@ -249,18 +257,22 @@ impl NFSFileSystem for Nfs {
         offset: u64,
         count: u32,
     ) -> Result<(Vec<u8>, bool), nfsstat3> {
-        let (s, ino) = self.route(id)?;
-        let size = s.fs.getattr(ino).map_err(stat)?.size;
-        let data = s.fs.read(ino, offset, count).map_err(stat)?;
-        let eof = offset + data.len() as u64 >= size;
-        Ok((data, eof))
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, ino) = self.route(id)?;
+            let size = s.fs.getattr(ino).map_err(stat)?.size;
+            let data = s.fs.read(ino, offset, count).map_err(stat)?;
+            let eof = offset + data.len() as u64 >= size;
+            Ok((data, eof))
+        })
     }
 
     async fn write(&self, id: fileid3, offset: u64, data: &[u8]) -> Result<fattr3, nfsstat3> {
-        let (s, ino) = self.route(id)?;
-        s.fs.write(ino, offset, data).map_err(stat)?;
-        self.stable(s)?;
-        Ok(fattr(s.tag, &s.fs.getattr(ino).map_err(stat)?))
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, ino) = self.route(id)?;
+            s.fs.write(ino, offset, data).map_err(stat)?;
+            self.stable(s)?;
+            Ok(fattr(s.tag, &s.fs.getattr(ino).map_err(stat)?))
+        })
     }
 
     async fn create(
@@ -269,13 +281,25 @@ impl NFSFileSystem for Nfs {
         filename: &filename3,
         attr: sattr3,
     ) -> Result<(fileid3, fattr3), nfsstat3> {
-        let (s, dir) = self.route(dirid)?;
-        let mut set = set_attr(&attr);
-        let mode = set.mode.take().unwrap_or(0o644);
-        let a = s.fs.create(dir, &filename.0, mode, self.caller()).map_err(stat)?;
-        let a = if has_changes(&set) { s.fs.setattr(a.ino, set).map_err(stat)? } else { a };
-        self.stable(s)?;
-        Ok(((s.tag << 48) | a.ino, fattr(s.tag, &a)))
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, dir) = self.route(dirid)?;
+            let mut set = set_attr(&attr);
+            let mode = set.mode.take().unwrap_or(0o644);
+            let a = match s.fs.create(dir, &filename.0, mode, self.caller()) {
+                Ok(a) => a,
+                // UNCHECKED (RFC 1813 3.3.8; nfsserve refused GUARDED already): an existing
+                // regular file is no error and takes the attributes, as another server's commit
+                // that this one just followed (ADP-13) must not make `nfs-cp` fail.
+                Err(Errno(libc::EEXIST)) => match s.fs.lookup(dir, &filename.0).map_err(stat)? {
+                    a if a.kind == Kind::File => a,
+                    _ => return Err(nfsstat3::NFS3ERR_EXIST),
+                },
+                Err(e) => return Err(stat(e)),
+            };
+            let a = if has_changes(&set) { s.fs.setattr(a.ino, set).map_err(stat)? } else { a };
+            self.stable(s)?;
+            Ok(((s.tag << 48) | a.ino, fattr(s.tag, &a)))
+        })
     }
 
     async fn create_exclusive(
@@ -283,10 +307,12 @@ impl NFSFileSystem for Nfs {
         dirid: fileid3,
         filename: &filename3,
     ) -> Result<fileid3, nfsstat3> {
-        let (s, dir) = self.route(dirid)?;
-        let a = s.fs.create(dir, &filename.0, 0o644, self.caller()).map_err(stat)?;
-        self.stable(s)?;
-        Ok((s.tag << 48) | a.ino)
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, dir) = self.route(dirid)?;
+            let a = s.fs.create(dir, &filename.0, 0o644, self.caller()).map_err(stat)?;
+            self.stable(s)?;
+            Ok((s.tag << 48) | a.ino)
+        })
     }
 
     async fn mkdir(
@@ -294,20 +320,24 @@ impl NFSFileSystem for Nfs {
         dirid: fileid3,
         dirname: &filename3,
     ) -> Result<(fileid3, fattr3), nfsstat3> {
-        let (s, dir) = self.route(dirid)?;
-        let a = s.fs.mkdir(dir, &dirname.0, 0o755, self.caller()).map_err(stat)?;
-        self.stable(s)?;
-        Ok(((s.tag << 48) | a.ino, fattr(s.tag, &a)))
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, dir) = self.route(dirid)?;
+            let a = s.fs.mkdir(dir, &dirname.0, 0o755, self.caller()).map_err(stat)?;
+            self.stable(s)?;
+            Ok(((s.tag << 48) | a.ino, fattr(s.tag, &a)))
+        })
     }
 
     async fn remove(&self, dirid: fileid3, filename: &filename3) -> Result<(), nfsstat3> {
-        let (s, dir) = self.route(dirid)?;
-        // nfsserve sends RMDIR here too.
-        match s.fs.unlink(dir, &filename.0) {
-            Err(Errno(libc::EISDIR)) => s.fs.rmdir(dir, &filename.0).map_err(stat)?,
-            other => other.map_err(stat)?,
-        }
-        self.stable(s)
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, dir) = self.route(dirid)?;
+            // nfsserve sends RMDIR here too.
+            match s.fs.unlink(dir, &filename.0) {
+                Err(Errno(libc::EISDIR)) => s.fs.rmdir(dir, &filename.0).map_err(stat)?,
+                other => other.map_err(stat)?,
+            }
+            self.stable(s)
+        })
     }
 
     async fn rename(
@@ -317,13 +347,15 @@ impl NFSFileSystem for Nfs {
         to_dirid: fileid3,
         to_filename: &filename3,
     ) -> Result<(), nfsstat3> {
-        let (s, from) = self.route(from_dirid)?;
-        let (t, to) = self.route(to_dirid)?;
-        if s.tag != t.tag {
-            return Err(nfsstat3::NFS3ERR_XDEV);
-        }
-        s.fs.rename(from, &from_filename.0, to, &to_filename.0, false).map_err(stat)?;
-        self.stable(s)
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, from) = self.route(from_dirid)?;
+            let (t, to) = self.route(to_dirid)?;
+            if s.tag != t.tag {
+                return Err(nfsstat3::NFS3ERR_XDEV);
+            }
+            s.fs.rename(from, &from_filename.0, to, &to_filename.0, false).map_err(stat)?;
+            self.stable(s)
+        })
     }
 
     async fn readdir(
@@ -332,34 +364,36 @@ impl NFSFileSystem for Nfs {
         start_after: fileid3,
         max_entries: usize,
     ) -> Result<ReadDirResult, nfsstat3> {
-        let all: Vec<(Vec<u8>, fileid3)> = if dirid == EXPORT_ROOT {
-            self.shares
-                .iter()
-                .map(|s| (s.name.as_bytes().to_vec(), (s.tag << 48) | s.fs.root_ino()))
-                .collect()
-        } else {
-            let (s, ino) = self.route(dirid)?;
-            let entries = s.fs.readdir(ino).map_err(stat)?;
-            entries.into_iter().map(|(n, i, _)| (n, (s.tag << 48) | i)).collect()
-        };
-        let skip = if start_after == 0 {
-            0
-        } else {
-            all.iter()
-                .position(|(_, i)| *i == start_after)
-                .map(|p| p + 1)
-                .ok_or(nfsstat3::NFS3ERR_BAD_COOKIE)?
-        };
-        let mut out = ReadDirResult::default();
-        for (name, id) in all.iter().skip(skip).take(max_entries) {
-            out.entries.push(DirEntry {
-                fileid: *id,
-                name: name.clone().into(),
-                attr: self.attr_of(*id)?,
-            });
-        }
-        out.end = skip + out.entries.len() >= all.len();
-        Ok(out)
+        blocking(|| -> Result<_, nfsstat3> {
+            let all: Vec<(Vec<u8>, fileid3)> = if dirid == EXPORT_ROOT {
+                self.shares
+                    .iter()
+                    .map(|s| (s.name.as_bytes().to_vec(), (s.tag << 48) | s.fs.root_ino()))
+                    .collect()
+            } else {
+                let (s, ino) = self.route(dirid)?;
+                let entries = s.fs.readdir(ino).map_err(stat)?;
+                entries.into_iter().map(|(n, i, _)| (n, (s.tag << 48) | i)).collect()
+            };
+            let skip = if start_after == 0 {
+                0
+            } else {
+                all.iter()
+                    .position(|(_, i)| *i == start_after)
+                    .map(|p| p + 1)
+                    .ok_or(nfsstat3::NFS3ERR_BAD_COOKIE)?
+            };
+            let mut out = ReadDirResult::default();
+            for (name, id) in all.iter().skip(skip).take(max_entries) {
+                out.entries.push(DirEntry {
+                    fileid: *id,
+                    name: name.clone().into(),
+                    attr: self.attr_of(*id)?,
+                });
+            }
+            out.end = skip + out.entries.len() >= all.len();
+            Ok(out)
+        })
     }
 
     async fn symlink(
@@ -369,15 +403,19 @@ impl NFSFileSystem for Nfs {
         symlink: &nfspath3,
         _attr: &sattr3,
     ) -> Result<(fileid3, fattr3), nfsstat3> {
-        let (s, dir) = self.route(dirid)?;
-        let a = s.fs.symlink(dir, &linkname.0, &symlink.0, self.caller()).map_err(stat)?;
-        self.stable(s)?;
-        Ok(((s.tag << 48) | a.ino, fattr(s.tag, &a)))
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, dir) = self.route(dirid)?;
+            let a = s.fs.symlink(dir, &linkname.0, &symlink.0, self.caller()).map_err(stat)?;
+            self.stable(s)?;
+            Ok(((s.tag << 48) | a.ino, fattr(s.tag, &a)))
+        })
     }
 
     async fn readlink(&self, id: fileid3) -> Result<nfspath3, nfsstat3> {
-        let (s, ino) = self.route(id)?;
-        Ok(s.fs.readlink(ino).map_err(stat)?.into())
+        blocking(|| -> Result<_, nfsstat3> {
+            let (s, ino) = self.route(id)?;
+            Ok(s.fs.readlink(ino).map_err(stat)?.into())
+        })
     }
 
     fn id_to_fh(&self, id: fileid3) -> nfs_fh3 {
@@ -395,6 +433,13 @@ impl NFSFileSystem for Nfs {
     }
 }
 
+/// Runs a request's synchronous work on a runtime thread that leaves the runtime's context
+/// first: the `ShareFs` calls block (a PostgreSQL cell or store runs its own runtime, which
+/// refuses to start inside another one), so they may not run as plain async code.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// Runs `cellar serve`.
 pub fn run(args: &ServeArgs) -> ExitCode {
     match serve(args) {
@@ -407,6 +452,8 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), String> {
+    let _planted =
+        args.bug.as_deref().map(cellar::bugs::plant).transpose().map_err(|e| e.to_string())?;
     let reg = Registry::open(&args.config).map_err(|e| e.to_string())?;
     let mut shares: Vec<Served> = Vec::new();
     for (name, spec) in reg.shares() {
@@ -451,8 +498,17 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
             std::process::exit(status);
         }
     });
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded, so that `blocking` may leave the runtime's context. A planted bug acts
+    // on every thread that serves requests.
+    let bug = args.bug.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
+        .on_thread_start(move || {
+            if let Some(Ok(planted)) = bug.as_deref().map(cellar::bugs::plant) {
+                std::mem::forget(planted);
+            }
+        })
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     rt.block_on(async {

@@ -125,9 +125,8 @@ pub enum GotCommand {
     },
     /// Copy a mark into the repository REMOTE (fast forward only; created there if absent).
     Push {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// The other repository.
         remote: PathBuf,
         /// The mark.
@@ -136,21 +135,25 @@ pub enum GotCommand {
     },
     /// Bring REMOTE's mark in: fast forward, or a merge commit (conflicts kept side by side).
     Pull {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
         /// The other repository.
         remote: PathBuf,
         /// The mark.
         #[arg(default_value = "main")]
         mark: String,
+        /// Switch on a planted bug (builds with the `planted-bugs` feature only).
+        #[arg(long, hide = true)]
+        bug: Option<String>,
     },
     /// Delete every blob no mark needs; with a retention policy, first prune old commits' trees
     /// (their snapshots stay, so history, pushes and merges keep working).
     Gc {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// Switch on a planted bug (builds with the `planted-bugs` feature only).
+        #[arg(long, hide = true)]
+        bug: Option<String>,
         /// Keep the trees of the newest N commits of each mark.
         #[arg(long, value_name = "N")]
         keep_last: Option<usize>,
@@ -164,9 +167,8 @@ pub enum GotCommand {
     },
     /// Re-read and verify every blob every mark keeps; report damage (exit 1 if any).
     Scrub {
-        /// The repository.
-        #[arg(long, short = 'r', default_value = ".")]
-        repo: PathBuf,
+        #[command(flatten)]
+        repo: RepoArgs,
     },
 }
 
@@ -309,15 +311,23 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
         GotCommand::Mark { repo, cmd } => marks::mark(&Repo::open(&repo)?, cmd),
         GotCommand::Merge { repo, a, b } => history::merge(&Repo::open(&repo)?, &a, &b),
         GotCommand::Push { repo, remote, mark } => {
-            marks::push(&Repo::open(&repo)?, &Repo::open(&remote)?, &mark)
+            marks::push(&repo.open()?, &Repo::open(&remote)?, &mark)
         }
-        GotCommand::Pull { repo, remote, mark } => {
-            marks::pull(&Repo::open(&repo)?, &Repo::open(&remote)?, &mark)
+        GotCommand::Pull { repo, remote, mark, bug } => {
+            let _planted = plant(bug.as_deref())?;
+            marks::pull(&repo.open()?, &Repo::open(&remote)?, &mark)
         }
-        GotCommand::Gc { repo, keep_last, keep_within, keep_newer } => {
+        GotCommand::Gc { repo, bug, keep_last, keep_within, keep_newer } => {
+            let _planted = plant(bug.as_deref())?;
             let policy = gc::policy(keep_last, keep_within.as_deref(), keep_newer.as_deref())?;
-            gc::gc(&Repo::open(&repo)?, &policy)
+            gc::gc(&repo.open()?, &policy)
         }
-        GotCommand::Scrub { repo } => gc::scrub(&Repo::open(&repo)?),
+        GotCommand::Scrub { repo } => gc::scrub(&repo.open()?),
     }
+}
+
+/// Switches on the planted bug `name` for this (the main) thread; refused by a build without
+/// the `planted-bugs` feature. Only tests use it, to see their checks fail.
+fn plant(name: Option<&str>) -> Result<Option<cellar::bugs::Planted>, GotError> {
+    name.map(cellar::bugs::plant).transpose().map_err(|e| GotError::Usage(e.to_string()))
 }
