@@ -385,23 +385,25 @@ fn adp11_an_unlinked_open_file_lives_until_its_last_handle_is_released() {
 #[cfg(feature = "planted-bugs")]
 #[test]
 fn adp11_planted_orphan_dropped_at_commit_is_caught() {
-    let _bug = cellar::bugs::plant("adapters:orphan-dropped-at-commit").unwrap();
-    let caught = std::panic::catch_unwind(
-        adp11_an_unlinked_open_file_lives_until_its_last_handle_is_released,
+    assert!(
+        fails_with(
+            "adapters:orphan-dropped-at-commit",
+            adp11_an_unlinked_open_file_lives_until_its_last_handle_is_released
+        ),
+        "ADP-11's test passed with the orphan's blobs dropped at a commit"
     );
-    assert!(caught.is_err(), "ADP-11's test passed with the orphan's blobs dropped at a commit");
+}
+
+/// Does `test` fail (panic) with the planted bug `bug` on?
+#[cfg(feature = "planted-bugs")]
+fn fails_with(bug: &str, test: fn()) -> bool {
+    let _bug = cellar::bugs::plant(bug).unwrap();
+    std::panic::catch_unwind(test).is_err()
 }
 
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut rng = cellar::env::SplitMix64::new(seed);
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 /// ADP-12: consecutive writes are one edit (content-defined chunks, not a blob per request),
@@ -464,9 +466,13 @@ fn adp12_consecutive_writes_are_buffered_and_always_visible() {
 #[cfg(feature = "planted-bugs")]
 #[test]
 fn adp12_planted_write_buffer_skips_flush_is_caught() {
-    let _bug = cellar::bugs::plant("adapters:write-buffer-skips-flush").unwrap();
-    let caught = std::panic::catch_unwind(adp12_consecutive_writes_are_buffered_and_always_visible);
-    assert!(caught.is_err(), "ADP-12's test passed with buffered writes never applied");
+    assert!(
+        fails_with(
+            "adapters:write-buffer-skips-flush",
+            adp12_consecutive_writes_are_buffered_and_always_visible
+        ),
+        "ADP-12's test passed with buffered writes never applied"
+    );
 }
 
 /// A clock the test moves by hand.

@@ -54,15 +54,17 @@ fn s(p: &Path) -> &str {
 }
 
 fn blobs(repo: &Path) -> usize {
-    walk_files(&repo.join("store"))
+    walk_files(&repo.join("store"), &|_| 1) as usize
 }
 
-fn walk_files(dir: &Path) -> usize {
+/// The sum of `per_file` over every file below `dir`.
+fn walk_files(dir: &Path, per_file: &dyn Fn(&std::fs::Metadata) -> u64) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {
-            let p = e.unwrap().path();
-            if p.is_dir() { walk_files(&p) } else { 1 }
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() { walk_files(&e.path(), per_file) } else { per_file(&m) }
         })
         .sum()
 }
@@ -322,17 +324,6 @@ fn an_old_repository_is_upgraded() {
     assert_eq!(ok(&["log", "-r", s(&repo)]).lines().count(), 4);
 }
 
-/// Bytes stored under a repository's store directory.
-fn stored_bytes(dir: &Path) -> u64 {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let m = e.metadata().unwrap();
-        n += if m.is_dir() { stored_bytes(&e.path()) } else { m.len() };
-    }
-    n
-}
-
 /// FS-27's per-repository switch: `cellar init --compression none` stores every data blob
 /// plain (a compressible file takes its full size), `zstd` (the default) compresses it; both
 /// check out byte for byte; a bad setting names its file.
@@ -348,7 +339,7 @@ fn compression_is_a_repository_setting() {
         let repo = t.path().join(c);
         assert!(ok(&["init", "--compression", c, s(&repo)]).contains(&format!("compression {c}")));
         ok(&["commit", "-r", s(&repo), "-m", "text", s(&src)]);
-        sizes.push(stored_bytes(&repo.join("store")));
+        sizes.push(walk_files(&repo.join("store"), &|m| m.len()));
         let out = t.path().join(format!("out-{c}"));
         ok(&["checkout", "-r", s(&repo), "main", s(&out)]);
         assert_eq!(std::fs::read(out.join("text")).unwrap(), text);

@@ -23,9 +23,7 @@
 mod pg_serve_common;
 
 use cellar::registry::Registry;
-use pg_serve_common::{
-    Server, Setup, Watcher, cellar, converge, nfs_tools, ok, pg_url, setup, vol1,
-};
+use pg_serve_common::{Server, Setup, Watcher, cellar, converge, ok, prerequisites, setup, vol1};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -153,10 +151,7 @@ fn two_servers_converge_and_sync_and_cleanup_never_overlap() {
     const T: &str = "two_servers_converge_and_sync_and_cleanup_never_overlap";
     const ROUNDS: usize = 6;
     const PAIRS_PER_ROUND: usize = 3;
-    let Some(url) = pg_url(T) else { return };
-    if !nfs_tools(T) {
-        return;
-    }
+    let Some(url) = prerequisites(T) else { return };
     let s = setup(&url, "conv");
     let (a, b) = (Server::start(&s, "a", None), Server::start(&s, "b", None));
     let reg = Registry::open(&s.config).unwrap();
@@ -235,10 +230,7 @@ fn two_servers_converge_and_sync_and_cleanup_never_overlap() {
 #[test]
 fn planted_no_refresh_is_caught_by_the_convergence_check() {
     const T: &str = "planted_no_refresh_is_caught_by_the_convergence_check";
-    let Some(url) = pg_url(T) else { return };
-    if !nfs_tools(T) {
-        return;
-    }
+    let Some(url) = prerequisites(T) else { return };
     let s = setup(&url, "norf");
     let bug = Some("adapters:no-refresh");
     let (a, b) = (Server::start(&s, "a", bug), Server::start(&s, "b", bug));
@@ -259,10 +251,7 @@ fn planted_no_refresh_is_caught_by_the_convergence_check() {
 #[test]
 fn planted_no_mode_exclusion_is_caught_by_the_watcher() {
     const T: &str = "planted_no_mode_exclusion_is_caught_by_the_watcher";
-    let Some(url) = pg_url(T) else { return };
-    if !nfs_tools(T) {
-        return;
-    }
+    let Some(url) = prerequisites(T) else { return };
     let s = setup(&url, "nomx");
     let (a, b) = (Server::start(&s, "a", None), Server::start(&s, "b", None));
     let reg = Registry::open(&s.config).unwrap();
@@ -290,10 +279,7 @@ fn planted_no_mode_exclusion_is_caught_by_the_watcher() {
 #[test]
 fn planted_gc_skips_marks_is_caught_by_vol1() {
     const T: &str = "planted_gc_skips_marks_is_caught_by_vol1";
-    let Some(url) = pg_url(T) else { return };
-    if !nfs_tools(T) {
-        return;
-    }
+    let Some(url) = prerequisites(T) else { return };
     let s = setup(&url, "skip");
     let a = Server::start(&s, "a", None);
     let reg = Registry::open(&s.config).unwrap();

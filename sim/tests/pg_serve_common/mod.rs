@@ -30,44 +30,25 @@ pub fn cellar() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cellar"))
 }
 
-/// `CELLAR_TEST_PG`, or `None` after a SKIPPED line; with `CI` set a missing server fails.
-pub fn pg_url(test: &str) -> Option<String> {
-    match std::env::var("CELLAR_TEST_PG") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but CELLAR_TEST_PG is not: start PostgreSQL (bash .ci/postgres.sh start)"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED pg_two_servers::{test}: CELLAR_TEST_PG is not set (bash .ci/postgres.sh start)"
-            );
-            None
-        }
-    }
-}
-
-/// Are libnfs-utils' commands installed? With `CI` set, missing ones fail the test.
-pub fn nfs_tools(test: &str) -> bool {
-    let ok = ["nfs-cp", "nfs-ls", "nfs-cat"].iter().all(|t| {
+/// `CELLAR_TEST_PG` when it is set and libnfs-utils' commands are installed; otherwise `None`
+/// after a SKIPPED line naming what is missing — or, with `CI` set, a failure.
+pub fn prerequisites(test: &str) -> Option<String> {
+    let url = std::env::var("CELLAR_TEST_PG").ok().filter(|u| !u.is_empty());
+    let nfs = ["nfs-cp", "nfs-ls", "nfs-cat"].iter().all(|t| {
         Command::new("sh")
             .args(["-c", &format!("command -v {t}")])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     });
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but libnfs-utils is not installed (apt-get install libnfs-utils)"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED pg_two_servers::{test}: libnfs-utils is not installed"
-        );
-    }
-    ok
+    let missing = match (&url, nfs) {
+        (Some(url), true) => return Some(url.clone()),
+        (None, _) => "CELLAR_TEST_PG is not set: start PostgreSQL (bash .ci/postgres.sh start)",
+        (Some(_), false) => "libnfs-utils is not installed (apt-get install libnfs-utils)",
+    };
+    assert!(std::env::var_os("CI").is_none(), "CI is set but {missing}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED pg_two_servers::{test}: {missing}");
+    None
 }
 
 /// A volume of its own in the test database: its name is also its lock's name (short: it is
