@@ -42,6 +42,7 @@ pub const ALL: &[&str] = &[
     "fs:rename-leaves-old-subtree",
     "fs:reuse-ignores-size",
     "fs:blob-size-unchecked",
+    "fs:refs-in-arrival-order",
     "marks:rename-keeps-old",
     "marks:gc-skips-marks",
     "pg:no-fence",

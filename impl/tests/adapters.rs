@@ -6,7 +6,7 @@
 use cellar::adapters::{AdapterError, Caller, Errno, SetAttr, ShareFs, ShareOptions, open_mark};
 use cellar::db::merge::NodeId;
 use cellar::env::Clock;
-use cellar::fs::{Fs, FsPath, FsSnapshotReachability, History, Kind};
+use cellar::fs::{Compression, Fs, FsPath, FsSnapshotReachability, History, Kind};
 use cellar::marks::{MarkInfo, MarkName, Space, SpaceReachability, VolumeSpace};
 use cellar::storage::cell::MemCell;
 use cellar::storage::store::{ALL_HASHES, MemStore, Store};
@@ -40,6 +40,16 @@ fn mark_volume(space: &VolumeSpace, mark: &str) -> Volume {
 }
 
 fn share(vol: &Volume, dir: &tempfile::TempDir, name: &str, author: u32) -> ShareFs {
+    share_with(vol, dir, name, author, Compression::Zstd)
+}
+
+fn share_with(
+    vol: &Volume,
+    dir: &tempfile::TempDir,
+    name: &str,
+    author: u32,
+    compression: Compression,
+) -> ShareFs {
     let opts = ShareOptions {
         read_only: false,
         spill_dir: dir.path().join(name),
@@ -48,6 +58,7 @@ fn share(vol: &Volume, dir: &tempfile::TempDir, name: &str, author: u32) -> Shar
         root_owner: (0, 0),
         label: format!("test {name}"),
         refresh_ms: 0,
+        compression,
     };
     ShareFs::open(vol.clone(), SALT, opts).unwrap()
 }
@@ -220,6 +231,7 @@ fn adp8_read_only_and_busy() {
         root_owner: (0, 0),
         label: "ro".into(),
         refresh_ms: 0,
+        compression: Compression::Zstd,
     };
     let ro = ShareFs::open(vol.clone(), SALT, opts).unwrap();
     let f = ro.lookup(ro.root_ino(), b"f").unwrap().ino;
@@ -300,6 +312,7 @@ fn adp1_shares_of_two_marks_commit_through_one_space() {
         root_owner: (0, 0),
         label: "ro".into(),
         refresh_ms: 0,
+        compression: Compression::Zstd,
     };
     let r = ShareFs::open(ro.volume, SALT, opts).unwrap();
     assert_eq!(r.create(1, b"n", 0o644, ME).unwrap_err(), Errno(libc::EROFS));
@@ -497,6 +510,7 @@ fn adp13_a_clean_tree_follows_other_commits() {
         root_owner: (0, 0),
         label: "b".into(),
         refresh_ms: 1000,
+        compression: Compression::Zstd,
     };
     let b = ShareFs::open(vol.clone(), SALT, opts).unwrap();
     assert!(b.readdir(b.root_ino()).unwrap().is_empty());
@@ -533,4 +547,25 @@ fn adp13_planted_no_refresh_is_caught() {
     file(&a, a.root_ino(), "one.txt", b"1");
     a.commit("one").unwrap();
     assert_eq!(b.lookup(b.root_ino(), b"one.txt").unwrap_err(), Errno(libc::ENOENT));
+}
+
+/// FS-27: a share's `compression` setting decides how the data blobs it writes are encoded;
+/// either reads back byte for byte, through the share and from the committed head.
+#[test]
+fn fs27_a_share_compresses_as_configured() {
+    let text: Vec<u8> = b"the cellar keeps every acknowledged byte; ".repeat(24 * 1024);
+    let stored = |compression| {
+        let dir = tempfile::tempdir().unwrap();
+        let vol = volume();
+        let s = share_with(&vol, &dir, "c", 1, compression);
+        let ino = file(&s, s.root_ino(), "t.txt", &text);
+        assert_eq!(s.read(ino, 0, text.len() as u32).unwrap(), text);
+        assert!(s.commit("text").unwrap().published);
+        assert_eq!(committed(&vol, "/t.txt").unwrap(), text);
+        let hashes = vol.store.list(ALL_HASHES, usize::MAX).unwrap();
+        hashes.iter().map(|h| vol.store.get(h).unwrap().len()).sum::<usize>()
+    };
+    let (zstd, plain) = (stored(Compression::Zstd), stored(Compression::Off));
+    assert!(zstd * 20 < text.len(), "zstd stores {zstd} bytes of {}", text.len());
+    assert!(plain > text.len(), "none stores {plain} bytes of {}", text.len());
 }

@@ -44,18 +44,18 @@ fn unchanged_files_are_reused_and_changed_ones_read_fs26() {
     for i in 0..6 {
         write(src.path(), &format!("f{i}"), &vec![i as u8; 300 + i * 37], t0);
     }
-    let (first, rep) = import_tree_since(&fs, src.path(), None, &mut |_| {}).unwrap();
+    let (first, rep) = import_tree_since(&fs, src.path(), None, 1, &mut |_| {}).unwrap();
     assert_eq!((rep.files, rep.reused), (6, 0));
     // f1: new bytes, same size, new mtime. f2: one byte longer, mtime put back as it was (a
     // size change alone must be seen). f3: same bytes, mtime changed (read again; same bytes).
     write(src.path(), "f1", &vec![0xee; 300 + 37], t0 + Duration::from_secs(5));
     write(src.path(), "f2", &vec![2u8; 300 + 2 * 37 + 1], t0);
     write(src.path(), "f3", &vec![3u8; 300 + 3 * 37], t0 + Duration::from_secs(9));
-    let (second, rep) = import_tree_since(&fs, src.path(), Some(&first), &mut |_| {}).unwrap();
+    let (second, rep) = import_tree_since(&fs, src.path(), Some(&first), 1, &mut |_| {}).unwrap();
     assert_eq!((rep.files, rep.reused), (6, 3), "f0, f4, f5 unchanged");
     same_bytes(&fs, &second, src.path());
     // Nothing changed: everything reused, the same contents.
-    let (third, rep) = import_tree_since(&fs, src.path(), Some(&second), &mut |_| {}).unwrap();
+    let (third, rep) = import_tree_since(&fs, src.path(), Some(&second), 1, &mut |_| {}).unwrap();
     assert_eq!(rep.reused, 6);
     same_bytes(&fs, &third, src.path());
 }

@@ -148,6 +148,13 @@ fn sharing_and_cycles_and_ranges_are_refused() {
     assert_eq!(parse(GOOD).unwrap().shares["photos"].spec.refresh_ms, 1000);
     let fast = GOOD.replace("volume = \"home\"", "volume = \"home\"\nrefresh_ms = 0");
     assert_eq!(parse(&fast).unwrap().shares["photos"].spec.refresh_ms, 0);
+    // FS-27: a share encodes its data blobs with zstd unless told `none`.
+    let shares = |text: &str| parse(text).unwrap().shares["photos"].spec.compression;
+    assert_eq!(shares(GOOD), cellar::fs::Compression::Zstd);
+    let plain = GOOD.replace("volume = \"home\"", "volume = \"home\"\ncompression = \"none\"");
+    assert_eq!(shares(&plain), cellar::fs::Compression::Off);
+    let typo = GOOD.replace("volume = \"home\"", "volume = \"home\"\ncompression = \"zsdt\"");
+    refused(&typo, K::Invalid, 16, "shares.photos.compression");
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {

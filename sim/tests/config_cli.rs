@@ -107,6 +107,7 @@ fn cat_ls_log_of_a_share_read_its_mark() {
             root_owner: (0, 0),
             label: format!("cellar mount {mark}"),
             refresh_ms: 0,
+            compression: cellar::fs::Compression::Zstd,
         };
         let fs = ShareFs::open(opened.volume, opened.info.salt, opts).unwrap();
         let me = Caller { uid: 0, gid: 0 };

@@ -146,6 +146,7 @@ impl ShareFs {
         Fs::new(self.staging.as_ref(), self.salt)
             .with_cache(&self.cache)
             .with_blob_cache(&self.blobs)
+            .with_compression(self.opts.compression)
     }
 
     pub(super) fn now(&self) -> i64 {

@@ -120,6 +120,8 @@ pub struct ShareOptions {
     /// A clean working tree looks for newer commits of its mark before a read once this many
     /// ms (on `clock`) have passed since it last looked; 0: before every read (ADP-13).
     pub refresh_ms: u64,
+    /// How data blobs written through the share are encoded (FS-27).
+    pub compression: crate::fs::Compression,
 }
 
 impl std::fmt::Debug for ShareOptions {
@@ -129,6 +131,7 @@ impl std::fmt::Debug for ShareOptions {
             .field("spill_dir", &self.spill_dir)
             .field("label", &self.label)
             .field("refresh_ms", &self.refresh_ms)
+            .field("compression", &self.compression)
             .finish()
     }
 }

@@ -146,7 +146,7 @@ pub fn decode(plaintext: &[u8]) -> Result<Vec<u8>, BlobError> {
 impl Fs<'_> {
     /// Encodes `bytes` (FS-27) and posts them as a data blob under the tree's salt.
     pub(crate) fn post_data(&self, bytes: &[u8]) -> Result<Ref, RefError> {
-        refs::post(self.kv.store(), self.kv.salt(), &encode_with(bytes, self.compression))
+        self.data_encoder().post(bytes)
     }
 
     /// The verified (REF-4), decoded (FS-27) bytes of an extent's blob, through the cache.

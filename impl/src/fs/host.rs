@@ -13,6 +13,7 @@
 use super::diff::unwrap_io;
 use super::path::FsPath;
 use super::record::{Attrs, Kind};
+use super::workers::with_workers;
 use super::{Fs, FsError, Importer, MODE_MASK};
 use crate::storage::refs::Ref;
 use std::ffi::OsStr;
@@ -108,11 +109,12 @@ pub fn import_tree(fs: &Fs<'_>, src: &Path) -> Result<(Ref, HostReport), HostErr
 }
 
 /// Imports a single host file as a tree holding it, under its own name, in a root directory
-/// with `root` attributes (`cellar commit FILE`).
+/// with `root` attributes (`cellar commit FILE`), its blobs posted by `workers` threads.
 pub fn import_file(
     fs: &Fs<'_>,
     src: &Path,
     root: Attrs,
+    workers: usize,
     progress: &mut dyn FnMut(HostProgress),
 ) -> Result<(Ref, HostReport), HostError> {
     let meta = std::fs::symlink_metadata(src).map_err(io(src))?;
@@ -122,17 +124,30 @@ pub fn import_file(
     })?;
     let top = FsPath::root();
     let path = top.join(name.as_bytes()).map_err(tree(&top))?;
-    let mut imp = Importer::new_tree(fs, root).map_err(tree(&top))?;
+    with_workers(fs.data_encoder(), workers, |poster| {
+        let imp = Importer::new_tree(fs, root).map_err(tree(&top))?.with_poster(poster);
+        file_into(src, &meta, &path, imp, progress)
+    })
+}
+
+/// Feeds the one host file (or symlink) `src` to `imp` as `path` and finishes it.
+fn file_into(
+    src: &Path,
+    meta: &std::fs::Metadata,
+    path: &FsPath,
+    mut imp: Importer<'_, '_>,
+    progress: &mut dyn FnMut(HostProgress),
+) -> Result<(Ref, HostReport), HostError> {
+    let top = FsPath::root();
     let mut report = HostReport { dirs: 1, ..HostReport::default() };
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(src).map_err(io(src))?;
-        imp.symlink(&path, host_attrs(&meta), target.as_os_str().as_bytes())
-            .map_err(tree(&path))?;
+        imp.symlink(path, host_attrs(meta), target.as_os_str().as_bytes()).map_err(tree(path))?;
         report.symlinks += 1;
     } else if meta.is_file() {
         let f = std::fs::File::open(src).map_err(io(src))?;
         let mut counted = Counting { inner: f, progress };
-        report.bytes += imp.file(&path, host_attrs(&meta), &mut counted).map_err(tree(&path))?;
+        report.bytes += imp.file(path, host_attrs(meta), &mut counted).map_err(tree(path))?;
         report.files += 1;
     } else {
         let e = FsError::NotAFile { path: src.display().to_string() };
@@ -147,7 +162,7 @@ pub fn import_tree_with(
     src: &Path,
     progress: &mut dyn FnMut(HostProgress),
 ) -> Result<(Ref, HostReport), HostError> {
-    import_tree_since(fs, src, None, progress)
+    import_tree_since(fs, src, None, 1, progress)
 }
 
 /// Is `prev`'s entry at `path` a regular file with exactly these attributes and size, so its
@@ -168,11 +183,13 @@ fn unchanged(
 
 /// [`import_tree_with`] against the parent commit's tree `prev`: a regular file whose size, mode,
 /// owner and mtime (ns) equal those of the same path in `prev` is taken from `prev` without
-/// being read (FS-26), as `git`, `restic` and `borg` do. `None` reads every file.
+/// being read (FS-26), as `git`, `restic` and `borg` do. `None` reads every file. Data blobs
+/// are encoded and posted by `workers` threads (inline when ≤ 1); the tree is the same (FS-16).
 pub fn import_tree_since(
     fs: &Fs<'_>,
     src: &Path,
     prev: Option<&Ref>,
+    workers: usize,
     progress: &mut dyn FnMut(HostProgress),
 ) -> Result<(Ref, HostReport), HostError> {
     let meta = std::fs::symlink_metadata(src).map_err(io(src))?;
@@ -180,8 +197,22 @@ pub fn import_tree_since(
         let e = FsError::NotADirectory { path: src.display().to_string() };
         return Err(HostError::Fs { path: "/".into(), source: e });
     }
+    with_workers(fs.data_encoder(), workers, |poster| {
+        let root = FsPath::root();
+        let imp = Importer::new_tree(fs, host_attrs(&meta)).map_err(tree(&root))?;
+        walk_into(fs, src, prev, imp.with_poster(poster), progress)
+    })
+}
+
+/// Feeds the host tree below `src` to `imp` in key order and finishes it.
+fn walk_into(
+    fs: &Fs<'_>,
+    src: &Path,
+    prev: Option<&Ref>,
+    mut imp: Importer<'_, '_>,
+    progress: &mut dyn FnMut(HostProgress),
+) -> Result<(Ref, HostReport), HostError> {
     let root = FsPath::root();
-    let mut imp = Importer::new_tree(fs, host_attrs(&meta)).map_err(tree(&root))?;
     let mut report = HostReport { dirs: 1, ..HostReport::default() };
     // Depth-first, children pushed in reverse byte order: paths leave in key order (FS-2).
     let mut stack = children(src, &root)?;

@@ -10,10 +10,16 @@
 //! small chunk would overflow [`PACK_SIZE_MAX_BYTES`], when the pending edits reach
 //! [`EDIT_BATCH_RECORDS_MAX`], or when the import ends. Every other chunk is its own blob.
 //!
+//! Blobs go through a [`DataPoster`]: inline by default, or workers a shell hands over with
+//! [`Importer::with_poster`]. Extents are written when their blobs are redeemed, before each edit
+//! batch is applied; refs depend on bytes only, so the root is the same either way (FS-8).
+//!
 //! Never: publish anything before [`Importer::finish`] (the caller gets one root or an error);
-//! hold more than one chunk, one pack and one edit batch of data (FS-16).
+//! hold more than one chunk, one pack, one edit batch and the poster's bounded blobs in flight
+//! (FS-16).
 
 use super::path::FsPath;
+use super::post::DataPoster;
 use super::record::{Attrs, Extent, Info, Kind, encode_extent};
 use super::tree::encode;
 use super::{DIR_ENTRIES_MAX, EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError};
@@ -23,8 +29,11 @@ use crate::storage::refs::Ref;
 use std::io::Read;
 use std::ops::Bound;
 
+/// A chunk handed to the poster, waiting for its ref: (path, end offset, offset in its blob,
+/// length, the blob's place in submission order since the last redemption).
+type Posted = (FsPath, u64, u32, u32, usize);
+
 /// Builds a subtree from a pre-order stream of directories, files and symlinks.
-#[derive(Debug)]
 pub struct Importer<'f, 's> {
     fs: &'f Fs<'s>,
     root: Ref,
@@ -35,7 +44,25 @@ pub struct Importer<'f, 's> {
     pack: Vec<u8>,
     /// Packed chunks waiting for their pack's ref: (path, end offset, offset in pack, length).
     pending: Vec<(FsPath, u64, u32, u32)>,
+    /// Chunks whose blobs are with the poster.
+    posted: Vec<Posted>,
+    /// Blobs submitted since the last redemption.
+    submitted: usize,
+    /// Refs of blobs posted inline (no poster), in submission order.
+    inline: Vec<Ref>,
+    poster: Option<&'f mut dyn DataPoster>,
     bytes: u64,
+}
+
+impl std::fmt::Debug for Importer<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer")
+            .field("open", &self.open.len())
+            .field("edits", &self.edits.len())
+            .field("posted", &self.posted.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
 }
 
 impl<'f, 's> Importer<'f, 's> {
@@ -66,8 +93,51 @@ impl<'f, 's> Importer<'f, 's> {
             edits: Edits::new(),
             pack: Vec::new(),
             pending: Vec::new(),
+            posted: Vec::new(),
+            submitted: 0,
+            inline: Vec::new(),
+            poster: None,
             bytes: 0,
         }
+    }
+
+    /// The same importer posting its data blobs through `poster` (e.g. workers on other
+    /// threads, [`super::workers`]) instead of inline. The root is the same (FS-8).
+    pub fn with_poster(mut self, poster: &'f mut dyn DataPoster) -> Self {
+        self.poster = Some(poster);
+        self
+    }
+
+    /// Hands `bytes` to the poster; returns the blob's place in submission order.
+    fn post(&mut self, bytes: Vec<u8>) -> Result<usize, FsError> {
+        match self.poster.as_deref_mut() {
+            Some(p) => p.submit(bytes)?,
+            None => self.inline.push(self.fs.post_data(&bytes)?),
+        }
+        self.submitted += 1;
+        Ok(self.submitted - 1)
+    }
+
+    /// Waits for every submitted blob and writes the extents of the chunks they hold.
+    fn redeem(&mut self) -> Result<(), FsError> {
+        if self.submitted == 0 {
+            return Ok(());
+        }
+        let refs = match self.poster.as_deref_mut() {
+            Some(p) => p.collect()?,
+            None => std::mem::take(&mut self.inline),
+        };
+        if refs.len() != self.submitted {
+            let detail = format!("{} refs for {} blobs posted", refs.len(), self.submitted);
+            return Err(corrupt(&FsPath::root(), detail));
+        }
+        for (path, end, offset, length, slot) in self.posted.drain(..) {
+            let e = encode_extent(&Extent { blob: refs[slot], offset, length, encoded: true })
+                .map_err(|x| corrupt(&path, x))?;
+            self.edits.insert(path.key(end), Some(e));
+        }
+        self.submitted = 0;
+        Ok(())
     }
 
     /// Bytes of file data imported so far.
@@ -156,10 +226,8 @@ impl<'f, 's> Importer<'f, 's> {
                 self.pack.extend_from_slice(&chunk);
                 self.pending.push((path.clone(), end, at, length));
             } else {
-                let blob = fs.post_data(&chunk)?;
-                let e = encode_extent(&Extent { blob, offset: 0, length, encoded: true })
-                    .map_err(|x| corrupt(path, x))?;
-                self.edits.insert(path.key(end), Some(e));
+                let slot = self.post(chunk)?;
+                self.posted.push((path.clone(), end, 0, length, slot));
             }
             size = end;
         }
@@ -208,19 +276,20 @@ impl<'f, 's> Importer<'f, 's> {
         if self.pack.is_empty() {
             return Ok(());
         }
-        let blob = self.fs.post_data(&self.pack)?;
-        for (path, end, offset, length) in self.pending.drain(..) {
-            let e = encode_extent(&Extent { blob, offset, length, encoded: true })
-                .map_err(|x| corrupt(&path, x))?;
-            self.edits.insert(path.key(end), Some(e));
-        }
-        self.pack.clear();
+        let pack = std::mem::take(&mut self.pack);
+        let slot = self.post(pack)?;
+        let packed = self
+            .pending
+            .drain(..)
+            .map(|(path, end, offset, length)| (path, end, offset, length, slot));
+        self.posted.extend(packed);
         Ok(())
     }
 
     fn maybe_flush(&mut self) -> Result<(), FsError> {
-        if self.edits.len() + self.pending.len() >= EDIT_BATCH_RECORDS_MAX {
+        if self.edits.len() + self.pending.len() + self.posted.len() >= EDIT_BATCH_RECORDS_MAX {
             self.seal()?;
+            self.redeem()?;
             self.root = self.fs.apply(&self.root, std::mem::take(&mut self.edits))?;
         }
         Ok(())
@@ -232,6 +301,7 @@ impl<'f, 's> Importer<'f, 's> {
             self.close_top()?;
         }
         self.seal()?;
+        self.redeem()?;
         let edits = std::mem::take(&mut self.edits);
         self.fs.apply(&self.root, edits)
     }

@@ -16,7 +16,9 @@
 //! Files: [`path`] (paths, keys), [`record`] (codec), [`chunker`], `tree` (namespace
 //! operations), `data` (file bytes), `import` (batched import, small files share blobs),
 //! `diff`, `merge`, `reach` (reachable blobs, scrub), `commit` (history, merge of heads,
-//! reachability for volume cleanup), `history` (a mark's value, commit times, retention), and [`host`] — the only file that touches the host file system.
+//! reachability for volume cleanup), `history` (a mark's value, commit times, retention),
+//! [`post`] (who posts data blobs), [`workers`] — the only file that spawns threads — and
+//! [`host`] — the only file that touches the host file system.
 //!
 //! Never: read the clock, randomness or host files in the core (time arrives as `mtime_ns`
 //! arguments); return bytes whose blob failed its CID or tag check (REF-4); panic on a
@@ -32,9 +34,11 @@ pub mod host;
 mod import;
 mod merge;
 pub mod path;
+pub mod post;
 mod reach;
 pub mod record;
 mod tree;
+pub mod workers;
 
 pub use blob::Compression;
 pub use chunker::{Chunker, ChunkerParams};
@@ -48,6 +52,7 @@ pub use history::{
 pub use import::Importer;
 pub use merge::{Conflict, ConflictKind, MergeOutcome};
 pub use path::FsPath;
+pub use post::{DataEncoder, DataPoster, InlinePoster};
 pub use reach::{Damage, FsRootReachability, ScrubReport};
 pub use record::{Attrs, Extent, Info, Kind, Record, RecordError};
 pub use tree::DirEntry;

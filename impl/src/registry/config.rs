@@ -142,6 +142,8 @@ pub struct ShareSpec {
     /// A clean working tree looks for newer commits of the mark at most this often (ms; 0:
     /// before every read), ADP-13.
     pub refresh_ms: u64,
+    /// How the share encodes the data blobs it writes (FS-27; reads take either).
+    pub compression: crate::fs::Compression,
 }
 
 /// A validated entry and the line of its table.

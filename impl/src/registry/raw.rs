@@ -174,6 +174,8 @@ pub struct RawShare {
     pub read_only: Option<Spanned<bool>>,
     /// How often (ms) a clean working tree looks for other processes' commits (ADP-13).
     pub refresh_ms: Option<Spanned<u64>>,
+    /// How new data blobs are encoded: `zstd` or `none` (FS-27).
+    pub compression: Option<Spanned<String>>,
 }
 
 /// An optional key's name and span, if it is present.

@@ -479,7 +479,21 @@ impl Cx<'_> {
                 return Err(self.err(K::Invalid, r.span(), &format!("{key}.refresh_ms"), why));
             }
         };
-        Ok(ShareSpec { volume: s.volume.get_ref().clone(), mark, adapters, read_only, refresh_ms })
+        let compression = match &s.compression {
+            None => crate::fs::Compression::Zstd,
+            Some(c) => crate::fs::Compression::parse(c.get_ref()).ok_or_else(|| {
+                let why = format!("must be \"zstd\" or \"none\", not {:?}", c.get_ref());
+                self.err(K::Invalid, c.span(), &format!("{key}.compression"), why)
+            })?,
+        };
+        Ok(ShareSpec {
+            volume: s.volume.get_ref().clone(),
+            mark,
+            adapters,
+            read_only,
+            refresh_ms,
+            compression,
+        })
     }
 
     fn adapters(&self, key: &str, s: &RawShare) -> Result<BTreeSet<Adapter>, ConfigError> {

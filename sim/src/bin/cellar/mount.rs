@@ -88,6 +88,7 @@ pub fn open_share(
         root_owner: owner,
         label: format!("{label} {name}"),
         refresh_ms: spec.refresh_ms,
+        compression: spec.compression,
     };
     ShareFs::open(opened.volume, opened.info.salt, opts).map_err(|e| format!("share {name}: {e}"))
 }

@@ -15,12 +15,18 @@ use std::path::Path;
 /// The author id written into commits made by this command line.
 pub(super) const AUTHOR: NodeId = NodeId(0);
 
+/// Blob workers of a commit: one per core, at most 4 (FS-16).
+pub(super) fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 pub(super) fn commit(
     r: &Repo,
     mark: &str,
     message: &str,
     path: &Path,
     reread: bool,
+    jobs: usize,
 ) -> Result<(), GotError> {
     let name = mark_name(mark)?;
     // Posting blobs is expansion: a concurrent gc must not delete them mid-commit (VOL-2).
@@ -38,10 +44,10 @@ pub(super) fn commit(
             Some(head) => Some(fs.tree_of(head)?),
             None => None,
         };
-        import_tree_since(&fs, path, prev.as_ref(), &mut |p| bar.update(p))?
+        import_tree_since(&fs, path, prev.as_ref(), jobs, &mut |p| bar.update(p))?
     } else {
         let root = Attrs { mode: 0o755, ..Attrs::default() };
-        import_file(&fs, path, root, &mut |p| bar.update(p))?
+        import_file(&fs, path, root, jobs, &mut |p| bar.update(p))?
     };
     drop(bar);
     let head = fs.commit_at(&tree, old.head.as_ref(), AUTHOR, message, Some(now_ms()))?;

@@ -52,6 +52,10 @@ pub enum GotCommand {
         /// the same path in the mark's head is taken from the head unread (FS-26).
         #[arg(long)]
         reread: bool,
+        /// Threads that compress, encrypt and post data blobs (default: one per core, at most
+        /// 4; 1: all on the reading thread). The commit is the same either way (FS-16).
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
         /// The directory or file to snapshot.
         path: PathBuf,
     },
@@ -285,8 +289,9 @@ fn execute(cmd: GotCommand) -> Result<(), GotError> {
     use repo::Repo;
     match cmd {
         GotCommand::Init { dir, compression } => repo::init(&dir, &compression),
-        GotCommand::Commit { repo, mark, message, reread, path } => {
-            history::commit(&Repo::open(&repo)?, &mark, &message, &path, reread)
+        GotCommand::Commit { repo, mark, message, reread, jobs, path } => {
+            let jobs = jobs.unwrap_or_else(history::default_jobs);
+            history::commit(&Repo::open(&repo)?, &mark, &message, &path, reread, jobs)
         }
         GotCommand::Log { repo, mark, limit } => {
             let r = repo.open()?;
