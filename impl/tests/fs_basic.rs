@@ -93,6 +93,62 @@ fn limits_get_typed_errors() {
     assert!(matches!(fs.rename(&r, &p("/"), &p("/x")), Err(FsError::InvalidRename { .. })));
 }
 
+/// FS-13 at the boundary: every limit admits its maximum and refuses one past it. The checks in
+/// `limits_get_typed_errors` go far past the limits, so an off-by-one comparison (`>=` for `>`)
+/// passed them; it fails here. (`DIR_ENTRIES_MAX`, 2^20 entries, is left to the simulator.)
+#[test]
+fn limits_admit_the_maximum_and_refuse_one_past() {
+    use cellar::fs::path::{NAME_SIZE_MAX_BYTES, PATH_SIZE_MAX_BYTES};
+    use cellar::fs::{FILE_SIZE_MAX_BYTES, READ_SIZE_MAX_BYTES, SYMLINK_TARGET_SIZE_MAX_BYTES};
+    let store = MemStore::new();
+    let fs = Fs::new(&store, SALT);
+    let mut r = fs.mkfs(at(0)).unwrap();
+    let encoded = |path: &FsPath| path.key(0).len() - 8;
+    // Names of 255 bytes, 256 encoded bytes each, then one name that brings the encoded path to
+    // exactly PATH_SIZE_MAX_BYTES: the file there is created, written and read back.
+    let name = [b'n'; NAME_SIZE_MAX_BYTES];
+    let mut dir = FsPath::root();
+    while PATH_SIZE_MAX_BYTES - encoded(&dir) - 1 > NAME_SIZE_MAX_BYTES {
+        dir = dir.join(&name).unwrap();
+        r = fs.mkdir(&r, &dir, at(0)).unwrap();
+    }
+    let last = PATH_SIZE_MAX_BYTES - encoded(&dir) - 1;
+    let longest = dir.join(&vec![b'l'; last]).unwrap();
+    assert_eq!(encoded(&longest), PATH_SIZE_MAX_BYTES);
+    r = fs.create(&r, &longest, at(0)).unwrap();
+    r = fs.write(&r, &longest, 0, b"deep").unwrap();
+    assert_eq!(fs.read(&r, &longest, 0, 4).unwrap(), b"deep");
+    let one_past = dir.join(&vec![b'l'; last + 1]);
+    assert!(matches!(one_past, Err(FsError::PathTooLong { .. })), "{one_past:?}");
+    // Symlink targets: 4095 bytes in, 4096 out.
+    let target = vec![b't'; SYMLINK_TARGET_SIZE_MAX_BYTES];
+    r = fs.symlink(&r, &p("/s"), &target, at(0)).unwrap();
+    assert_eq!(fs.readlink(&r, &p("/s")).unwrap(), target);
+    let long = fs.symlink(&r, &p("/t"), &[b't'; SYMLINK_TARGET_SIZE_MAX_BYTES + 1], at(0));
+    assert!(matches!(long, Err(FsError::InvalidTarget { .. })), "{long:?}");
+    // File size: a byte ending exactly at the maximum is written and read; one further is not.
+    r = fs.create(&r, &p("/f"), at(0)).unwrap();
+    r = fs.write(&r, &p("/f"), FILE_SIZE_MAX_BYTES - 1, b"z").unwrap();
+    assert_eq!(fs.stat(&r, &p("/f")).unwrap().size, FILE_SIZE_MAX_BYTES);
+    assert_eq!(fs.read(&r, &p("/f"), FILE_SIZE_MAX_BYTES - 1, 1).unwrap(), b"z");
+    let past = fs.write(&r, &p("/f"), FILE_SIZE_MAX_BYTES, b"z");
+    assert!(matches!(past, Err(FsError::FileTooLarge { .. })), "{past:?}");
+    // Truncate to the maximum (a hole), not one past; one read of READ_SIZE_MAX_BYTES, not more.
+    r = fs.create(&r, &p("/g"), at(0)).unwrap();
+    r = fs.truncate(&r, &p("/g"), FILE_SIZE_MAX_BYTES).unwrap();
+    let past = fs.truncate(&r, &p("/g"), FILE_SIZE_MAX_BYTES + 1);
+    assert!(matches!(past, Err(FsError::FileTooLarge { .. })), "{past:?}");
+    let zeros = fs.read(&r, &p("/g"), 0, READ_SIZE_MAX_BYTES).unwrap();
+    assert_eq!(zeros.len() as u64, READ_SIZE_MAX_BYTES);
+    assert!(zeros.iter().all(|b| *b == 0));
+    let more = fs.read(&r, &p("/g"), 0, READ_SIZE_MAX_BYTES + 1);
+    assert!(matches!(more, Err(FsError::ReadTooLarge { .. })), "{more:?}");
+    // Modes: every permission bit in, the next bit out.
+    r = fs.chmod(&r, &p("/g"), 0o7777).unwrap();
+    assert_eq!(fs.stat(&r, &p("/g")).unwrap().mode, 0o7777);
+    assert!(matches!(fs.chmod(&r, &p("/g"), 0o10000), Err(FsError::InvalidMode { .. })));
+}
+
 #[test]
 fn corruption_is_reported() {
     let store = MemStore::new();
