@@ -19,7 +19,7 @@
 //! (FS-16).
 
 use super::path::FsPath;
-use super::post::DataPoster;
+use super::post::{DataPoster, InlinePoster};
 use super::record::{Attrs, Extent, Info, Kind, encode_extent};
 use super::tree::encode;
 use super::{DIR_ENTRIES_MAX, EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError};
@@ -32,6 +32,12 @@ use std::ops::Bound;
 /// A chunk handed to the poster, waiting for its ref: (path, end offset, offset in its blob,
 /// length, the blob's place in submission order since the last redemption).
 type Posted = (FsPath, u64, u32, u32, usize);
+
+/// The importer's poster: its own inline one, or one a shell handed over.
+enum Poster<'f, 's> {
+    Inline(InlinePoster<'s>),
+    Given(&'f mut dyn DataPoster),
+}
 
 /// Builds a subtree from a pre-order stream of directories, files and symlinks.
 pub struct Importer<'f, 's> {
@@ -48,9 +54,7 @@ pub struct Importer<'f, 's> {
     posted: Vec<Posted>,
     /// Blobs submitted since the last redemption.
     submitted: usize,
-    /// Refs of blobs posted inline (no poster), in submission order.
-    inline: Vec<Ref>,
-    poster: Option<&'f mut dyn DataPoster>,
+    poster: Poster<'f, 's>,
     bytes: u64,
 }
 
@@ -95,8 +99,7 @@ impl<'f, 's> Importer<'f, 's> {
             pending: Vec::new(),
             posted: Vec::new(),
             submitted: 0,
-            inline: Vec::new(),
-            poster: None,
+            poster: Poster::Inline(InlinePoster::new(fs.data_encoder())),
             bytes: 0,
         }
     }
@@ -104,16 +107,20 @@ impl<'f, 's> Importer<'f, 's> {
     /// The same importer posting its data blobs through `poster` (e.g. workers on other
     /// threads, [`super::workers`]) instead of inline. The root is the same (FS-8).
     pub fn with_poster(mut self, poster: &'f mut dyn DataPoster) -> Self {
-        self.poster = Some(poster);
+        self.poster = Poster::Given(poster);
         self
+    }
+
+    fn poster(&mut self) -> &mut dyn DataPoster {
+        match &mut self.poster {
+            Poster::Inline(p) => p,
+            Poster::Given(p) => &mut **p,
+        }
     }
 
     /// Hands `bytes` to the poster; returns the blob's place in submission order.
     fn post(&mut self, bytes: Vec<u8>) -> Result<usize, FsError> {
-        match self.poster.as_deref_mut() {
-            Some(p) => p.submit(bytes)?,
-            None => self.inline.push(self.fs.post_data(&bytes)?),
-        }
+        self.poster().submit(bytes)?;
         self.submitted += 1;
         Ok(self.submitted - 1)
     }
@@ -123,10 +130,7 @@ impl<'f, 's> Importer<'f, 's> {
         if self.submitted == 0 {
             return Ok(());
         }
-        let refs = match self.poster.as_deref_mut() {
-            Some(p) => p.collect()?,
-            None => std::mem::take(&mut self.inline),
-        };
+        let refs = self.poster().collect()?;
         if refs.len() != self.submitted {
             let detail = format!("{} refs for {} blobs posted", refs.len(), self.submitted);
             return Err(corrupt(&FsPath::root(), detail));

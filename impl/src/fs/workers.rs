@@ -78,14 +78,19 @@ impl DataPoster for Pool {
     fn collect(&mut self) -> Result<Vec<Ref>, FsError> {
         let n = std::mem::take(&mut self.submitted);
         let mut refs: Vec<Option<Ref>> = vec![None; n];
-        let mut arrived = Vec::with_capacity(n);
+        // Planted bug fs:refs-in-arrival-order: the refs come back in the order the workers
+        // finished, so an extent can name another chunk's blob.
+        let planted = crate::bugs::active("fs:refs-in-arrival-order");
+        let mut arrived = Vec::new();
         let mut first_error = None;
         // Every result is drained, failed or not, so none is left for the next batch.
         for _ in 0..n {
             let (slot, result) = self.done.recv().map_err(|_| stopped())?;
             match result {
                 Ok(r) => {
-                    arrived.push(r);
+                    if planted {
+                        arrived.push(r);
+                    }
                     if let Some(place) = refs.get_mut(slot) {
                         *place = Some(r);
                     }
@@ -98,9 +103,7 @@ impl DataPoster for Pool {
         if let Some(e) = first_error {
             return Err(e.into());
         }
-        // Planted bug fs:refs-in-arrival-order: the refs come back in the order the workers
-        // finished, so an extent can name another chunk's blob.
-        if crate::bugs::active("fs:refs-in-arrival-order") {
+        if planted {
             return Ok(arrived);
         }
         refs.into_iter().map(|r| r.ok_or_else(stopped)).collect()
