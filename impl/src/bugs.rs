@@ -43,6 +43,7 @@ pub const ALL: &[&str] = &[
     "fs:reuse-ignores-size",
     "fs:blob-size-unchecked",
     "fs:refs-in-arrival-order",
+    "fs:unlink-drops-inode",
     "marks:rename-keeps-old",
     "marks:gc-skips-marks",
     "pg:no-fence",

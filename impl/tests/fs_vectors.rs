@@ -1,4 +1,4 @@
-//! File-tree test vectors (`specs/vectors/fs.json`, `specs/fs.md` FS-1, FS-3, FS-4, FS-6..FS-8).
+//! File-tree test vectors (`specs/vectors/fs.json`, `specs/fs.md` FS-1, FS-3, FS-4, FS-6..FS-8, FS-12).
 //!
 //! Chunk boundaries are computed twice: by a from-scratch chunker written here from the text of
 //! FS-6/FS-7 against the `blake3` crate (not `cellar::fs::chunker`) and by `cellar::fs`; they
@@ -41,6 +41,72 @@ struct VectorFile {
     extents: Vec<RecordVector>,
     blobs: Vec<BlobVector>,
     trees: Vec<TreeVector>,
+    links: Vec<LinkVector>,
+}
+
+/// FS-12: a hard link's records — the number a first link of `path` allocates in a tree that
+/// has no inode yet, its link entry, inode key (at offset 0 and 4096) and back-reference key.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct LinkVector {
+    path: String,
+    inode_hex: String,
+    link_entry_hex: String,
+    inode_info_key_hex: String,
+    inode_extent_key_hex: String,
+    backref_key_hex: String,
+}
+
+fn link_vector(path: &str) -> LinkVector {
+    let fp = FsPath::new(path).unwrap();
+    let mut h = blake3::Hasher::new_derive_key("cellar 2026 fs inode number v1");
+    h.update(fp.encoded());
+    h.update(&0u32.to_be_bytes());
+    let n = u64::from_be_bytes(h.finalize().as_bytes()[..8].try_into().unwrap());
+    // The implementation allocates the same number.
+    let store = MemStore::new();
+    let fs = Fs::new(&store, [0; 32]);
+    let r = fs.mkfs(attrs(0o755, 0)).unwrap();
+    let r = fs.mkdir(&r, &FsPath::new("/x").unwrap(), attrs(0o755, 0)).unwrap();
+    let mut r = r;
+    let mut at = FsPath::root();
+    for name in fp.names().collect::<Vec<_>>().split_last().unwrap().1 {
+        at = at.join(name).unwrap();
+        r = fs.mkdir(&r, &at, attrs(0o755, 0)).unwrap();
+    }
+    r = fs.create(&r, &fp, attrs(0o644, 0)).unwrap();
+    r = fs.link(&r, &fp, &FsPath::new("/x/y").unwrap()).unwrap();
+    assert_eq!(fs.inode_of(&r, &fp).unwrap(), Some(n), "FS-12 allocation");
+    LinkVector {
+        path: path.into(),
+        inode_hex: format!("{n:016x}"),
+        link_entry_hex: hex::encode(cellar::fs::record::encode_link(n)),
+        inode_info_key_hex: hex::encode(cellar::fs::inode_key(n, 0)),
+        inode_extent_key_hex: hex::encode(cellar::fs::inode_key(n, 4096)),
+        backref_key_hex: hex::encode(cellar::fs::backref_key(n, &fp)),
+    }
+}
+
+fn links_tree(salt: [u8; 32]) -> TreeVector {
+    let store = MemStore::new();
+    let fs = Fs::new(&store, salt);
+    let p = |s: &str| FsPath::new(s).unwrap();
+    let mut r = fs.mkfs(attrs(0o755, 0)).unwrap();
+    r = fs.create(&r, &p("/f"), attrs(0o644, 5)).unwrap();
+    r = fs.write(&r, &p("/f"), 0, b"abc").unwrap();
+    r = fs.mkdir(&r, &p("/d"), attrs(0o755, 6)).unwrap();
+    r = fs.link(&r, &p("/f"), &p("/d/g")).unwrap();
+    r = fs.link(&r, &p("/d/g"), &p("/h")).unwrap();
+    r = fs.write(&r, &p("/h"), 3, b"def").unwrap();
+    TreeVector {
+        name: "links".into(),
+        salt_hex: hex::encode(salt),
+        recipe: "uid=gid=1000 everywhere; mkfs(0o755, mtime 0); create /f (0o644, 5 ns); write \
+                 'abc' at 0; mkdir /d (0o755, 6 ns); link /f -> /d/g; link /d/g -> /h; write 'def' \
+                 at 3 of /h"
+            .into(),
+        root_ref_hex: hex::encode(r.to_bytes()),
+        blobs: store.len(),
+    }
 }
 
 /// FS-27: a data blob's plaintext and what it decodes to (its length and BLAKE3 hash), or the
@@ -379,7 +445,8 @@ fn generate() -> VectorFile {
         infos,
         extents,
         blobs: blobs(),
-        trees: vec![small_tree(salts[1]), import],
+        trees: vec![small_tree(salts[1]), import, links_tree(salts[1])],
+        links: vec![link_vector("/f"), link_vector("/docs/a.txt")],
     }
 }
 

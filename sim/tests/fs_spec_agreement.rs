@@ -1,12 +1,12 @@
 //! Spec agreement for file trees (`specs/fs.md` FS-9..FS-15): random operation sequences —
 //! creates, writes at offsets, truncates across extent boundaries, renames of non-empty
-//! directories, removals — go to both `cellar::fs` and `cellar_model::spec::fs::FsSpec`; after
+//! directories, removals, hard links (FS-12) — go to both `cellar::fs` and `cellar_model::spec::fs::FsSpec`; after
 //! every step the refusals must match and the whole tree (paths, kinds, attributes, sizes,
-//! bytes, targets, directory counts) must be identical.
+//! bytes, targets, directory counts, link counts) must be identical.
 //!
 //! The chunker runs with tiny sizes (16 B / 64 B / 128 B) so a few hundred bytes make many
-//! extents. The planted bugs `fs:extent-keyed-by-start` and `fs:rename-leaves-old-subtree` must
-//! make this check fail.
+//! extents. The planted bugs `fs:extent-keyed-by-start`, `fs:rename-leaves-old-subtree` and
+//! `fs:unlink-drops-inode` must make this check fail.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -120,6 +120,7 @@ enum Step {
     Rename(Sel, Sel),
     Chmod(Sel, u32),
     Utimens(Sel, i64),
+    Link(Sel, Sel),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -136,6 +137,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (any::<u16>(), fresh()).prop_map(|(a, b)| Step::Rename(Sel::NonEmptyDir(a), b)),
         1 => (existing(), 0..0o777u32).prop_map(|(p, m)| Step::Chmod(p, m)),
         1 => (existing(), -9..9i64).prop_map(|(p, t)| Step::Utimens(p, t)),
+        2 => (file(), fresh()).prop_map(|(a, b)| Step::Link(a, b)),
+        1 => (existing(), fresh()).prop_map(|(a, b)| Step::Link(a, b)),
     ]
 }
 
@@ -152,6 +155,7 @@ fn to_op(step: &Step, spec: &FsSpec) -> FsOp {
         Step::Rename(a, b) => FsOp::Rename(r(a), r(b)),
         Step::Chmod(p, m) => FsOp::Chmod(r(p), *m),
         Step::Utimens(p, t) => FsOp::Utimens(r(p), *t),
+        Step::Link(a, b) => FsOp::Link(r(a), r(b)),
     }
 }
 
@@ -202,6 +206,7 @@ fn apply(fs: &Fs<'_>, root: &Ref, op: &FsOp) -> Result<Ref, FsError> {
         FsOp::Chmod(p, m) => fs.chmod(root, &fs_path(p), *m),
         FsOp::Chown(p, u, g) => fs.chown(root, &fs_path(p), *u, *g),
         FsOp::Utimens(p, t) => fs.utimens(root, &fs_path(p), *t),
+        FsOp::Link(a, b) => fs.link(root, &fs_path(a), &fs_path(b)),
     }
 }
 
@@ -219,6 +224,12 @@ fn compare(fs: &Fs<'_>, root: &Ref, spec: &FsSpec) -> Result<(), String> {
         let a = node.attrs();
         if info.attrs() != fs_attrs(a) || Some(info.size) != spec.size(sp) {
             return Err(format!("{path}: info {info:?} vs spec {node:?}"));
+        }
+        if info.kind != Kind::Dir {
+            let n = fs.nlink(root, path).map_err(|e| format!("nlink {path}: {e}"))?;
+            if Some(n) != spec.nlink(sp) {
+                return Err(format!("{path}: {n} links, spec {:?}", spec.nlink(sp)));
+            }
         }
         let same = match (node, info.kind) {
             (FsNode::Dir { .. }, Kind::Dir) => {
@@ -250,6 +261,9 @@ struct Stats {
     writes: usize,
     non_empty_dir_renames: usize,
     shrinking_truncates: usize,
+    /// Accepted links, and accepted writes, truncates and removals of a linked name.
+    links: usize,
+    through_links: usize,
 }
 
 fn check_sequence(ops: &[FsOp]) -> Result<Stats, String> {
@@ -262,6 +276,12 @@ fn check_sequence(ops: &[FsOp]) -> Result<Stats, String> {
     for (i, op) in ops.iter().enumerate() {
         let shrinks = matches!(op, FsOp::Truncate(p, n) if spec.size(p).is_some_and(|s| s > *n));
         let moves_tree = matches!(op, FsOp::Rename(a, _) if spec.children(a).next().is_some());
+        let linked = match op {
+            FsOp::Write(p, ..) | FsOp::Truncate(p, _) | FsOp::Remove(p) | FsOp::Rename(p, _) => {
+                spec.nlink(p).is_some_and(|n| n > 1)
+            }
+            _ => false,
+        };
         let want = spec.apply(op);
         match (apply(&fs, &root, op), want) {
             (Ok(r), Ok(())) => {
@@ -270,8 +290,10 @@ fn check_sequence(ops: &[FsOp]) -> Result<Stats, String> {
                     FsOp::Write(_, _, d) if !d.is_empty() => stats.writes += 1,
                     FsOp::Rename(..) if moves_tree => stats.non_empty_dir_renames += 1,
                     FsOp::Truncate(..) if shrinks => stats.shrinking_truncates += 1,
+                    FsOp::Link(..) => stats.links += 1,
                     _ => {}
                 }
+                stats.through_links += usize::from(linked);
                 root = r;
             }
             (Err(e), Err(w)) if reject(&e) == Some(w) => {}
@@ -314,8 +336,15 @@ fn scripted() -> Vec<FsOp> {
         FsOp::Truncate(p("d/e/f"), 900),
         FsOp::Rename(p("d"), p("x")),
         FsOp::Rmdir(p("x")),
-        FsOp::Remove(p("x/e/f")),
-        FsOp::Rmdir(p("x/e")),
+        FsOp::Link(p("x/e/f"), p("x/g")),
+        FsOp::Link(p("x/g"), p("h")),
+        FsOp::Write(p("h"), 10, bytes[..40].to_vec()),
+        FsOp::Rename(p("x"), p("y")),
+        FsOp::Remove(p("y/e/f")),
+        FsOp::Truncate(p("y/g"), 100),
+        FsOp::Remove(p("y/g")),
+        FsOp::Rmdir(p("y/e")),
+        FsOp::Link(p("h"), p("y/e")),
     ]
 }
 
@@ -338,6 +367,8 @@ fn random_histories_are_not_vacuous() {
             t.writes += s.writes;
             t.non_empty_dir_renames += s.non_empty_dir_renames;
             t.shrinking_truncates += s.shrinking_truncates;
+            t.links += s.links;
+            t.through_links += s.through_links;
             Ok(())
         })
         .unwrap();
@@ -345,6 +376,7 @@ fn random_histories_are_not_vacuous() {
     eprintln!("{t:?}");
     assert!(t.accepted >= 800 && t.writes >= 150, "{t:?}");
     assert!(t.non_empty_dir_renames >= 20 && t.shrinking_truncates >= 40, "{t:?}");
+    assert!(t.links >= 40 && t.through_links >= 100, "FS-12 exercised: {t:?}");
 }
 
 #[test]
@@ -356,7 +388,8 @@ fn scripted_history_agrees() {
 #[cfg(feature = "planted-bugs")]
 #[test]
 fn planted_fs_bugs_are_caught() {
-    for bug in ["fs:extent-keyed-by-start", "fs:rename-leaves-old-subtree"] {
+    for bug in ["fs:extent-keyed-by-start", "fs:rename-leaves-old-subtree", "fs:unlink-drops-inode"]
+    {
         let _planted = cellar::bugs::plant(bug).unwrap();
         assert!(check_sequence(&scripted()).is_err(), "{bug}: the scripted history passed");
         let mut runner = deterministic_runner(256);

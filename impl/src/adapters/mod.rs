@@ -11,7 +11,7 @@
 //!
 //! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `refresh` (following other
 //! processes' commits, ADP-13), `types` (errno mapping, errors, options, attributes), `mark`
-//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `orphan` (unlinked files still open, ADP-11),
+//! ([`open_mark`]), [`inode`] (numbers ↔ paths), `links` (hard links, FS-12), `orphan` (unlinked files still open, ADP-11),
 //! `wbuf` (consecutive writes applied as one edit, ADP-12), [`staging`] (the working tree's
 //! blobs until a commit).
 //!
@@ -20,6 +20,7 @@
 
 mod commit;
 pub mod inode;
+mod links;
 mod mark;
 mod orphan;
 mod refresh;

@@ -16,7 +16,7 @@
 //! the space's store (the staging store promotes first, VOL-3); change the mark without
 //! holding Expand (VOL-2); overwrite a head we did not base our work on.
 
-use super::inode::{Inodes, ROOT_INO, path_ino};
+use super::inode::{Inodes, ROOT_INO};
 use super::orphan::Orphan;
 use super::staging::StagingStore;
 use super::types::{
@@ -81,11 +81,11 @@ impl std::fmt::Debug for ShareFs {
     }
 }
 
-fn rofs() -> Errno {
+pub(super) fn rofs() -> Errno {
     Errno(libc::EROFS)
 }
 
-fn fs_err(e: FsError) -> Errno {
+pub(super) fn fs_err(e: FsError) -> Errno {
     errno_of(&e)
 }
 
@@ -179,23 +179,6 @@ impl ShareFs {
         self.lock().root
     }
 
-    pub(super) fn path_of(&self, st: &mut State, ino: u64) -> Result<FsPath, Errno> {
-        if let Some(p) = st.inodes.path(ino) {
-            return Ok(p.clone());
-        }
-        // A number from before a restart (an NFS file handle): find the path it derives from.
-        let fs = self.fs();
-        let all = fs.walk(&st.root, &FsPath::root()).map_err(fs_err)?;
-        for (p, _) in all {
-            // A path that already has a number (a rename target) is not this one's.
-            if path_ino(&p) == ino && st.inodes.get(&p).is_none() {
-                st.inodes.bind(ino, &p);
-                return Ok(p);
-            }
-        }
-        Err(Errno(libc::ESTALE))
-    }
-
     /// A directory's link count: 2 plus its subdirectories (computed once, then cached).
     fn dir_nlink(&self, st: &mut State, path: &FsPath) -> u32 {
         if let Some(n) = st.subdirs.get(path) {
@@ -211,8 +194,14 @@ impl ShareFs {
     }
 
     pub(super) fn attr(&self, st: &mut State, path: &FsPath, info: &Info) -> Attr {
-        let nlink = if info.kind == Kind::Dir { self.dir_nlink(st, path) } else { 1 };
-        let ino = st.inodes.ino(path);
+        let nlink = match info.kind {
+            Kind::Dir => self.dir_nlink(st, path),
+            // FS-12: a linked node's names.
+            _ => {
+                self.fs().nlink(&st.root, path).map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX))
+            }
+        };
+        let ino = self.ino_of(st, path);
         self.attr_at(st, ino, info, nlink)
     }
 
@@ -239,7 +228,7 @@ impl ShareFs {
     }
 
     /// Sets a directory's mtime to now after its entries changed (POSIX), ctime too.
-    fn touch_dir(&self, st: &mut State, root: Ref, dir: &FsPath) -> Result<Ref, Errno> {
+    pub(super) fn touch_dir(&self, st: &mut State, root: Ref, dir: &FsPath) -> Result<Ref, Errno> {
         let now = self.now();
         let r = self.fs().utimens(&root, dir, now).map_err(fs_err)?;
         let ino = st.inodes.ino(dir);
@@ -295,7 +284,7 @@ impl ShareFs {
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let p = join(&dir, &e.name)?;
-            let i = st.inodes.ino(&p);
+            let i = self.ino_of(&mut st, &p);
             out.push((e.name, i, e.info.kind));
         }
         Ok(out)
@@ -403,14 +392,6 @@ impl ShareFs {
         self.make(parent, name, c, |fs, r, p, a| fs.mknod(r, p, kind, a, rdev), mode, false)
     }
 
-    /// Hard links are not in the schema (FS-12): always `EPERM`.
-    pub fn link(&self, _ino: u64, _parent: u64, _name: &[u8]) -> Result<Attr, Errno> {
-        if self.opts.read_only {
-            return Err(rofs());
-        }
-        Err(Errno(libc::EPERM))
-    }
-
     fn unlink_any(&self, parent: u64, name: &[u8], dir: bool) -> Result<(), Errno> {
         if self.opts.read_only {
             return Err(rofs());
@@ -423,7 +404,12 @@ impl ShareFs {
         let r = if dir { fs.rmdir(&before, &path) } else { fs.remove(&before, &path) }
             .map_err(fs_err)?;
         let r = self.touch_dir(&mut st, r, &d)?;
-        if !dir {
+        if !dir && self.has_other_names(&before, &path) {
+            // FS-12: the node lives on under its other names; its ctime changes.
+            if let Some(ino) = st.inodes.get(&path) {
+                self.touch_ctime(&mut st, ino);
+            }
+        } else if !dir {
             self.orphan_if_open(&mut st, before, &path); // ADP-11
         }
         self.set_root(&mut st, r);
@@ -474,6 +460,11 @@ impl ShareFs {
         match fs.lookup(&r, &to).map_err(fs_err)? {
             Some(_) if noreplace => return Err(Errno(libc::EEXIST)),
             Some(dst) => {
+                if self.has_other_names(&r, &to) {
+                    // FS-12: the replaced node lives on under its other names; its ctime changes.
+                    let ino = self.ino_of(&mut st, &to);
+                    self.touch_ctime(&mut st, ino);
+                }
                 r = match (src.kind == Kind::Dir, dst.kind == Kind::Dir) {
                     (true, true) => fs.rmdir(&r, &to),
                     (false, false) => fs.remove(&r, &to),
@@ -490,7 +481,9 @@ impl ShareFs {
             r = self.touch_dir(&mut st, r, &d2)?;
         }
         let before = st.root;
-        self.orphan_if_open(&mut st, before, &to); // ADP-11: a replaced file still open
+        if !self.has_other_names(&before, &to) {
+            self.orphan_if_open(&mut st, before, &to); // ADP-11: a replaced file still open
+        }
         self.set_root(&mut st, r);
         st.inodes.rename(&from, &to);
         st.subdirs
@@ -585,7 +578,7 @@ impl ShareFs {
     }
 }
 
-fn join(dir: &FsPath, name: &[u8]) -> Result<FsPath, Errno> {
+pub(super) fn join(dir: &FsPath, name: &[u8]) -> Result<FsPath, Errno> {
     if name == b"." || name == b".." {
         return Err(Errno(libc::EINVAL));
     }

@@ -15,7 +15,7 @@
 use crate::Hash;
 use crate::db::kv::{Kv, KvError};
 use crate::db::snapshot;
-use crate::fs::record::{Record, decode_record};
+use crate::fs::record::{AnyRecord, Record, decode_any};
 use crate::storage::refs::Ref;
 use crate::storage::store::{HashRange, Store, StoreError};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -156,9 +156,9 @@ impl StagingStore {
                     stack.push(Ref::from_bytes(&e.value)?);
                     continue;
                 }
-                let rec = decode_record(&e.key, &e.value)
+                let rec = decode_any(&e.key, &e.value)
                     .map_err(|x| KvError::Corrupt { cid: r.cid, detail: x.to_string() })?;
-                if let (_, _, Record::Extent(x)) = rec
+                if let AnyRecord::At(_, _, Record::Extent(x)) = rec
                     && self.is_staged(&x.blob.cid)
                 {
                     out.insert(x.blob.cid);

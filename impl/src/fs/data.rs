@@ -11,8 +11,9 @@
 //! file's size (FS-14).
 
 use super::corrupt;
+use super::inode::Home;
 use super::path::FsPath;
-use super::record::{Extent, Info, Kind, Record, decode_record, encode_extent};
+use super::record::{Extent, Info, Kind, decode_extent, encode_extent};
 use super::tree::encode;
 use super::{EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError, READ_SIZE_MAX_BYTES};
 use crate::db::kv::Edits;
@@ -21,37 +22,46 @@ use std::io::Read;
 use std::ops::Bound;
 
 impl<'s> Fs<'s> {
-    /// `path`'s info, which must be a regular file.
-    pub(crate) fn file_info(&self, root: &Ref, path: &FsPath) -> Result<Info, FsError> {
-        let info = self.stat(root, path)?;
+    /// Where `path`'s node lives and its info, which must be a regular file's.
+    pub(crate) fn file_info(&self, root: &Ref, path: &FsPath) -> Result<(Home, Info), FsError> {
+        let (home, info) = self
+            .resolve(root, path)?
+            .ok_or_else(|| FsError::NotFound { path: path.to_string() })?;
         match info.kind {
-            Kind::File => Ok(info),
+            Kind::File => Ok((home, info)),
             Kind::Dir => Err(FsError::IsADirectory { path: path.to_string() }),
             _ => Err(FsError::NotAFile { path: path.to_string() }),
         }
     }
 
-    /// The extents of `path` that end after `from`, in order, with their end offsets. Checks
-    /// FS-14 (no overlap, none past `size`) as it goes.
+    /// The extents of the node at `home` (named `path` in errors) that end after `from`, in
+    /// order, with their end offsets. Checks FS-14 (no overlap, none past `size`) as it goes.
     pub(crate) fn extents_from(
         &self,
         root: &Ref,
-        path: &FsPath,
+        (home, path): (&Home, &FsPath),
         from: u64,
         size: u64,
         mut f: impl FnMut(u64, Extent) -> Result<bool, FsError>,
     ) -> Result<(), FsError> {
-        let start = path.key(from.saturating_add(1));
-        let end = path.children_start();
+        let start = home.key(from.saturating_add(1));
+        let end = home.own_end();
         let mut prev_end = from;
         for item in self.kv.range(Some(root), Bound::Included(&start), Bound::Excluded(&end))? {
             let (k, v) = item?;
-            let (p, offset, rec) = decode_record(&k, &v).map_err(|e| corrupt(path, e))?;
-            let Record::Extent(e) = rec else {
-                return Err(corrupt(path, "an info record among extents"));
+            let offset = home.offset_of(&k).filter(|o| *o != 0);
+            let Some(offset) = offset else {
+                return Err(corrupt(path, "FS-2: a stray key among extents"));
             };
-            let ext_start = offset - u64::from(e.length);
-            if p != *path || offset > size || (ext_start < prev_end && prev_end != from) {
+            let e = decode_extent(&v).map_err(|e| corrupt(path, e))?;
+            let ext_start = offset.checked_sub(u64::from(e.length));
+            let Some(ext_start) = ext_start.filter(|_| offset <= super::FILE_SIZE_MAX_BYTES) else {
+                return Err(corrupt(
+                    path,
+                    format!("extent ending at {offset} does not fit a file"),
+                ));
+            };
+            if offset > size || (ext_start < prev_end && prev_end != from) {
                 return Err(corrupt(
                     path,
                     format!("FS-14: extent ending at {offset} is out of place"),
@@ -93,15 +103,27 @@ impl<'s> Fs<'s> {
 
     /// A streaming reader over the regular file at `path` (FS-16).
     pub fn reader(&self, root: &Ref, path: &FsPath) -> Result<FileReader<'_, 's>, FsError> {
-        let info = self.file_info(root, path)?;
+        let (home, info) = self.file_info(root, path)?;
         Ok(FileReader {
             fs: self,
             root: *root,
+            home,
             path: path.clone(),
             size: info.size,
             pos: 0,
             cur: None,
         })
+    }
+
+    /// A streaming reader over the regular file at `home` of `size` bytes (named `path`).
+    pub(crate) fn reader_at(
+        &self,
+        root: &Ref,
+        home: Home,
+        path: &FsPath,
+        size: u64,
+    ) -> FileReader<'_, 's> {
+        FileReader { fs: self, root: *root, home, path: path.clone(), size, pos: 0, cur: None }
     }
 
     /// Writes `data` at `offset`; a gap past the old end reads as zeros.
@@ -117,7 +139,7 @@ impl<'s> Fs<'s> {
 
     /// Appends `data` at the end of the file.
     pub fn append(&self, root: &Ref, path: &FsPath, data: &[u8]) -> Result<Ref, FsError> {
-        let size = self.file_info(root, path)?.size;
+        let size = self.file_info(root, path)?.1.size;
         self.write(root, path, size, data)
     }
 
@@ -130,7 +152,7 @@ impl<'s> Fs<'s> {
         offset: u64,
         reader: &mut dyn Read,
     ) -> Result<(Ref, u64), FsError> {
-        let mut info = self.file_info(root, path)?;
+        let (home, mut info) = self.file_info(root, path)?;
         if offset > FILE_SIZE_MAX_BYTES {
             return Err(FsError::FileTooLarge { size_bytes: offset });
         }
@@ -151,7 +173,7 @@ impl<'s> Fs<'s> {
                 pos = end;
             }
             if chunk.is_none() || batch.len() >= EDIT_BATCH_RECORDS_MAX / 4 {
-                out = self.splice(&out, path, &mut info, std::mem::take(&mut batch))?;
+                out = self.splice(&out, (&home, path), &mut info, std::mem::take(&mut batch))?;
             }
             if chunk.is_none() {
                 return Ok((out, pos - offset));
@@ -164,7 +186,7 @@ impl<'s> Fs<'s> {
     pub(crate) fn splice(
         &self,
         root: &Ref,
-        path: &FsPath,
+        (home, path): (&Home, &FsPath),
         info: &mut Info,
         extents: Vec<(u64, Extent)>,
     ) -> Result<Ref, FsError> {
@@ -172,41 +194,48 @@ impl<'s> Fs<'s> {
             return Ok(*root);
         };
         let b = last_start + u64::from(last.length);
-        let mut out = self.clear(root, path, *a, b, info.size)?;
+        let mut out = self.clear(root, (home, path), *a, b, info.size)?;
         let mut edits = Edits::new();
         for (start, e) in extents {
             let end = start + u64::from(e.length);
             // FS-1: an extent is keyed by where it ends. Planted bug fs:extent-keyed-by-start.
             let key_at = if crate::bugs::active("fs:extent-keyed-by-start") { start } else { end };
-            edits.insert(path.key(key_at), Some(encode_extent(&e).map_err(|x| corrupt(path, x))?));
+            edits.insert(home.key(key_at), Some(encode_extent(&e).map_err(|x| corrupt(path, x))?));
         }
         info.size = info.size.max(b);
-        edits.insert(path.key(0), Some(encode(path, info)?));
+        edits.insert(home.key(0), Some(encode(path, info)?));
         out = self.apply(&out, edits)?;
         Ok(out)
     }
 
     /// Removes every byte of `[a, b)` from the file's extents, keeping what lies outside by
     /// trimming (FS-15). Applied in bounded batches.
-    fn clear(&self, root: &Ref, path: &FsPath, a: u64, b: u64, size: u64) -> Result<Ref, FsError> {
+    fn clear(
+        &self,
+        root: &Ref,
+        (home, path): (&Home, &FsPath),
+        a: u64,
+        b: u64,
+        size: u64,
+    ) -> Result<Ref, FsError> {
         let mut batches = vec![Edits::new()];
-        self.extents_from(root, path, a, size, |end, e| {
+        self.extents_from(root, (home, path), a, size, |end, e| {
             let start = end - u64::from(e.length);
             if start >= b {
                 return Ok(false);
             }
             let edits = batches.last_mut().ok_or_else(|| corrupt(path, "no batch"))?;
-            edits.insert(path.key(end), None);
+            edits.insert(home.key(end), None);
             if start < a {
                 let left = Extent { length: len32(a - start), ..e };
                 edits
-                    .insert(path.key(a), Some(encode_extent(&left).map_err(|x| corrupt(path, x))?));
+                    .insert(home.key(a), Some(encode_extent(&left).map_err(|x| corrupt(path, x))?));
             }
             if end > b {
                 let skip = len32(b - start);
                 let right = Extent { offset: e.offset + skip, length: e.length - skip, ..e };
                 edits.insert(
-                    path.key(end),
+                    home.key(end),
                     Some(encode_extent(&right).map_err(|x| corrupt(path, x))?),
                 );
             }
@@ -225,17 +254,17 @@ impl<'s> Fs<'s> {
     /// Sets the file's size: shrinking drops the bytes past `size` (trimming the extent that
     /// crosses it, FS-15); growing adds a hole that reads as zeros.
     pub fn truncate(&self, root: &Ref, path: &FsPath, size: u64) -> Result<Ref, FsError> {
-        let mut info = self.file_info(root, path)?;
+        let (home, mut info) = self.file_info(root, path)?;
         if size > FILE_SIZE_MAX_BYTES {
             return Err(FsError::FileTooLarge { size_bytes: size });
         }
         let out = if size < info.size {
-            self.clear(root, path, size, info.size, info.size)?
+            self.clear(root, (&home, path), size, info.size, info.size)?
         } else {
             *root
         };
         info.size = size;
-        self.apply(&out, Edits::from([(path.key(0), Some(encode(path, &info)?))]))
+        self.apply(&out, Edits::from([(home.key(0), Some(encode(path, &info)?))]))
     }
 
     /// The bytes of an extent's blob range, verified (REF-4, FS-14) and decoded (FS-27).
@@ -258,6 +287,7 @@ fn len32(n: u64) -> u32 {
 pub struct FileReader<'f, 's> {
     fs: &'f Fs<'s>,
     root: Ref,
+    home: Home,
     path: FsPath,
     size: u64,
     pos: u64,
@@ -292,7 +322,8 @@ impl FileReader<'_, '_> {
         if !cached {
             self.cur = None;
             let mut next: Option<(u64, Extent)> = None;
-            self.fs.extents_from(&self.root, &self.path, self.pos, self.size, |end, e| {
+            let at = (&self.home, &self.path);
+            self.fs.extents_from(&self.root, at, self.pos, self.size, |end, e| {
                 next = Some((end - u64::from(e.length), e));
                 Ok(false)
             })?;

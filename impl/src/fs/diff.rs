@@ -7,10 +7,11 @@
 //! the same bytes with a different blob layout are not a change.
 
 use super::path::{FsPath, split_key};
+use super::record::{BACKREF_KEY_TAG, INODE_KEY_TAG};
 use super::record::{Info, Kind};
 use super::{Fs, FsError, corrupt};
 use crate::storage::refs::Ref;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 /// How a path changed.
@@ -33,29 +34,54 @@ pub struct PathChange {
     pub kind: ChangeKind,
 }
 
-/// The paths whose records differ between two trees, with whether each path's info record is
-/// present in the first and second tree (`None`: only extents changed).
-pub(crate) fn changed_paths(
-    fs: &Fs<'_>,
-    a: &Ref,
-    b: &Ref,
-) -> Result<BTreeMap<FsPath, Option<(bool, bool)>>, FsError> {
-    let mut out: BTreeMap<FsPath, Option<(bool, bool)>> = BTreeMap::new();
+/// What differs between two trees.
+pub(crate) struct Changes {
+    /// The paths whose records differ, with whether each path's offset-0 record is present in
+    /// the first and second tree (`None`: only extents changed, or only the inode it links to).
+    pub paths: BTreeMap<FsPath, Option<(bool, bool)>>,
+    /// The inodes whose records differ (FS-12).
+    pub inodes: BTreeSet<u64>,
+}
+
+/// What differs between `a` and `b`. A path linked (in either tree) to an inode whose records
+/// differ counts as changed: its file changed under it (FS-12).
+pub(crate) fn changes(fs: &Fs<'_>, a: &Ref, b: &Ref) -> Result<Changes, FsError> {
+    let mut paths: BTreeMap<FsPath, Option<(bool, bool)>> = BTreeMap::new();
+    let mut inodes = BTreeSet::new();
     for c in fs.kv().diff(Some(a), Some(b))? {
-        let (path, offset) = split_key(&c.key).map_err(|e| corrupt(&FsPath::root(), e))?;
-        let slot = out.entry(path).or_insert(None);
-        if offset == 0 {
-            *slot = Some((c.old.is_some(), c.new.is_some()));
+        match c.key.first() {
+            Some(&INODE_KEY_TAG) => {
+                let Some(n) = c.key.get(1..9).and_then(|n| n.try_into().ok()) else {
+                    return Err(corrupt(&FsPath::root(), "FS-12: a short inode key"));
+                };
+                inodes.insert(u64::from_be_bytes(n));
+            }
+            // A back-reference changes with its link entry, which is a path's record.
+            Some(&BACKREF_KEY_TAG) => {}
+            _ => {
+                let (path, offset) = split_key(&c.key).map_err(|e| corrupt(&FsPath::root(), e))?;
+                let slot = paths.entry(path).or_insert(None);
+                if offset == 0 {
+                    *slot = Some((c.old.is_some(), c.new.is_some()));
+                }
+            }
         }
     }
-    Ok(out)
+    for n in &inodes {
+        for root in [a, b] {
+            for path in fs.links_of(root, *n)? {
+                paths.entry(path).or_insert(None);
+            }
+        }
+    }
+    Ok(Changes { paths, inodes })
 }
 
 impl Fs<'_> {
     /// The paths added, removed or modified from `a` to `b`, in key order (FS-18).
     pub fn diff(&self, a: &Ref, b: &Ref) -> Result<Vec<PathChange>, FsError> {
         let mut out = Vec::new();
-        for (path, info_change) in changed_paths(self, a, b)? {
+        for (path, info_change) in changes(self, a, b)?.paths {
             let kind = match info_change {
                 Some((false, true)) => Some(ChangeKind::Added),
                 Some((true, false)) => Some(ChangeKind::Removed),
@@ -95,17 +121,21 @@ impl Fs<'_> {
 
     /// Streams both versions of a file and compares them (one blob of each in memory).
     fn same_bytes(&self, a: &Ref, b: &Ref, path: &FsPath) -> Result<bool, FsError> {
-        let (mut ra, mut rb) = (self.reader(a, path)?, self.reader(b, path)?);
-        let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-        loop {
-            let n = read_full(&mut ra, &mut ba)?;
-            let m = read_full(&mut rb, &mut bb)?;
-            if n != m || ba[..n] != bb[..m] {
-                return Ok(false);
-            }
-            if n == 0 {
-                return Ok(true);
-            }
+        same_stream(self.reader(a, path)?, self.reader(b, path)?)
+    }
+}
+
+/// Do two readers yield the same bytes? (One buffer of each in memory.)
+pub(crate) fn same_stream(mut ra: impl Read, mut rb: impl Read) -> Result<bool, FsError> {
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = read_full(&mut ra, &mut ba)?;
+        let m = read_full(&mut rb, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
         }
     }
 }

@@ -70,6 +70,9 @@ pub struct HostReport {
     pub bytes: u64,
     /// Regular files taken unread from the parent tree (FS-26), counted in `files` and `bytes`.
     pub reused: u64,
+    /// Export: further names of a linked file or symlink (FS-12), made as host hard links.
+    /// Import never makes links: every host name becomes a node of its own (FS-20).
+    pub hard_links: u64,
     /// Host entries that are none of those (sockets, FIFOs, devices): not imported.
     pub skipped: Vec<PathBuf>,
 }
@@ -293,10 +296,26 @@ pub fn export_tree_with(
     }
     let mut report = HostReport::default();
     let mut dirs = Vec::new();
+    // FS-12: the first name of an inode written, so its other names become hard links.
+    let mut inodes: std::collections::HashMap<u64, PathBuf> = std::collections::HashMap::new();
     for (path, info) in entries {
         let mut host = dest.to_path_buf();
         for name in path.names().skip(top.names().count()) {
             host.push(OsStr::from_bytes(name));
+        }
+        let inode = match info.kind {
+            Kind::Dir => None,
+            _ => fs.inode_of(root, &path).map_err(tree(&path))?,
+        };
+        if let Some(first) = inode.and_then(|n| inodes.get(&n)) {
+            std::fs::hard_link(first, &host).map_err(io(&host))?;
+            report.hard_links += 1;
+            continue;
+        }
+        if let Some(n) = inode
+            && matches!(info.kind, Kind::File | Kind::Symlink)
+        {
+            inodes.insert(n, host.clone());
         }
         match info.kind {
             Kind::Dir => {

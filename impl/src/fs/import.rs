@@ -253,17 +253,18 @@ impl<'f, 's> Importer<'f, 's> {
         size: u64,
     ) -> Result<u64, FsError> {
         self.enter(path)?;
-        let (from, to) = (path.key(1), path.key(FILE_SIZE_MAX_BYTES));
+        // FS-12: a linked file's extents live under its inode; the copy is a file of its own.
+        let home = match self.fs.resolve(prev, path)? {
+            Some((home, _)) => home,
+            None => return Err(FsError::NotFound { path: path.to_string() }),
+        };
+        let (from, to) = (home.key(1), home.key(FILE_SIZE_MAX_BYTES));
         let (from, to) = (Bound::Included(from.as_slice()), Bound::Included(to.as_slice()));
         let mut end = 0;
         for item in self.fs.kv().range(Some(prev), from, to)? {
             let (k, v) = item?;
-            end = u64::from_be_bytes(
-                k.get(k.len().saturating_sub(8)..)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| corrupt(path, "extent key"))?,
-            );
-            self.edits.insert(k, Some(v));
+            end = home.offset_of(&k).ok_or_else(|| corrupt(path, "extent key"))?;
+            self.edits.insert(path.key(end), Some(v));
         }
         if end != size {
             return Err(corrupt(path, "FS-26: the previous tree's extents do not end at its size"));

@@ -7,11 +7,14 @@
 //! deletion; otherwise the first side keeps the path and the second side's version is kept
 //! beside it under [`conflict_name`], its changed descendants following it. Deletions run last,
 //! deepest first, and a directory that still holds entries is kept. Entry counts of every
-//! directory touched are recomputed (FS-10).
+//! directory touched are recomputed (FS-10). Hard links (FS-12): a path's link entry merges as
+//! the path's version, the inode it names merges as a unit of its own (`merge_inodes`), and
+//! back-references follow every link entry the merge writes or removes.
 
-use super::diff::changed_paths;
+use super::diff::{Changes, changes};
+use super::inode::backref_key;
 use super::path::FsPath;
-use super::record::{Info, Kind};
+use super::record::{Entry, Info, Kind, decode_entry};
 use super::tree::encode;
 use super::{Fs, FsError, corrupt};
 use crate::db::kv::Edits;
@@ -50,11 +53,14 @@ pub struct MergeOutcome {
     pub conflicts: Vec<Conflict>,
 }
 
-/// One path's own records (info first, then extents) in one tree.
+/// One path's own records (info or link entry first, then extents) in one tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Version {
-    info: Info,
-    records: Vec<(u64, Vec<u8>)>,
+pub(super) struct Version {
+    /// The node's info (a link entry's: its inode's in that tree).
+    pub(super) info: Info,
+    /// The inode a link entry names, and whether that side changed the inode (FS-12).
+    pub(super) link: Option<(u64, bool)>,
+    pub(super) records: Vec<(u64, Vec<u8>)>,
 }
 
 /// The deterministic name of the second side's version of `path` (FS-19): the name, cut to fit,
@@ -72,49 +78,80 @@ pub fn conflict_name(path: &FsPath, records: &[Vec<u8>]) -> Result<FsPath, FsErr
     path.parent().ok_or_else(|| corrupt(path, "the root cannot conflict"))?.join(&name)
 }
 
-struct Merge<'m, 'f, 's> {
-    fs: &'m Fs<'s>,
-    base: &'f Ref,
-    b: &'f Ref,
-    result: Ref,
-    conflicts: Vec<Conflict>,
+pub(super) struct Merge<'m, 'f, 's> {
+    pub(super) fs: &'m Fs<'s>,
+    pub(super) base: &'f Ref,
+    pub(super) a: &'f Ref,
+    pub(super) b: &'f Ref,
+    pub(super) result: Ref,
+    pub(super) conflicts: Vec<Conflict>,
     remap: Vec<(FsPath, FsPath)>,
     deletes: Vec<FsPath>,
     touched: BTreeSet<FsPath>,
+    /// What changed on each side against the base.
+    pub(super) changed_a: Changes,
+    pub(super) changed_b: Changes,
+    /// Inodes whose names or records the merge touched: kept only while named (FS-12).
+    pub(super) inodes: BTreeSet<u64>,
 }
 
 impl Fs<'_> {
     /// Merges `a` and `b`, both descended from `base` (FS-19). `a` is the first side.
     pub fn merge(&self, base: &Ref, a: &Ref, b: &Ref) -> Result<MergeOutcome, FsError> {
-        let changed_a = changed_paths(self, base, a)?;
-        let changed_b = changed_paths(self, base, b)?;
+        let changed_a = changes(self, base, a)?;
+        let changed_b = changes(self, base, b)?;
+        let paths: Vec<FsPath> = changed_b.paths.keys().cloned().collect();
+        let mut inodes: BTreeSet<u64> = changed_a.inodes.clone();
+        inodes.extend(changed_b.inodes.iter().copied());
         let mut m = Merge {
             fs: self,
             base,
+            a,
             b,
             result: *a,
             conflicts: Vec::new(),
             remap: Vec::new(),
             deletes: Vec::new(),
             touched: BTreeSet::new(),
+            changed_a,
+            changed_b,
+            inodes,
         };
-        for path in changed_b.keys() {
-            let va = self.version(if changed_a.contains_key(path) { a } else { base }, path)?;
+        for path in &paths {
+            let va = if m.changed_a.paths.contains_key(path) {
+                self.version(a, path, Some(&m.changed_a))?
+            } else {
+                self.version(base, path, None)?
+            };
             m.one(path, va)?;
         }
+        m.merge_inodes()?;
         m.finish()
     }
 
-    fn version(&self, root: &Ref, path: &FsPath) -> Result<Option<Version>, FsError> {
-        let Some(info) = self.lookup(root, path)? else { return Ok(None) };
+    /// `path`'s version in `root`; `side` (the side's changes) marks a link whose inode that
+    /// side changed, so it differs from the base's version of the same link (FS-12).
+    pub(super) fn version(
+        &self,
+        root: &Ref,
+        path: &FsPath,
+        side: Option<&Changes>,
+    ) -> Result<Option<Version>, FsError> {
+        let Some((_, info)) = self.resolve(root, path)? else { return Ok(None) };
         let (start, end) = (path.key(0), path.children_start());
         let mut records = Vec::new();
+        let mut link = None;
         for item in self.kv.range(Some(root), Bound::Included(&start), Bound::Excluded(&end))? {
             let (k, v) = item?;
             let (_, offset) = super::path::split_key(&k).map_err(|e| corrupt(path, e))?;
+            if offset == 0
+                && let Entry::Link(n) = decode_entry(&v).map_err(|e| corrupt(path, e))?
+            {
+                link = Some((n, side.is_some_and(|c| c.inodes.contains(&n))));
+            }
             records.push((offset, v));
         }
-        Ok(Some(Version { info, records }))
+        Ok(Some(Version { info, link, records }))
     }
 
     fn same_version(
@@ -128,6 +165,13 @@ impl Fs<'_> {
         if x == y {
             return Ok(true);
         }
+        // Two links agree only on the same inode, whose contents merge on their own (FS-12).
+        if let (Some((n, _)), Some((m, _))) = (x.link, y.link) {
+            return Ok(n == m);
+        }
+        if x.link.is_some() || y.link.is_some() {
+            return Ok(false);
+        }
         if x.info.kind == Kind::Dir || x.info.size != y.info.size {
             return Ok(false);
         }
@@ -138,18 +182,18 @@ impl Fs<'_> {
 impl Merge<'_, '_, '_> {
     fn one(&mut self, path: &FsPath, va: Option<Version>) -> Result<(), FsError> {
         let fs = self.fs;
-        let vb = fs.version(self.b, path)?;
+        let vb = fs.version(self.b, path, Some(&self.changed_b))?;
         let target = self.remapped(path)?;
         if target != *path {
             return match vb {
-                Some(v) => self.place(&target, &v),
+                Some(v) => self.place(&target, &v).map(drop),
                 None => Ok(()),
             };
         }
-        let vbase = fs.version(self.base, path)?;
+        let vbase = fs.version(self.base, path, None)?;
         match (va, vb) {
             (va, vb) if va == vbase => match vb {
-                Some(v) => self.place(path, &v),
+                Some(v) => self.place(path, &v).map(drop),
                 None => {
                     self.deletes.push(path.clone());
                     Ok(())
@@ -157,13 +201,13 @@ impl Merge<'_, '_, '_> {
             },
             (None, None) => Ok(()),
             (Some(x), Some(y)) if fs.same_version(&self.result, self.b, path, &x, &y)? => Ok(()),
-            (Some(x), Some(y)) if x.info.kind == Kind::Dir && y.info.kind == Kind::Dir => {
+            (Some(x), Some(y)) if x.is_dir() && y.is_dir() => {
                 let info = merge_dir(vbase.as_ref().map(|v| &v.info), &x.info, &y.info);
-                self.place(path, &Version { info, records: Vec::new() })
+                self.place(path, &Version { info, link: None, records: Vec::new() }).map(drop)
             }
             (None, Some(y)) => {
                 self.conflict(path, ConflictKind::DeleteModify, None);
-                self.place(path, &y)
+                self.place(path, &y).map(drop)
             }
             (Some(_), None) => {
                 self.conflict(path, ConflictKind::DeleteModify, None);
@@ -172,20 +216,20 @@ impl Merge<'_, '_, '_> {
             (Some(_), Some(y)) => {
                 let copy = self.free_name(path, &y)?;
                 self.conflict(path, ConflictKind::BothChanged, Some(copy.clone()));
-                if y.info.kind == Kind::Dir {
+                if y.is_dir() {
                     self.remap.push((path.clone(), copy.clone()));
                 }
-                self.place(&copy, &y)
+                self.place(&copy, &y).map(drop)
             }
         }
     }
 
-    fn conflict(&mut self, path: &FsPath, kind: ConflictKind, copy: Option<FsPath>) {
+    pub(super) fn conflict(&mut self, path: &FsPath, kind: ConflictKind, copy: Option<FsPath>) {
         self.conflicts.push(Conflict { path: path.clone(), kind, copy });
     }
 
     /// A conflict name for `v` at `path` not yet used in the result.
-    fn free_name(&self, path: &FsPath, v: &Version) -> Result<FsPath, FsError> {
+    pub(super) fn free_name(&self, path: &FsPath, v: &Version) -> Result<FsPath, FsError> {
         let values: Vec<Vec<u8>> = v.records.iter().map(|(_, r)| r.clone()).collect();
         let mut name = conflict_name(path, &values)?;
         for i in 1..=1000u32 {
@@ -200,7 +244,7 @@ impl Merge<'_, '_, '_> {
     }
 
     /// `path` with the innermost relocated ancestor prefix replaced.
-    fn remapped(&self, path: &FsPath) -> Result<FsPath, FsError> {
+    pub(super) fn remapped(&self, path: &FsPath) -> Result<FsPath, FsError> {
         match self.remap.iter().rev().find(|(from, _)| path.starts_with(from) && path != from) {
             Some((from, to)) => path.rebase(from, to),
             None => Ok(path.clone()),
@@ -209,27 +253,40 @@ impl Merge<'_, '_, '_> {
 
     /// Makes `target`'s records exactly `v`'s, creating missing parents as the second side has
     /// them (or relocating under a conflict copy when the result holds a non-directory there).
-    fn place(&mut self, target: &FsPath, v: &Version) -> Result<(), FsError> {
+    pub(super) fn place(&mut self, target: &FsPath, v: &Version) -> Result<FsPath, FsError> {
         let target = self.ensure_parents(target)?;
         let fs = self.fs;
         let mut edits = Edits::new();
-        if let Some(old) = fs.version(&self.result, &target)? {
+        if let Some(old) = fs.version(&self.result, &target, None)? {
             for (offset, _) in old.records {
                 edits.insert(target.key(offset), None);
             }
+            if let Some((n, _)) = old.link {
+                edits.insert(backref_key(n, &target), None);
+                self.inodes.insert(n);
+            }
         }
-        edits.insert(target.key(0), Some(encode(&target, &v.info)?));
-        for (offset, r) in v.records.iter().filter(|(o, _)| *o != 0) {
-            edits.insert(target.key(*offset), Some(r.clone()));
+        match v.link {
+            Some((n, _)) => {
+                edits.insert(target.key(0), Some(super::record::encode_link(n)));
+                edits.insert(backref_key(n, &target), Some(Vec::new()));
+                self.inodes.insert(n);
+            }
+            None => {
+                edits.insert(target.key(0), Some(encode(&target, &v.info)?));
+                for (offset, r) in v.records.iter().filter(|(o, _)| *o != 0) {
+                    edits.insert(target.key(*offset), Some(r.clone()));
+                }
+            }
         }
         self.result = fs.apply(&self.result, edits)?;
-        if v.info.kind == Kind::Dir {
+        if v.is_dir() {
             self.touched.insert(target.clone());
         }
         if let Some(parent) = target.parent() {
             self.touched.insert(parent);
         }
-        Ok(())
+        Ok(target)
     }
 
     fn ensure_parents(&mut self, target: &FsPath) -> Result<FsPath, FsError> {
@@ -240,11 +297,11 @@ impl Merge<'_, '_, '_> {
         match fs.lookup(&self.result, &parent_now)? {
             Some(i) if i.kind == Kind::Dir => Ok(target),
             found => {
-                let info = match fs.version(self.b, &parent)? {
-                    Some(v) if v.info.kind == Kind::Dir => v.info,
+                let info = match fs.version(self.b, &parent, None)? {
+                    Some(v) if v.is_dir() => v.info,
                     _ => Info::new(Kind::Dir, super::Attrs { mode: 0o755, ..Default::default() }),
                 };
-                let v = Version { info, records: Vec::new() };
+                let v = Version { info, link: None, records: Vec::new() };
                 let home = if found.is_some() {
                     let copy = self.free_name(&parent_now, &v)?;
                     self.conflict(&parent_now, ConflictKind::BothChanged, Some(copy.clone()));
@@ -262,10 +319,16 @@ impl Merge<'_, '_, '_> {
     fn finish(mut self) -> Result<MergeOutcome, FsError> {
         let fs = self.fs;
         for path in std::mem::take(&mut self.deletes).into_iter().rev() {
-            let Some(info) = fs.lookup(&self.result, &path)? else { continue };
-            if info.kind == Kind::Dir && fs.has_children(&self.result, &path)? {
+            let Some(entry) = fs.entry(&self.result, &path)? else { continue };
+            let is_dir = matches!(&entry, Entry::Node(i) if i.kind == Kind::Dir);
+            if is_dir && fs.has_children(&self.result, &path)? {
                 self.conflict(&path, ConflictKind::DirNotEmpty, None);
                 continue;
+            }
+            if let Entry::Link(n) = entry {
+                let edits = Edits::from([(backref_key(n, &path), None)]);
+                self.result = fs.apply(&self.result, edits)?;
+                self.inodes.insert(n);
             }
             self.result = fs.delete_records(&self.result, &path)?;
             if let Some(parent) = path.parent() {
@@ -283,8 +346,15 @@ impl Merge<'_, '_, '_> {
                 _ => {}
             }
         }
+        self.collect_inodes()?;
         self.conflicts.sort();
         Ok(MergeOutcome { root: self.result, conflicts: self.conflicts })
+    }
+}
+
+impl Version {
+    pub(super) fn is_dir(&self) -> bool {
+        self.link.is_none() && self.info.kind == Kind::Dir
     }
 }
 

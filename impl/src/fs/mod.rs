@@ -15,7 +15,7 @@
 //!
 //! Files: [`path`] (paths, keys), [`record`] (codec), [`chunker`], `tree` (namespace
 //! operations), `data` (file bytes), `import` (batched import, small files share blobs),
-//! `diff`, `merge`, `reach` (reachable blobs, scrub), `commit` (history, merge of heads,
+//! `inode` (hard links: inodes, link entries, back-references), `diff`, `merge`, `reach` (reachable blobs, scrub), `commit` (history, merge of heads,
 //! reachability for volume cleanup), `history` (a mark's value, commit times, retention),
 //! [`post`] (who posts data blobs), [`workers`] — the only file that spawns threads — and
 //! [`host`] — the only file that touches the host file system.
@@ -32,7 +32,9 @@ mod diff;
 mod history;
 pub mod host;
 mod import;
+mod inode;
 mod merge;
+mod merge_inodes;
 pub mod path;
 pub mod post;
 mod reach;
@@ -50,11 +52,12 @@ pub use history::{
     commit_message, split_commit_message,
 };
 pub use import::Importer;
+pub use inode::{Home, INODE_NUMBER_CONTEXT, backref_key, inode_key};
 pub use merge::{Conflict, ConflictKind, MergeOutcome};
 pub use path::FsPath;
 pub use post::{DataEncoder, DataPoster, InlinePoster};
 pub use reach::{Damage, FsRootReachability, ScrubReport};
-pub use record::{Attrs, Extent, Info, Kind, Record, RecordError};
+pub use record::{AnyRecord, Attrs, Entry, Extent, Info, Kind, Place, Record, RecordError};
 pub use tree::DirEntry;
 
 use crate::db::kv::{Kv, KvError};

@@ -6,7 +6,7 @@
 //! cleanup deletes nothing, VOL-5); stop a scrub at the first damaged blob.
 
 use super::path::FsPath;
-use super::record::{Record, decode_record};
+use super::record::{AnyRecord, Place, Record, decode_any};
 use super::{Fs, FsError, corrupt};
 use crate::Hash;
 use crate::storage::refs::{self, Ref};
@@ -100,18 +100,19 @@ impl Fs<'_> {
                 blobs.push((*e, p.clone()));
                 Ok(())
             })?;
-            for (e, path) in blobs {
+            for (e, place) in blobs {
                 if !seen.insert(e.cid) {
                     continue;
                 }
                 report.blobs += 1;
                 on_blob();
                 if let Err(err) = refs::get(store, &e) {
-                    report.damage.push(Damage {
-                        cid: e.cid,
-                        path: Some(path),
-                        detail: err.to_string(),
-                    });
+                    let path = match place {
+                        Place::Path(p) => Some(p),
+                        // FS-12: an inode's bytes are named by its first link.
+                        Place::Inode(n) => self.links_of(root, n)?.into_iter().next(),
+                    };
+                    report.damage.push(Damage { cid: e.cid, path, detail: err.to_string() });
                 }
             }
         }
@@ -123,17 +124,16 @@ impl Fs<'_> {
         &self,
         node: &crate::db::kv::Node,
         stack: &mut Vec<Ref>,
-        blob: &mut dyn FnMut(&Ref, &FsPath) -> Result<(), FsError>,
+        blob: &mut dyn FnMut(&Ref, &Place) -> Result<(), FsError>,
     ) -> Result<(), FsError> {
         for e in &node.entries {
             if node.level > 0 {
                 stack.push(Ref::from_bytes(&e.value)?);
                 continue;
             }
-            let (path, _, rec) =
-                decode_record(&e.key, &e.value).map_err(|x| corrupt(&FsPath::root(), x))?;
-            if let Record::Extent(x) = rec {
-                blob(&x.blob, &path)?;
+            let rec = decode_any(&e.key, &e.value).map_err(|x| corrupt(&FsPath::root(), x))?;
+            if let AnyRecord::At(place, _, Record::Extent(x)) = rec {
+                blob(&x.blob, &place)?;
             }
         }
         Ok(())

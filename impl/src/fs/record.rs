@@ -141,11 +141,50 @@ pub struct Extent {
 /// A decoded record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
-    /// Offset 0: the path's info.
+    /// Offset 0: the path's (or inode's) info.
     Info(Info),
     /// A non-zero offset: a file extent ending there.
     Extent(Extent),
+    /// Offset 0 of a path: a hard-link entry naming inode `n` (FS-12); the node's info and
+    /// extents live under the inode's keys.
+    Link(u64),
 }
+
+/// What a path's offset-0 record says: a node of its own, or a link to an inode (FS-12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// The node's info; its extents live under the path.
+    Node(Info),
+    /// A hard-link entry: the node is inode `n`.
+    Link(u64),
+}
+
+/// Whose record a key is (FS-1, FS-12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A path's own record.
+    Path(FsPath),
+    /// A record of inode `n`.
+    Inode(u64),
+}
+
+/// Any decoded `(key, value)` of a file tree (FS-1..FS-5, FS-12).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnyRecord {
+    /// A path's or an inode's record at an offset.
+    At(Place, u64, Record),
+    /// A back-reference: inode `n` is linked from the path.
+    Backref(u64, FsPath),
+}
+
+/// The kind byte of a hard-link entry (FS-12).
+pub const LINK_KIND: u8 = 8;
+/// First byte of an inode record's key (FS-12).
+pub const INODE_KEY_TAG: u8 = 1;
+/// First byte of a back-reference's key (FS-12).
+pub const BACKREF_KEY_TAG: u8 = 2;
+/// Size of an inode record's key: tag, number, offset (FS-12).
+pub const INODE_KEY_SIZE_BYTES: usize = 1 + 8 + 8;
 
 /// Why record bytes were refused (FS-5).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -238,6 +277,9 @@ pub fn decode_info(bytes: &[u8]) -> Result<Info, RecordError> {
         return Err(RecordError::Version(version));
     }
     let [kind] = r.take::<1>()?;
+    if kind == LINK_KIND {
+        return Err(field("kind 8 is a hard-link entry (FS-12), not a node's info"));
+    }
     let kind = Kind::from_byte(kind).ok_or_else(|| field(format!("unknown kind {kind}")))?;
     let mode = u32::from_be_bytes(r.take()?);
     let uid = u32::from_be_bytes(r.take()?);
@@ -254,6 +296,44 @@ pub fn decode_info(bytes: &[u8]) -> Result<Info, RecordError> {
     let info = Info { kind, mode, uid, gid, mtime_ns, size, target: r.0.to_vec() };
     check_info(&info)?;
     Ok(info)
+}
+
+/// Encodes a hard-link entry naming inode `n` (FS-12): an info-shaped record of kind 8 whose
+/// attributes are all zero and whose `size` is `n`.
+pub fn encode_link(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(INFO_FIXED_SIZE_BYTES);
+    out.push(RECORD_VERSION);
+    out.push(LINK_KIND);
+    out.extend_from_slice(&[0u8; 4 + 4 + 4 + 8]);
+    out.extend_from_slice(&n.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    debug_assert_eq!(decode_entry(&out), Ok(Entry::Link(n)), "FS-5: the decoder takes it back");
+    out
+}
+
+/// Decodes a path's offset-0 record: a node's info (FS-3) or a hard-link entry (FS-12), whose
+/// attributes must be zero and which holds no target.
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry, RecordError> {
+    if bytes.get(1) != Some(&LINK_KIND) {
+        return decode_info(bytes).map(Entry::Node);
+    }
+    if bytes.len() != INFO_FIXED_SIZE_BYTES {
+        return Err(RecordError::Length(format!(
+            "a link entry is {INFO_FIXED_SIZE_BYTES} bytes, got {}",
+            bytes.len()
+        )));
+    }
+    if bytes[0] != RECORD_VERSION {
+        return Err(RecordError::Version(bytes[0]));
+    }
+    let mut r = Be(&bytes[2..]);
+    let attrs: [u8; 20] = r.take()?;
+    let n = u64::from_be_bytes(r.take()?);
+    let target_len: [u8; 2] = r.take()?;
+    if attrs != [0; 20] || target_len != [0; 2] {
+        return Err(field("FS-12: a link entry's attributes and target are zero"));
+    }
+    Ok(Entry::Link(n))
 }
 
 /// Encodes an extent record (FS-4); refuses what the decoder would refuse.
@@ -305,11 +385,85 @@ pub fn decode_extent(bytes: &[u8]) -> Result<Extent, RecordError> {
 pub fn decode_record(key: &[u8], value: &[u8]) -> Result<(FsPath, u64, Record), RecordError> {
     let (path, offset) = split_key(key).map_err(RecordError::Key)?;
     if offset == 0 {
-        return Ok((path, 0, Record::Info(decode_info(value)?)));
+        let rec = match decode_entry(value)? {
+            Entry::Node(info) => Record::Info(info),
+            Entry::Link(_) if path.is_root() => return Err(field("FS-9: the root is a link")),
+            Entry::Link(n) => Record::Link(n),
+        };
+        return Ok((path, 0, rec));
     }
+    Ok((path, offset, Record::Extent(decode_extent_at(offset, value)?)))
+}
+
+fn decode_extent_at(offset: u64, value: &[u8]) -> Result<Extent, RecordError> {
     let e = decode_extent(value)?;
     if offset > FILE_SIZE_MAX_BYTES || u64::from(e.length) > offset {
         return Err(field(format!("extent ending at {offset} does not fit a file")));
     }
-    Ok((path, offset, Record::Extent(e)))
+    Ok(e)
+}
+
+/// Encodes any record back to its `(key, value)`: what [`decode_any`] took apart (FS-1..FS-5,
+/// FS-12). Refuses what the decoder would refuse.
+pub fn encode_any(any: &AnyRecord) -> Result<(Vec<u8>, Vec<u8>), RecordError> {
+    match any {
+        AnyRecord::At(place, offset, record) => {
+            let key = match place {
+                Place::Path(path) => path.key(*offset),
+                Place::Inode(n) => super::inode::inode_key(*n, *offset),
+            };
+            let value = match record {
+                Record::Info(i) => encode_info(i)?,
+                Record::Extent(e) => encode_extent(e)?,
+                Record::Link(n) => encode_link(*n),
+            };
+            if (*offset == 0) == matches!(record, Record::Extent(_)) {
+                return Err(field("FS-1: offset 0 holds the info or link entry, others extents"));
+            }
+            Ok((key, value))
+        }
+        AnyRecord::Backref(n, path) => Ok((super::inode::backref_key(*n, path), Vec::new())),
+    }
+}
+
+/// Decodes any `(key, value)` of a file tree: a path's record (as [`decode_record`]), an inode's
+/// record (`01 ‖ n ‖ offset`: its info — never a directory — or an extent) or a back-reference
+/// (`02 ‖ n ‖ encoded path`, empty value) (FS-12).
+pub fn decode_any(key: &[u8], value: &[u8]) -> Result<AnyRecord, RecordError> {
+    match key.first() {
+        Some(&INODE_KEY_TAG) => {
+            if key.len() != INODE_KEY_SIZE_BYTES {
+                return Err(RecordError::Key("an inode key is 17 bytes"));
+            }
+            let n = u64::from_be_bytes(key[1..9].try_into().map_err(|_| RecordError::Key("n"))?);
+            let offset =
+                u64::from_be_bytes(key[9..].try_into().map_err(|_| RecordError::Key("offset"))?);
+            let rec = if offset == 0 {
+                let info = decode_info(value)?;
+                if info.kind == Kind::Dir {
+                    return Err(field("FS-12: an inode is never a directory"));
+                }
+                Record::Info(info)
+            } else {
+                Record::Extent(decode_extent_at(offset, value)?)
+            };
+            Ok(AnyRecord::At(Place::Inode(n), offset, rec))
+        }
+        Some(&BACKREF_KEY_TAG) => {
+            let (n, enc) = key
+                .get(1..9)
+                .zip(key.get(9..))
+                .ok_or(RecordError::Key("a back-reference key is too short"))?;
+            let n = u64::from_be_bytes(n.try_into().map_err(|_| RecordError::Key("n"))?);
+            let path = FsPath::from_encoded(enc).map_err(RecordError::Key)?;
+            if path.is_root() || !value.is_empty() {
+                return Err(field("FS-12: a back-reference names a path and holds nothing"));
+            }
+            Ok(AnyRecord::Backref(n, path))
+        }
+        _ => {
+            let (path, offset, rec) = decode_record(key, value)?;
+            Ok(AnyRecord::At(Place::Path(path), offset, rec))
+        }
+    }
 }

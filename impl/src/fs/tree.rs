@@ -5,8 +5,9 @@
 //! refused request changes nothing (FS-17). A directory's `size` is its entry count (FS-10),
 //! kept in step with every create, remove and rename.
 
+use super::inode::backref_key;
 use super::path::{FsPath, split_key};
-use super::record::{Attrs, Info, Kind, Record, decode_info, decode_record, encode_info};
+use super::record::{Attrs, Entry, Info, Kind, Record, decode_entry, decode_record, encode_info};
 use super::{DIR_ENTRIES_MAX, EDIT_BATCH_RECORDS_MAX, Fs, FsError, MODE_MASK};
 use super::{SYMLINK_TARGET_SIZE_MAX_BYTES, corrupt};
 use crate::db::kv::Edits;
@@ -35,14 +36,9 @@ impl Fs<'_> {
             .ok_or_else(|| corrupt(&FsPath::root(), "a one-record tree came out empty"))
     }
 
-    /// The info of `path`, if it exists.
+    /// The info of `path`, if it exists (through a link entry, its inode's, FS-12).
     pub fn lookup(&self, root: &Ref, path: &FsPath) -> Result<Option<Info>, FsError> {
-        let Some(bytes) = self.kv.get(Some(root), &path.key(0))? else { return Ok(None) };
-        let info = decode_info(&bytes).map_err(|e| corrupt(path, e))?;
-        if path.is_root() && info.kind != Kind::Dir {
-            return Err(corrupt(path, "FS-9: the root is not a directory"));
-        }
-        Ok(Some(info))
+        Ok(self.resolve(root, path)?.map(|(_, info)| info))
     }
 
     /// The info of `path` ([`FsError::NotFound`] if absent).
@@ -61,19 +57,24 @@ impl Fs<'_> {
 
     /// Adds `info` at the absent `path` inside an existing directory (FS-10, FS-13).
     fn add(&self, root: &Ref, path: &FsPath, info: Info) -> Result<Ref, FsError> {
+        let mut edits = self.new_entry(root, path)?;
+        edits.insert(path.key(0), Some(encode(path, &info)?));
+        self.apply(root, edits)
+    }
+
+    /// Checks that `path` may take a new entry — its parent exists and is a directory with room
+    /// (FS-10, FS-13), the path is absent — and returns the edit of the parent's count.
+    pub(crate) fn new_entry(&self, root: &Ref, path: &FsPath) -> Result<Edits, FsError> {
         let parent = path.parent().ok_or_else(|| FsError::AlreadyExists { path: "/".into() })?;
         let mut parent_info = self.dir_info(root, &parent)?;
-        if self.lookup(root, path)?.is_some() {
+        if self.entry(root, path)?.is_some() {
             return Err(FsError::AlreadyExists { path: path.to_string() });
         }
         if parent_info.size >= DIR_ENTRIES_MAX {
             return Err(FsError::DirectoryFull { path: parent.to_string() });
         }
         parent_info.size += 1;
-        let mut edits = Edits::new();
-        edits.insert(path.key(0), Some(encode(path, &info)?));
-        edits.insert(parent.key(0), Some(encode(&parent, &parent_info)?));
-        self.apply(root, edits)
+        Ok(Edits::from([(parent.key(0), Some(encode(&parent, &parent_info)?))]))
     }
 
     /// Creates an empty regular file (FS-10).
@@ -137,16 +138,8 @@ impl Fs<'_> {
         Ok(info.target)
     }
 
-    /// Hard links: always [`FsError::Unsupported`] (FS-12): a path's records live under the
-    /// path itself, so two names cannot share one file's records.
-    pub fn link(&self, _root: &Ref, _from: &FsPath, _to: &FsPath) -> Result<Ref, FsError> {
-        Err(FsError::Unsupported {
-            operation: "link",
-            reason: "FS-12: records are keyed by path; there are no inodes to share",
-        })
-    }
-
-    /// Removes a file or symlink and all its records (unlink).
+    /// Removes a name of a file, symlink or special node (unlink); its records go with its last
+    /// name (FS-12).
     pub fn remove(&self, root: &Ref, path: &FsPath) -> Result<Ref, FsError> {
         let info = self.stat(root, path)?;
         if info.kind == Kind::Dir {
@@ -175,7 +168,10 @@ impl Fs<'_> {
             .size
             .checked_sub(1)
             .ok_or_else(|| corrupt(&parent, "FS-10: entry count is 0 but an entry exists"))?;
-        let root = self.delete_records(root, path)?;
+        let root = match self.entry(root, path)? {
+            Some(Entry::Link(n)) => self.unlink_entry(root, path, n)?,
+            _ => self.delete_records(root, path)?,
+        };
         let edits = Edits::from([(parent.key(0), Some(encode(&parent, &parent_info)?))]);
         self.apply(&root, edits)
     }
@@ -215,9 +211,11 @@ impl Fs<'_> {
         path: &FsPath,
         f: impl FnOnce(&mut Info),
     ) -> Result<Ref, FsError> {
-        let mut info = self.stat(root, path)?;
+        let (home, mut info) = self
+            .resolve(root, path)?
+            .ok_or_else(|| FsError::NotFound { path: path.to_string() })?;
         f(&mut info);
-        self.apply(root, Edits::from([(path.key(0), Some(encode(path, &info)?))]))
+        self.apply(root, Edits::from([(home.key(0), Some(encode(path, &info)?))]))
     }
 
     /// The entries of directory `dir`, in name order (byte order). Seeks past each entry's
@@ -244,7 +242,10 @@ impl Fs<'_> {
             if offset != 0 || path.parent().as_ref() != Some(dir) {
                 return Err(corrupt(&path, "FS-10: a record without its info or parent"));
             }
-            let info = decode_info(&value).map_err(|e| corrupt(&path, e))?;
+            let info = match decode_entry(&value).map_err(|e| corrupt(&path, e))? {
+                Entry::Node(info) => info,
+                Entry::Link(n) => self.inode_info(root, n, &path)?,
+            };
             from = path.subtree_end();
             out.push(DirEntry { name: path.name().to_vec(), info });
             if out.len() as u64 > DIR_ENTRIES_MAX {
@@ -260,6 +261,7 @@ impl Fs<'_> {
     }
 
     /// Deletes `path`'s own records (not its descendants', not its parent's count).
+    /// Callers handle link entries first (FS-12: [`Fs::unlink_entry`]).
     pub(crate) fn delete_records(&self, root: &Ref, path: &FsPath) -> Result<Ref, FsError> {
         let mut out = *root;
         let mut edits = Edits::new();
@@ -283,8 +285,13 @@ impl Fs<'_> {
     pub fn walk(&self, root: &Ref, top: &FsPath) -> Result<Vec<(FsPath, Info)>, FsError> {
         let mut out = Vec::new();
         self.for_each_record(root, top, |path, _, rec| {
-            if let Record::Info(info) = rec {
-                out.push((path, info));
+            match rec {
+                Record::Info(info) => out.push((path, info)),
+                Record::Link(n) => {
+                    let info = self.inode_info(root, n, &path)?;
+                    out.push((path, info));
+                }
+                Record::Extent(_) => {}
             }
             Ok(())
         })?;
@@ -356,6 +363,13 @@ impl Fs<'_> {
             // its descendants stay reachable under the old name.
             if path == *from || !crate::bugs::active("fs:rename-leaves-old-subtree") {
                 edits.insert(k, None);
+            }
+            // FS-12: a moved link entry's back-reference moves with it.
+            if offset == 0
+                && let Entry::Link(n) = decode_entry(&v).map_err(|e| corrupt(&path, e))?
+            {
+                edits.insert(backref_key(n, &path), None);
+                edits.insert(backref_key(n, &new_path), Some(Vec::new()));
             }
             edits.insert(new_path.key(offset), Some(v));
             if edits.len() >= EDIT_BATCH_RECORDS_MAX {

@@ -15,6 +15,11 @@
 //!   no-op; `b` inside `a` is `InvalidRename`; `b`'s parent must be a directory; `b` must be
 //!   absent (`AlreadyExists`). Everything below `a` moves with it.
 //! - `Chmod`, `Chown`, `Utimens` change one attribute of an existing path.
+//! - `Link(a, b)` (FS-12) gives the node at `a` — anything but a directory (`IsADirectory`;
+//!   `NotFound` if absent) — the further name `b` (`b`'s parent as for `Create`; `b` absent).
+//!   The names then share one node: a write, truncate or attribute change through any name
+//!   shows through all; `Remove` takes one name away; `Rename` moves a name; the link count of
+//!   a name is the number of names its node has.
 //! - A directory's size is its number of entries (FS-10); a file's, its length; a symlink's,
 //!   its target's length.
 //!
@@ -106,6 +111,8 @@ pub enum FsOp {
     Chown(SpecPath, u32, u32),
     /// Set the modification time.
     Utimens(SpecPath, i64),
+    /// Give the node at the first path the second path as a further name (FS-12).
+    Link(SpecPath, SpecPath),
 }
 
 /// Why an operation was refused (the implementation must refuse with the same kind).
@@ -132,13 +139,61 @@ pub enum FsReject {
 /// The executable spec of a file tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FsSpec {
+    /// Every name's node (the names of one node hold equal copies, kept equal).
     nodes: BTreeMap<SpecPath, FsNode>,
+    /// The names that share a node with another name: name → node number (FS-12).
+    linked: BTreeMap<SpecPath, u64>,
+    /// The next node number.
+    next_node: u64,
 }
 
 impl FsSpec {
     /// A tree holding only the root directory.
     pub fn new(root: FsAttrs) -> Self {
-        Self { nodes: BTreeMap::from([(Vec::new(), FsNode::Dir { attrs: root })]) }
+        Self {
+            nodes: BTreeMap::from([(Vec::new(), FsNode::Dir { attrs: root })]),
+            linked: BTreeMap::new(),
+            next_node: 0,
+        }
+    }
+
+    /// How many names the node at `path` has (FS-12; 1 unless linked).
+    pub fn nlink(&self, path: &[Vec<u8>]) -> Option<u64> {
+        self.nodes.get(path)?;
+        Some(match self.linked.get(path) {
+            Some(n) => self.linked.values().filter(|m| *m == n).count() as u64,
+            None => 1,
+        })
+    }
+
+    /// After a change through `path`, every other name of its node shows the same node.
+    fn share(&mut self, path: &[Vec<u8>]) {
+        let (Some(n), Some(node)) = (self.linked.get(path), self.nodes.get(path)) else { return };
+        let (n, node) = (*n, node.clone());
+        let names: Vec<SpecPath> =
+            self.linked.iter().filter(|(_, m)| **m == n).map(|(p, _)| p.clone()).collect();
+        for name in names {
+            self.nodes.insert(name, node.clone());
+        }
+    }
+
+    fn link(&mut self, a: &[Vec<u8>], b: &[Vec<u8>]) -> Result<(), FsReject> {
+        let node = match self.nodes.get(a) {
+            None => return Err(FsReject::NotFound),
+            Some(FsNode::Dir { .. }) => return Err(FsReject::IsADirectory),
+            Some(node) => node.clone(),
+        };
+        self.add(b, node)?;
+        let n = match self.linked.get(a) {
+            Some(n) => *n,
+            None => {
+                self.next_node += 1;
+                self.linked.insert(a.to_vec(), self.next_node);
+                self.next_node
+            }
+        };
+        self.linked.insert(b.to_vec(), n);
+        Ok(())
     }
 
     /// Every path and node, in path order.
@@ -198,7 +253,21 @@ impl FsSpec {
 
     /// Applies `op`; a refused op changes nothing.
     pub fn apply(&mut self, op: &FsOp) -> Result<(), FsReject> {
+        self.apply_one(op)?;
         match op {
+            FsOp::Write(p, ..)
+            | FsOp::Truncate(p, _)
+            | FsOp::Chmod(p, _)
+            | FsOp::Chown(p, ..)
+            | FsOp::Utimens(p, _) => self.share(p),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn apply_one(&mut self, op: &FsOp) -> Result<(), FsReject> {
+        match op {
+            FsOp::Link(a, b) => self.link(a, b),
             FsOp::Create(p, a) => self.add(p, FsNode::File { attrs: *a, data: Vec::new() }),
             FsOp::Mkdir(p, a) => self.add(p, FsNode::Dir { attrs: *a }),
             FsOp::Symlink(p, t, a) => self.add(p, FsNode::Symlink { attrs: *a, target: t.clone() }),
@@ -224,6 +293,7 @@ impl FsSpec {
                 Some(FsNode::Dir { .. }) => Err(FsReject::IsADirectory),
                 Some(_) => {
                     self.nodes.remove(p);
+                    self.linked.remove(p);
                     Ok(())
                 }
             },
@@ -282,6 +352,9 @@ impl FsSpec {
             if let Some(node) = self.nodes.remove(&old) {
                 let mut new = b.to_vec();
                 new.extend_from_slice(&old[a.len()..]);
+                if let Some(n) = self.linked.remove(&old) {
+                    self.linked.insert(new.clone(), n);
+                }
                 self.nodes.insert(new, node);
             }
         }
@@ -312,5 +385,30 @@ mod tests {
         assert_eq!(s.size(&p("")), Some(1));
         assert_eq!(s.apply(&FsOp::Rmdir(p("e"))), Err(FsReject::NotEmpty));
         assert_eq!(s.apply(&FsOp::Rmdir(p(""))), Err(FsReject::InvalidPath));
+    }
+
+    #[test]
+    fn names_of_one_node_change_together() {
+        let a = FsAttrs::default();
+        let mut s = FsSpec::new(a);
+        s.apply(&FsOp::Mkdir(p("d"), a)).unwrap();
+        s.apply(&FsOp::Create(p("f"), a)).unwrap();
+        assert_eq!(s.apply(&FsOp::Link(p("d"), p("x"))), Err(FsReject::IsADirectory));
+        assert_eq!(s.apply(&FsOp::Link(p("f"), p("d"))), Err(FsReject::AlreadyExists));
+        s.apply(&FsOp::Link(p("f"), p("d/g"))).unwrap();
+        s.apply(&FsOp::Write(p("d/g"), 0, b"hi".to_vec())).unwrap();
+        s.apply(&FsOp::Chmod(p("f"), 0o600)).unwrap();
+        assert_eq!(s.get(&p("f")), s.get(&p("d/g")));
+        assert_eq!((s.nlink(&p("f")), s.size(&p("d"))), (Some(2), Some(1)));
+        s.apply(&FsOp::Rename(p("d"), p("e"))).unwrap();
+        s.apply(&FsOp::Truncate(p("e/g"), 1)).unwrap();
+        assert_eq!(
+            s.get(&p("f")),
+            Some(&FsNode::File { attrs: FsAttrs { mode: 0o600, ..a }, data: b"h".to_vec() })
+        );
+        s.apply(&FsOp::Remove(p("f"))).unwrap();
+        assert_eq!(s.nlink(&p("e/g")), Some(1));
+        s.apply(&FsOp::Write(p("e/g"), 0, b"X".to_vec())).unwrap();
+        assert!(s.get(&p("f")).is_none(), "a removed name stays removed");
     }
 }

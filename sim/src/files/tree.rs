@@ -94,7 +94,7 @@ impl Workspace {
         self.tick += 1;
         let a = FsAttrs { mode: 0o644, uid: 1, gid: 2, mtime_ns: self.tick * 1_000 };
         let is_file = |n: &FsNode| matches!(n, FsNode::File { .. });
-        let op = match rng.below(10) {
+        let op = match rng.below(11) {
             0 | 1 => FsOp::Create(self.fresh(rng), a),
             2 => FsOp::Mkdir(self.fresh(rng), FsAttrs { mode: 0o755, ..a }),
             3..=5 => match self.pick(rng, is_file) {
@@ -124,8 +124,13 @@ impl Workspace {
                 Some(p) => FsOp::Remove(p),
                 None => FsOp::Mkdir(self.fresh(rng), a),
             },
-            _ => match self.pick(rng, |n| matches!(n, FsNode::Dir { .. })) {
+            9 => match self.pick(rng, |n| matches!(n, FsNode::Dir { .. })) {
                 Some(p) => FsOp::Rmdir(p),
+                None => FsOp::Create(self.fresh(rng), a),
+            },
+            // FS-12: a further name for a file, so commits, pushes and cleanups carry inodes.
+            _ => match self.pick(rng, is_file) {
+                Some(p) => FsOp::Link(p, self.fresh(rng)),
                 None => FsOp::Create(self.fresh(rng), a),
             },
         };
@@ -156,6 +161,7 @@ impl Workspace {
             FsOp::Remove(p) => fs.remove(r, &fs_path(p)?),
             FsOp::Rmdir(p) => fs.rmdir(r, &fs_path(p)?),
             FsOp::Rename(a, b) => fs.rename(r, &fs_path(a)?, &fs_path(b)?),
+            FsOp::Link(a, b) => fs.link(r, &fs_path(a)?, &fs_path(b)?),
             _ => Err(FsError::Unsupported {
                 operation: "sim",
                 reason: "the fs profile does not generate this operation",
@@ -179,6 +185,7 @@ fn short(op: &FsOp) -> String {
         FsOp::Remove(a) => format!("remove {}", p(a)),
         FsOp::Rmdir(a) => format!("rmdir {}", p(a)),
         FsOp::Rename(a, b) => format!("rename {} {}", p(a), p(b)),
+        FsOp::Link(a, b) => format!("link {} {}", p(a), p(b)),
         other => format!("{other:?}"),
     }
 }
@@ -192,7 +199,7 @@ pub enum Mismatch {
 }
 
 /// Reads the whole tree at `root` and compares it with `spec`: paths, kinds, attributes, sizes,
-/// directory counts, bytes and targets.
+/// directory counts, bytes, targets and link counts (FS-12).
 pub fn compare(fs: &Fs<'_>, root: &Ref, spec: &FsSpec) -> Result<(), Mismatch> {
     let err = |e: FsError| Mismatch::Error(e.to_string());
     let walked = fs.walk(root, &FsPath::root()).map_err(err)?;
@@ -221,7 +228,9 @@ pub fn compare(fs: &Fs<'_>, root: &Ref, spec: &FsSpec) -> Result<(), Mismatch> {
                 }
             }
         };
-        if !ok || !same_attrs {
+        let links_ok =
+            info.kind == Kind::Dir || Some(fs.nlink(root, path).map_err(err)?) == spec.nlink(&sp);
+        if !ok || !same_attrs || !links_ok {
             return Err(Mismatch::Differs(format!("{path} reads back differently")));
         }
     }
