@@ -50,6 +50,7 @@ pub const ALL: &[&str] = &[
     "adapters:orphan-dropped-at-commit",
     "adapters:write-buffer-skips-flush",
     "adapters:no-refresh",
+    "adapters:keep-cache-always",
 ];
 
 #[cfg(feature = "planted-bugs")]

@@ -255,8 +255,15 @@ fn export_makes_host_hard_links() {
     let r = fs.link(&base(&fs), &p("/d/f"), &p("/e/g")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let report = cellar::fs::host::export_tree(&fs, &r, &FsPath::root(), &out).unwrap();
-    assert_eq!((report.files, report.hard_links), (1, 1));
+    let mut total = 0;
+    let report = cellar::fs::host::export_tree_with(&fs, &r, &FsPath::root(), &out, &mut |p| {
+        if let cellar::fs::host::HostProgress::Total(t) = p {
+            total = t;
+        }
+    })
+    .unwrap();
+    assert_eq!((report.files, report.hard_links, report.bytes), (1, 1, 300));
+    assert_eq!(total, 300, "a linked file's bytes count once");
     let (f, g) = (out.join("d/f").metadata().unwrap(), out.join("e/g").metadata().unwrap());
     assert_eq!((f.ino(), f.nlink()), (g.ino(), 2));
     assert_eq!(std::fs::read(out.join("e/g")).unwrap(), data());

@@ -69,6 +69,7 @@ impl ShareFs {
             expected = cas.current;
             st.root = fs.tree_of(&merged)?;
             st.subdirs.clear();
+            st.outside += 1; // ADP-14: the merge brought in the other side's files
         }
         Err(AdapterError::Contended(COMMIT_CAS_ATTEMPTS_MAX))
     }

@@ -9,7 +9,8 @@
 //! blobs promoted from the [`staging`] store into the space's store, one CAS of the mark's cell
 //! (one space edit, MARK-4); a lost CAS merges at file granularity and never overwrites.
 //!
-//! Files: `share` ([`ShareFs`]), `commit` ([`ShareFs::commit`]), `refresh` (following other
+//! Files: `share` ([`ShareFs`]), `cache` (may the kernel keep a file's pages across opens,
+//! ADP-14), `commit` ([`ShareFs::commit`]), `refresh` (following other
 //! processes' commits, ADP-13), `types` (errno mapping, errors, options, attributes), `mark`
 //! ([`open_mark`]), [`inode`] (numbers ↔ paths), `links` (hard links, FS-12), `orphan` (unlinked files still open, ADP-11),
 //! `wbuf` (consecutive writes applied as one edit, ADP-12), [`staging`] (the working tree's
@@ -18,6 +19,7 @@
 //! Never: touch the kernel or a socket here (the shells in `sim/src/bin/cellar/` do); read the
 //! clock except through [`crate::env::Clock`].
 
+mod cache;
 mod commit;
 pub mod inode;
 mod links;

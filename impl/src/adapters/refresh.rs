@@ -55,6 +55,7 @@ impl ShareFs {
             st.root = self.fs().tree_of(&h)?;
             st.base = Some(h);
             st.subdirs.clear();
+            st.outside += 1; // ADP-14: cached pages may be stale
             st.dirty = false;
             st.pristine = false;
         }

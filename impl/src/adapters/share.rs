@@ -48,7 +48,7 @@ pub(super) struct State {
     pub(super) inodes: Inodes,
     times: HashMap<u64, Times>,
     pub(super) handles: HashMap<u64, (u64, bool)>,
-    next_fh: u64,
+    pub(super) next_fh: u64,
     /// Unlinked files still open, by inode number (ADP-11).
     pub(super) orphans: HashMap<u64, Orphan>,
     /// Consecutive writes not yet applied (ADP-12), and the first failure applying one.
@@ -60,6 +60,10 @@ pub(super) struct State {
     pub(super) checked_ms: Option<u64>,
     /// The tree is still the empty one `open` made for a mark with no commit (ADP-13).
     pub(super) pristine: bool,
+    /// How many times the working tree took changes made elsewhere (ADP-14).
+    pub(super) outside: u64,
+    /// Per inode number, `outside` when it was last opened (ADP-14).
+    pub(super) opened: HashMap<u64, u64>,
 }
 
 /// One share's working tree (see the module docs).
@@ -124,6 +128,8 @@ impl ShareFs {
             subdirs: HashMap::new(),
             checked_ms: None,
             pristine: base.is_none(),
+            outside: 0,
+            opened: HashMap::new(),
         };
         let cache = crate::db::kv::NodeCache::default();
         let blobs = crate::fs::blob::BlobCache::new();
@@ -414,6 +420,7 @@ impl ShareFs {
         }
         self.set_root(&mut st, r);
         st.inodes.forget_subtree(&path);
+        self.forget_cached(&mut st);
         if dir {
             st.subdirs.remove(&d);
             st.subdirs.remove(&path);
@@ -486,6 +493,7 @@ impl ShareFs {
         }
         self.set_root(&mut st, r);
         st.inodes.rename(&from, &to);
+        self.forget_cached(&mut st);
         st.subdirs
             .retain(|p, _| *p != d1 && *p != d2 && !p.starts_with(&from) && !p.starts_with(&to));
         let ino = st.inodes.ino(&to);
@@ -552,16 +560,7 @@ impl ShareFs {
 
     /// Opens `ino` (`write`: for writing); returns a handle for [`ShareFs::release`].
     pub fn open_file(&self, ino: u64, write: bool) -> Result<u64, Errno> {
-        if write && self.opts.read_only {
-            return Err(rofs());
-        }
-        let mut st = self.fresh();
-        let t = self.target(&mut st, ino)?;
-        self.fs().stat(&t.root, &t.path).map_err(fs_err)?;
-        let fh = st.next_fh;
-        st.next_fh += 1;
-        st.handles.insert(fh, (ino, write));
-        Ok(fh)
+        self.open_cached(ino, write).map(|(fh, _)| fh)
     }
 
     /// Forgets a handle from [`ShareFs::open_file`].

@@ -113,12 +113,22 @@ impl Chunker {
         }
         let limit = data.len().min(p.max_bytes);
         let normal = limit.min(1usize << p.avg_bits);
+        // Two loops, one per mask (FS-6: MASK_S before `normal`, MASK_L from it), so the hot
+        // loop is one shift-add, one load and one test per byte.
         let mut h = 0u64;
-        for (i, b) in data.iter().enumerate().take(limit).skip(p.min_bytes) {
+        let small = data.get(p.min_bytes..normal.max(p.min_bytes)).unwrap_or_default();
+        for (i, b) in small.iter().enumerate() {
             h = (h << 1).wrapping_add(self.table[usize::from(*b)]);
-            let mask = if i < normal { self.mask_small } else { self.mask_large };
-            if h & mask == 0 {
-                return i + 1;
+            if h & self.mask_small == 0 {
+                return p.min_bytes + i + 1;
+            }
+        }
+        let from = normal.max(p.min_bytes);
+        let large = data.get(from..limit).unwrap_or_default();
+        for (i, b) in large.iter().enumerate() {
+            h = (h << 1).wrapping_add(self.table[usize::from(*b)]);
+            if h & self.mask_large == 0 {
+                return from + i + 1;
             }
         }
         limit

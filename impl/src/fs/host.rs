@@ -286,7 +286,15 @@ pub fn export_tree_with(
     progress: &mut dyn FnMut(HostProgress),
 ) -> Result<HostReport, HostError> {
     let entries = fs.walk(root, top).map_err(tree(top))?;
-    let total = entries.iter().filter(|(_, i)| i.kind == Kind::File).map(|(_, i)| i.size).sum();
+    // Each linked file's bytes once (its further names become hard links, FS-12).
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for (path, info) in entries.iter().filter(|(_, i)| i.kind == Kind::File) {
+        let n = fs.inode_of(root, path).map_err(tree(path))?;
+        if n.is_none_or(|n| seen.insert(n)) {
+            total += info.size;
+        }
+    }
     progress(HostProgress::Total(total));
     match std::fs::read_dir(dest).map(|mut it| it.next().is_some()) {
         Ok(true) => return Err(HostError::DestinationNotEmpty { path: dest.to_path_buf() }),

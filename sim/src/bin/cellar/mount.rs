@@ -437,8 +437,10 @@ impl Filesystem for Shell {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY);
-        match self.share.open_file(ino.0, write) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.share.open_cached(ino.0, write) {
+            // ADP-14: close-to-open consistency (cached pages kept unless changed elsewhere).
+            Ok((fh, true)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok((fh, false)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -588,7 +590,7 @@ impl Filesystem for Shell {
     ) {
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
         let made = self.share.create(parent.0, name.as_bytes(), mode, caller(req));
-        match made.and_then(|a| self.share.open_file(a.ino, write).map(|fh| (a, fh))) {
+        match made.and_then(|a| self.share.open_cached(a.ino, write).map(|(fh, _)| (a, fh))) {
             Ok((a, fh)) => {
                 reply.created(&TTL, &fattr(&a), Generation(0), FileHandle(fh), FopenFlags::empty())
             }
