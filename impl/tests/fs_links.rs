@@ -268,3 +268,21 @@ fn export_makes_host_hard_links() {
     assert_eq!((f.ino(), f.nlink()), (g.ino(), 2));
     assert_eq!(std::fs::read(out.join("e/g")).unwrap(), data());
 }
+
+#[test]
+fn merge_takes_a_node_linked_on_one_side_only() {
+    let store = MemStore::new();
+    let fs = Fs::with_chunker(&store, SALT, TINY);
+    let o = base(&fs);
+    let b = fs.create(&o, &p("/e/new"), at(3)).unwrap();
+    let b = fs.write(&b, &p("/e/new"), 0, b"made and linked by b").unwrap();
+    let b = fs.link(&b, &p("/e/new"), &p("/d/alias")).unwrap();
+    let a = fs.write(&o, &p("/d/f"), 0, b"a").unwrap();
+    for m in [fs.merge(&o, &a, &b).unwrap(), fs.merge(&o, &b, &a).unwrap()] {
+        assert!(m.conflicts.is_empty(), "{:?}", m.conflicts);
+        assert_eq!(content(&fs, &m.root, "/d/alias"), b"made and linked by b");
+        assert_eq!(fs.nlink(&m.root, &p("/e/new")).unwrap(), 2);
+        assert_eq!(fs.readdir(&m.root, &p("/d")).unwrap().len(), 2);
+        assert_eq!(content(&fs, &m.root, "/d/f")[0], b'a');
+    }
+}
