@@ -13,7 +13,7 @@
 use super::corrupt;
 use super::inode::Home;
 use super::path::FsPath;
-use super::record::{Extent, Info, Kind, decode_extent, encode_extent};
+use super::record::{Extent, Info, Kind, decode_extent_at, encode_extent};
 use super::tree::encode;
 use super::{EDIT_BATCH_RECORDS_MAX, FILE_SIZE_MAX_BYTES, Fs, FsError, READ_SIZE_MAX_BYTES};
 use crate::db::kv::Edits;
@@ -53,14 +53,8 @@ impl<'s> Fs<'s> {
             let Some(offset) = offset else {
                 return Err(corrupt(path, "FS-2: a stray key among extents"));
             };
-            let e = decode_extent(&v).map_err(|e| corrupt(path, e))?;
-            let ext_start = offset.checked_sub(u64::from(e.length));
-            let Some(ext_start) = ext_start.filter(|_| offset <= super::FILE_SIZE_MAX_BYTES) else {
-                return Err(corrupt(
-                    path,
-                    format!("extent ending at {offset} does not fit a file"),
-                ));
-            };
+            let e = decode_extent_at(offset, &v).map_err(|e| corrupt(path, e))?;
+            let ext_start = offset - u64::from(e.length);
             if offset > size || (ext_start < prev_end && prev_end != from) {
                 return Err(corrupt(
                     path,

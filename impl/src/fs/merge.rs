@@ -230,10 +230,18 @@ impl Merge<'_, '_, '_> {
 
     /// A conflict name for `v` at `path` not yet used in the result.
     pub(super) fn free_name(&self, path: &FsPath, v: &Version) -> Result<FsPath, FsError> {
-        let values: Vec<Vec<u8>> = v.records.iter().map(|(_, r)| r.clone()).collect();
+        self.free_name_of(path, v.records.iter().map(|(_, r)| r.clone()).collect())
+    }
+
+    /// A conflict name for a version with record `values` at `path` not yet used in the result.
+    pub(super) fn free_name_of(
+        &self,
+        path: &FsPath,
+        values: Vec<Vec<u8>>,
+    ) -> Result<FsPath, FsError> {
         let mut name = conflict_name(path, &values)?;
         for i in 1..=1000u32 {
-            if self.fs.lookup(&self.result, &name)?.is_none() {
+            if self.fs.entry(&self.result, &name)?.is_none() {
                 return Ok(name);
             }
             let mut more = values.clone();

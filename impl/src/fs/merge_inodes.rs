@@ -7,7 +7,7 @@
 
 use super::diff::same_stream;
 use super::inode::{Home, inode_key};
-use super::merge::{ConflictKind, Merge, Version, conflict_name};
+use super::merge::{ConflictKind, Merge, Version};
 use super::path::FsPath;
 use super::record::{Info, Kind, decode_info, encode_link};
 use super::{Fs, FsError, corrupt};
@@ -94,7 +94,6 @@ impl Merge<'_, '_, '_> {
             edits.insert(inode_key(n, *offset), Some(v.clone()));
         }
         self.result = self.fs.apply(&self.result, edits)?;
-        self.inodes.insert(n);
         Ok(())
     }
 
@@ -108,16 +107,7 @@ impl Merge<'_, '_, '_> {
         let at = self.remapped(&first)?;
         let fresh = fs.allocate_inode(&self.result, &at)?;
         self.put_inode(fresh, y)?;
-        let values: Vec<Vec<u8>> = y.iter().map(|(_, v)| v.clone()).collect();
-        let mut copy = conflict_name(&at, &values)?;
-        for i in 1..=1000u32 {
-            if fs.entry(&self.result, &copy)?.is_none() {
-                break;
-            }
-            let mut more = values.clone();
-            more.push(i.to_be_bytes().to_vec());
-            copy = conflict_name(&at, &more)?;
-        }
+        let copy = self.free_name_of(&at, y.iter().map(|(_, v)| v.clone()).collect())?;
         let v = Version {
             info: info_of(y)?,
             link: Some((fresh, true)),
@@ -145,7 +135,6 @@ impl Merge<'_, '_, '_> {
                     })?,
                 };
                 self.put_inode(n, &records)?;
-                self.inodes.clear();
             }
         }
         Ok(())

@@ -395,7 +395,8 @@ pub fn decode_record(key: &[u8], value: &[u8]) -> Result<(FsPath, u64, Record), 
     Ok((path, offset, Record::Extent(decode_extent_at(offset, value)?)))
 }
 
-fn decode_extent_at(offset: u64, value: &[u8]) -> Result<Extent, RecordError> {
+/// Decodes an extent keyed by its end `offset`: it must fit a file (FS-4, FS-13).
+pub(crate) fn decode_extent_at(offset: u64, value: &[u8]) -> Result<Extent, RecordError> {
     let e = decode_extent(value)?;
     if offset > FILE_SIZE_MAX_BYTES || u64::from(e.length) > offset {
         return Err(field(format!("extent ending at {offset} does not fit a file")));
