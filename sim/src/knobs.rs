@@ -72,6 +72,11 @@ pub enum FaultKind {
     Partition,
     /// The network attacker (`gossip` profile).
     Attack,
+    /// Flipped bytes in record headers and packing sectors while running (header atlas).
+    Header,
+    /// One superblock copy or a free header flipped on the medium at a power cut (header
+    /// atlas).
+    Medium,
 }
 
 /// Every profile, for listing and parsing.
@@ -124,6 +129,8 @@ impl FaultKind {
             FaultKind::Dup => "dup",
             FaultKind::Partition => "partition",
             FaultKind::Attack => "attack",
+            FaultKind::Header => "header",
+            FaultKind::Medium => "medium",
         }
     }
 }
@@ -148,6 +155,8 @@ pub const FAULT_KINDS: &[FaultKind] = &[
     FaultKind::Dup,
     FaultKind::Partition,
     FaultKind::Attack,
+    FaultKind::Header,
+    FaultKind::Medium,
 ];
 
 /// The knobs of one run.
@@ -182,6 +191,12 @@ pub struct Knobs {
     pub latent_every_us: u64,
     /// Mean simulated time between payload corruptions, µs (0: none).
     pub corrupt_every_us: u64,
+    /// Mean simulated time between header faults while running (a flipped byte in a record
+    /// header or a packing sector), µs (0: none; `world/headers.rs`).
+    pub header_every_us: u64,
+    /// Chance (ppm) that a power cut also flips a byte of one superblock copy or of a free
+    /// header on the medium (`world/headers.rs`).
+    pub medium_ppm: u32,
     /// Chance (ppm) that a network message is lost.
     pub net_drop_ppm: u32,
     /// Chance (ppm) that a network message is delivered twice.
@@ -246,6 +261,8 @@ impl Knobs {
             crash_after_op_ppm: rng.range(0, 30_000) as u32,
             latent_every_us: maybe(rng, 400_000, 20_000, 300_000),
             corrupt_every_us: maybe(rng, 300_000, 10_000, 200_000),
+            header_every_us: 0,
+            medium_ppm: 0,
             net_drop_ppm: maybe(rng, 300_000, 10_000, 300_000) as u32,
             net_dup_ppm: maybe(rng, 400_000, 10_000, 200_000) as u32,
             net_delay_us_max: rng.range(10, 3_000),
@@ -295,11 +312,25 @@ impl Knobs {
             // the fault atlas the swarm (and so `cellar verify`) exercises.
             k.ssd.misdirect_ppm = maybe(rng, 500_000, 100, 5_000) as u32;
         }
+        match profile {
+            // Drawn last, so no other draw moves: the header fault atlas (issue 15).
+            Profile::Storage | Profile::Hostile | Profile::Full => {
+                k.header_every_us = maybe(rng, 200_000, 10_000, 200_000);
+                k.medium_ppm = maybe(rng, 200_000, 50_000, 500_000) as u32;
+            }
+            Profile::Swarm => {
+                k.header_every_us = maybe(rng, 500_000, 20_000, 300_000);
+                k.medium_ppm = maybe(rng, 500_000, 50_000, 300_000) as u32;
+            }
+            _ => {}
+        }
         if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
             k.latent_every_us = 0;
             k.corrupt_every_us = 0;
+            k.header_every_us = 0;
+            k.medium_ppm = 0;
         }
         for f in off {
             k.switch_off(*f);
@@ -337,6 +368,8 @@ impl Knobs {
             FaultKind::Dup => self.net_dup_ppm = 0,
             FaultKind::Partition => self.partition_every_us = 0,
             FaultKind::Attack => self.attack_every_us = 0,
+            FaultKind::Header => self.header_every_us = 0,
+            FaultKind::Medium => self.medium_ppm = 0,
         }
     }
 
@@ -356,6 +389,8 @@ impl Knobs {
             FaultKind::Dup => self.net_dup_ppm > 0 && self.networked(),
             FaultKind::Partition => self.partition_every_us > 0 && self.networked(),
             FaultKind::Attack => self.attack_every_us > 0 && self.gossip_channel,
+            FaultKind::Header => self.header_every_us > 0 && self.kv_clients > 0,
+            FaultKind::Medium => self.medium_ppm > 0 && self.crash_every_us > 0,
         }
     }
 }

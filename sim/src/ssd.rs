@@ -17,6 +17,9 @@
 //! | corruption (a payload byte flipped, repeatably) | payload bytes of a live, unpacked, uncompressed record's first sector, while running | until rewritten, trimmed, or power cycle | detected: `Corrupt{key}` (SEC-6) | that key's reads fail naming it until it is rewritten |
 //! | trim reads back stale data | freed zones | — | survived (SEC-4, SEC-14) | nothing |
 //! | misdirected write (lands on another sector of the same zone; the intended sector keeps what it physically held) | any data sector; profile `swarm` (half its runs) and `hostile` | until rewritten, or power cycle | detected (SEC-17) | a read or compaction step that met such a sector may fail naming the key (`Corrupt`, `Damaged`); never an older value, never another key's bytes |
+//! | header flip (one byte of a record header, or of any record in a packing sector) | the first sector of a key's current record, while running | until rewritten, or power cycle | detected: `Corrupt{key}` (SEC-5, SEC-6) | every key whose current record lies in that sector may fail naming itself; never wrong bytes |
+//! | superblock copy flipped on the medium | sector 0 or 1 (always the same one in a run), at a power cut | until rewritten | survived (SEC-3) | recovery exact, `superblock_copies_valid` = 1 |
+//! | free header flipped on the medium | a zone header sector holding a free header, at a power cut | until the zone is reopened | detected: `corrupt_zone_headers` names the zone; survived: no record is lost (SEC-4, SEC-14) | recovery exact; the zone reported until reused |
 //!
 //! Media faults (latent, corruption, misdirection) live in an overlay that a power cycle clears:
 //! the engine is a single copy, and §12 says a damaged record above the newest durable mark is
@@ -162,6 +165,31 @@ impl SimSsd {
         debug_assert!(mask != 0 && offset < SECTOR, "a flip changes one byte of the sector");
         if sector < self.sector_count && mask != 0 && offset < SECTOR {
             self.corrupt.insert(sector, (offset, mask));
+        }
+    }
+
+    /// What a read of `sector` would return now, media faults aside: the bytes that landed
+    /// there (an astray write included). For choosing where a fault strikes.
+    pub fn peek(&self, sector: u64) -> &[u8] {
+        match self.ghost.get(&sector) {
+            Some(g) => g,
+            None => {
+                let at = sector as usize * SECTOR;
+                &self.current[at..at + SECTOR]
+            }
+        }
+    }
+
+    /// Flips byte `offset` of `sector` by `mask` on the medium itself, durably: unlike the
+    /// overlay faults it outlives power cycles, until the sector is rewritten (the header
+    /// atlas's damage at a power cut: a superblock copy, a free header). Only between a crash
+    /// and the next open, when the cache is empty.
+    pub fn flip_on_medium(&mut self, sector: u64, offset: usize, mask: u8) {
+        debug_assert!(self.pending.is_empty(), "flips on the medium only while powered off");
+        if sector < self.sector_count && offset < SECTOR {
+            let at = sector as usize * SECTOR + offset;
+            self.durable[at] ^= mask;
+            self.current[at] ^= mask;
         }
     }
 
@@ -426,5 +454,22 @@ mod tests {
         d.flush().unwrap();
         d.crash(CrashMode::DropAll);
         assert_eq!(read(&mut d, 4).unwrap(), 5, "the truth appears at power cycle");
+    }
+
+    #[test]
+    fn flips_on_the_medium_outlive_power_cycles_until_rewritten() {
+        let mut d = SimSsd::new(8, cfg(), SimRng::new(4));
+        write(&mut d, 1, 7);
+        d.flush().unwrap();
+        d.crash(CrashMode::DropAll);
+        d.flip_on_medium(1, 0, 0x10);
+        assert_eq!(d.peek(1)[0], 7 ^ 0x10);
+        d.crash(CrashMode::DropAll);
+        assert_eq!(read(&mut d, 1).unwrap(), 7 ^ 0x10, "a power cycle does not heal the medium");
+        assert_eq!(d.fault_hits(), 0, "a flip on the medium is data, not an overlay fault");
+        write(&mut d, 1, 9);
+        d.flush().unwrap();
+        d.crash(CrashMode::DropAll);
+        assert_eq!(read(&mut d, 1).unwrap(), 9, "a rewrite replaces it");
     }
 }

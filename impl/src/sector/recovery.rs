@@ -162,6 +162,9 @@ fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), Sect
         (Ok(x), Ok(y)) if x != y => {
             return Err(SectorError::NotFormatted("the two superblock copies disagree".into()));
         }
+        (Err(e), _) | (_, Err(e)) if bugs::active("sector:superblock-needs-both-copies") => {
+            return Err(SectorError::NotFormatted(format!("a superblock copy is damaged: {e}")));
+        }
         (Ok(x), _) | (_, Ok(x)) => *x,
         (Err(e), Err(_)) => {
             return Err(SectorError::NotFormatted(format!("no valid superblock: {e}")));
@@ -197,6 +200,9 @@ fn read_zone_headers<D: BlockDevice>(
             (Ok(h), _) if h.zone == z as u32 => used.push((h.epoch, z as u32)),
             (_, Ok(h)) if h.zone == z as u32 => free_epoch_max = free_epoch_max.max(h.epoch),
             (Err(FormatError::BadMagic), _) if buf.iter().all(|b| *b == 0) => {}
+            _ if bugs::active("sector:damaged-zone-header-fails-open") => {
+                return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
+            }
             _ => report.corrupt_zone_headers.push(z as u32),
         }
     }

@@ -11,6 +11,9 @@
 //!   writer (through [`crate::volumes`]);
 //! - `faults.rs`: the fault injectors (power cuts with restart and recovery, latent errors,
 //!   corruption, partitions) and their counts;
+//! - `headers.rs`: the header fault atlas (record headers and packing sectors while running;
+//!   a superblock copy or a free header on the medium at a power cut) and what recovery must
+//!   report about it;
 //! - `gossip.rs`: the gossip nodes (through [`crate::gossip`]: ticks, client commits, message
 //!   deliveries, node crashes, link cuts);
 //! - `space.rs`: the `full` profile's fill/drain cycle and its SEC-16 checks;
@@ -27,6 +30,7 @@
 
 mod faults;
 mod gossip;
+mod headers;
 mod phases;
 mod processes;
 mod scheduler;
@@ -92,6 +96,8 @@ pub struct World<'a> {
     pub(crate) fill_drain: FillDrain,
     /// Secure channels and the attacker (`gossip` profile only).
     secure: Option<secure::Secure>,
+    /// Header damage on the medium that recovery must report.
+    medium: headers::MediumDamage,
 }
 
 /// The engine configuration every simulated engine uses.
@@ -164,6 +170,7 @@ impl<'a> World<'a> {
             draining: false,
             fill_drain: FillDrain::default(),
             secure,
+            medium: headers::MediumDamage::default(),
         };
         w.schedule_start();
         Ok(w)

@@ -38,6 +38,8 @@ pub enum Ev {
     Latent,
     /// Inject a payload corruption.
     Corrupt,
+    /// A header fault while running (`headers.rs`).
+    Header,
     /// Partition some clients.
     Partition,
     /// Heal the partition.
@@ -113,6 +115,7 @@ impl World<'_> {
             (k.crash_every_us, Ev::Crash),
             (k.latent_every_us, Ev::Latent),
             (k.corrupt_every_us, Ev::Corrupt),
+            (if k.kv_clients > 0 { k.header_every_us } else { 0 }, Ev::Header),
             (if k.cell_clients > 0 { k.partition_every_us } else { 0 }, Ev::Partition),
         ] {
             if mean > 0 && (k.kv_clients > 0 || k.cell_clients > 0) {
@@ -158,6 +161,7 @@ impl World<'_> {
             Ev::Restart => self.restart(),
             Ev::Latent => self.inject_latent(),
             Ev::Corrupt => self.inject_corrupt(),
+            Ev::Header => self.inject_header(),
             Ev::Partition => self.partition(),
             Ev::Heal => self.heal(),
             Ev::GossipTick(i) => self.gossip_tick(i),

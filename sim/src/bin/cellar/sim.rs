@@ -226,6 +226,16 @@ pub fn print_summary(s: &Summary) {
         "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
         f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
     );
+    if f.header > 0 || f.header_medium > 0 {
+        println!(
+            "  header atlas        {} record sector flips ({} in packing sectors), {} on the medium at power cuts ({} superblock copies, {} free headers)",
+            f.header,
+            f.header_packed,
+            f.header_medium,
+            f.medium_superblock,
+            f.header_medium - f.medium_superblock
+        );
+    }
     if f.full_fills > 0 || f.space_refusals > 0 {
         println!(
             "  full device         filled {} times, drained {} times, {} writes refused for space",

@@ -1,0 +1,235 @@
+//! The header fault atlas (issue 15): damage to the bytes that describe data rather than the
+//! data itself, each with the outcome `specs/sector.md` §12 promises.
+//!
+//! - **While running** (an overlay fault, like payload corruption): one byte of the first sector
+//!   of a key's current record is flipped — half the time inside a record header, otherwise
+//!   anywhere in the bytes of a record of that sector, so packing sectors (several records in
+//!   one sector, §4) are hit in their headers, payloads and padding alike. Every key whose
+//!   current record starts in that sector may now fail naming itself (SEC-5, SEC-6): a damaged
+//!   packed header hides the records after it. Never wrong bytes, never another key's error.
+//! - **At a power cut, on the medium** (survives later power cycles until rewritten): a byte of
+//!   one superblock copy — always the same copy in a run, so the other stays sound — must be
+//!   *survived*: recovery exact, and reported as one valid copy (SEC-3); or a byte of a zone's
+//!   free header: *detected* (`corrupt_zone_headers` names exactly the damaged zones until they
+//!   are reused) and *survived* (a free zone holds nothing live; SEC-4 still holds, which the
+//!   exact recovery oracle would see as a revived stale record).
+//!
+//! Not injected, because the one-copy design promises no more than "detected, data lost"
+//! (§12, §13): a flip of an in-use zone header (its records are ignored) or of a record header
+//! below the durable mark on the medium (the key may show its previous value).
+//!
+//! Faults hit only sectors whose every record belongs to a key/value client: the cell and
+//! volume oracles do not take media faults on their records.
+
+use super::{Ev, World, lock};
+use crate::knobs::ZONE_SECTOR_COUNT;
+use crate::oracle::Violation;
+use crate::ssd::SimSsd;
+use cellar::sector::format::{FLAG_PACKED, RECORD_HEADER_SIZE_BYTES, RecordHeader, ZoneHeader};
+use cellar::sector::{Key, RecoveryReport, SECTOR_SIZE_BYTES};
+use std::collections::BTreeSet;
+
+/// Bytes of a zone header that decoding reads (`specs/sector.md` §3.1).
+const ZONE_HEADER_DECODED_BYTES: u64 = 32;
+
+/// Damage the header atlas left on the medium: what recovery must report.
+#[derive(Debug, Default)]
+pub struct MediumDamage {
+    /// The superblock copy (0 or 1) flipped on the medium, if any; the same one all run.
+    superblock_copy: Option<u64>,
+    /// Zones whose free header was flipped (until the zone is reused).
+    free_headers: BTreeSet<u32>,
+}
+
+/// A record found in a sector: its offset and the bytes it covers there.
+struct Found {
+    offset: usize,
+    len: usize,
+    key: Key,
+}
+
+/// The records a read of this sector would find: one at offset 0, then more while packed.
+fn records_in(sector: &[u8]) -> Vec<Found> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off + RECORD_HEADER_SIZE_BYTES <= SECTOR_SIZE_BYTES {
+        let Ok(h) = RecordHeader::decode(&sector[off..]) else { break };
+        let len = h.footprint_bytes().min(SECTOR_SIZE_BYTES - off);
+        out.push(Found { offset: off, len, key: h.key });
+        if h.flags & FLAG_PACKED == 0 {
+            break;
+        }
+        off += h.footprint_bytes();
+    }
+    out
+}
+
+fn zone_header_sector(z: u32) -> u64 {
+    2 + u64::from(z) * ZONE_SECTOR_COUNT
+}
+
+impl World<'_> {
+    /// A flipped byte in the first sector of a key's current record, while running.
+    pub(super) fn inject_header(&mut self) -> Result<(), Violation> {
+        if self.liveness {
+            return Ok(());
+        }
+        if let Some(engine) = self.engine.clone() {
+            let mut e = lock(&engine);
+            let mut sectors: Vec<u64> = (0..self.knobs.kv_keys)
+                .filter_map(|k| e.version(k).map(|v| u64::from(v.sector())))
+                .collect();
+            sectors.sort_unstable();
+            sectors.dedup();
+            // Half the time a packing sector, when there is one: few records are packed.
+            let packed: Vec<u64> = sectors
+                .iter()
+                .copied()
+                .filter(|s| records_in(e.device_mut().peek(*s)).len() > 1)
+                .collect();
+            if self.rng.coin() && !packed.is_empty() {
+                sectors = packed;
+            }
+            if !sectors.is_empty() {
+                let sector = sectors[self.rng.below(sectors.len() as u64) as usize];
+                let records = records_in(e.device_mut().peek(sector));
+                let ours = records.iter().all(|r| r.key < self.knobs.kv_keys);
+                if ours && !records.is_empty() {
+                    let r = &records[self.rng.below(records.len() as u64) as usize];
+                    let span = if self.rng.coin() { RECORD_HEADER_SIZE_BYTES } else { r.len };
+                    let offset = r.offset + self.rng.below(span as u64) as usize;
+                    let mask = 1u8 << self.rng.below(8);
+                    e.device_mut().inject_corrupt(sector, offset, mask);
+                    let hit: Vec<Key> = (0..self.knobs.kv_keys)
+                        .filter(|k| e.version(*k).is_some_and(|v| u64::from(v.sector()) == sector))
+                        .collect();
+                    drop(e);
+                    for k in &hit {
+                        self.model.damage(*k);
+                    }
+                    self.faults.header += 1;
+                    self.faults.header_packed += u64::from(records.len() > 1);
+                    self.trace.event(
+                        self.now_us,
+                        format_args!(
+                            "FAULT header: sector {sector} byte {offset} ({} records there, \
+                             keys {hit:?} may fail)",
+                            records.len()
+                        ),
+                    );
+                }
+            }
+        }
+        let d = self.every(self.knobs.header_every_us);
+        self.at(d, Ev::Header);
+        Ok(())
+    }
+
+    /// At a power cut, with medium faults on: sometimes flips a byte of one superblock copy
+    /// or of a free header on the medium.
+    pub(super) fn damage_medium(&mut self, ssd: &mut SimSsd) {
+        if self.knobs.medium_ppm == 0 || !self.rng.chance_ppm(self.knobs.medium_ppm) {
+            return;
+        }
+        let mask = 1u8 << self.rng.below(8);
+        if self.rng.coin() {
+            let copy = match self.medium.superblock_copy {
+                Some(c) => c,
+                None => self.rng.below(2),
+            };
+            let offset = self.rng.below(SECTOR_SIZE_BYTES as u64) as usize;
+            ssd.flip_on_medium(copy, offset, mask);
+            self.medium.superblock_copy = Some(copy);
+            self.faults.header_medium += 1;
+            self.faults.medium_superblock += 1;
+            self.trace
+                .event(self.now_us, format_args!("FAULT superblock copy {copy} byte {offset}"));
+            return;
+        }
+        let free: Vec<u32> = (0..self.knobs.zone_count as u32)
+            .filter(|z| ZoneHeader::decode_free(ssd.peek(zone_header_sector(*z))).is_ok())
+            .collect();
+        if free.is_empty() {
+            return;
+        }
+        let z = free[self.rng.below(free.len() as u64) as usize];
+        let offset = self.rng.below(ZONE_HEADER_DECODED_BYTES) as usize;
+        ssd.flip_on_medium(zone_header_sector(z), offset, mask);
+        self.medium.free_headers.insert(z);
+        self.faults.header_medium += 1;
+        self.trace.event(self.now_us, format_args!("FAULT free header of zone {z} byte {offset}"));
+    }
+
+    /// Before an open: the zones whose damaged header recovery must report (a reused zone's
+    /// header was rewritten, so it is no longer damaged).
+    pub(super) fn damaged_headers(&mut self, ssd: &SimSsd) -> BTreeSet<u32> {
+        self.medium.free_headers.retain(|z| {
+            let h = ssd.peek(zone_header_sector(*z));
+            ZoneHeader::decode(h).is_err() && ZoneHeader::decode_free(h).is_err()
+        });
+        self.medium.free_headers.clone()
+    }
+
+    /// Judges what recovery reported against the damage on the medium: every damaged header
+    /// detected and named, nothing else reported, one superblock copy lost at most (SEC-3,
+    /// SEC-7, §12).
+    pub(super) fn check_report(
+        &self,
+        rep: &RecoveryReport,
+        damaged: &BTreeSet<u32>,
+    ) -> Result<(), Violation> {
+        let named: BTreeSet<u32> = rep.corrupt_zone_headers.iter().copied().collect();
+        if !rep.corrupt_sectors.is_empty() || !rep.corrupt_keys.is_empty() || named != *damaged {
+            return Err(Violation::new(
+                "SEC-7 recovery reports corruption only where durable faults were injected",
+                format!("{rep:?} (damaged free headers: {damaged:?})"),
+            ));
+        }
+        let copies = match self.medium.superblock_copy {
+            Some(_) => 1,
+            None => 2,
+        };
+        if rep.superblock_copies_valid != copies {
+            return Err(Violation::new(
+                "SEC-3 a damaged superblock copy is detected, the other suffices",
+                format!("{} valid copies reported, {copies} sound", rep.superblock_copies_valid),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_in_finds_packed_records_and_stops_at_damage() {
+        let h = |key: Key, flags: u8, payload_len: u32| RecordHeader {
+            kind: cellar::sector::format::Kind::Put,
+            flags,
+            key,
+            seq: key + 1,
+            zone_epoch: 1,
+            payload_len,
+            next: 0,
+            txn: 0,
+            value_len: payload_len,
+            payload_crc: 0,
+            durable_mark: 0,
+            sector: 9,
+        };
+        let mut s = vec![0u8; SECTOR_SIZE_BYTES];
+        let a = h(1, FLAG_PACKED, 10);
+        s[..80].copy_from_slice(&a.encode());
+        let b_at = a.footprint_bytes();
+        s[b_at..b_at + 80].copy_from_slice(&h(2, FLAG_PACKED, 0).encode());
+        let found = records_in(&s);
+        assert_eq!(
+            found.iter().map(|f| (f.offset, f.key)).collect::<Vec<_>>(),
+            [(0, 1), (b_at, 2)]
+        );
+        s[20] ^= 1;
+        assert!(records_in(&s).is_empty(), "a damaged first header hides the sector's records");
+    }
+}
