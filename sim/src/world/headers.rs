@@ -22,9 +22,8 @@
 //! volume oracles do not take media faults on their records.
 
 use super::{Ev, World, lock};
-use crate::knobs::ZONE_SECTOR_COUNT;
 use crate::oracle::Violation;
-use crate::ssd::SimSsd;
+use crate::ssd::{SimSsd, SsdConfig};
 use cellar::sector::format::{FLAG_PACKED, RECORD_HEADER_SIZE_BYTES, RecordHeader, ZoneHeader};
 use cellar::sector::{Key, RecoveryReport, SECTOR_SIZE_BYTES};
 use std::collections::BTreeSet;
@@ -64,8 +63,9 @@ fn records_in(sector: &[u8]) -> Vec<Found> {
     out
 }
 
-fn zone_header_sector(z: u32) -> u64 {
-    2 + u64::from(z) * ZONE_SECTOR_COUNT
+/// Zone `z`'s header sector, by the simulated device's own geometry (as misdirection uses it).
+fn zone_header_sector(ssd: &SsdConfig, z: u32) -> u64 {
+    ssd.zone_base_sector + u64::from(z) * ssd.zone_sector_count
 }
 
 impl World<'_> {
@@ -76,23 +76,23 @@ impl World<'_> {
         }
         if let Some(engine) = self.engine.clone() {
             let mut e = lock(&engine);
-            let mut sectors: Vec<u64> = (0..self.knobs.kv_keys)
-                .filter_map(|k| e.version(k).map(|v| u64::from(v.sector())))
+            // Each key/value key's current record: (key, first sector).
+            let located: Vec<(Key, u64)> = (0..self.knobs.kv_keys)
+                .filter_map(|k| e.version(k).map(|v| (k, u64::from(v.sector()))))
                 .collect();
+            let mut sectors: Vec<u64> = located.iter().map(|(_, s)| *s).collect();
             sectors.sort_unstable();
             sectors.dedup();
+            let mut candidates: Vec<(u64, Vec<Found>)> =
+                sectors.into_iter().map(|s| (s, records_in(e.device_mut().peek(s)))).collect();
             // Half the time a packing sector, when there is one: few records are packed.
-            let packed: Vec<u64> = sectors
-                .iter()
-                .copied()
-                .filter(|s| records_in(e.device_mut().peek(*s)).len() > 1)
-                .collect();
-            if self.rng.coin() && !packed.is_empty() {
-                sectors = packed;
+            let packed = candidates.iter().any(|(_, r)| r.len() > 1);
+            if self.rng.coin() && packed {
+                candidates.retain(|(_, r)| r.len() > 1);
             }
-            if !sectors.is_empty() {
-                let sector = sectors[self.rng.below(sectors.len() as u64) as usize];
-                let records = records_in(e.device_mut().peek(sector));
+            if !candidates.is_empty() {
+                let pick = self.rng.below(candidates.len() as u64) as usize;
+                let (sector, records) = candidates.swap_remove(pick);
                 let ours = records.iter().all(|r| r.key < self.knobs.kv_keys);
                 if ours && !records.is_empty() {
                     let r = &records[self.rng.below(records.len() as u64) as usize];
@@ -100,9 +100,8 @@ impl World<'_> {
                     let offset = r.offset + self.rng.below(span as u64) as usize;
                     let mask = 1u8 << self.rng.below(8);
                     e.device_mut().inject_corrupt(sector, offset, mask);
-                    let hit: Vec<Key> = (0..self.knobs.kv_keys)
-                        .filter(|k| e.version(*k).is_some_and(|v| u64::from(v.sector()) == sector))
-                        .collect();
+                    let hit: Vec<Key> =
+                        located.iter().filter(|(_, s)| *s == sector).map(|(k, _)| *k).collect();
                     drop(e);
                     for k in &hit {
                         self.model.damage(*k);
@@ -146,15 +145,18 @@ impl World<'_> {
                 .event(self.now_us, format_args!("FAULT superblock copy {copy} byte {offset}"));
             return;
         }
+        let geometry = self.knobs.ssd;
         let free: Vec<u32> = (0..self.knobs.zone_count as u32)
-            .filter(|z| ZoneHeader::decode_free(ssd.peek(zone_header_sector(*z))).is_ok())
+            .filter(|z| {
+                ZoneHeader::decode_free(ssd.peek(zone_header_sector(&geometry, *z))).is_ok()
+            })
             .collect();
         if free.is_empty() {
             return;
         }
         let z = free[self.rng.below(free.len() as u64) as usize];
         let offset = self.rng.below(ZONE_HEADER_DECODED_BYTES) as usize;
-        ssd.flip_on_medium(zone_header_sector(z), offset, mask);
+        ssd.flip_on_medium(zone_header_sector(&geometry, z), offset, mask);
         self.medium.free_headers.insert(z);
         self.faults.header_medium += 1;
         self.trace.event(self.now_us, format_args!("FAULT free header of zone {z} byte {offset}"));
@@ -163,8 +165,9 @@ impl World<'_> {
     /// Before an open: the zones whose damaged header recovery must report (a reused zone's
     /// header was rewritten, so it is no longer damaged).
     pub(super) fn damaged_headers(&mut self, ssd: &SimSsd) -> BTreeSet<u32> {
+        let geometry = self.knobs.ssd;
         self.medium.free_headers.retain(|z| {
-            let h = ssd.peek(zone_header_sector(*z));
+            let h = ssd.peek(zone_header_sector(&geometry, *z));
             ZoneHeader::decode(h).is_err() && ZoneHeader::decode_free(h).is_err()
         });
         self.medium.free_headers.clone()
@@ -185,10 +188,7 @@ impl World<'_> {
                 format!("{rep:?} (damaged free headers: {damaged:?})"),
             ));
         }
-        let copies = match self.medium.superblock_copy {
-            Some(_) => 1,
-            None => 2,
-        };
+        let copies = 2 - u8::from(self.medium.superblock_copy.is_some());
         if rep.superblock_copies_valid != copies {
             return Err(Violation::new(
                 "SEC-3 a damaged superblock copy is detected, the other suffices",
