@@ -35,6 +35,8 @@ pub const ALL: &[&str] = &[
     "net:no-message-deadline",
     "kv:no-run-extension",
     "kv:cache-by-cid",
+    "kv:successor-stays-in-parent",
+    "hkv:value-limit-off-by-one",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",
     "sector_proto:ack-before-group-flush",

@@ -129,7 +129,7 @@ pub fn replay_command(cfg: &RunConfig) -> String {
             .to_lowercase(),
     );
     for f in &cfg.off {
-        c.push_str(&format!(" --no-fault {f:?}").to_lowercase());
+        c.push_str(&format!(" --no-fault {}", f.name()));
     }
     if let Some(b) = &cfg.bug {
         c.push_str(&format!(" --bug {b}"));

@@ -83,6 +83,13 @@ pub struct GossipCounts {
     pub rejected: u64,
     /// Heads merged from peers.
     pub merges: u64,
+    /// The highest tree level a committed head reached (0: every tree a single leaf; depth is
+    /// level + 1).
+    pub tree_level_max: u8,
+    /// Acknowledged writes of a path or a value of exactly the largest legal size (KV-15).
+    pub limit_writes: u64,
+    /// Writes one byte past a limit, refused with a typed error and no change (KV-15).
+    pub limit_refusals: u64,
 }
 
 /// N gossip nodes with their disks and the record of acknowledged writes.
@@ -91,6 +98,8 @@ pub struct Cluster {
     disks: Vec<Disk>,
     policy: MergePolicy,
     config: GossipConfig,
+    /// The nodes' expected tree node size (0: the KV's default).
+    node_target_bytes: u64,
     seed: u64,
     /// Acknowledged writes per key, as the spec's versions.
     written: BTreeMap<String, Vec<SpecVersion>>,
@@ -173,6 +182,7 @@ impl Cluster {
             disks,
             policy,
             config,
+            node_target_bytes: 0,
             seed,
             written: BTreeMap::new(),
             secrets: BTreeSet::new(),
@@ -187,6 +197,16 @@ impl Cluster {
             }
         }
         c
+    }
+
+    /// The same fresh cluster with every node building its trees with `bytes`-sized nodes
+    /// (`Hkv::with_node_target_size`): a few dozen keys then make trees of depth 3 and more.
+    #[must_use]
+    pub fn with_node_target_size(mut self, bytes: u64) -> Self {
+        self.node_target_bytes = bytes;
+        let n = self.node_count();
+        self.nodes = (0..n).filter_map(|i| self.boot(i).ok()).collect();
+        self
     }
 
     /// The key half of every head any node has persisted.
@@ -206,7 +226,10 @@ impl Cluster {
             disk.cell.read().map_err(|e| Broken::new("gossip: the cell reads", e.to_string()))?;
         let head = head_from_cell(&bytes)
             .map_err(|e| Broken::new("gossip: the persisted head decodes", e.to_string()))?;
-        let db = Hkv::new(disk.store.clone(), GROUP_SALT, NodeId(i), self.policy, head);
+        let mut db = Hkv::new(disk.store.clone(), GROUP_SALT, NodeId(i), self.policy, head);
+        if self.node_target_bytes > 0 {
+            db = db.with_node_target_size(self.node_target_bytes);
+        }
         let peers = (0..self.node_count().max(i + 1)).filter(|p| *p != i).map(PeerId).collect();
         let entropy_seed =
             self.seed.wrapping_mul(31).wrapping_add(u64::from(i) + 1000 * self.counts.crashes);
@@ -273,7 +296,20 @@ impl Cluster {
     /// # Errors
     /// The write, the commit or the persist failed.
     pub fn client_write(&mut self, n: u32, k: u64, value: Option<&[u8]>) -> Result<String, Broken> {
-        let path = format!("/k/{k}");
+        self.client_write_path(n, &format!("/k/{k}"), value)
+    }
+
+    /// Like [`Cluster::client_write`] at any legal `path`.
+    ///
+    /// # Errors
+    /// The write, the commit or the persist failed.
+    pub fn client_write_path(
+        &mut self,
+        n: u32,
+        path: &str,
+        value: Option<&[u8]>,
+    ) -> Result<String, Broken> {
+        let path = path.to_owned();
         let n = n as usize;
         // Through the node's key/value service, as a `cellar kv` client over TCP would.
         let write = match value {
@@ -302,7 +338,64 @@ impl Cluster {
             clock: spec_clock(&v.clock),
         };
         self.written.entry(path.clone()).or_default().push(version);
-        Ok(format!("node {n} commits {path} = {value:?}"))
+        self.note_tree_level(n)?;
+        let shown: String = path.chars().take(40).collect();
+        let value = value
+            .map(|v| if v.len() > 16 { format!("{} bytes", v.len()) } else { format!("{v:?}") });
+        Ok(format!("node {n} commits {shown} = {value:?}"))
+    }
+
+    /// Records the level of node `n`'s committed tree.
+    fn note_tree_level(&mut self, n: usize) -> Result<(), Broken> {
+        let db = self.nodes[n].db();
+        let read = |e: cellar::db::hkv::HkvError| {
+            Broken::new("gossip: committed trees read back", e.to_string())
+        };
+        if let Some(root) = db.head_root().map_err(read)? {
+            let level = db.kv().read_node(&root).map_err(|e| read(e.into()))?.level;
+            self.counts.tree_level_max = self.counts.tree_level_max.max(level);
+        }
+        Ok(())
+    }
+
+    /// A client of node `n` writes past a size limit (KV-15): the service must refuse it with
+    /// a typed error and the node must be unchanged (nothing uncommitted, the same head).
+    /// `at_limit` is a write of exactly the limit that was acknowledged just before, if any.
+    ///
+    /// # Errors
+    /// The write was accepted, or it changed the node.
+    pub fn client_write_refused(
+        &mut self,
+        n: u32,
+        path: &str,
+        value: &[u8],
+    ) -> Result<String, Broken> {
+        const RULE: &str = "KV-15 a path or value past its limit is refused with a typed error and changes nothing";
+        let node = &mut self.nodes[n as usize];
+        let (head, uncommitted) = (node.db().head(), node.db().uncommitted());
+        let answer = answer(node, KvRequest::Set(path.to_owned(), value.to_vec()));
+        let KvResponse::Error(e) = answer else {
+            return Err(Broken::new(
+                RULE,
+                format!(
+                    "node {n}: a {}-byte path with a {}-byte value got {answer:?}",
+                    path.len(),
+                    value.len()
+                ),
+            ));
+        };
+        if node.db().head() != head || node.db().uncommitted() != uncommitted {
+            return Err(Broken::new(
+                RULE,
+                format!("node {n}: the refused write changed the node ({e})"),
+            ));
+        }
+        self.counts.limit_refusals += 1;
+        Ok(format!(
+            "node {n} refuses a {}-byte path with a {}-byte value: {e}",
+            path.len(),
+            value.len()
+        ))
     }
 
     /// Node `n` crashes and restarts from its disk: uncommitted writes and in-flight fetches

@@ -77,6 +77,12 @@ pub enum FaultKind {
     /// One superblock copy or a free header flipped on the medium at a power cut (header
     /// atlas).
     Medium,
+    /// A workload stress, not a fault: the gossip nodes build their trees with small nodes and
+    /// write more keys, so trees reach depth 3 and more and edits rewrite interior nodes.
+    DeepTrees,
+    /// A workload stress, not a fault: gossip clients also write a path and a value of exactly
+    /// the largest legal size (KV-15), and one byte past each (a typed refusal, no change).
+    Limits,
 }
 
 /// Every profile, for listing and parsing.
@@ -131,6 +137,8 @@ impl FaultKind {
             FaultKind::Attack => "attack",
             FaultKind::Header => "header",
             FaultKind::Medium => "medium",
+            FaultKind::DeepTrees => "deep-trees",
+            FaultKind::Limits => "limits",
         }
     }
 }
@@ -157,6 +165,8 @@ pub const FAULT_KINDS: &[FaultKind] = &[
     FaultKind::Attack,
     FaultKind::Header,
     FaultKind::Medium,
+    FaultKind::DeepTrees,
+    FaultKind::Limits,
 ];
 
 /// The knobs of one run.
@@ -213,6 +223,14 @@ pub struct Knobs {
     pub gossip_keys: u64,
     /// Mean simulated time between a gossip node's client writes, µs.
     pub gossip_write_every_us: u64,
+    /// Expected tree node size of the gossip nodes' KV, bytes (0: the default,
+    /// `NODE_TARGET_SIZE_BYTES`; small with the `deep-trees` stress).
+    pub gossip_node_target_bytes: u64,
+    /// Keys the gossip clients write beyond `gossip_keys` (the `deep-trees` stress).
+    pub gossip_deep_keys: u64,
+    /// Chance (ppm) that a gossip client write is at or one past a size limit (the `limits`
+    /// stress).
+    pub gossip_limit_ppm: u32,
     /// Gossip messages travel over secure channels (`gossip` profile only; elsewhere the
     /// gossip nodes exchange plain messages, so those profiles' runs are unchanged).
     pub gossip_channel: bool,
@@ -280,6 +298,9 @@ impl Knobs {
             gossip_keep_both: false,
             gossip_keys: 0,
             gossip_write_every_us: 0,
+            gossip_node_target_bytes: 0,
+            gossip_deep_keys: 0,
+            gossip_limit_ppm: 0,
             zone_count: ZONE_COUNT,
             fill_drain: false,
             gossip_channel: false,
@@ -324,6 +345,11 @@ impl Knobs {
             }
             _ => {}
         }
+        if gossip && matches!(profile, Profile::Gossip | Profile::Swarm) {
+            // Drawn last, so no other draw moves:
+            // the workload stresses of issue 15 (trees of depth ≥ 3, size limits).
+            k.draw_gossip_stresses(rng, profile);
+        }
         if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
@@ -336,6 +362,22 @@ impl Knobs {
             k.switch_off(*f);
         }
         k
+    }
+
+    /// The gossip workload stresses: in the `gossip` profile three runs in four build deep
+    /// trees and half the runs write at the size limits; in the swarm, a quarter each. A node
+    /// target of 96–320 bytes holds two to five entries (a key state is about 60 bytes, a child
+    /// entry about 80), so 40–120 keys make trees of depth 3 to 6.
+    fn draw_gossip_stresses(&mut self, rng: &mut SimRng, profile: Profile) {
+        let (deep_ppm, limits_ppm) =
+            if profile == Profile::Gossip { (750_000, 500_000) } else { (250_000, 250_000) };
+        if rng.chance_ppm(deep_ppm) {
+            self.gossip_node_target_bytes = rng.range(96, 320);
+            self.gossip_deep_keys = rng.range(40, 120);
+        }
+        if rng.chance_ppm(limits_ppm) {
+            self.gossip_limit_ppm = rng.range(30_000, 150_000) as u32;
+        }
     }
 
     /// The `full` profile's own draws (after every other draw, so the other profiles' seeds
@@ -370,6 +412,11 @@ impl Knobs {
             FaultKind::Attack => self.attack_every_us = 0,
             FaultKind::Header => self.header_every_us = 0,
             FaultKind::Medium => self.medium_ppm = 0,
+            FaultKind::DeepTrees => {
+                self.gossip_node_target_bytes = 0;
+                self.gossip_deep_keys = 0;
+            }
+            FaultKind::Limits => self.gossip_limit_ppm = 0,
         }
     }
 
@@ -391,6 +438,8 @@ impl Knobs {
             FaultKind::Attack => self.attack_every_us > 0 && self.gossip_channel,
             FaultKind::Header => self.header_every_us > 0 && self.kv_clients > 0,
             FaultKind::Medium => self.medium_ppm > 0 && self.crash_every_us > 0,
+            FaultKind::DeepTrees => self.gossip_node_target_bytes > 0 && self.gossip_nodes > 0,
+            FaultKind::Limits => self.gossip_limit_ppm > 0 && self.gossip_nodes > 0,
         }
     }
 }

@@ -12,7 +12,7 @@
 //! Never: accept a malformed path or an oversized value (typed errors), or let an uncommitted
 //! write survive `rollback`.
 
-use crate::db::kv::{Edits, Kv, KvError, NodeCache};
+use crate::db::kv::{Edits, Kv, KvError, NODE_TARGET_SIZE_BYTES, NodeCache};
 use crate::db::merge::{self, KeyState, MergeError, MergeOutcome, MergePolicy, NodeId, Value};
 use crate::db::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::refs::Ref;
@@ -95,6 +95,9 @@ pub struct Hkv {
     working: BTreeMap<Vec<u8>, KeyState>,
     /// Decoded tree nodes (KV-18), shared by every read and edit of this KV.
     cache: Arc<NodeCache>,
+    /// The tree's expected node size (KV-3); [`NODE_TARGET_SIZE_BYTES`] unless
+    /// [`Hkv::with_node_target_size`] says otherwise.
+    node_target_size_bytes: u64,
 }
 
 impl std::fmt::Debug for Hkv {
@@ -117,12 +120,33 @@ impl Hkv {
         head: Option<Ref>,
     ) -> Self {
         let cache = Arc::new(NodeCache::default());
-        Self { store, salt, node, policy, head, working: BTreeMap::new(), cache }
+        let node_target_size_bytes = NODE_TARGET_SIZE_BYTES;
+        Self {
+            store,
+            salt,
+            node,
+            policy,
+            head,
+            working: BTreeMap::new(),
+            cache,
+            node_target_size_bytes,
+        }
+    }
+
+    /// The same KV building its trees with another expected node size (KV-3). Every node that
+    /// shares a tree must use the same size: equal contents give equal roots only then (KV-4).
+    /// This exists so a handful of keys grows a deep tree: the simulator's gossip clusters use
+    /// it to run the code that edits interior nodes.
+    #[must_use]
+    pub fn with_node_target_size(mut self, node_target_size_bytes: u64) -> Self {
+        self.node_target_size_bytes = node_target_size_bytes;
+        self
     }
 
     /// Tree access in this KV's store and salt.
     pub fn kv(&self) -> Kv<'_> {
-        Kv::new(self.store.as_ref(), self.salt).with_cache(&self.cache)
+        Kv::with_node_target_size(self.store.as_ref(), self.salt, self.node_target_size_bytes)
+            .with_cache(&self.cache)
     }
 
     /// The store.
@@ -189,7 +213,10 @@ impl Hkv {
 
     /// Sets `path` to `value` (uncommitted until [`Hkv::commit`]; KV-16, a GOS-1 write).
     pub fn set(&mut self, path: &str, value: &[u8]) -> Result<(), HkvError> {
-        if value.len() > VALUE_SIZE_MAX_BYTES {
+        // Planted bug hkv:value-limit-off-by-one: the largest legal value is refused too.
+        let at_limit_refused = crate::bugs::active("hkv:value-limit-off-by-one")
+            && value.len() == VALUE_SIZE_MAX_BYTES;
+        if value.len() > VALUE_SIZE_MAX_BYTES || at_limit_refused {
             return Err(HkvError::ValueTooLarge { size_bytes: value.len() });
         }
         self.write(path, Some(value.to_vec()))

@@ -54,6 +54,13 @@ pub struct FaultCounts {
     pub gossip_writes: u64,
     /// Gossip messages delivered.
     pub gossip_delivered: u64,
+    /// The highest level of a committed gossip tree (depth − 1); over a campaign, the highest
+    /// of any run (the `deep-trees` stress).
+    pub gossip_tree_level_max: u64,
+    /// Acknowledged writes of exactly the largest legal path or value (the `limits` stress).
+    pub limit_writes: u64,
+    /// Writes one byte past a limit, refused with a typed error (the `limits` stress).
+    pub limit_refusals: u64,
     /// `full` profile: times the device was filled until writes were refused.
     pub full_fills: u64,
     /// `full` profile: times it was drained to no key.
@@ -90,6 +97,9 @@ impl FaultCounts {
         self.gossip_rejected += o.gossip_rejected;
         self.gossip_writes += o.gossip_writes;
         self.gossip_delivered += o.gossip_delivered;
+        self.gossip_tree_level_max = self.gossip_tree_level_max.max(o.gossip_tree_level_max);
+        self.limit_writes += o.limit_writes;
+        self.limit_refusals += o.limit_refusals;
         self.full_fills += o.full_fills;
         self.full_drains += o.full_drains;
         self.space_refusals += o.space_refusals;

@@ -7,6 +7,7 @@ use super::{Ev, World};
 use crate::gossip::{Broken, Packet};
 use crate::oracle::Violation;
 use cellar::db::gossip::GossipConfig;
+use cellar::db::hkv::{PATH_SIZE_MAX_BYTES, VALUE_SIZE_MAX_BYTES};
 
 /// Time between a gossip node's ticks, at most, µs.
 pub const GOSSIP_TICK_US_MAX: u64 = 5_000;
@@ -80,10 +81,17 @@ impl World<'_> {
         if self.liveness {
             return Ok(());
         }
-        let Some(g) = self.gossip.as_mut() else { return Ok(()) };
-        let k = self.rng.below(self.knobs.gossip_keys);
-        let value = (self.rng.below(5) != 0).then(|| self.rng.below(4).to_le_bytes());
-        let line = g.client_write(i, k, value.as_ref().map(|v| v.as_slice()));
+        if self.gossip.is_none() {
+            return Ok(());
+        }
+        let line = if self.rng.chance_ppm(self.knobs.gossip_limit_ppm) {
+            self.gossip_limit_write(i)
+        } else {
+            let k = self.rng.below(self.knobs.gossip_keys + self.knobs.gossip_deep_keys);
+            let value = (self.rng.below(5) != 0).then(|| self.rng.below(4).to_le_bytes());
+            let Some(g) = self.gossip.as_mut() else { return Ok(()) };
+            g.client_write(i, k, value.as_ref().map(|v| v.as_slice()))
+        };
         self.ops += 1;
         match &line {
             Ok(l) => self.trace.event(self.now_us, format_args!("gossip {l}")),
@@ -93,6 +101,36 @@ impl World<'_> {
         let d = self.every(self.knobs.gossip_write_every_us);
         self.at(d, Ev::GossipWrite(i));
         Ok(())
+    }
+
+    /// The `limits` stress (KV-15): a path of exactly [`PATH_SIZE_MAX_BYTES`] or a value of
+    /// exactly [`VALUE_SIZE_MAX_BYTES`], acknowledged like any write, or one byte past either,
+    /// refused with a typed error and no change to the node.
+    fn gossip_limit_write(&mut self, i: u32) -> Result<String, Broken> {
+        let k = self.rng.below(2);
+        let past = usize::from(self.rng.coin());
+        let fill = self.rng.below(256) as u8;
+        let long_path = self.rng.coin();
+        let (path, value) = if long_path {
+            // `/m/K/xxx…`: its own key space, so no other key is a prefix of it.
+            let mut path = format!("/m/{k}/");
+            path.extend(std::iter::repeat_n('x', PATH_SIZE_MAX_BYTES + past - path.len()));
+            (path, vec![fill; 4])
+        } else {
+            (format!("/k/{k}"), vec![fill; VALUE_SIZE_MAX_BYTES + past])
+        };
+        let Some(g) = self.gossip.as_mut() else {
+            return Err(Broken { rule: "simulator", detail: "no gossip cluster".into() });
+        };
+        if past == 1 {
+            return g.client_write_refused(i, &path, &value);
+        }
+        let line = g.client_write_path(i, &path, Some(&value)).map_err(|b| Broken {
+            rule: "KV-15 a path or a value of exactly its limit is accepted",
+            detail: format!("{}: {}", b.rule, b.detail),
+        })?;
+        g.counts.limit_writes += 1;
+        Ok(line)
     }
 
     /// A random node crashes and restarts from its disk.

@@ -137,7 +137,11 @@ impl<'a> World<'a> {
             } else {
                 MergePolicy::LastWriteWins
             };
-            Cluster::new(knobs.gossip_nodes, policy, GOSSIP_CONFIG, rng.next_u64())
+            let c = Cluster::new(knobs.gossip_nodes, policy, GOSSIP_CONFIG, rng.next_u64());
+            match knobs.gossip_node_target_bytes {
+                0 => c,
+                bytes => c.with_node_target_size(bytes),
+            }
         });
         // Drawn only when channels are on, so other profiles' draws do not move.
         let secure = match &gossip {

@@ -179,7 +179,15 @@ impl Kv<'_> {
             let i = node.entries.partition_point(|e| e.key.as_slice() <= key);
             return node.entries.get(i).map(|e| Ok((e.key.clone(), child_ref(e)?))).transpose();
         }
-        for e in &node.entries[child_index(&node.entries, key)..] {
+        // Planted bug kv:successor-stays-in-parent: only the child holding `key` is searched,
+        // so a run never extends across a parent's boundary (seen only in trees of depth ≥ 3).
+        let from = child_index(&node.entries, key);
+        let to = if crate::bugs::active("kv:successor-stays-in-parent") {
+            from + 1
+        } else {
+            node.entries.len()
+        };
+        for e in node.entries.get(from..to).unwrap_or_default() {
             let (_, child) = self.read_child(node.level, e)?;
             if let Some(found) = self.successor(&child, level, key)? {
                 return Ok(Some(found));

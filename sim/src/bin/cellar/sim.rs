@@ -40,8 +40,9 @@ pub struct SimArgs {
     /// Print every event of the run (with `--seed`).
     #[arg(long)]
     pub trace: bool,
-    /// Switch a fault kind off (repeatable; crash, latent, corrupt, misdirect, drop, dup,
-    /// partition); the minimizer prints these.
+    /// Switch a fault kind or a workload stress off (repeatable; crash, latent, corrupt,
+    /// misdirect, drop, dup, partition, attack, header, medium, deep-trees, limits); the
+    /// minimizer prints these.
     #[arg(long = "no-fault", value_parser = parse_fault)]
     pub no_fault: Vec<FaultKind>,
     /// Where a failing run's full trace is written.
@@ -226,6 +227,14 @@ pub fn print_summary(s: &Summary) {
         "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
         f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
     );
+    if f.gossip_tree_level_max > 0 || f.limit_writes > 0 || f.limit_refusals > 0 {
+        println!(
+            "  stresses            deepest gossip tree {} levels; {} writes at a size limit, {} one past it refused",
+            f.gossip_tree_level_max + 1,
+            f.limit_writes,
+            f.limit_refusals
+        );
+    }
     if f.header > 0 || f.header_medium > 0 {
         println!(
             "  header atlas        {} record sector flips ({} in packing sectors), {} on the medium at power cuts ({} superblock copies, {} free headers)",
