@@ -28,6 +28,7 @@ pub const ALL: &[&str] = &[
     "sector:header-crc-unchecked",
     "sector:superblock-needs-both-copies",
     "sector:damaged-zone-header-fails-open",
+    "sector:value-limit-off-by-one",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

@@ -231,6 +231,9 @@ pub struct Knobs {
     /// Chance (ppm) that a gossip client write is at or one past a size limit (the `limits`
     /// stress).
     pub gossip_limit_ppm: u32,
+    /// Chance (ppm) that a key/value client's write is of exactly the engine's largest value
+    /// or one byte past it (the `limits` stress).
+    pub kv_limit_ppm: u32,
     /// Gossip messages travel over secure channels (`gossip` profile only; elsewhere the
     /// gossip nodes exchange plain messages, so those profiles' runs are unchanged).
     pub gossip_channel: bool,
@@ -301,6 +304,7 @@ impl Knobs {
             gossip_node_target_bytes: 0,
             gossip_deep_keys: 0,
             gossip_limit_ppm: 0,
+            kv_limit_ppm: 0,
             zone_count: ZONE_COUNT,
             fill_drain: false,
             gossip_channel: false,
@@ -350,6 +354,13 @@ impl Knobs {
             // the workload stresses of issue 15 (trees of depth ≥ 3, size limits).
             k.draw_gossip_stresses(rng, profile);
         }
+        if kv && matches!(profile, Profile::Storage | Profile::Swarm) {
+            // Drawn last, so no other draw moves: the key/value clients' `limits` stress.
+            let on_ppm = if profile == Profile::Storage { 500_000 } else { 250_000 };
+            if rng.chance_ppm(on_ppm) {
+                k.kv_limit_ppm_draw(rng);
+            }
+        }
         if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
@@ -378,6 +389,12 @@ impl Knobs {
         if rng.chance_ppm(limits_ppm) {
             self.gossip_limit_ppm = rng.range(30_000, 150_000) as u32;
         }
+    }
+
+    /// How often the key/value clients write at the value limit: 2–8 % of writes, each of a
+    /// whole zone, so compaction has to move them too.
+    fn kv_limit_ppm_draw(&mut self, rng: &mut SimRng) {
+        self.kv_limit_ppm = rng.range(20_000, 80_000) as u32;
     }
 
     /// The `full` profile's own draws (after every other draw, so the other profiles' seeds
@@ -416,7 +433,10 @@ impl Knobs {
                 self.gossip_node_target_bytes = 0;
                 self.gossip_deep_keys = 0;
             }
-            FaultKind::Limits => self.gossip_limit_ppm = 0,
+            FaultKind::Limits => {
+                self.gossip_limit_ppm = 0;
+                self.kv_limit_ppm = 0;
+            }
         }
     }
 
@@ -439,7 +459,10 @@ impl Knobs {
             FaultKind::Header => self.header_every_us > 0 && self.kv_clients > 0,
             FaultKind::Medium => self.medium_ppm > 0 && self.crash_every_us > 0,
             FaultKind::DeepTrees => self.gossip_node_target_bytes > 0 && self.gossip_nodes > 0,
-            FaultKind::Limits => self.gossip_limit_ppm > 0 && self.gossip_nodes > 0,
+            FaultKind::Limits => {
+                (self.gossip_limit_ppm > 0 && self.gossip_nodes > 0)
+                    || (self.kv_limit_ppm > 0 && self.kv_clients > 0)
+            }
         }
     }
 }

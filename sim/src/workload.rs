@@ -63,6 +63,9 @@ pub struct KvCtx<'a> {
     pub value_bytes_max: u64,
     /// Chance (ppm) a write carries `flush`.
     pub flush_ppm: u32,
+    /// Chance (ppm) a write is of exactly the largest value or one byte past it (the
+    /// `limits` stress).
+    pub limit_ppm: u32,
     /// A fresh write id.
     pub uid: u64,
     /// Which operations to draw.
@@ -78,6 +81,10 @@ pub struct KvTally {
     pub refused: u64,
     /// Values stored (writes, appends, CASes with a Put member).
     pub stored: u64,
+    /// Writes of exactly the largest value the engine takes, acknowledged (`limits`).
+    pub at_limit: u64,
+    /// Writes one byte past it, refused with `TooLarge` (`limits`).
+    pub past_limit: u64,
 }
 
 impl KvCtx<'_> {
@@ -132,8 +139,36 @@ impl KvCtx<'_> {
     }
 
     fn write(&mut self, k: Key) -> Result<String, Violation> {
+        // No draw when the stress is off: the old simulator's runs are unchanged.
+        if self.limit_ppm > 0 && self.rng.chance_ppm(self.limit_ppm) {
+            return self.write_at_limit(k);
+        }
         let len = self.len(self.value_bytes_max);
         self.write_len(k, len)
+    }
+
+    /// The `limits` stress: a value of exactly `value_size_max_bytes` (an ordinary write: it
+    /// is acknowledged unless the device is full) or one byte past it, which must be refused
+    /// with `TooLarge` and leave the key as it was (nothing is written, so the model is not told).
+    fn write_at_limit(&mut self, k: Key) -> Result<String, Violation> {
+        let max = self.engine.value_size_max_bytes();
+        if self.rng.coin() {
+            let stored = self.tally.stored;
+            let line = self.write_len(k, max)?;
+            self.tally.at_limit += self.tally.stored - stored;
+            return Ok(line);
+        }
+        let v = value(self.uid, max + 1);
+        match self.engine.write(k, &v, WriteOptions::default()) {
+            Err(SectorError::TooLarge { .. }) => {
+                self.tally.past_limit += 1;
+                Ok(format!("kv write {k} of {} bytes: too large", v.len()))
+            }
+            other => Err(Violation::new(
+                "values over value_size_max_bytes are refused with TooLarge",
+                format!("write {k} of {} bytes (max {max}): {other:?}", v.len()),
+            )),
+        }
     }
 
     fn write_len(&mut self, k: Key, len: usize) -> Result<String, Violation> {

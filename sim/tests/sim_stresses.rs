@@ -66,3 +66,26 @@ fn each_stress_catches_a_bug_the_old_simulator_missed() {
         );
     }
 }
+
+/// The key/value clients' `limits` stress in the `storage` profile: a value of exactly the
+/// engine's largest (a whole zone's worth) is acknowledged and judged like any write, one byte
+/// more is refused with `TooLarge`; a limit check that refuses the largest value is found, and
+/// missed without the stress.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn the_engine_value_limit_is_hit_at_and_one_past() {
+    let bug = "sector:value-limit-off-by-one";
+    let (summary, failed) = common::campaign(&common::config(Profile::Storage, &[], None), 10);
+    assert!(failed.is_none(), "{:?}", failed.and_then(|f| f.failure));
+    let f = summary.faults;
+    assert!(f.limit_writes > 5 && f.limit_refusals > 5, "limits: {f:?}");
+    let (_, failed) = common::campaign(&common::config(Profile::Storage, &[], Some(bug)), 40);
+    let seed = failed.unwrap_or_else(|| panic!("{bug}: 40 seeds find it")).seed;
+    let old = common::config(Profile::Storage, &[FaultKind::Limits], Some(bug));
+    let (_, missed) = run_seeds(&old, 0..seed + 1, false, &mut |_, _| {});
+    assert!(
+        missed.is_none(),
+        "{bug}: missed without the stress: {:?}",
+        missed.and_then(|f| f.failure)
+    );
+}

@@ -73,7 +73,10 @@ impl<D: BlockDevice> Engine<D> {
     ) -> Result<Version, SectorError> {
         self.check_expect(key, opts.expected)?;
         let max = self.value_size_max_bytes();
-        if value.len() > max {
+        // Planted bug sector:value-limit-off-by-one: the largest legal value is refused too.
+        let at_limit_refused =
+            crate::bugs::active("sector:value-limit-off-by-one") && value.len() == max;
+        if value.len() > max || at_limit_refused {
             return Err(SectorError::TooLarge {
                 what: "value",
                 size: value.len() as u64,

@@ -84,7 +84,9 @@ impl World<'_> {
         if self.gossip.is_none() {
             return Ok(());
         }
-        let line = if self.rng.chance_ppm(self.knobs.gossip_limit_ppm) {
+        // No draw when the stress is off: the old simulator's runs are unchanged.
+        let limits = self.knobs.gossip_limit_ppm > 0;
+        let line = if limits && self.rng.chance_ppm(self.knobs.gossip_limit_ppm) {
             self.gossip_limit_write(i)
         } else {
             let k = self.rng.below(self.knobs.gossip_keys + self.knobs.gossip_deep_keys);

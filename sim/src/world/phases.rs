@@ -91,8 +91,8 @@ impl World<'_> {
             self.faults.gossip_writes = g.counts.writes;
             self.faults.gossip_delivered = g.counts.delivered;
             self.faults.gossip_tree_level_max = u64::from(g.counts.tree_level_max);
-            self.faults.limit_writes = g.counts.limit_writes;
-            self.faults.limit_refusals = g.counts.limit_refusals;
+            self.faults.limit_writes += g.counts.limit_writes;
+            self.faults.limit_refusals += g.counts.limit_refusals;
         }
         self.faults.full_fills = self.fill_drain.fills;
         self.faults.full_drains = self.fill_drain.drains;

@@ -72,6 +72,7 @@ impl World<'_> {
             keys: self.knobs.kv_keys,
             value_bytes_max: self.knobs.value_bytes_max,
             flush_ppm: self.knobs.write_flush_ppm,
+            limit_ppm: self.knobs.kv_limit_ppm,
             uid,
             mode,
             tally: &mut tally,

@@ -60,6 +60,8 @@ impl World<'_> {
     /// After a key/value operation (what it did: `tally`), switches between filling and
     /// draining, and judges whether writes come back after a drain.
     pub(super) fn after_kv(&mut self, tally: KvTally) -> Result<(), Violation> {
+        self.faults.limit_writes += tally.at_limit;
+        self.faults.limit_refusals += tally.past_limit;
         if !self.knobs.fill_drain {
             return Ok(());
         }

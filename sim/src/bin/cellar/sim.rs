@@ -230,7 +230,7 @@ pub fn print_summary(s: &Summary) {
     if f.gossip_tree_level_max > 0 || f.limit_writes > 0 || f.limit_refusals > 0 {
         println!(
             "  stresses            deepest gossip tree {} levels; {} writes at a size limit, {} one past it refused",
-            f.gossip_tree_level_max + 1,
+            if f.gossip_writes > 0 { f.gossip_tree_level_max + 1 } else { 0 },
             f.limit_writes,
             f.limit_refusals
         );
