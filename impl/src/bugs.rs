@@ -9,6 +9,7 @@
 /// Every bug name this crate knows. Planting an unknown name is refused.
 pub const ALL: &[&str] = &[
     "volume:no-mode-exclusion",
+    "volume:cleanup-holds-late",
     "store:dir-skip-verify",
     "store:deferred-named-early",
     "refs:skip-cid-check",

@@ -65,6 +65,15 @@ fn volumes() -> (Volume, Volume) {
     (src, dst)
 }
 
+/// Like [`volumes`], but the destination already holds the source's blob, unreachable (a
+/// sync that copied it and then died): the next sync publishes without copying anything, and
+/// until then the blob is garbage a cleanup may plan to delete.
+fn volumes_with_the_blob_already_there() -> (Volume, Volume) {
+    let (src, dst) = volumes();
+    dst.store.post(b"the new blob, only in the source").unwrap();
+    (src, dst)
+}
+
 /// A sync that publishes the source's value.
 fn take_src(src: &[u8], _dst: &[u8]) -> Option<Vec<u8>> {
     Some(src.to_vec())
@@ -86,8 +95,8 @@ fn allowed<T>(r: Result<T, VolumeError>) {
 
 /// One sync and one cleanup on the destination, stepped so that every lock between their
 /// steps is an interleaving point; then VOL-1 on the result.
-fn sync_against_cleanup() {
-    let (src, dst) = volumes();
+fn sync_against_cleanup(setup: fn() -> (Volume, Volume)) {
+    let (src, dst) = setup();
     let (src, dst) = (Arc::new(src), Arc::new(dst));
     let syncer = {
         let (src, dst) = (Arc::clone(&src), Arc::clone(&dst));
@@ -104,7 +113,14 @@ fn sync_against_cleanup() {
 
 #[test]
 fn a_sync_and_a_cleanup_never_break_vol1() {
-    model(sync_against_cleanup);
+    model(|| sync_against_cleanup(volumes));
+}
+
+/// The blob the sync will publish is garbage in the destination when the cleanup plans: only
+/// Contract, taken before the plan and held to the last delete, keeps it (VOL-5).
+#[test]
+fn a_cleanup_never_deletes_garbage_a_sync_then_publishes() {
+    model(|| sync_against_cleanup(volumes_with_the_blob_already_there));
 }
 
 /// Two syncers (may overlap each other) and one cleaner; each job is begun, then stepped one
@@ -164,10 +180,32 @@ fn planted_no_mode_exclusion_is_caught() {
     let result = std::panic::catch_unwind(|| {
         model(|| {
             let _bug = cellar::bugs::plant("volume:no-mode-exclusion").unwrap();
-            sync_against_cleanup();
+            sync_against_cleanup(volumes);
         });
     });
     let err = result.expect_err("loom must find the VOL-1 violation without mode exclusion");
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    assert!(msg.contains("VOL-1"), "caught, but for another reason: {msg}");
+}
+
+/// The checker must be seen to fail on the split too: a cleanup that reads and plans before it
+/// takes Contract (planted `volume:cleanup-holds-late`) plans to delete the blob already there;
+/// loom finds the sync beginning, publishing and ending in that window, and the cleanup then
+/// deleting a blob the new value reaches.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn planted_cleanup_holds_late_is_caught() {
+    let result = std::panic::catch_unwind(|| {
+        model(|| {
+            let _bug = cellar::bugs::plant("volume:cleanup-holds-late").unwrap();
+            sync_against_cleanup(volumes_with_the_blob_already_there);
+        });
+    });
+    let err = result.expect_err("loom must find the VOL-1 violation of a late Contract");
     let msg = err
         .downcast_ref::<String>()
         .map(String::as_str)

@@ -10,8 +10,8 @@ use cellar::Hash;
 use cellar::storage::cell::{Cell, MemCell};
 use cellar::storage::store::{MemStore, Store, list_all};
 use cellar::storage::volume::{
-    CleanupJob, HashList, Mode, SyncJob, SyncOutcome, SyncStep, Volume, VolumeError, check_vol1,
-    cleanup, sync,
+    CleanupJob, CleanupStep, HashList, Mode, SyncJob, SyncOutcome, SyncStep, Volume, VolumeError,
+    check_vol1, cleanup, sync,
 };
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -129,6 +129,7 @@ fn interleave_sync_and_cleanup() -> (Result<(), VolumeError>, Volume) {
     let (src, dst) = (mem_volume(), mem_volume());
     publish(&src, &[b"x".to_vec(), b"y".to_vec()]);
     let mut job = SyncJob::begin(&src, &dst, Some(&HashList), &take_src).unwrap();
+    assert_eq!(job.step().unwrap(), SyncStep::Planned { blobs: 2 });
     assert!(matches!(job.step().unwrap(), SyncStep::Copied(_)));
     assert!(matches!(job.step().unwrap(), SyncStep::Copied(_)));
     assert!(matches!(job.step().unwrap(), SyncStep::Verified));
@@ -191,4 +192,23 @@ proptest! {
         let left: BTreeSet<Hash> = list_all(vol.store.as_ref()).unwrap().into_iter().collect();
         prop_assert_eq!(left, kept);
     }
+}
+
+/// §5: `begin` takes Contract and reads nothing; the first step reads the value and plans. A
+/// value published between the two is the one the plan keeps (the job is stepped by hand here
+/// the way a scheduler may interleave it; while Contract is held no sync can publish, so the
+/// publish goes through the cell directly).
+#[test]
+fn a_cleanup_plans_from_the_value_it_reads_at_its_first_step_vol5() {
+    let vol = mem_volume();
+    let blobs = [b"kept".to_vec(), b"dropped".to_vec()];
+    let hashes = publish(&vol, &blobs[..1]);
+    let dropped = vol.store.post(&blobs[1]).unwrap();
+    let mut job = CleanupJob::begin(&vol, &HashList).unwrap();
+    assert_eq!(job.blobs_remaining(), 0, "nothing is planned at begin");
+    let both = HashList::encode(&[hashes[0], dropped]);
+    vol.cell.cas(&HashList::encode(&hashes), &both).unwrap();
+    assert_eq!(job.step().unwrap(), CleanupStep::Planned { garbage: 0 });
+    assert!(matches!(job.step().unwrap(), CleanupStep::Done(o) if o.blobs_deleted == 0));
+    assert!(vol.store.exists(&dropped).unwrap(), "the blob the read value reaches is kept");
 }

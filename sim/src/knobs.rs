@@ -83,6 +83,9 @@ pub enum FaultKind {
     /// A workload stress, not a fault: gossip clients also write a path and a value of exactly
     /// the largest legal size (KV-15), and one byte past each (a typed refusal, no change).
     Limits,
+    /// A scheduling stress, not a fault: a sync's or cleanup's first step (read the cell and
+    /// plan) is its own event, so other processes run between its mode hold and its read.
+    SplitJobs,
 }
 
 /// Every profile, for listing and parsing.
@@ -139,6 +142,7 @@ impl FaultKind {
             FaultKind::Medium => "medium",
             FaultKind::DeepTrees => "deep-trees",
             FaultKind::Limits => "limits",
+            FaultKind::SplitJobs => "split-jobs",
         }
     }
 }
@@ -167,6 +171,7 @@ pub const FAULT_KINDS: &[FaultKind] = &[
     FaultKind::Medium,
     FaultKind::DeepTrees,
     FaultKind::Limits,
+    FaultKind::SplitJobs,
 ];
 
 /// The knobs of one run.
@@ -231,6 +236,8 @@ pub struct Knobs {
     /// Chance (ppm) that a gossip client write is at or one past a size limit (the `limits`
     /// stress).
     pub gossip_limit_ppm: u32,
+    /// Volume jobs' first steps are their own events (the `split-jobs` stress).
+    pub vol_split_jobs: bool,
     /// Chance (ppm) that a key/value client's write is of exactly the engine's largest value
     /// or one byte past it (the `limits` stress).
     pub kv_limit_ppm: u32,
@@ -305,6 +312,7 @@ impl Knobs {
             gossip_deep_keys: 0,
             gossip_limit_ppm: 0,
             kv_limit_ppm: 0,
+            vol_split_jobs: false,
             zone_count: ZONE_COUNT,
             fill_drain: false,
             gossip_channel: false,
@@ -360,6 +368,10 @@ impl Knobs {
             if rng.chance_ppm(on_ppm) {
                 k.kv_limit_ppm_draw(rng);
             }
+        }
+        if vols && matches!(profile, Profile::Swarm | Profile::Volume) {
+            // Drawn last, so no other draw moves: the `split-jobs` stress.
+            k.vol_split_jobs = rng.coin();
         }
         if !kv && !cells && !gossip && profile != Profile::Fs {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
@@ -437,6 +449,7 @@ impl Knobs {
                 self.gossip_limit_ppm = 0;
                 self.kv_limit_ppm = 0;
             }
+            FaultKind::SplitJobs => self.vol_split_jobs = false,
         }
     }
 
@@ -463,6 +476,7 @@ impl Knobs {
                 (self.gossip_limit_ppm > 0 && self.gossip_nodes > 0)
                     || (self.kv_limit_ppm > 0 && self.kv_clients > 0)
             }
+            FaultKind::SplitJobs => self.vol_split_jobs && self.syncers > 0,
         }
     }
 }

@@ -127,7 +127,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, cellar::bugs::UnknownBug> {
         Arc::new(SectorStore::new(vol_engine.clone())),
     );
     let vols = (knobs.syncers > 0).then(|| {
-        (crate::volumes::Volumes::new(&fx, knobs.syncers, knobs.cleaners), vol_engine.clone())
+        let mut v = crate::volumes::Volumes::new(&fx, knobs.syncers, knobs.cleaners);
+        v.split_jobs = knobs.vol_split_jobs;
+        (v, vol_engine.clone())
     });
     let outcome = World::new(rng, knobs, trace, vols).map(|mut w| {
         // A panic inside the implementation fails the run, keeping the trace up to it.

@@ -100,6 +100,10 @@ pub struct Volumes<'a> {
     pub steps: u64,
     /// Mode conflicts the real gate reported (and the spec agreed with).
     pub conflicts: u64,
+    /// Each job's first step (read and plan) is its own scheduler event, so other processes
+    /// run between a job's mode hold and its read (the `split-jobs` stress). Off: `begin` and
+    /// the plan run in one event, as every job did before jobs were split.
+    pub split_jobs: bool,
 }
 
 fn reach(v: &[u8]) -> BTreeSet<Hash> {
@@ -138,6 +142,7 @@ impl<'a> Volumes<'a> {
             src_blobs: Vec::new(),
             steps: 0,
             conflicts: 0,
+            split_jobs: false,
         }
     }
 
@@ -237,6 +242,7 @@ impl<'a> Volumes<'a> {
         run.verified = false;
         let res = run.job.step();
         match res {
+            Ok(SyncStep::Planned { blobs }) => Ok(format!("syncer {slot} planned {blobs} blobs")),
             Ok(SyncStep::Copied(h)) => {
                 self.apply(VolumeStep::PostBlob { holder, blob: h })?;
                 Ok(format!("syncer {slot} copied {}", &h.to_hex()[..8]))
@@ -278,11 +284,17 @@ impl<'a> Volumes<'a> {
         let holder = self.holder();
         let fx = self.fx;
         let decide: &'a DecideFn<'a> = fx.decides[slot].as_ref();
-        match SyncJob::begin(&fx.src, &fx.dst, Some(&HASH_LIST), decide) {
-            Ok(job) => {
+        let begun = SyncJob::begin(&fx.src, &fx.dst, Some(&HASH_LIST), decide);
+        // Without split jobs the plan is part of the begin's event.
+        let begun = begun.and_then(|mut job| match self.split_jobs {
+            true => Ok((job, String::new())),
+            false => job.step().map(|s| (job, format!(", {s:?}"))),
+        });
+        match begun {
+            Ok((job, planned)) => {
                 self.apply(VolumeStep::BeginExpand { holder })?;
                 self.syncs[slot] = Some(SyncRun { job, holder, verified: false });
-                Ok(format!("syncer {slot} began ({holder:?})"))
+                Ok(format!("syncer {slot} began ({holder:?}){planned}"))
             }
             Err(VolumeError::ModeConflict { .. }) => {
                 self.refused(VolumeStep::BeginExpand { holder })
@@ -335,6 +347,17 @@ impl<'a> Volumes<'a> {
             return Ok(format!("cleaner {slot} ({holder:?}) crashed"));
         }
         match run.job.step() {
+            Ok(CleanupStep::Planned { garbage }) => {
+                Ok(format!("cleaner {slot} planned {garbage} deletions"))
+            }
+            Err(VolumeError::ModeConflict { .. }) => {
+                // Only a job that took its mode late meets this here: the spec was told at
+                // `begin` that Contract began.
+                Err(vio(
+                    "VOL-2 a cleanup holds Contract from its begin",
+                    format!("cleaner {slot}: the mode was refused at a later step"),
+                ))
+            }
             Ok(CleanupStep::Deleted(h)) => {
                 self.apply(VolumeStep::DeleteBlob { holder, blob: h })?;
                 Ok(format!("cleaner {slot} deleted {}", &h.to_hex()[..8]))
@@ -357,11 +380,17 @@ impl<'a> Volumes<'a> {
     fn clean_begin(&mut self, slot: usize) -> Result<String, Violation> {
         let holder = self.holder();
         let fx = self.fx;
-        match CleanupJob::begin(&fx.dst, &HASH_LIST) {
-            Ok(job) => {
+        let begun = CleanupJob::begin(&fx.dst, &HASH_LIST);
+        // Without split jobs the plan is part of the begin's event.
+        let begun = begun.and_then(|mut job| match self.split_jobs {
+            true => Ok((job, String::new())),
+            false => job.step().map(|s| (job, format!(", {s:?}"))),
+        });
+        match begun {
+            Ok((job, planned)) => {
                 self.apply(VolumeStep::BeginContract { holder })?;
                 self.cleans[slot] = Some(CleanRun { job, holder });
-                Ok(format!("cleaner {slot} began ({holder:?})"))
+                Ok(format!("cleaner {slot} began ({holder:?}){planned}"))
             }
             Err(VolumeError::ModeConflict { .. }) => {
                 self.refused(VolumeStep::BeginContract { holder })

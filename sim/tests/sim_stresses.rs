@@ -89,3 +89,27 @@ fn the_engine_value_limit_is_hit_at_and_one_past() {
         missed.and_then(|f| f.failure)
     );
 }
+
+/// The `split-jobs` stress: a sync's or cleanup's first step (read the cell, plan) is its own
+/// scheduler event. A cleanup that reads and plans before taking Contract (planted
+/// `volume:cleanup-holds-late`) is found with it; when begin and plan share one event, as
+/// every job's did before, the window never opens and the same seeds pass.
+#[cfg(feature = "planted-bugs")]
+#[test]
+fn split_jobs_catch_a_late_mode_hold_the_atomic_begin_missed() {
+    let bug = "volume:cleanup-holds-late";
+    let (summary, failed) = common::campaign(&common::config(Profile::Volume, &[], None), 20);
+    assert!(failed.is_none(), "{:?}", failed.and_then(|f| f.failure));
+    assert!(summary.passed == 20);
+    let (_, failed) = common::campaign(&common::config(Profile::Volume, &[], Some(bug)), 40);
+    let found = failed.unwrap_or_else(|| panic!("{bug}: 40 seeds find it"));
+    let rule = common::rule(&found).unwrap_or_default().to_owned();
+    assert!(rule.contains("VOL"), "{bug}: caught for another reason: {rule}");
+    let old = common::config(Profile::Volume, &[FaultKind::SplitJobs], Some(bug));
+    let (_, missed) = run_seeds(&old, 0..found.seed + 1, false, &mut |_, _| {});
+    assert!(
+        missed.is_none(),
+        "{bug}: missed without the stress: {:?}",
+        missed.and_then(|f| f.failure)
+    );
+}

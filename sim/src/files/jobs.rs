@@ -4,6 +4,11 @@
 //! `files/mod.rs`).
 
 use super::*;
+
+/// What a space cleanup keeps: every mark's file-tree history (a job borrows it for its life).
+static SPACE_REACH: SpaceReachability<FsSnapshotReachability> =
+    SpaceReachability { marks: FsSnapshotReachability };
+
 impl FsSim<'_> {
     /// Begins or steps the push of a mark from A to B.
     pub(super) fn push_step(&mut self, m: usize) -> Result<(), Violation> {
@@ -13,7 +18,10 @@ impl FsSim<'_> {
             }
             let fx = self.fx;
             let decide: &Decide = fx.decides[m].as_ref();
-            match SyncJob::begin(&fx.a.marks[m], &fx.b.marks[m], Some(&fx.reach), decide) {
+            // The plan (the job's first step) runs in the begin's event here.
+            let begun = SyncJob::begin(&fx.a.marks[m], &fx.b.marks[m], Some(&fx.reach), decide)
+                .and_then(|mut job| job.step().map(|_| job));
+            match begun {
                 Ok(job) => {
                     self.event(format_args!(
                         "push {} begins: {} blobs",
@@ -77,8 +85,10 @@ impl FsSim<'_> {
             if r == A && self.rng.coin() {
                 self.retain()?;
             }
-            let reach = SpaceReachability::new(FsSnapshotReachability);
-            match CleanupJob::begin(repo.space.volume(), &reach) {
+            // The plan (the job's first step) runs in the begin's event here.
+            let begun = CleanupJob::begin(repo.space.volume(), &SPACE_REACH)
+                .and_then(|mut job| job.step().map(|_| job));
+            match begun {
                 Ok(job) => {
                     self.event(format_args!(
                         "cleanup {} begins: {} to delete",
@@ -102,6 +112,7 @@ impl FsSim<'_> {
             step = job.step();
         }
         match step {
+            Ok(CleanupStep::Planned { .. }) => self.clean[r] = Some(job),
             Ok(CleanupStep::Deleted(_)) => {
                 if r == A
                     && let Some(p) = &mut self.push

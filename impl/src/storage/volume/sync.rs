@@ -33,6 +33,12 @@ pub enum SyncOutcome {
 /// What one [`SyncJob::step`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncStep {
+    /// Read the source value (after Expand began) and planned the copy: this many blobs are
+    /// missing from the destination (§4 steps 2–3).
+    Planned {
+        /// Blobs to copy.
+        blobs: usize,
+    },
     /// Copied one blob (or found it already present).
     Copied(Hash),
     /// Decided the value to publish and checked that the destination holds every blob it
@@ -45,6 +51,7 @@ pub enum SyncStep {
 }
 
 enum Phase {
+    Plan,
     Copy { todo: Vec<Hash>, next: usize },
     Decide { attempts: u32 },
     Cas { attempts: u32, expected: Vec<u8>, new: Vec<u8> },
@@ -52,6 +59,10 @@ enum Phase {
 }
 
 /// A sync in progress: holds Expand on the destination for its whole life (VOL-2).
+///
+/// Every step touches shared state once: [`SyncJob::begin`] only takes Expand; the first
+/// [`SyncJob::step`] reads the source value and plans; then one blob per step, one decision
+/// per step, one CAS per step. So a scheduler can run other processes between any two.
 pub struct SyncJob<'a> {
     src: &'a Volume,
     dst: &'a Volume,
@@ -64,10 +75,9 @@ pub struct SyncJob<'a> {
 }
 
 impl<'a> SyncJob<'a> {
-    /// Begins Expand on `dst` (failing at once with `ModeConflict` if a cleanup holds Contract,
-    /// VOL-6), reads the source value and plans the copy: the blobs `reach` says the source value
-    /// needs, or every blob of the source store if `reach` is `None`; minus those `dst` already
-    /// has.
+    /// Begins Expand on `dst`, failing at once with `ModeConflict` if a cleanup holds Contract
+    /// (VOL-6). Nothing is read yet: the first [`SyncJob::step`] reads the source value and
+    /// plans the copy.
     pub fn begin(
         src: &'a Volume,
         dst: &'a Volume,
@@ -76,27 +86,35 @@ impl<'a> SyncJob<'a> {
     ) -> Result<Self, VolumeError> {
         // VOL-6: the mode comes first, so a conflict fails before any blob is copied.
         let hold = dst.modes.begin(Mode::Expand)?;
-        let src_value = src.cell.read()?;
-        let wanted: Vec<Hash> = match reach {
-            Some(r) => r.reachable(&src_value, src.store.as_ref())?.into_iter().collect(),
-            None => list_all(src.store.as_ref())?,
-        };
-        let mut todo = Vec::with_capacity(wanted.len());
-        for h in wanted {
-            if !dst.store.exists(&h)? {
-                todo.push(h);
-            }
-        }
         Ok(Self {
             src,
             dst,
             reach,
             decide,
-            src_value,
-            phase: Phase::Copy { todo, next: 0 },
+            src_value: Vec::new(),
+            phase: Phase::Plan,
             blobs_copied: 0,
             _hold: hold,
         })
+    }
+
+    /// Reads the source value and plans the copy: the blobs `reach` says it needs, or every
+    /// blob of the source store if `reach` is `None`; minus those `dst` already has.
+    fn plan(&mut self) -> Result<SyncStep, VolumeError> {
+        self.src_value = self.src.cell.read()?;
+        let wanted: Vec<Hash> = match self.reach {
+            Some(r) => r.reachable(&self.src_value, self.src.store.as_ref())?.into_iter().collect(),
+            None => list_all(self.src.store.as_ref())?,
+        };
+        let mut todo = Vec::with_capacity(wanted.len());
+        for h in wanted {
+            if !self.dst.store.exists(&h)? {
+                todo.push(h);
+            }
+        }
+        let blobs = todo.len();
+        self.phase = Phase::Copy { todo, next: 0 };
+        Ok(SyncStep::Planned { blobs })
     }
 
     /// Blobs still to copy before the job can publish.
@@ -110,6 +128,7 @@ impl<'a> SyncJob<'a> {
     /// Does one bounded unit of work: copy one blob, or make one publish attempt.
     pub fn step(&mut self) -> Result<SyncStep, VolumeError> {
         match &mut self.phase {
+            Phase::Plan => self.plan(),
             Phase::Copy { todo, next } => {
                 let Some(h) = todo.get(*next).copied() else {
                     self.phase = Phase::Decide { attempts: 0 };
@@ -183,6 +202,9 @@ impl<'a> SyncJob<'a> {
 
     /// Steps the job to the end.
     pub fn run(mut self) -> Result<SyncOutcome, VolumeError> {
+        if matches!(self.phase, Phase::Plan) {
+            self.plan()?;
+        }
         // Each blob is one step and each CAS attempt one more; this bounds the loop.
         let steps_max = self.blobs_remaining() + 2 * SYNC_CAS_ATTEMPTS_MAX as usize + 2;
         for _ in 0..steps_max {
