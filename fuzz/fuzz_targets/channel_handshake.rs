@@ -25,7 +25,7 @@ fn keys(seed: u64) -> StaticKeys {
     StaticKeys::generate(entropy(seed)).expect("keys generate")
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let psk = ChannelPsk::from_bytes(PSK);
     let cfg = ChannelConfig::default();

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |data: &[u8]| {
     if let Err(broken) = cellar::sector::proto::codec::check_frame_stream(data) {
         panic!("decode_frame property broken: {broken}");
     }

@@ -8,7 +8,7 @@
 use cellar::fs::record::{decode_any, encode_any};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |data: &[u8]| {
     let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
     let Some((key, value)) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len))) else {
         return;

@@ -7,7 +7,7 @@ use cellar::db::gossip::{
 };
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |data: &[u8]| {
     let Ok(message) = decode_message(data) else { return };
     match &message {
         Message::Want { cids } => assert!(cids.len() <= WANT_CIDS_MAX),

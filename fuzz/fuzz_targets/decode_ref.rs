@@ -5,7 +5,7 @@
 use cellar::storage::refs::{Ref, decode_ref};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |data: &[u8]| {
     let Ok(r) = decode_ref(data) else { return };
     let text = r.to_string();
     let bytes = r.to_bytes();

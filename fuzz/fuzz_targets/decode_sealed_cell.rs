@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 /// The key the seed corpus was sealed under (`impl/tests/corpus_sealed_cell.rs` — keep equal).
 const CORPUS_KEY: [u8; 32] = [0x5e; 32];
 
-fuzz_target!(|raw: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |raw: &[u8]| {
     let Ok(plaintext) = open_sealed(&CORPUS_KEY, raw) else { return };
     if raw.is_empty() {
         assert!(plaintext.is_empty(), "a never-written cell opens to the empty value");

@@ -5,6 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: cellar_fuzz::plant_from_env(), |data: &[u8]| {
     cellar::sector::fuzzing::recover_from_image(data);
 });

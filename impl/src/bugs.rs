@@ -38,6 +38,8 @@ pub const ALL: &[&str] = &[
     "kv:no-run-extension",
     "kv:cache-by-cid",
     "kv:successor-stays-in-parent",
+    "kv:node-order-unchecked",
+    "fs:backref-value-unchecked",
     "hkv:value-limit-off-by-one",
     "sector_proto:accept-trailing-bytes",
     "sector_proto:close-on-malformed",

@@ -457,7 +457,9 @@ pub fn decode_any(key: &[u8], value: &[u8]) -> Result<AnyRecord, RecordError> {
                 .ok_or(RecordError::Key("a back-reference key is too short"))?;
             let n = u64::from_be_bytes(n.try_into().map_err(|_| RecordError::Key("n"))?);
             let path = FsPath::from_encoded(enc).map_err(RecordError::Key)?;
-            if path.is_root() || !value.is_empty() {
+            // Planted bug fs:backref-value-unchecked: bytes in a back-reference's value pass.
+            let value_unchecked = crate::bugs::active("fs:backref-value-unchecked");
+            if path.is_root() || (!value.is_empty() && !value_unchecked) {
                 return Err(field("FS-12: a back-reference names a path and holds nothing"));
             }
             Ok(AnyRecord::Backref(n, path))

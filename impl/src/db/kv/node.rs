@@ -136,7 +136,9 @@ fn validate(node: &Node) -> Result<(), NodeError> {
             return Err(bad(format!("child ref of {} bytes", e.value.len())));
         }
     }
-    if let Some(i) = node.entries.windows(2).position(|w| w[0].key >= w[1].key) {
+    // Planted bug kv:node-order-unchecked: entries out of order (or repeated) are accepted.
+    let unsorted = node.entries.windows(2).position(|w| w[0].key >= w[1].key);
+    if let Some(i) = unsorted.filter(|_| !crate::bugs::active("kv:node-order-unchecked")) {
         return Err(NodeError::Unsorted(i + 1));
     }
     Ok(())
