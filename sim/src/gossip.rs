@@ -360,7 +360,6 @@ impl Cluster {
 
     /// A client of node `n` writes past a size limit (KV-15): the service must refuse it with
     /// a typed error and the node must be unchanged (nothing uncommitted, the same head).
-    /// `at_limit` is a write of exactly the limit that was acknowledged just before, if any.
     ///
     /// # Errors
     /// The write was accepted, or it changed the node.

@@ -149,7 +149,8 @@ impl KvCtx<'_> {
 
     /// The `limits` stress: a value of exactly `value_size_max_bytes` (an ordinary write: it
     /// is acknowledged unless the device is full) or one byte past it, which must be refused
-    /// with `TooLarge` and leave the key as it was (nothing is written, so the model is not told).
+    /// with `TooLarge`. The model is not told of the refused write, so a write that landed
+    /// anyway shows as a wrong value at the key's next read (SEC-6) or recovery (SEC-7).
     fn write_at_limit(&mut self, k: Key) -> Result<String, Violation> {
         let max = self.engine.value_size_max_bytes();
         if self.rng.coin() {

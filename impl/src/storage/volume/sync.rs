@@ -125,7 +125,8 @@ impl<'a> SyncJob<'a> {
         }
     }
 
-    /// Does one bounded unit of work: copy one blob, or make one publish attempt.
+    /// Does one bounded unit of work: read the source value and plan (the first step), copy
+    /// one blob, decide, or make one CAS attempt.
     pub fn step(&mut self) -> Result<SyncStep, VolumeError> {
         match &mut self.phase {
             Phase::Plan => self.plan(),
