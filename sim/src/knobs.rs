@@ -51,6 +51,11 @@ pub enum Profile {
     /// File trees and marks (module `files`): writers, committers, pushers and cleanups on two
     /// sector-engine repositories under crashes and media faults, judged by `FsSpec`.
     Fs,
+    /// The file-based layers (module `filesys`): processes sharing one `DirVolume` — the real
+    /// `DirStore`, `FileCell`, `SealedCell`, `Seen` file and `FileModeLock` — on a simulated
+    /// file system that loses unsynced bytes and directory entries at power cuts (also in the
+    /// middle of an operation), fills up, and kills processes.
+    Files,
 }
 
 /// Fault kinds that can be switched off one by one.
@@ -86,6 +91,8 @@ pub enum FaultKind {
     /// A scheduling stress, not a fault: a sync's or cleanup's first step (read the cell and
     /// plan) is its own event, so other processes run between its mode hold and its read.
     SplitJobs,
+    /// A full file system: a step that needs space fails with `StorageFull` (`files` profile).
+    Full,
 }
 
 /// Every profile, for listing and parsing.
@@ -98,6 +105,7 @@ pub const PROFILES: &[Profile] = &[
     Profile::Gossip,
     Profile::Full,
     Profile::Fs,
+    Profile::Files,
 ];
 
 impl Profile {
@@ -112,6 +120,7 @@ impl Profile {
             Profile::Gossip => "gossip",
             Profile::Full => "full",
             Profile::Fs => "fs",
+            Profile::Files => "files",
         }
     }
 }
@@ -143,6 +152,7 @@ impl FaultKind {
             FaultKind::DeepTrees => "deep-trees",
             FaultKind::Limits => "limits",
             FaultKind::SplitJobs => "split-jobs",
+            FaultKind::Full => "full",
         }
     }
 }
@@ -172,6 +182,7 @@ pub const FAULT_KINDS: &[FaultKind] = &[
     FaultKind::DeepTrees,
     FaultKind::Limits,
     FaultKind::SplitJobs,
+    FaultKind::Full,
 ];
 
 /// The knobs of one run.
@@ -248,6 +259,11 @@ pub struct Knobs {
     pub attack_every_us: u64,
     /// Marks with a writer in the `fs` profile (0 elsewhere).
     pub fs_marks: u32,
+    /// Processes sharing the volume in the `files` profile (0 elsewhere).
+    pub files_procs: u32,
+    /// Chance (ppm) that a file-system step needing space fails with `StorageFull` (the
+    /// `full` fault; `files` profile).
+    pub files_full_ppm: u32,
     /// The simulated SSD.
     pub ssd: SsdConfig,
     /// Zones of the engine's device ([`ZONE_COUNT`] except in the `full` profile).
@@ -272,7 +288,7 @@ impl Knobs {
             Profile::Volume => (false, false, true, false),
             Profile::Gossip => (false, false, false, true),
             Profile::Full => (true, false, false, false),
-            Profile::Fs => (false, false, false, false),
+            Profile::Fs | Profile::Files => (false, false, false, false),
         };
         let mut k = Knobs {
             kv_clients: if kv { rng.range(1, 3) as u32 } else { 0 },
@@ -318,6 +334,8 @@ impl Knobs {
             gossip_channel: false,
             attack_every_us: 0,
             fs_marks: 0,
+            files_procs: 0,
+            files_full_ppm: 0,
         };
         if gossip {
             k.gossip_nodes = rng.range(2, GOSSIP_NODES_MAX) as u32;
@@ -373,7 +391,12 @@ impl Knobs {
             // Drawn last, so no other draw moves: the `split-jobs` stress.
             k.vol_split_jobs = rng.coin();
         }
-        if !kv && !cells && !gossip && profile != Profile::Fs {
+        if profile == Profile::Files {
+            // Drawn last, so no other profile's draws move.
+            k.files_procs = rng.range(2, 4) as u32;
+            k.files_full_ppm = maybe(rng, 300_000, 1_000, 30_000) as u32;
+        }
+        if !kv && !cells && !gossip && !matches!(profile, Profile::Fs | Profile::Files) {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.
             k.crash_every_us = 0;
             k.latent_every_us = 0;
@@ -450,6 +473,7 @@ impl Knobs {
                 self.kv_limit_ppm = 0;
             }
             FaultKind::SplitJobs => self.vol_split_jobs = false,
+            FaultKind::Full => self.files_full_ppm = 0,
         }
     }
 
@@ -477,6 +501,7 @@ impl Knobs {
                     || (self.kv_limit_ppm > 0 && self.kv_clients > 0)
             }
             FaultKind::SplitJobs => self.vol_split_jobs && self.syncers > 0,
+            FaultKind::Full => self.files_full_ppm > 0 && self.files_procs > 0,
         }
     }
 }

@@ -92,6 +92,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, cellar::bugs::UnknownBug> {
     if cfg.profile == crate::knobs::Profile::Fs {
         return Ok(run_fs(cfg, rng, knobs, trace));
     }
+    if cfg.profile == crate::knobs::Profile::Files {
+        return Ok(run_files(cfg, rng, knobs, trace));
+    }
     let vol_ssd = SimSsd::new(
         DEVICE_SECTOR_COUNT,
         crate::ssd::SsdConfig { misdirect_ppm: 0, ..knobs.ssd },
@@ -166,6 +169,36 @@ fn run_fs(cfg: &RunConfig, rng: SimRng, knobs: Knobs, trace: Trace) -> RunReport
         lost_sectors: f.lost_sectors,
         latent: f.latent,
         corrupt: f.corrupt,
+        ..FaultCounts::default()
+    };
+    RunReport {
+        seed: cfg.seed,
+        knobs,
+        ops: out.ops,
+        sim_us: out.now_us,
+        events: out.trace.len(),
+        trace_hash: out.trace.hash(),
+        faults,
+        failure: out.result.err().map(|violation| Failure {
+            violation,
+            at_us: out.now_us,
+            tail: out.trace.tail(),
+        }),
+        trace: out.trace.full().map(<[String]>::to_vec),
+    }
+}
+
+/// A run of the `files` profile ([`crate::filesys`]), reported like any other.
+fn run_files(cfg: &RunConfig, rng: SimRng, knobs: Knobs, trace: Trace) -> RunReport {
+    let out = crate::filesys::run(rng, knobs.clone(), trace, cfg.ticks);
+    let faults = FaultCounts {
+        crashes: out.fs.power_cuts,
+        files_cuts_mid_op: out.fs.cuts_mid_op,
+        files_entries_lost: out.fs.entries_lost,
+        files_reverted: out.fs.files_reverted,
+        files_full_refusals: out.fs.full_refusals,
+        files_kills: out.kills,
+        corrupt: out.flips,
         ..FaultCounts::default()
     };
     RunReport {

@@ -10,7 +10,8 @@
 //! - [`store`]: content-addressed blob stores (`specs/cells.md`, STORE-*), addressed by
 //!   [`hash::Hash`].
 //!
-//! [`fsio`] makes every I/O error of the file-based layers name its path.
+//! [`fsys`] is the file system the file-based layers stand on (the operating system's, or the
+//! simulator's); [`fsio`] makes every I/O error of theirs name its path.
 //!
 //! Nothing here knows about key/value trees or gossip (`crate::db`) or about block devices
 //! (`crate::sector` implements [`cell::Cell`] and [`store::Store`] on top of its engine).
@@ -18,6 +19,7 @@
 pub mod cell;
 pub mod files;
 pub mod fsio;
+pub mod fsys;
 pub mod hash;
 pub mod refs;
 pub mod secret;

@@ -75,6 +75,16 @@ pub struct FaultCounts {
     pub attacks: u64,
     /// Bytes the network attacker saw (all scanned for refs, CH-10).
     pub attacker_seen_bytes: u64,
+    /// `files` profile: power cuts that fell in the middle of an operation.
+    pub files_cuts_mid_op: u64,
+    /// `files` profile: directory entry changes power cuts lost.
+    pub files_entries_lost: u64,
+    /// `files` profile: files whose unsynced bytes power cuts lost or cut short.
+    pub files_reverted: u64,
+    /// `files` profile: file-system steps refused with `StorageFull`.
+    pub files_full_refusals: u64,
+    /// `files` profile: processes killed.
+    pub files_kills: u64,
 }
 
 impl FaultCounts {
@@ -107,6 +117,11 @@ impl FaultCounts {
         self.channel_refused += o.channel_refused;
         self.attacks += o.attacks;
         self.attacker_seen_bytes += o.attacker_seen_bytes;
+        self.files_cuts_mid_op += o.files_cuts_mid_op;
+        self.files_entries_lost += o.files_entries_lost;
+        self.files_reverted += o.files_reverted;
+        self.files_full_refusals += o.files_full_refusals;
+        self.files_kills += o.files_kills;
     }
 }
 

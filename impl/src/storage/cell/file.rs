@@ -18,10 +18,11 @@
 
 use super::{CELL_SIZE_MAX_BYTES_DEFAULT, CasOutcome, Cell, CellError, check_size};
 use crate::storage::fsio::on;
+use crate::storage::fsys::{self, FileLock, FileSystem, WriteMode};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The first four bytes of every cell file.
 pub const FILE_CELL_MAGIC: [u8; 4] = *b"CLCF";
@@ -103,6 +104,7 @@ pub fn decode_file_cell(bytes: &[u8]) -> Result<Vec<u8>, CellError> {
 /// advisory locks belong to an open file description, not to a process.
 #[derive(Debug)]
 pub struct FileCell {
+    fs: Arc<dyn FileSystem>,
     path: PathBuf,
     lock_path: PathBuf,
     tmp_path: PathBuf,
@@ -122,6 +124,16 @@ impl FileCell {
         path: impl Into<PathBuf>,
         max_size_bytes: usize,
     ) -> Result<Self, CellError> {
+        Self::open_in(fsys::os(), path, max_size_bytes)
+    }
+
+    /// Like [`FileCell::with_max_size`], on the file system `fs` (the simulator's, in its
+    /// `files` profile).
+    pub fn open_in(
+        fs: Arc<dyn FileSystem>,
+        path: impl Into<PathBuf>,
+        max_size_bytes: usize,
+    ) -> Result<Self, CellError> {
         let path = path.into();
         let name = path.file_name().ok_or_else(|| {
             CellError::Io(std::io::Error::new(
@@ -134,8 +146,13 @@ impl FileCell {
             n.push(suffix);
             path.with_file_name(n)
         };
-        let cell =
-            Self { lock_path: sibling(".lock"), tmp_path: sibling(".tmp"), path, max_size_bytes };
+        let cell = Self {
+            fs,
+            lock_path: sibling(".lock"),
+            tmp_path: sibling(".tmp"),
+            path,
+            max_size_bytes,
+        };
         // Create the lock file now so a missing directory or a permission problem shows up here.
         drop(cell.open_lock_file()?);
         Ok(cell)
@@ -146,29 +163,20 @@ impl FileCell {
         &self.path
     }
 
-    fn open_lock_file(&self) -> Result<File, CellError> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock_path)
-            .map_err(on(&self.lock_path))?;
-        Ok(f)
+    fn open_lock_file(&self) -> Result<Box<dyn FileLock>, CellError> {
+        Ok(self.fs.open_lock(&self.lock_path).map_err(on(&self.lock_path))?)
     }
 
     /// Reads and decodes the cell file. Caller holds the lock (shared or exclusive).
     fn read_locked(&self) -> Result<Vec<u8>, CellError> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(on(&self.path)(e).into()),
-        };
         let file_size_max_bytes =
             self.max_size_bytes.saturating_add(FILE_CELL_FRAME_OVERHEAD_MAX_BYTES);
         let limit = u64::try_from(file_size_max_bytes).unwrap_or(u64::MAX).saturating_add(1);
-        let mut bytes = Vec::new();
-        file.take(limit).read_to_end(&mut bytes).map_err(on(&self.path))?;
+        let bytes = match self.fs.read(&self.path, limit) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(on(&self.path)(e).into()),
+        };
         if bytes.len() > file_size_max_bytes {
             return Err(CellError::Corrupt(format!(
                 "cell file is over {file_size_max_bytes} bytes, the largest frame of a cell with a \
@@ -193,30 +201,19 @@ impl FileCell {
     /// touched, so the cell keeps its old value and the same swap succeeds once there is room.
     fn write_locked(&self, value: &[u8]) -> Result<(), CellError> {
         let bytes = encode_file_cell(value)?;
-        let tmp = &self.tmp_path;
-        let written = (|| -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(tmp); // best effort: unlinking needs no space
-            return Err(on(tmp)(e).into());
+        if crate::bugs::active("cell:file-temp-unsynced") {
+            // The temp file's bytes are not durable when its name replaces the cell's.
+            let tmp = &self.tmp_path;
+            let mode = WriteMode { create_new: false, sync: false };
+            self.fs.write(tmp, &bytes, mode).map_err(on(tmp))?;
+            self.fs.rename(tmp, &self.path).map_err(on(&self.path))?;
+            let dir = fsys::parent_dir(&self.path);
+            return Ok(self.fs.sync_dir(dir).map_err(on(dir))?);
         }
-        std::fs::rename(tmp, &self.path).map_err(on(&self.path))?;
-        sync_parent_dir(&self.path)?;
+        // CELL-4: temp file, fsync, rename, fsync the directory.
+        fsys::replace_durably(self.fs.as_ref(), &self.tmp_path, &self.path, &bytes)?;
         Ok(())
     }
-}
-
-/// Fsyncs the directory holding `path`, making a rename in it durable (CELL-4).
-fn sync_parent_dir(path: &Path) -> Result<(), CellError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir).and_then(|d| d.sync_all()).map_err(on(dir))?;
-    Ok(())
 }
 
 impl Cell for FileCell {

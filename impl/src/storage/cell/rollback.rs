@@ -15,9 +15,12 @@
 
 use super::sealed::{SEAL_AAD_PURPOSE, SEAL_NONCE_SIZE_BYTES, SEAL_OVERHEAD_BYTES, open_sealed};
 use super::{CellError, check_size};
+use crate::storage::fsio::on;
+use crate::storage::fsys::{self, FileSystem};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The counted sealed-value format's version byte (version 1 has no counter).
@@ -105,13 +108,13 @@ fn open_v2(key: &[u8; 32], raw: &[u8]) -> Result<(u64, Vec<u8>), CellError> {
 #[derive(Debug)]
 pub struct Seen {
     value: AtomicU64,
-    path: Option<PathBuf>,
+    file: Option<(Arc<dyn FileSystem>, PathBuf)>,
 }
 
 impl Seen {
     /// Remembered for this process only.
     pub fn in_memory() -> Self {
-        Self { value: AtomicU64::new(0), path: None }
+        Self { value: AtomicU64::new(0), file: None }
     }
 
     /// Remembered in `path` (a decimal counter and a newline; absent means 0).
@@ -119,9 +122,17 @@ impl Seen {
     /// # Errors
     /// The file cannot be read, or does not hold a counter ([`CellError::Corrupt`]).
     pub fn file(path: impl Into<PathBuf>) -> Result<Self, CellError> {
+        Self::file_in(fsys::os(), path)
+    }
+
+    /// Like [`Seen::file`], on the file system `fs` (the simulator's, in its `files` profile).
+    ///
+    /// # Errors
+    /// As [`Seen::file`].
+    pub fn file_in(fs: Arc<dyn FileSystem>, path: impl Into<PathBuf>) -> Result<Self, CellError> {
         let path = path.into();
-        let value = read_seen(&path)?;
-        Ok(Self { value: AtomicU64::new(value), path: Some(path) })
+        let value = read_seen(fs.as_ref(), &path)?;
+        Ok(Self { value: AtomicU64::new(value), file: Some((fs, path)) })
     }
 
     /// The highest counter seen.
@@ -138,36 +149,31 @@ impl Seen {
         if found < seen && !crate::bugs::active("cell:sealed-ignore-rollback") {
             return Err(CellError::Rollback { seen, found }); // CELL-6
         }
-        match &self.path {
-            Some(p) if found > seen => write_seen(p, found),
+        match &self.file {
+            Some((fs, p)) if found > seen => write_seen(fs.as_ref(), p, found),
             _ => Ok(()),
         }
     }
 }
 
-fn read_seen(path: &Path) -> Result<u64, CellError> {
-    use std::io::Read;
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
+fn read_seen(fs: &dyn FileSystem, path: &Path) -> Result<u64, CellError> {
+    let bytes = match fs.read(path, SEEN_FILE_SIZE_MAX_BYTES) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(on(path)(e).into()),
     };
-    let mut text = String::new();
-    f.take(SEEN_FILE_SIZE_MAX_BYTES).read_to_string(&mut text)?;
-    text.trim()
+    std::str::from_utf8(&bytes)
+        .unwrap_or("")
+        .trim()
         .parse()
         .map_err(|_| CellError::Corrupt(format!("{} does not hold a counter", path.display())))
 }
 
-/// Replaces the file atomically (temp file, fsync, rename), keeping the larger counter if
-/// another process got there first.
-fn write_seen(path: &Path, value: u64) -> Result<(), CellError> {
-    use std::io::Write;
-    let value = value.max(read_seen(path).unwrap_or(0));
+/// Replaces the file atomically and durably (temp file, fsync, rename, fsync the directory),
+/// keeping the larger counter if another process got there first.
+fn write_seen(fs: &dyn FileSystem, path: &Path, value: u64) -> Result<(), CellError> {
+    let value = value.max(read_seen(fs, path).unwrap_or(0));
     let tmp = path.with_extension(format!("seen.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    writeln!(f, "{value}")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    fsys::replace_durably(fs, &tmp, path, format!("{value}\n").as_bytes())?;
     Ok(())
 }

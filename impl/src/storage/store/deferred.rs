@@ -14,10 +14,10 @@
 use super::{HashRange, Store, StoreError};
 use crate::Hash;
 use crate::storage::fsio::on;
+use crate::storage::fsys::FileSystem;
 use std::collections::BTreeMap;
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A borrowed store whose `post` is [`Store::post_deferred`]: call [`Store::sync`] (or
 /// [`Deferring::finish`]) before publishing anything that names the blobs (STORE-6).
@@ -72,12 +72,18 @@ impl Store for Deferring<'_> {
 }
 
 /// Blobs posted deferred and not yet synced: blob hash → (temp file, final name).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct PendingBlobs {
+    fs: Arc<dyn FileSystem>,
     files: Mutex<BTreeMap<Hash, (PathBuf, PathBuf)>>,
 }
 
 impl PendingBlobs {
+    /// None pending, on `fs`.
+    pub(super) fn new(fs: Arc<dyn FileSystem>) -> Self {
+        Self { fs, files: Mutex::default() }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Hash, (PathBuf, PathBuf)>> {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -91,7 +97,7 @@ impl PendingBlobs {
     pub(super) fn add(&self, hash: Hash, temp: PathBuf, final_path: PathBuf) {
         match self.lock().entry(hash) {
             std::collections::btree_map::Entry::Occupied(_) => {
-                let _ = fs::remove_file(&temp);
+                let _ = self.fs.remove_file(&temp);
             }
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert((temp, final_path));
@@ -102,7 +108,7 @@ impl PendingBlobs {
     /// Forgets a pending blob (a delete), removing its temp file.
     pub(super) fn remove(&self, hash: &Hash) {
         if let Some((temp, _)) = self.lock().remove(hash) {
-            let _ = fs::remove_file(temp);
+            let _ = self.fs.remove_file(&temp);
         }
     }
 
@@ -114,14 +120,14 @@ impl PendingBlobs {
         if files.is_empty() {
             return Ok(());
         }
-        sync_file_system(root, files.values().map(|(temp, _)| temp.as_path()))?;
+        self.fs.sync_fs(root).map_err(on(root))?;
         while let Some((hash, (temp, final_path))) = files.pop_first() {
-            if let Err(e) = fs::rename(&temp, &final_path) {
+            if let Err(e) = self.fs.rename(&temp, &final_path) {
                 files.insert(hash, (temp, final_path.clone()));
                 return Err(on(&final_path)(e).into());
             }
         }
-        sync_file_system(root, std::iter::empty())
+        self.fs.sync_fs(root).map_err(|e| on(root)(e).into())
     }
 }
 
@@ -129,41 +135,7 @@ impl Drop for PendingBlobs {
     /// Blobs never synced were never promised: their temp files go.
     fn drop(&mut self) {
         for (temp, _) in self.lock().values() {
-            let _ = fs::remove_file(temp);
+            let _ = self.fs.remove_file(temp);
         }
-    }
-}
-
-/// One barrier for everything written under `root`: `syncfs(2)` on Linux; elsewhere an fsync
-/// of each file and of `root`'s fan-out directories is what the caller would need, so each of
-/// `files` is synced and then `root` itself.
-fn sync_file_system<'p>(
-    root: &Path,
-    files: impl Iterator<Item = &'p Path>,
-) -> Result<(), StoreError> {
-    let dir = File::open(root).map_err(on(root))?;
-    #[cfg(target_os = "linux")]
-    {
-        let _ = files;
-        use std::os::fd::AsRawFd;
-        // SAFETY: `dir` is an open descriptor for the duration of the call; syncfs only reads it.
-        let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
-        if rc != 0 {
-            return Err(on(root)(std::io::Error::last_os_error()).into());
-        }
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        for f in files {
-            File::open(f).and_then(|f| f.sync_all()).map_err(on(f))?;
-        }
-        for entry in fs::read_dir(root).map_err(on(root))? {
-            let path = entry.map_err(on(root))?.path();
-            if path.is_dir() {
-                File::open(&path).and_then(|d| d.sync_all()).map_err(on(&path))?;
-            }
-        }
-        dir.sync_all().map_err(on(root)).map_err(Into::into)
     }
 }

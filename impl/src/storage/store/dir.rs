@@ -29,11 +29,12 @@ use super::deferred::PendingBlobs;
 use super::{HashRange, Store, StoreError, check_blob_size, in_range, verify_blob};
 use crate::Hash;
 use crate::storage::fsio::on;
+use crate::storage::fsys::{self, FileSystem, WriteMode};
 use crate::storage::hash::HASH_SIZE_BYTES;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Prefix of temp file names; a blob name is 64 hex characters, so the two never collide.
@@ -52,6 +53,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A store in a directory with 256 fan-out subdirectories (see the module docs for the layout).
 #[derive(Debug)]
 pub struct DirStore {
+    fs: Arc<dyn FileSystem>,
     root: PathBuf,
     max_blob_size_bytes: usize,
     /// Deferred posts not yet synced (STORE-6).
@@ -63,18 +65,26 @@ impl DirStore {
     ///
     /// Fails with [`StoreError::Io`] if `root` cannot be created or is not a directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        Self::open_in(fsys::os(), root)
+    }
+
+    /// Like [`DirStore::open`], on the file system `fs` (the simulator's, in its `files`
+    /// profile).
+    pub fn open_in(fs: Arc<dyn FileSystem>, root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(on(&root))?;
-        if !fs::metadata(&root).map_err(on(&root))?.is_dir() {
+        // STORE-5: the root's entry must survive a power cut with the blobs renamed into it.
+        fsys::create_dir_all_durably(fs.as_ref(), &root)?;
+        if !fs.metadata(&root).map_err(on(&root))?.is_dir {
             return Err(StoreError::Io(io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("store root {} is not a directory", root.display()),
             )));
         }
         Ok(Self {
+            pending: PendingBlobs::new(Arc::clone(&fs)),
+            fs,
             root,
             max_blob_size_bytes: super::BLOB_SIZE_MAX_BYTES_DEFAULT,
-            pending: PendingBlobs::default(),
         })
     }
 
@@ -104,23 +114,30 @@ impl DirStore {
     /// Creates the fan-out directory if needed; a newly created one is made durable by syncing
     /// the root, so the blob renamed into it cannot vanish with its parent (STORE-5).
     fn ensure_fanout_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        match fs::create_dir(dir) {
-            Ok(()) => sync_dir(&self.root),
+        match self.fs.create_dir(dir) {
+            Ok(()) => self.fs.sync_dir(&self.root).map_err(|e| on(&self.root)(e).into()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(on(dir)(e).into()),
         }
     }
 
     /// Creates a fresh temp file in `dir` with a name no live writer uses.
-    fn create_temp(dir: &Path) -> Result<(PathBuf, File), StoreError> {
+    /// Writes `data` to a fresh temp file in `dir` (fsynced when `sync`) under a name no live
+    /// writer uses, and returns its path; the temp file is removed if any step fails.
+    fn write_temp(&self, dir: &Path, data: &[u8], sync: bool) -> Result<PathBuf, StoreError> {
         let pid = std::process::id();
         for _ in 0..TEMP_NAME_ATTEMPTS_MAX {
             let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!("{TEMP_PREFIX}{pid}-{n}"));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => return Ok((path, file)),
+            match self.fs.write(&path, data, WriteMode { create_new: true, sync }) {
+                Ok(()) => return Ok(path),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(on(&path)(e).into()),
+                Err(e) => {
+                    // Best effort (unlinking needs no space): the temp file is invisible to
+                    // readers either way, and gone before the next operation.
+                    let _ = self.fs.remove_file(&path);
+                    return Err(on(&path)(e).into());
+                }
             }
         }
         Err(StoreError::Io(io::Error::new(
@@ -132,39 +149,26 @@ impl DirStore {
         )))
     }
 
-    /// Writes `data` to a fresh temp file in `dir` (fsynced when `sync`) and returns its path;
-    /// the temp file is removed if any step fails.
-    fn write_temp(dir: &Path, data: &[u8], sync: bool) -> Result<PathBuf, StoreError> {
-        let (temp_path, mut file) = Self::create_temp(dir)?;
-        let written =
-            file.write_all(data).and_then(|()| if sync { file.sync_all() } else { Ok(()) });
-        drop(file);
-        if let Err(e) = written {
-            // Best effort (unlinking needs no space): the temp file is invisible to readers
-            // either way, and gone before the next operation.
-            let _ = fs::remove_file(&temp_path);
-            return Err(on(&temp_path)(e).into());
-        }
-        Ok(temp_path)
-    }
-
     /// Writes `data` to a temp file, fsyncs it, renames it to `final_path` and fsyncs the
     /// directory (STORE-5). The temp file is removed if any step fails.
-    fn write_durably(dir: &Path, final_path: &Path, data: &[u8]) -> Result<(), StoreError> {
-        let temp_path = Self::write_temp(dir, data, true)?;
-        if let Err(e) = fs::rename(&temp_path, final_path) {
-            let _ = fs::remove_file(&temp_path);
+    fn write_durably(&self, dir: &Path, final_path: &Path, data: &[u8]) -> Result<(), StoreError> {
+        let temp_path = self.write_temp(dir, data, true)?;
+        if let Err(e) = self.fs.rename(&temp_path, final_path) {
+            let _ = self.fs.remove_file(&temp_path);
             return Err(on(final_path)(e).into());
         }
-        sync_dir(dir)
+        if crate::bugs::active("store:dir-entry-unsynced") {
+            return Ok(()); // the blob's name is not durable yet: a power cut may lose it
+        }
+        self.fs.sync_dir(dir).map_err(|e| on(dir)(e).into())
     }
 
     /// Whether a complete copy of a `size_bytes`-long blob already sits at `path`. A file of the
     /// wrong length (truncated by a crash of a filesystem without ordered metadata, or damaged)
     /// is overwritten by the post; a same-length corrupt file is caught by `get` (STORE-2).
-    fn present_with_len(path: &Path, size_bytes: usize) -> Result<bool, StoreError> {
-        match fs::metadata(path) {
-            Ok(m) => Ok(m.is_file() && m.len() == size_bytes as u64),
+    fn present_with_len(&self, path: &Path, size_bytes: usize) -> Result<bool, StoreError> {
+        match self.fs.metadata(path) {
+            Ok(m) => Ok(m.is_file && m.len == size_bytes as u64),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(on(path)(e).into()),
         }
@@ -174,14 +178,13 @@ impl DirStore {
     /// Temp files and anything that is not a canonical blob name of this directory are skipped.
     fn list_fanout_dir(&self, first_byte: u8, range: &HashRange) -> Result<Vec<Hash>, StoreError> {
         let dir = self.fanout_dir(first_byte);
-        let entries = match fs::read_dir(&dir) {
+        let entries = match self.fs.read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(on(&dir)(e).into()),
         };
         let mut hashes = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(on(&dir))?.file_name();
+        for name in entries {
             let Some(hash) = name.to_str().and_then(parse_blob_name) else { continue };
             if hash.0[0] == first_byte && in_range(&hash, range) {
                 hashes.push(hash);
@@ -201,15 +204,6 @@ fn parse_blob_name(name: &str) -> Option<Hash> {
         return None;
     }
     Hash::from_hex(name)
-}
-
-/// Makes the directory entries of `dir` durable (the rename or creation inside it).
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    #[cfg(unix)]
-    File::open(dir).and_then(|d| d.sync_all()).map_err(on(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 /// The first fan-out byte a range can touch.
@@ -237,18 +231,18 @@ impl Store for DirStore {
         check_blob_size(data.len(), self.max_blob_size_bytes)?; // STORE-3
         let hash = Hash::of(data);
         let final_path = self.blob_path(&hash);
-        if Self::present_with_len(&final_path, data.len())? {
+        if self.present_with_len(&final_path, data.len())? {
             return Ok(hash); // STORE-1: posting twice is harmless
         }
         let dir = self.fanout_dir(hash.0[0]);
         self.ensure_fanout_dir(&dir)?;
-        Self::write_durably(&dir, &final_path, data)?; // STORE-5
+        self.write_durably(&dir, &final_path, data)?; // STORE-5
         Ok(hash)
     }
 
     fn get(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
         let path = self.pending.temp_of(hash).unwrap_or_else(|| self.blob_path(hash));
-        let data = match fs::read(&path) {
+        let data = match self.fs.read(&path, u64::MAX) {
             Ok(data) => data,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(*hash));
@@ -266,8 +260,8 @@ impl Store for DirStore {
             return Ok(true);
         }
         let path = self.blob_path(hash);
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.is_file()),
+        match self.fs.metadata(&path) {
+            Ok(m) => Ok(m.is_file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(on(&path)(e).into()),
         }
@@ -278,7 +272,7 @@ impl Store for DirStore {
     fn delete(&self, hash: &Hash) -> Result<(), StoreError> {
         self.pending.remove(hash);
         let path = self.blob_path(hash);
-        match fs::remove_file(&path) {
+        match self.fs.remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(on(&path)(e).into()),
@@ -311,15 +305,16 @@ impl Store for DirStore {
         check_blob_size(data.len(), self.max_blob_size_bytes)?; // STORE-3
         let hash = Hash::of(data);
         let final_path = self.blob_path(&hash);
-        if self.pending.temp_of(&hash).is_some() || Self::present_with_len(&final_path, data.len())?
+        if self.pending.temp_of(&hash).is_some()
+            || self.present_with_len(&final_path, data.len())?
         {
             return Ok(hash); // STORE-1
         }
         let dir = self.fanout_dir(hash.0[0]);
         self.ensure_fanout_dir(&dir)?;
-        let temp_path = Self::write_temp(&dir, data, false)?;
+        let temp_path = self.write_temp(&dir, data, false)?;
         if crate::bugs::active("store:deferred-named-early") {
-            fs::rename(&temp_path, &final_path).map_err(on(&final_path))?;
+            self.fs.rename(&temp_path, &final_path).map_err(on(&final_path))?;
             return Ok(hash);
         }
         self.pending.add(hash, temp_path, final_path);

@@ -10,12 +10,13 @@
 
 use super::{FileModeLock, Volume, VolumeError};
 use crate::env::Entropy;
+use crate::storage::cell::CELL_SIZE_MAX_BYTES_DEFAULT;
 use crate::storage::cell::{FileCell, SealedCell, Seen};
 use crate::storage::fsio::on;
+use crate::storage::fsys::{self, FileSystem};
 use crate::storage::secret::VolumeSecret;
 use crate::storage::store::DirStore;
 use serde::Deserialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,24 +48,46 @@ pub struct DirVolume {
 impl DirVolume {
     /// Creates a new volume in `dir` (created if absent; it must not already hold a volume).
     pub fn init(dir: &Path, entropy: Arc<dyn Entropy>) -> Result<Self, VolumeError> {
-        std::fs::create_dir_all(dir).map_err(on(dir))?;
-        let header_path = dir.join("volume");
-        if header_path.exists() {
-            return Err(not_a_volume(dir, "a volume already exists here"));
-        }
-        let secret = VolumeSecret::generate(entropy.as_ref());
-        write_new_durably(&header_path, &encode_volume_header(secret.as_bytes()))?;
-        Self::open(dir, entropy)
+        Self::init_in(fsys::os(), dir, entropy)
     }
 
     /// Opens the volume in `dir`.
     pub fn open(dir: &Path, entropy: Arc<dyn Entropy>) -> Result<Self, VolumeError> {
-        let secret = read_header(dir)?;
-        let seen = Seen::file(dir.join("cell.seen"))?;
-        let cell =
-            SealedCell::new(FileCell::open(dir.join("cell"))?, &secret, entropy).with_seen(seen);
-        let store = DirStore::open(dir.join("store"))?;
-        let modes = FileModeLock::open(dir.join("modes"))?;
+        Self::open_in(fsys::os(), dir, entropy)
+    }
+
+    /// Like [`DirVolume::init`], on the file system `fs` (the simulator's, in its `files`
+    /// profile).
+    pub fn init_in(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        entropy: Arc<dyn Entropy>,
+    ) -> Result<Self, VolumeError> {
+        fsys::create_dir_all_durably(fs.as_ref(), dir)?;
+        let header_path = dir.join("volume");
+        match fs.metadata(&header_path) {
+            Ok(_) => return Err(not_a_volume(dir, "a volume already exists here")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(VolumeError::Io(on(&header_path)(e))),
+        }
+        let secret = VolumeSecret::generate(entropy.as_ref());
+        write_new_durably(fs.as_ref(), &header_path, &encode_volume_header(secret.as_bytes()))?;
+        Self::open_in(fs, dir, entropy)
+    }
+
+    /// Like [`DirVolume::open`], on the file system `fs`.
+    pub fn open_in(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        entropy: Arc<dyn Entropy>,
+    ) -> Result<Self, VolumeError> {
+        let secret = read_header(fs.as_ref(), dir)?;
+        let seen = Seen::file_in(Arc::clone(&fs), dir.join("cell.seen"))?;
+        let file_cell =
+            FileCell::open_in(Arc::clone(&fs), dir.join("cell"), CELL_SIZE_MAX_BYTES_DEFAULT)?;
+        let cell = SealedCell::new(file_cell, &secret, entropy).with_seen(seen);
+        let store = DirStore::open_in(Arc::clone(&fs), dir.join("store"))?;
+        let modes = FileModeLock::open_in(fs, dir.join("modes"))?;
         let volume = Volume::with_modes(Arc::new(cell), Arc::new(store), Arc::new(modes));
         Ok(Self { volume, secret, dir: dir.to_path_buf() })
     }
@@ -74,18 +97,18 @@ fn not_a_volume(dir: &Path, detail: &str) -> VolumeError {
     VolumeError::NotAVolume { path: dir.to_path_buf(), detail: detail.to_owned() }
 }
 
-fn read_header(dir: &Path) -> Result<VolumeSecret, VolumeError> {
+fn read_header(fs: &dyn FileSystem, dir: &Path) -> Result<VolumeSecret, VolumeError> {
     let path = dir.join("volume");
-    let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
+    let meta = fs.metadata(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             not_a_volume(dir, "no volume header (run `cellar vol init`)")
         }
         _ => VolumeError::Io(on(&path)(e)),
     })?;
-    if meta.len() > HEADER_SIZE_MAX_BYTES {
+    if meta.len > HEADER_SIZE_MAX_BYTES {
         return Err(not_a_volume(dir, "volume header is too large"));
     }
-    let bytes = std::fs::read(&path).map_err(on(&path))?;
+    let bytes = fs.read(&path, HEADER_SIZE_MAX_BYTES + 1).map_err(on(&path))?;
     let secret = decode_volume_header(&bytes).map_err(|e| not_a_volume(dir, &e.to_string()))?;
     Ok(VolumeSecret::from_bytes(secret))
 }
@@ -157,20 +180,7 @@ pub fn decode_volume_header(bytes: &[u8]) -> Result<[u8; 32], VolumeHeaderError>
 
 /// Writes a new file durably: temp file, fsync, rename, fsync the directory. A failure (a full
 /// file system) removes the temp file and names the path.
-fn write_new_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_new_durably(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp); // best effort: unlinking needs no space
-        return Err(on(&tmp)(e));
-    }
-    std::fs::rename(&tmp, path).map_err(on(path))?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(on(parent))?;
-    }
-    Ok(())
+    fsys::replace_durably(fs, &tmp, path, bytes)
 }

@@ -19,9 +19,9 @@
 
 use super::VolumeError;
 use crate::storage::fsio::on;
+use crate::storage::fsys::{self, FileLock, FileSystem};
 use crate::sync::{Arc, Mutex, lock};
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 /// The two modes of a volume.
@@ -68,7 +68,7 @@ pub struct ModeHold {
 enum HoldInner {
     Gate(Arc<Mutex<GateCounts>>),
     // The file's shared flock is released when the file is closed.
-    File(#[allow(dead_code, reason = "held only to keep the lock")] File),
+    File(#[allow(dead_code, reason = "held only to keep the lock")] Box<dyn FileLock>),
     // Another crate module's lock (e.g. `crate::pg`): dropping the guard releases the mode.
     Guard(#[allow(dead_code, reason = "held only to keep the lock")] Box<dyn Send + Sync>),
 }
@@ -158,18 +158,28 @@ impl ModeLock for ModeGate {
 /// Cross-process mode exclusion with `flock(2)` on three files in a directory.
 #[derive(Debug, Clone)]
 pub struct FileModeLock {
+    fs: std::sync::Arc<dyn FileSystem>,
     dir: PathBuf,
 }
 
 impl FileModeLock {
     /// Uses (creating if needed) the lock files in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, VolumeError> {
+        Self::open_in(fsys::os(), dir)
+    }
+
+    /// Like [`FileModeLock::open`], on the file system `fs` (the simulator's, in its `files`
+    /// profile, where a killed process's locks go with it as they do with `flock`).
+    pub fn open_in(
+        fs: std::sync::Arc<dyn FileSystem>,
+        dir: impl Into<PathBuf>,
+    ) -> Result<Self, VolumeError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(on(&dir))?;
+        fsys::create_dir_all_durably(fs.as_ref(), &dir)?;
         for name in ["gate.lock", "expand.lock", "contract.lock"] {
-            open_lock_file(&dir.join(name))?;
+            open_lock_file(fs.as_ref(), &dir.join(name))?;
         }
-        Ok(Self { dir })
+        Ok(Self { fs, dir })
     }
 
     fn path(&self, mode: Mode) -> PathBuf {
@@ -182,47 +192,29 @@ impl FileModeLock {
 
 /// Opens (creating) a lock file. Lock files stay empty: a full file system only matters when
 /// one must be created, and then the error names it.
-fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(on(path))
-}
-
-fn try_lock_error(e: TryLockError) -> Option<std::io::Error> {
-    match e {
-        TryLockError::WouldBlock => None,
-        TryLockError::Error(e) => Some(e),
-    }
+fn open_lock_file(fs: &dyn FileSystem, path: &Path) -> std::io::Result<Box<dyn FileLock>> {
+    fs.open_lock(path).map_err(on(path))
 }
 
 impl ModeLock for FileModeLock {
     fn begin(&self, mode: Mode) -> Result<ModeHold, VolumeError> {
         // Serialise begins, so two processes cannot both probe before either holds its lock.
         let gate_path = self.dir.join("gate.lock");
-        let gate = open_lock_file(&gate_path)?;
+        let gate = open_lock_file(self.fs.as_ref(), &gate_path)?;
         gate.lock().map_err(on(&gate_path))?;
         let mine_path = self.path(mode);
-        let mine = open_lock_file(&mine_path)?;
+        let mine = open_lock_file(self.fs.as_ref(), &mine_path)?;
         // Nobody holds an exclusive lock on our file outside the gate, so this cannot block.
         mine.lock_shared().map_err(on(&mine_path))?;
         if !crate::bugs::active("volume:no-mode-exclusion") {
             let other_path = self.path(mode.other());
-            let other = open_lock_file(&other_path)?;
-            match other.try_lock() {
-                Ok(()) => other.unlock().map_err(on(&other_path))?,
-                Err(e) => {
-                    if let Some(io) = try_lock_error(e) {
-                        return Err(on(&other_path)(io).into());
-                    }
-                    // VOL-2, VOL-6: the other mode is held; fail at once (our shared lock
-                    // and the gate are released as `mine` and `gate` drop).
-                    return Err(VolumeError::ModeConflict { wanted: mode, held: mode.other() });
-                }
+            let other = open_lock_file(self.fs.as_ref(), &other_path)?;
+            if !other.try_lock().map_err(on(&other_path))? {
+                // VOL-2, VOL-6: the other mode is held; fail at once (our shared lock and the
+                // gate are released as `mine` and `gate` drop).
+                return Err(VolumeError::ModeConflict { wanted: mode, held: mode.other() });
             }
+            other.unlock().map_err(on(&other_path))?;
         }
         gate.unlock().map_err(on(&gate_path))?;
         Ok(ModeHold { mode, inner: HoldInner::File(mine) })

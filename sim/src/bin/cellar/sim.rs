@@ -235,6 +235,16 @@ pub fn print_summary(s: &Summary) {
             f.limit_refusals
         );
     }
+    if f.files_kills > 0 || f.files_entries_lost > 0 || f.files_full_refusals > 0 {
+        println!(
+            "  file system         {} power cuts mid-operation, {} directory changes lost, {} files lost unsynced bytes, {} steps refused as full, {} processes killed",
+            f.files_cuts_mid_op,
+            f.files_entries_lost,
+            f.files_reverted,
+            f.files_full_refusals,
+            f.files_kills
+        );
+    }
     if f.header > 0 || f.header_medium > 0 {
         println!(
             "  header atlas        {} record sector flips ({} in packing sectors), {} on the medium at power cuts ({} superblock copies, {} free headers)",
