@@ -171,21 +171,8 @@ fn run_fs(cfg: &RunConfig, rng: SimRng, knobs: Knobs, trace: Trace) -> RunReport
         corrupt: f.corrupt,
         ..FaultCounts::default()
     };
-    RunReport {
-        seed: cfg.seed,
-        knobs,
-        ops: out.ops,
-        sim_us: out.now_us,
-        events: out.trace.len(),
-        trace_hash: out.trace.hash(),
-        faults,
-        failure: out.result.err().map(|violation| Failure {
-            violation,
-            at_us: out.now_us,
-            tail: out.trace.tail(),
-        }),
-        trace: out.trace.full().map(<[String]>::to_vec),
-    }
+    let outcome = Standalone { ops: out.ops, now_us: out.now_us, trace: &out.trace, faults };
+    outcome.report(cfg, knobs, out.result)
 }
 
 /// A run of the `files` profile ([`crate::filesys`]), reported like any other.
@@ -201,20 +188,36 @@ fn run_files(cfg: &RunConfig, rng: SimRng, knobs: Knobs, trace: Trace) -> RunRep
         corrupt: out.flips,
         ..FaultCounts::default()
     };
-    RunReport {
-        seed: cfg.seed,
-        knobs,
-        ops: out.ops,
-        sim_us: out.now_us,
-        events: out.trace.len(),
-        trace_hash: out.trace.hash(),
-        faults,
-        failure: out.result.err().map(|violation| Failure {
-            violation,
-            at_us: out.now_us,
-            tail: out.trace.tail(),
-        }),
-        trace: out.trace.full().map(<[String]>::to_vec),
+    let outcome = Standalone { ops: out.ops, now_us: out.now_us, trace: &out.trace, faults };
+    outcome.report(cfg, knobs, out.result)
+}
+
+/// What a profile that runs a world of its own (`fs`, `files`) hands back to be reported.
+struct Standalone<'t> {
+    ops: u64,
+    now_us: u64,
+    trace: &'t Trace,
+    faults: FaultCounts,
+}
+
+impl Standalone<'_> {
+    /// The run's report, like any other profile's.
+    fn report(self, cfg: &RunConfig, knobs: Knobs, result: Result<(), Violation>) -> RunReport {
+        RunReport {
+            seed: cfg.seed,
+            knobs,
+            ops: self.ops,
+            sim_us: self.now_us,
+            events: self.trace.len(),
+            trace_hash: self.trace.hash(),
+            faults: self.faults,
+            failure: result.err().map(|violation| Failure {
+                violation,
+                at_us: self.now_us,
+                tail: self.trace.tail(),
+            }),
+            trace: self.trace.full().map(<[String]>::to_vec),
+        }
     }
 }
 

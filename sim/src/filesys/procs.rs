@@ -228,7 +228,8 @@ impl Run {
         Err(Violation::new(rule, format!("failed with no fault injected: {what}")))
     }
 
-    /// Makes process `i` hold `mode` if it can; `false` if the other mode is held.
+    /// Makes process `i` hold `mode` if it can. `Some(done)` when the operation that wanted it
+    /// must stop there: the machine stopped (`Cut`), or the other mode is held (`Returned`).
     fn hold(&mut self, i: usize, mode: Mode) -> Result<Option<Done>, Violation> {
         if let Some(h) = &self.procs[i].hold {
             if h.mode() == mode {
@@ -236,7 +237,11 @@ impl Run {
             }
             self.end_hold(i);
         }
-        self.begin(i, mode).map(Some)
+        match self.begin(i, mode)? {
+            Done::Cut => Ok(Some(Done::Cut)),
+            Done::Returned if self.procs[i].hold.is_none() => Ok(Some(Done::Returned)),
+            Done::Returned => Ok(None),
+        }
     }
 
     fn begin(&mut self, i: usize, mode: Mode) -> Result<Done, Violation> {
@@ -298,10 +303,8 @@ impl Run {
     }
 
     fn post(&mut self, i: usize, deferred: bool) -> Result<Done, Violation> {
-        match self.hold(i, Mode::Expand)? {
-            Some(Done::Cut) => return Ok(Done::Cut),
-            _ if self.procs[i].hold.is_none() => return Ok(Done::Returned),
-            _ => {}
+        if let Some(done) = self.hold(i, Mode::Expand)? {
+            return Ok(done);
         }
         let bytes = blob_bytes(self.rng.below(BLOB_POOL));
         let hash = Hash::of(&bytes);
@@ -406,10 +409,8 @@ impl Run {
     }
 
     fn delete(&mut self, i: usize) -> Result<Done, Violation> {
-        match self.hold(i, Mode::Contract)? {
-            Some(Done::Cut) => return Ok(Done::Cut),
-            _ if self.procs[i].hold.is_none() => return Ok(Done::Returned),
-            _ => {}
+        if let Some(done) = self.hold(i, Mode::Contract)? {
+            return Ok(done);
         }
         let Some(hash) = self.pick_blob() else { return Ok(Done::Returned) };
         let Some(vol) = self.procs[i].vol.as_ref() else { return Ok(Done::Returned) };
@@ -445,10 +446,8 @@ impl Run {
     }
 
     fn swap(&mut self, i: usize) -> Result<Done, Violation> {
-        match self.hold(i, Mode::Expand)? {
-            Some(Done::Cut) => return Ok(Done::Cut),
-            _ if self.procs[i].hold.is_none() => return Ok(Done::Returned),
-            _ => {}
+        if let Some(done) = self.hold(i, Mode::Expand)? {
+            return Ok(done);
         }
         let Some(vol) = self.procs[i].vol.as_ref() else { return Ok(Done::Returned) };
         let pid = self.procs[i].pid;
