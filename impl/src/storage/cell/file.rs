@@ -279,4 +279,36 @@ mod tests {
         assert!(matches!(decode_file_cell(&bytes), Err(CellError::Corrupt(_))));
         assert!(matches!(decode_file_cell(b""), Err(CellError::Corrupt(_))));
     }
+
+    #[test]
+    fn the_empty_value_frame_is_exactly_the_minimum_and_decodes() {
+        // The shortest valid file is the empty value's: one byte shorter is corrupt, and the
+        // minimum itself must decode (a `<` that became `<=` would refuse it).
+        let bytes = encode_file_cell(b"").unwrap();
+        assert_eq!(bytes.len(), FRAME_SIZE_MIN_BYTES);
+        assert_eq!(decode_file_cell(&bytes).unwrap(), b"");
+        assert!(matches!(decode_file_cell(&bytes[..bytes.len() - 1]), Err(CellError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_flipped_byte_with_a_decodable_frame_is_caught_by_the_crc() {
+        // A changed value byte still decodes as a frame: only the CRC can refuse it (CELL-4).
+        let mut bytes = encode_file_cell(b"hello").unwrap();
+        bytes[6] ^= 0x01;
+        let err = decode_file_cell(&bytes).unwrap_err();
+        assert!(matches!(&err, CellError::Corrupt(m) if m.contains("CRC32C")), "{err:?}");
+    }
+
+    #[test]
+    fn an_unreadable_cell_file_is_an_error_not_the_empty_value() {
+        // Only an absent file is the empty value; any other read error (here a directory where
+        // the cell file should be) must be reported, never read as "empty".
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cell");
+        let cell = FileCell::open(&path).unwrap();
+        assert_eq!(cell.read().unwrap(), b"");
+        std::fs::create_dir(&path).unwrap();
+        assert!(cell.read().is_err(), "a directory in the cell file's place read as a value");
+        assert!(cell.cas(b"", b"x").is_err(), "a swap over an unreadable cell file succeeded");
+    }
 }
