@@ -26,6 +26,11 @@ fn pg_url(test: &str) -> Option<String> {
     match std::env::var("CELLAR_TEST_PG") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
+            // CI starts a server (.ci/run): there a missing URL is a broken CI, not a skip.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "pg_backend::{test}: CI is set but CELLAR_TEST_PG is not"
+            );
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED pg_backend::{test}: CELLAR_TEST_PG is not set (bash .ci/postgres.sh start)"

@@ -266,6 +266,7 @@ volume = "v"
 #[test]
 fn a_postgres_volume_opens_with_postgres_mode_lock() {
     let Ok(url) = std::env::var("CELLAR_TEST_PG") else {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but CELLAR_TEST_PG is not");
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED registry::a_postgres_volume_opens_with_postgres_mode_lock: CELLAR_TEST_PG is not set"

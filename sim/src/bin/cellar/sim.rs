@@ -25,7 +25,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0)]
     pub base: u64,
     /// Which processes and faults the swarm draws from: swarm, storage, network, volume,
-    /// hostile, gossip.
+    /// hostile, gossip, full, fs, files.
     #[arg(long, default_value = "swarm", value_parser = parse_profile)]
     pub profile: Profile,
     /// Events in the fault phase of each run.
