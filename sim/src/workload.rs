@@ -376,6 +376,9 @@ impl KvCtx<'_> {
     }
 
     fn read(&mut self, k: Key) -> Result<String, Violation> {
+        if k % 4 == 3 {
+            return self.read_follow(k);
+        }
         let before = self.hits();
         let got = self.engine.read(k);
         let hit = self.hits() > before;
@@ -384,6 +387,42 @@ impl KvCtx<'_> {
             Ok(r) => format!("kv read {k} -> {}", show(&r.map(|r| r.value))),
             Err(e) => format!("kv read {k}: allowed error: {e}"),
         })
+    }
+
+    /// A quarter of reads (keys ≡ 3 mod 4) go through `read_follow` and then `compare` the
+    /// version read (`specs/sector.md` §5.4: `compare` looks up the current record's version). No record here carries a `next` pointer, so the follow returns at
+    /// most the key's own record: the same device reads as `read`, and no rng draw, so the
+    /// run's streams do not move.
+    fn read_follow(&mut self, k: Key) -> Result<String, Violation> {
+        let before = self.hits();
+        let got = self.engine.read_follow(k, 4);
+        let hit = self.hits() > before;
+        let recs = match got {
+            Ok(recs) => recs,
+            Err(e) => {
+                self.model.check_read(k, &Err(e), hit)?;
+                return Ok(format!("kv read_follow {k}: allowed error"));
+            }
+        };
+        if recs.len() > 1 || recs.first().is_some_and(|(key, _)| *key != k) {
+            let keys: Vec<Key> = recs.iter().map(|(key, _)| *key).collect();
+            return Err(Violation::new(
+                "read_follow follows only next pointers",
+                format!("read_follow {k} returned keys {keys:?}; no record has a next pointer"),
+            ));
+        }
+        let rec = recs.into_iter().next().map(|(_, r)| r);
+        let version = rec.as_ref().map(|r| r.version);
+        self.model.check_read(k, &Ok(rec), hit)?;
+        if let Some(v) = version
+            && !self.engine.compare(k, v)
+        {
+            return Err(Violation::new(
+                "compare answers true for the version just read (SEC-9, specs/sector.md 5.4)",
+                format!("compare({k}, {v:?}) is false right after reading that version"),
+            ));
+        }
+        Ok(format!("kv read_follow {k} -> version {version:?}"))
     }
 
     fn read_range(&mut self, k: Key) -> Result<String, Violation> {

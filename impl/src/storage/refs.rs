@@ -50,6 +50,8 @@ pub const REF_TEXT_SIZE_BYTES: usize = REF_TEXT_PREFIX.len() + REF_TEXT_HEX_CHAR
 /// 64-byte blocks (the 32-bit block counter).
 pub const AEAD_PLAINTEXT_SIZE_MAX_BYTES: u64 = 64 * (u32::MAX as u64 - 1) - 1;
 
+// Under RFC 8439's P_MAX (2^38 − 64 bytes), the most one nonce may encrypt.
+const _: () = assert!(AEAD_PLAINTEXT_SIZE_MAX_BYTES < (1u64 << 38) - 64);
 const _: () = assert!(REF_SIZE_BYTES == HASH_SIZE_BYTES + DEK_SIZE_BYTES);
 const _: () = assert!(REF_TEXT_PREFIX.len() == 14 && REF_TEXT_SIZE_BYTES == 142);
 const _: () = assert!(REF_TEXT_SIZE_BYTES != REF_SIZE_BYTES, "decode_ref tells forms apart");
@@ -298,14 +300,20 @@ fn cipher(dek: &[u8; DEK_SIZE_BYTES]) -> ChaCha20Poly1305 {
     ChaCha20Poly1305::new(Key::from_slice(dek))
 }
 
+/// REF-7: beyond the AEAD's block-counter limit, refused before anything is encrypted. Its own
+/// function so the bound is tested at and one past it without 256 GiB of plaintext.
+fn check_aead_size(size_bytes: u64) -> Result<(), RefError> {
+    if size_bytes > AEAD_PLAINTEXT_SIZE_MAX_BYTES {
+        return Err(RefError::TooLarge { size_bytes, max_bytes: AEAD_PLAINTEXT_SIZE_MAX_BYTES });
+    }
+    Ok(())
+}
+
 /// Encrypts `plaintext` convergently (REF-2, REF-3): returns its ref and the ciphertext
 /// (`ChaCha20(plaintext) ‖ tag`, 16 bytes longer than the plaintext). Pure: no store involved.
 pub fn encrypt(salt: &[u8; 32], plaintext: &[u8]) -> Result<(Ref, Vec<u8>), RefError> {
     let size_bytes = plaintext.len() as u64;
-    // REF-7: beyond the AEAD's block-counter limit, refused before anything is encrypted.
-    if size_bytes > AEAD_PLAINTEXT_SIZE_MAX_BYTES {
-        return Err(RefError::TooLarge { size_bytes, max_bytes: AEAD_PLAINTEXT_SIZE_MAX_BYTES });
-    }
+    check_aead_size(size_bytes)?;
     let dek = derive_dek(salt, plaintext);
     let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_SIZE_BYTES);
     ciphertext.extend_from_slice(plaintext);
@@ -427,6 +435,45 @@ mod tests {
         assert_eq!(enc, r.to_bytes(), "REF-6");
         assert_eq!(postcard::from_bytes::<Ref>(&enc).unwrap(), r);
         assert!(postcard::from_bytes::<Ref>(&enc[..63]).is_err());
+    }
+
+    #[test]
+    fn decode_ref_tells_the_two_forms_apart_by_length_ref5_ref6() {
+        let (r, _) = encrypt(&[7; 32], b"decode me").unwrap();
+        let (bytes, text) = (r.to_bytes(), r.to_string());
+        assert_eq!(decode_ref(&bytes).unwrap(), r, "the 64-byte binary form");
+        assert_eq!(decode_ref(text.as_bytes()).unwrap(), r, "the 142-byte text form");
+        assert!(decode_ref(&bytes[..REF_SIZE_BYTES - 1]).is_err());
+        let mut long = bytes.to_vec();
+        long.push(0);
+        assert!(decode_ref(&long).is_err());
+        assert!(decode_ref(&text.as_bytes()[..REF_TEXT_SIZE_BYTES - 1]).is_err());
+    }
+
+    #[test]
+    fn a_json_ref_of_the_wrong_type_names_both_forms() {
+        let err = serde_json::from_str::<Ref>("5").unwrap_err().to_string();
+        assert!(err.contains("64 ref bytes or a cellar:ref:v1:"), "{err}");
+    }
+
+    #[test]
+    fn a_ciphertext_the_ref_does_not_name_is_corrupt_even_with_a_valid_tag_ref4() {
+        // The tag alone would accept it (same DEK): only the CID check refuses it.
+        let (r, ciphertext) = encrypt(&[1; 32], b"attack at dawn").unwrap();
+        let other = Ref { cid: Hash::of(b"some other blob"), dek: r.dek };
+        let err = decrypt(&other, &ciphertext).unwrap_err();
+        assert!(matches!(&err, RefError::Corrupt { detail, .. } if detail.contains("hashes to")));
+    }
+
+    #[test]
+    fn the_aead_limit_is_the_specs_number_ref7() {
+        // specs/refs.md REF-7: 64 × (2³² − 2) − 1 bytes, under RFC 8439's P_MAX (2³⁸ − 64).
+        // Too large to test by allocation, so the constant itself is pinned: an
+        // implementation in another language must refuse from the same byte.
+        assert_eq!(AEAD_PLAINTEXT_SIZE_MAX_BYTES, 274_877_906_815);
+        check_aead_size(AEAD_PLAINTEXT_SIZE_MAX_BYTES).unwrap();
+        let err = check_aead_size(AEAD_PLAINTEXT_SIZE_MAX_BYTES + 1).unwrap_err();
+        assert!(matches!(err, RefError::TooLarge { .. }), "{err:?}");
     }
 
     #[test]
