@@ -187,9 +187,10 @@ fn check_cas_atomic(seed: u64, mode: CrashMode) -> Result<(), String> {
     Ok(())
 }
 
-/// SEC-6: a flipped byte anywhere in the durable image never yields a value that was not
-/// written; a damaged current record is reported naming its key, at recovery or on read.
-fn check_flip(seed: u64, while_running: bool) -> Result<(), String> {
+/// SEC-6: a flipped byte anywhere in the durable image never yields anything but the key's
+/// newest value (neither bytes never written nor an older value); a damaged current record is
+/// reported naming its key, at recovery or on read.
+fn check_flip(seed: u64, while_running: bool, newest_only: bool) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     let mut e = Engine::format(MemDevice::new(2 + 12 * 16), cfg()).unwrap();
     let mut history: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
@@ -216,11 +217,21 @@ fn check_flip(seed: u64, while_running: bool) -> Result<(), String> {
         Engine::open(dev, cfg()).map_err(|e| format!("open: {e}"))?
     };
     for key in 0..KEYS {
+        // Everything was flushed before the flip, so the newest value is the only one a read
+        // may return (SEC-6: "an older version of the key is never served in its place").
+        let newest = history.get(&key).and_then(|h| h.last());
         match e.read(key) {
-            Ok(Some(r)) if !history.get(&key).is_some_and(|h| h.contains(&r.value)) => {
-                return Err(format!(
-                    "seed {seed}: key {key} returned bytes never written (flip at {at})"
-                ));
+            Ok(Some(r))
+                if newest != Some(&r.value)
+                    && (newest_only
+                        || !history.get(&key).is_some_and(|h| h.contains(&r.value))) =>
+            {
+                let what = if history.get(&key).is_some_and(|h| h.contains(&r.value)) {
+                    "an older value"
+                } else {
+                    "bytes never written"
+                };
+                return Err(format!("seed {seed}: key {key} returned {what} (flip at {at})"));
             }
             Ok(None)
                 if history.contains_key(&key) && !while_running && silent(e.recovery_report()) =>
@@ -285,9 +296,22 @@ fn cas_survives_every_crash_mode_atomically() {
 #[test]
 fn flipped_byte_is_detected_at_recovery_and_on_read() {
     for seed in 0..seeds() * 2 {
-        check_flip(seed, false).unwrap();
-        check_flip(seed, true).unwrap();
+        check_flip(seed, false, false).unwrap();
+        check_flip(seed, true, true).unwrap();
     }
+}
+
+/// SEC-6 in full at rest: after a flip in the durable image and a recovery, no key may serve an
+/// older value either. **Open finding (2026-12-03)**: fails (seed 1: key 4 serves an older
+/// value, flip at byte 184514), so it is ignored until the engine keeps the promise; run it with
+/// `cargo test --release -p cellar --test sector_crash -- --ignored`. The test above still
+/// checks "never bytes never written" at rest and "only the newest" while running.
+#[test]
+#[ignore = "open SEC-6 finding: an older value served after a flip at rest (docs/verification.md)"]
+fn flipped_byte_at_rest_never_serves_an_older_value_sec_6() {
+    let failing: Vec<String> =
+        (0..seeds() * 2).filter_map(|seed| check_flip(seed, false, true).err()).collect();
+    assert!(failing.is_empty(), "{} seeds: {failing:#?}", failing.len());
 }
 
 #[test]
@@ -331,7 +355,7 @@ mod planted {
 
     #[test]
     fn skip_crc_on_read_is_caught() {
-        caught("sector:skip-crc-on-read", |s| check_flip(s, true));
+        caught("sector:skip-crc-on-read", |s| check_flip(s, true, true));
     }
 
     #[test]
