@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Line coverage of impl/ by checker (issue 15 item 5; docs/verification.md, "Coverage by
 # checker"): what the simulator reaches alone, what the `cellar` crate's tests reach alone, and
-# both together, per module. Not run by CI (about 30 minutes on 2 cores, most of it building).
+# both together, per module. Not run by CI (about 35 minutes on 2 cores, most of it building).
 #   bash .ci/coverage.sh                 # writes target/coverage/{sim,tests,both}.lcov + table.md
 #   SIM_SCALE=0.2 bash .ci/coverage.sh   # fewer seeds per profile (a quick look)
 # Needs cargo-llvm-cov and the llvm-tools-preview component (installed here if absent). With
@@ -27,19 +27,21 @@ cargo build --release -q -p cellar-sim --bin cellar
 cargo test --release -q -p cellar --no-run
 rm -f "$CARGO_TARGET_DIR"/*.profraw # build scripts' profiles belong to neither phase
 
-# Phase 1, the simulator alone: a campaign of every profile (seeds chosen so each profile gets
-# a few minutes; the campaigns .ci/run runs are of the same order).
+# Each phase's profiles are set aside in $OUT/profraw-PHASE; a report puts back the ones it covers.
 phase() { mkdir -p "$OUT/profraw-$1"; mv "$CARGO_TARGET_DIR"/*.profraw "$OUT/profraw-$1/" 2>/dev/null || true; }
 PROFDATA=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-profdata
 report() {
   rm -f "$CARGO_TARGET_DIR"/*.profraw
   for p in "$@"; do cp "$OUT/profraw-$p"/*.profraw "$CARGO_TARGET_DIR/"; done
   # A process killed while writing its profile (the SIGKILL tests' children) leaves a torn
-  # file that would fail the whole merge: it is dropped, and counted.
+  # file that would fail the whole merge: it is dropped, and named.
   for f in "$CARGO_TARGET_DIR"/*.profraw; do
     "$PROFDATA" show "$f" >/dev/null 2>&1 || { echo "dropped torn profile $(basename "$f")"; rm -f "$f"; }
   done
 }
+
+# Phase 1, the simulator alone: a campaign of every profile (seeds chosen so each profile gets
+# a few minutes; the campaigns .ci/run runs are of the same order).
 for entry in swarm=600 storage=300 network=300 volume=400 hostile=300 gossip=60 full=100 fs=30 files=1000; do
   profile=${entry%%=*}
   seeds=$(python3 -c "print(max(1, int(${entry#*=} * $SIM_SCALE)))")

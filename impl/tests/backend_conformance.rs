@@ -20,6 +20,8 @@ mod fixtures;
 #[path = "backend_conformance/stores.rs"]
 mod stores;
 
+mod pg_support;
+
 use std::io::Write;
 
 /// Prints a line past the test harness's output capture, so a skip is seen, not silent.
@@ -29,18 +31,7 @@ pub fn skip(backend: &str, test: &str, why: &str) {
 
 /// The PostgreSQL URL from `CELLAR_TEST_PG`, or `None` after printing a skip line.
 pub fn pg_url(test: &str) -> Option<String> {
-    match std::env::var("CELLAR_TEST_PG") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            // CI starts a server (.ci/run): there a missing URL is a broken CI, not a skip.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{test}: CI is set but CELLAR_TEST_PG is not"
-            );
-            skip("postgres", test, "CELLAR_TEST_PG is not set (bash .ci/postgres.sh start)");
-            None
-        }
-    }
+    pg_support::pg_url(&format!("postgres::{test}"))
 }
 
 /// A name no other test run uses (rows of earlier runs stay in the throwaway database).

@@ -22,22 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+mod pg_support;
+
 fn pg_url(test: &str) -> Option<String> {
-    match std::env::var("CELLAR_TEST_PG") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            // CI starts a server (.ci/run): there a missing URL is a broken CI, not a skip.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "pg_backend::{test}: CI is set but CELLAR_TEST_PG is not"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED pg_backend::{test}: CELLAR_TEST_PG is not set (bash .ci/postgres.sh start)"
-            );
-            None
-        }
-    }
+    pg_support::pg_url(&format!("pg_backend::{test}"))
 }
 
 fn unique(test: &str) -> String {

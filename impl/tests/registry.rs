@@ -10,8 +10,9 @@
 
 use cellar::registry::{ConfigError, ConfigErrorKind as K, ModeLockSpec, Registry, StoreSpec};
 use cellar::storage::volume::{HashList, check_vol1, cleanup};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod pg_support;
 
 fn parse(text: &str) -> Result<cellar::registry::Config, ConfigError> {
     Registry::parse(Path::new("/etc/cellar/cellar.toml"), text)
@@ -265,12 +266,8 @@ volume = "v"
 
 #[test]
 fn a_postgres_volume_opens_with_postgres_mode_lock() {
-    let Ok(url) = std::env::var("CELLAR_TEST_PG") else {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but CELLAR_TEST_PG is not");
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED registry::a_postgres_volume_opens_with_postgres_mode_lock: CELLAR_TEST_PG is not set"
-        );
+    let Some(url) = pg_support::pg_url("registry::a_postgres_volume_opens_with_postgres_mode_lock")
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -221,16 +221,12 @@ fn check_flip(seed: u64, while_running: bool, newest_only: bool) -> Result<(), S
         // may return (SEC-6: "an older version of the key is never served in its place").
         let newest = history.get(&key).and_then(|h| h.last());
         match e.read(key) {
-            Ok(Some(r))
-                if newest != Some(&r.value)
-                    && (newest_only
-                        || !history.get(&key).is_some_and(|h| h.contains(&r.value))) =>
-            {
-                let what = if history.get(&key).is_some_and(|h| h.contains(&r.value)) {
-                    "an older value"
-                } else {
-                    "bytes never written"
-                };
+            Ok(Some(r)) if newest != Some(&r.value) => {
+                let older = history.get(&key).is_some_and(|h| h.contains(&r.value));
+                if older && !newest_only {
+                    continue;
+                }
+                let what = if older { "an older value" } else { "bytes never written" };
                 return Err(format!("seed {seed}: key {key} returned {what} (flip at {at})"));
             }
             Ok(None)

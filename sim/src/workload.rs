@@ -390,9 +390,10 @@ impl KvCtx<'_> {
     }
 
     /// A quarter of reads (keys ≡ 3 mod 4) go through `read_follow` and then `compare` the
-    /// version read (`specs/sector.md` §5.4: `compare` looks up the current record's version). No record here carries a `next` pointer, so the follow returns at
-    /// most the key's own record: the same device reads as `read`, and no rng draw, so the
-    /// run's streams do not move.
+    /// version read (`specs/sector.md` §5.4: `compare` looks up the current record's version).
+    /// No record here carries a `next` pointer, so the follow returns at most the key's own
+    /// record: the same device reads as `read`, and no rng draw, so the run's streams do not
+    /// move.
     fn read_follow(&mut self, k: Key) -> Result<String, Violation> {
         let before = self.hits();
         let got = self.engine.read_follow(k, 4);
