@@ -32,6 +32,8 @@ pub const ALL: &[&str] = &[
     "sector:superblock-needs-both-copies",
     "sector:damaged-zone-header-fails-open",
     "sector:value-limit-off-by-one",
+    "sector:no-flush-mark",
+    "sector:no-header-repair",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

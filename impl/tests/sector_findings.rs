@@ -164,15 +164,16 @@ fn epochs_never_regress_when_the_newest_zone_is_freed_sec_4() {
     );
 }
 
-/// SEC-4 with a damaged header: the zone holding the largest epoch has its header flipped, so
-/// recovery ignores it; its records still bound the next epoch, or reopening that zone with the
-/// same epoch would make its old records current again.
+/// SEC-4 with a damaged header: the zone holding the largest epoch has two bytes of its header
+/// flipped (one is repaired, SEC-18), so recovery ignores it; its records still bound the next
+/// epoch, or reopening that zone with the same epoch would make its old records current again.
 #[test]
 fn damaged_zone_header_still_bounds_the_next_epoch_sec_4() {
     let mut e = crash(fresh());
     let v = e.write(4, b"in a zone whose header will be damaged", flushed()).unwrap();
     let header = 2 + zone_of(v.sector()) * ZONE_SECTORS;
     flip(&mut e, header as u32, 20);
+    flip(&mut e, header as u32, 5);
     let mut e = crash(e);
     assert_eq!(e.recovery_report().corrupt_zone_headers, vec![zone_of(v.sector()) as u32]);
     assert_eq!(e.read(4).unwrap(), None, "the damaged zone's records are ignored");
@@ -181,4 +182,20 @@ fn damaged_zone_header_still_bounds_the_next_epoch_sec_4() {
     let mut e = crash(e);
     assert_eq!(e.read(4).unwrap(), None);
     assert_eq!(e.read(5).unwrap().unwrap().value, b"next");
+}
+
+/// SEC-18: one damaged byte of a zone header is repaired: the zone is reported and still read,
+/// so its keys keep their newest values (before, the whole zone was ignored and older values
+/// elsewhere served).
+#[test]
+fn zone_header_with_one_damaged_byte_is_reported_and_read_sec_18() {
+    let mut e = crash(fresh());
+    let v = e.write(4, b"in a zone whose header will be damaged", flushed()).unwrap();
+    let header = 2 + zone_of(v.sector()) * ZONE_SECTORS;
+    flip(&mut e, header as u32, 20);
+    let mut e = crash(e);
+    assert_eq!(e.recovery_report().corrupt_zone_headers, vec![zone_of(v.sector()) as u32]);
+    assert_eq!(e.read(4).unwrap().unwrap().value, b"in a zone whose header will be damaged");
+    let next = e.write(5, b"next", flushed()).unwrap();
+    assert!(next.zone_epoch() > v.zone_epoch(), "SEC-4: epoch {} reused", next.zone_epoch());
 }

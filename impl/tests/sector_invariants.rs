@@ -16,6 +16,7 @@
 )]
 
 use cellar::sector::device::{BlockDevice, CrashMode, DeviceError, FaultDevice, ReadOp, WriteOp};
+use cellar::sector::format::{Kind, RecordHeader};
 use cellar::sector::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -57,6 +58,9 @@ struct Watch {
     pending: BTreeSet<u64>,
     /// Data sectors written and flushed, not trimmed since.
     durable: BTreeSet<u64>,
+    /// Sectors whose newest content is a Mark record: the next record may overwrite them even
+    /// once flushed (SEC-15's exception, SEC-18).
+    marks: BTreeSet<u64>,
     /// Each zone header sector's last written content.
     headers: HashMap<u64, Header>,
     violations: Vec<String>,
@@ -72,6 +76,7 @@ impl Watch {
             inner: MemDevice::new(SUPERBLOCK_SECTORS + ZONES * ZONE_SECTORS),
             pending: BTreeSet::new(),
             durable: BTreeSet::new(),
+            marks: BTreeSet::new(),
             headers: HashMap::new(),
             violations: Vec::new(),
             rewrites_unflushed: 0,
@@ -110,14 +115,17 @@ impl Watch {
                     ));
                 }
             } else if Self::is_header(s) {
-                if Header::of(data) == Header::Free && !self.pending.is_empty() {
+                // A pending Mark (SEC-18) is no copy: it witnesses the flush that made them
+                // durable.
+                let copies = self.pending.iter().any(|p| !self.marks.contains(p));
+                if Header::of(data) == Header::Free && copies {
                     self.violations.push(format!(
                         "SEC-14: zone header {s} freed while {:?} are not durable",
                         self.pending
                     ));
                 }
             } else {
-                if self.durable.contains(&s) {
+                if self.durable.contains(&s) && !self.marks.contains(&s) {
                     self.violations.push(format!("SEC-15: flushed sector {s} rewritten"));
                 }
                 let header = Self::header_of(s);
@@ -137,6 +145,13 @@ impl Watch {
             let s = op.first_sector + i as u64;
             if !self.pending.insert(s) {
                 self.rewrites_unflushed += 1;
+            }
+            let mark = RecordHeader::decode(data).is_ok_and(|h| h.kind == Kind::Mark);
+            if mark {
+                self.marks.insert(s);
+            } else if self.marks.remove(&s) {
+                // A mark overwritten: the sector's content is new and unflushed again.
+                self.durable.remove(&s);
             }
             if Self::is_header(s) {
                 self.headers.insert(s, Header::of(data));

@@ -181,7 +181,7 @@ fn gossip_message_table_matches_the_code() {
 fn record_kind_table_matches_the_code() {
     let t = spec_tables();
     let (file, rows) = t.get("RecordKind").expect("sector.md tables enum RecordKind");
-    let kinds = [Kind::Put, Kind::Tombstone, Kind::Commit, Kind::Seal];
+    let kinds = [Kind::Put, Kind::Tombstone, Kind::Commit, Kind::Seal, Kind::Mark];
     let header = |kind: Kind| RecordHeader {
         kind,
         flags: 0,

@@ -223,6 +223,10 @@ pub struct Knobs {
     /// Chance (ppm) that a power cut also flips a byte of one superblock copy or of a free
     /// header on the medium (`world/headers.rs`).
     pub medium_ppm: u32,
+    /// Whether half as often the device first settles and a key's record flips on the medium
+    /// (SEC-18, `world/headers.rs`). Not in `full`: that damage pins zones until the key is
+    /// rewritten (SEC-6), which its capacity check does not model.
+    pub medium_at_rest: bool,
     /// Chance (ppm) that a network message is lost.
     pub net_drop_ppm: u32,
     /// Chance (ppm) that a network message is delivered twice.
@@ -307,6 +311,7 @@ impl Knobs {
             corrupt_every_us: maybe(rng, 300_000, 10_000, 200_000),
             header_every_us: 0,
             medium_ppm: 0,
+            medium_at_rest: false,
             net_drop_ppm: maybe(rng, 300_000, 10_000, 300_000) as u32,
             net_dup_ppm: maybe(rng, 400_000, 10_000, 200_000) as u32,
             net_delay_us_max: rng.range(10, 3_000),
@@ -368,10 +373,12 @@ impl Knobs {
             Profile::Storage | Profile::Hostile | Profile::Full => {
                 k.header_every_us = maybe(rng, 200_000, 10_000, 200_000);
                 k.medium_ppm = maybe(rng, 200_000, 50_000, 500_000) as u32;
+                k.medium_at_rest = profile != Profile::Full;
             }
             Profile::Swarm => {
                 k.header_every_us = maybe(rng, 500_000, 20_000, 300_000);
                 k.medium_ppm = maybe(rng, 500_000, 50_000, 300_000) as u32;
+                k.medium_at_rest = true;
             }
             _ => {}
         }

@@ -100,6 +100,11 @@ impl KvModel {
         self.spec.damage(k);
     }
 
+    /// A flip on the medium, at rest, now touches `k`'s record (SEC-18).
+    pub fn damage_on_medium(&mut self, k: Key) {
+        self.spec.damage_on_medium(k);
+    }
+
     /// Is `k` damaged by an injected media fault?
     pub fn is_damaged(&self, k: Key) -> bool {
         self.spec.is_damaged(k)

@@ -152,6 +152,16 @@ impl SimSsd {
         self.pending.len()
     }
 
+    /// The device at rest: every unflushed write lands, in order, as a drive's cache drains
+    /// when it is idle (the at-rest medium fault, `world/headers.rs`, needs it: SEC-18's
+    /// witness is written, not flushed).
+    pub fn settle(&mut self) {
+        for (s, data) in std::mem::take(&mut self.pending) {
+            let at = s as usize * SECTOR;
+            self.durable[at..at + SECTOR].copy_from_slice(&data);
+        }
+    }
+
     /// Makes reads of `sector` fail until it is rewritten, trimmed, or power cycles.
     pub fn inject_latent(&mut self, sector: u64) {
         if sector < self.sector_count {

@@ -1,6 +1,6 @@
 //! The header fault atlas (`sim/src/world/headers.rs`, issue 15): record headers and packing
-//! sectors flipped while running (`header`), a superblock copy or a free header flipped on the
-//! medium at a power cut (`medium`). Each capability runs clean against the real engine and
+//! sectors flipped while running (`header`), a superblock copy, a free header or (the device
+//! at rest) a key's flushed record flipped on the medium at a power cut (`medium`). Each capability runs clean against the real engine and
 //! catches a planted bug that the simulator without it misses over the same seeds.
 #![allow(
     clippy::unwrap_used,
@@ -22,16 +22,20 @@ fn the_atlas_runs_clean_and_strikes_every_region() {
     let f = summary.faults;
     assert!(f.header > 20 && f.header_packed > 0, "record sector flips: {f:?}");
     assert!(f.medium_superblock > 5 && f.header_medium > f.medium_superblock + 5, "medium: {f:?}");
+    assert!(f.medium_records > 5, "records flipped at rest (SEC-18): {f:?}");
 }
 
 /// (planted bug, the profile, the one fault kind that must catch it). An unchecked header
 /// CRC does harm only once a flipped header is acted on (a compaction copying a record with a
-/// flipped seq or flags): in `hostile` the first seed that shows it is 48, in `storage` 178.
+/// flipped seq or flags): since SEC-18 moved every seed (2026-12-03) `storage` shows it first
+/// at seed 30, while `hostile` passes 600 seeds.
 #[cfg(feature = "planted-bugs")]
 const CASES: &[(&str, Profile, FaultKind)] = &[
-    ("sector:header-crc-unchecked", Profile::Hostile, FaultKind::Header),
+    ("sector:header-crc-unchecked", Profile::Storage, FaultKind::Header),
     ("sector:superblock-needs-both-copies", Profile::Storage, FaultKind::Medium),
     ("sector:damaged-zone-header-fails-open", Profile::Storage, FaultKind::Medium),
+    ("sector:no-flush-mark", Profile::Storage, FaultKind::Medium),
+    ("sector:no-header-repair", Profile::Storage, FaultKind::Medium),
 ];
 
 #[cfg(feature = "planted-bugs")]

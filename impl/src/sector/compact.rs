@@ -165,12 +165,12 @@ impl<D: BlockDevice> Engine<D> {
         }
         let mut n = (end - cursor).min(u64::from(self.cfg.compaction_step_sectors_max));
         let mut buf = self.read_run(cursor, n)?;
-        let mut s = scan(&buf, cursor, epoch, true);
+        let mut s = scan(&buf, cursor, epoch, true, false);
         if let Some(at) = s.incomplete_at.filter(|at| *at == cursor) {
             // One record larger than a step: read exactly it.
             n = end - at;
             buf = self.read_run(cursor, n)?;
-            s = scan(&buf, cursor, epoch, true);
+            s = scan(&buf, cursor, epoch, true, false);
         }
         let next = s.sealed_at.map(|_| end).or(s.incomplete_at).unwrap_or(cursor + n);
         let mut moves = Vec::new();
@@ -240,7 +240,7 @@ impl<D: BlockDevice> Engine<D> {
                         z as u32 != victim && zone.epoch != 0 && self.may_hide(zone, h.seq)
                     })
             }
-            Kind::Commit | Kind::Seal => false,
+            Kind::Commit | Kind::Seal | Kind::Mark => false,
         }
     }
 

@@ -111,9 +111,10 @@ impl<D: BlockDevice> Engine<D> {
         self.dev
     }
 
-    /// Largest value `write` accepts.
+    /// Largest value `write` accepts: a record fits between the zone header and the zone's
+    /// last sector, which is kept for its seal or a flush's mark (SEC-18).
     pub fn value_size_max_bytes(&self) -> usize {
-        let zone_bytes = (self.sb.zone_sector_count as usize - 1) * SECTOR_SIZE_BYTES;
+        let zone_bytes = (self.sb.zone_sector_count as usize - 2) * SECTOR_SIZE_BYTES;
         self.cfg.value_size_max_bytes.min(zone_bytes - RECORD_HEADER_SIZE_BYTES)
     }
 

@@ -255,6 +255,9 @@ pub enum Kind {
     Commit = 3,
     /// End of a zone's data: the rest of the zone is never read (SEC-7).
     Seal = 4,
+    /// The log was flushed up to its `durable_mark`: written after a flush at the head's next
+    /// free sector, which the next record may overwrite (SEC-18).
+    Mark = 5,
 }
 
 impl Kind {
@@ -264,6 +267,7 @@ impl Kind {
             2 => Kind::Tombstone,
             3 => Kind::Commit,
             4 => Kind::Seal,
+            5 => Kind::Mark,
             _ => return Err(FormatError::Field { field: "kind", value: v.into() }),
         })
     }
@@ -451,7 +455,7 @@ mod tests {
             RecordHeader::decode(&b)
         };
         assert_eq!(resealed(4, 1), Ok(h), "the re-sealing itself is sound");
-        assert_eq!(resealed(4, 5), Err(FormatError::Field { field: "kind", value: 5 }));
+        assert_eq!(resealed(4, 6), Err(FormatError::Field { field: "kind", value: 6 }));
         assert_eq!(resealed(4, 0), Err(FormatError::Field { field: "kind", value: 0 }));
         assert_eq!(resealed(5, 32), Err(FormatError::Field { field: "flags", value: 32 }));
         for at in [6, 7, 72, 75] {

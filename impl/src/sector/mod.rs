@@ -13,7 +13,8 @@
 //!   and the limits), `types` (the API types: [`Record`], [`Version`], [`WriteOptions`],
 //!   [`CasOp`], …), `read` (the read path), `write` (the write path, `cas`, `flush`, revertible
 //!   writes), `zones` (zone placement and accounting), `commit` (the CAS commit scheme),
-//!   `compact` (the compactor step) and `recovery` (the index rebuild at `open`).
+//!   `compact` (the compactor step), `recovery` (the index rebuild at `open`) and `repair`
+//!   (naming the key of a header with one damaged byte).
 //! - `index`, [`mod@format`]: the in-memory index and the byte-level on-disk format.
 //! - [`device`]: the [`BlockDevice`] trait and its implementations (memory, file, io_uring,
 //!   fault injection).
@@ -36,6 +37,7 @@ pub mod proto;
 mod read;
 mod recovery;
 pub mod remote;
+mod repair;
 mod shard;
 mod types;
 mod victim;

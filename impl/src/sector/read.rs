@@ -11,6 +11,7 @@ use super::device::{BlockDevice, ReadOp};
 use super::format::{
     FLAG_COMPRESSED, FLAG_HAS_NEXT, FLAG_PACKED, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
 };
+use super::repair::{repair_header, repairable};
 use super::types::{KeyRange, Record};
 use super::{
     Engine, Key, READ_FOLLOW_RECORDS_MAX, READ_RANGE_KEYS_MAX, SECTOR_SIZE_BYTES, SectorError,
@@ -167,8 +168,24 @@ impl<D: BlockDevice> Engine<D> {
             let bytes = first.get(off..).unwrap_or(&[]);
             let h = match RecordHeader::decode(bytes) {
                 Ok(h) => h,
-                Err(e) if off == 0 => return Err(corrupt(format!("sector {sector}: header: {e}"))),
-                Err(_) => break,
+                Err(e) => {
+                    // SEC-6, SEC-18: one damaged byte is repaired to find where the record ends,
+                    // as recovery does; it is never served, and if it is the key's, the key is
+                    // corrupt. Otherwise the rest of the packing sector is unreadable.
+                    let fixed = (repairable(&e) && !bugs::active("sector:no-header-repair"))
+                        .then(|| repair_header(bytes, epoch, u64::from(sector)))
+                        .flatten();
+                    match fixed {
+                        Some(h) if h.key != key && h.flags & FLAG_PACKED != 0 => {
+                            off += h.footprint_bytes();
+                            continue;
+                        }
+                        _ if off == 0 || fixed.is_some() => {
+                            return Err(corrupt(format!("sector {sector}: header: {e}")));
+                        }
+                        _ => break,
+                    }
+                }
             };
             // SEC-17: the sector's content must be the one written there.
             if h.sector != u64::from(sector) && !bugs::active("sector:ignore-record-address") {

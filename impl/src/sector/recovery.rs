@@ -25,6 +25,7 @@ use super::format::{
     Superblock, ZoneHeader,
 };
 use super::index::Index;
+use super::repair::{repair_header, repair_zone_header, repairable};
 use super::write::{Batch, seal};
 use super::zones::{Zone, position};
 use super::{EngineConfig, RecoveryReport};
@@ -53,22 +54,47 @@ pub(crate) struct Scan {
     pub(crate) epoch_max: u32,
     /// The sector where a seal stopped the scan, if one did.
     pub(crate) sealed_at: Option<u64>,
+    /// That seal's durable mark (SEC-18: recovery's seals witness what it accepted).
+    pub(crate) seal_mark: u64,
     /// First sector of a record that did not fit in the buffer (compaction reads in chunks).
     pub(crate) incomplete_at: Option<u64>,
 }
 
 /// Parses `buf` (whose first byte is sector `first_sector`) as records of a zone of `epoch`.
 /// `keep_payload` keeps payloads (compaction needs them; recovery only for commit records).
-pub(crate) fn scan(buf: &[u8], first_sector: u64, epoch: u32, keep_payload: bool) -> Scan {
-    let mut out =
-        Scan { items: Vec::new(), seq_max: 0, epoch_max: 0, sealed_at: None, incomplete_at: None };
+/// `repair`: a header with one damaged byte is repaired to name its key (recovery, SEC-18);
+/// compaction does not, and leaves such a zone alone (its drain check, SEC-17).
+pub(crate) fn scan(
+    buf: &[u8],
+    first_sector: u64,
+    epoch: u32,
+    keep_payload: bool,
+    repair: bool,
+) -> Scan {
+    let mut out = Scan {
+        items: Vec::new(),
+        seq_max: 0,
+        epoch_max: 0,
+        sealed_at: None,
+        seal_mark: 0,
+        incomplete_at: None,
+    };
     let sectors = buf.len() / SECTOR_SIZE_BYTES;
     let (mut s, mut off) = (0usize, 0usize);
     while s < sectors {
         let base = s * SECTOR_SIZE_BYTES + off;
         let sector = first_sector + s as u64;
         let bytes = buf.get(base..).unwrap_or(&[]);
-        if let Ok(h) = RecordHeader::decode(bytes) {
+        // SEC-6: a header with one damaged byte is repaired to name its key; the record is then
+        // a damaged one, never served (`repair.rs`).
+        let decoded = match RecordHeader::decode(bytes) {
+            Ok(h) => Some((h, false)),
+            Err(e) if repair && repairable(&e) && !bugs::active("sector:no-header-repair") => {
+                repair_header(bytes, epoch, sector).map(|h| (h, true))
+            }
+            Err(_) => None,
+        };
+        if let Some((h, repaired)) = decoded {
             out.seq_max = out.seq_max.max(h.seq);
             out.epoch_max = out.epoch_max.max(h.zone_epoch);
             let packed = h.flags & FLAG_PACKED != 0;
@@ -87,9 +113,10 @@ pub(crate) fn scan(buf: &[u8], first_sector: u64, epoch: u32, keep_payload: bool
                 };
                 if h.kind == Kind::Seal {
                     out.sealed_at = Some(sector);
+                    out.seal_mark = h.durable_mark;
                     return out;
                 }
-                let payload_ok = h.check_payload(payload).is_ok();
+                let payload_ok = !repaired && h.check_payload(payload).is_ok();
                 let keep = keep_payload || h.kind == Kind::Commit;
                 out.items.push(Item::Rec {
                     sector,
@@ -203,7 +230,20 @@ fn read_zone_headers<D: BlockDevice>(
             _ if bugs::active("sector:damaged-zone-header-fails-open") => {
                 return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
             }
-            _ => report.corrupt_zone_headers.push(z as u32),
+            _ => {
+                // Reported either way; one damaged byte is repaired, so the zone's records are
+                // still read (SEC-6: its keys' older values are not served in their place) and
+                // a free header still bounds the epochs (SEC-4).
+                report.corrupt_zone_headers.push(z as u32);
+                let repaired = (!bugs::active("sector:no-header-repair"))
+                    .then(|| repair_zone_header(buf, z as u32))
+                    .flatten();
+                match repaired {
+                    Some((h, false)) => used.push((h.epoch, z as u32)),
+                    Some((h, true)) => free_epoch_max = free_epoch_max.max(h.epoch),
+                    None => {}
+                }
+            }
         }
     }
     used.sort_unstable();
@@ -227,7 +267,7 @@ fn scan_zones<D: BlockDevice>(
             .collect();
         dev.read_batch(&mut ops)?;
         for ((epoch, z), buf) in chunk.iter().zip(&bufs) {
-            scans.push((*epoch, *z, scan(buf, sb.zone_first_sector(*z) + 1, *epoch, false)));
+            scans.push((*epoch, *z, scan(buf, sb.zone_first_sector(*z) + 1, *epoch, false, true)));
         }
     }
     Ok(scans)
@@ -246,7 +286,10 @@ pub(crate) fn recover<D: BlockDevice>(
     let scans = scan_zones(&mut dev, &sb, &used)?;
     // Zones whose header is damaged are ignored, but their records still bound the epochs and
     // seqs handed out next (epoch 0 matches no record, so the scan accepts none of them).
-    let damaged: Vec<(u32, u32)> = report.corrupt_zone_headers.iter().map(|z| (0, *z)).collect();
+    let damaged: Vec<(u32, u32)> = (report.corrupt_zone_headers.iter())
+        .filter(|z| !used.iter().any(|(_, u)| u == *z))
+        .map(|z| (0, *z))
+        .collect();
     let damaged_scans = scan_zones(&mut dev, &sb, &damaged)?;
     let mark = scans
         .iter()
@@ -255,6 +298,7 @@ pub(crate) fn recover<D: BlockDevice>(
             Item::Rec { h, .. } => Some(h.durable_mark),
             Item::Bad { .. } => None,
         })
+        .chain(scans.iter().map(|(_, _, s)| s.seal_mark))
         .max()
         .unwrap_or(0);
     let mut e = Engine {
@@ -334,16 +378,20 @@ fn classify<D: BlockDevice>(
             if !blank {
                 e.report.torn_tails.push((z, sector));
             }
+            // The whole sector goes, with any packed records before the damage in it: they
+            // share its position, so none was flushed either, and the seal then covers the
+            // damage (kept before a seal, a later recovery would meet it below the mark).
+            kept.retain(|i| !matches!(i, Item::Rec { sector: s, .. } if *s == sector));
+            let end =
+                kept.iter().filter_map(item_end).max().unwrap_or(e.sb.zone_first_sector(z) + 1);
             return (kept, end, true);
         }
         if damaged {
             // SEC-6: below the durable mark this was flushed: corruption, reported.
             e.report.corrupt_sectors.push(sector);
         }
-        if let Item::Rec { h, sector, .. } = &item {
-            // A packed record ends inside its sector, so this rounds up to one sector.
-            let sectors = h.footprint_bytes().div_ceil(SECTOR_SIZE_BYTES) as u64;
-            end = end.max(sector + sectors);
+        if let Some(item_end) = item_end(&item) {
+            end = end.max(item_end);
         }
         kept.push(item);
     }
@@ -352,6 +400,12 @@ fn classify<D: BlockDevice>(
         Some(at) => (kept, at + 1, false),
         None => (kept, end, end < zone_end),
     }
+}
+
+/// The first sector after a record (a packed record ends inside its sector: one sector).
+fn item_end(item: &Item) -> Option<u64> {
+    let Item::Rec { h, sector, .. } = item else { return None };
+    Some(sector + h.footprint_bytes().div_ceil(SECTOR_SIZE_BYTES) as u64)
 }
 
 /// Step 5: the newest valid record per key wins; CAS members only with their complete commit.
@@ -396,7 +450,7 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
                         commits.insert(h.seq, list);
                     }
                 }
-                Kind::Seal => {}
+                Kind::Seal | Kind::Mark => {}
             }
         }
     }
@@ -455,13 +509,18 @@ fn persist_cuts<D: BlockDevice>(
     accepted: &[(u32, Vec<Item>, u64, bool)],
 ) -> Result<(), SectorError> {
     let mut batch = Batch::default();
+    // SEC-18: once flushed, everything recovery accepted is durable: the seals witness it (a
+    // flush's Mark may have been lost to the power cut), so damage to it found by a later
+    // recovery is corruption, not a torn tail.
+    let top = position(e.next_epoch - 1, u64::from(u32::MAX));
     for (z, _, end, cut) in accepted {
         if !cut || *end >= e.sb.zone_first_sector(z + 1) {
             continue;
         }
         let zone = &mut e.zones[*z as usize];
         e.next_seq += 1;
-        let h = RecordHeader { sector: *end, ..seal(e.next_seq - 1, zone.epoch, 0) };
+        let witness = if bugs::active("sector:no-flush-mark") { 0 } else { top };
+        let h = RecordHeader { sector: *end, ..seal(e.next_seq - 1, zone.epoch, witness) };
         let mut bytes = h.encode().to_vec();
         bytes.resize(SECTOR_SIZE_BYTES, 0);
         batch.ops.push((*end, bytes));
@@ -474,7 +533,6 @@ fn persist_cuts<D: BlockDevice>(
     if any {
         e.dev.flush()?;
     }
-    let top = position(e.next_epoch - 1, u64::from(u32::MAX));
     e.durable_mark = top;
     e.written_mark = top;
     Ok(())

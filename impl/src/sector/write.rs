@@ -228,10 +228,35 @@ impl<D: BlockDevice> Engine<D> {
 
     pub(crate) fn flush_device(&mut self) -> Result<(), SectorError> {
         self.dev.flush()?;
+        let advanced = self.written_mark > self.durable_mark;
         self.durable_mark = self.written_mark;
         // SEC-15: a flushed sector is never rewritten: close the packing sector.
         self.pack = None;
+        if advanced {
+            self.write_mark()?;
+        }
         Ok(())
+    }
+
+    /// SEC-18: witnesses the flush on the medium. Records carry the mark current when they
+    /// were written, so without a later record nothing on the device says the last flushed
+    /// batch was flushed, and recovery would cut damage inside it as a torn tail, serving an
+    /// older value. A Mark record at the head's next free sector carries the new mark. It is
+    /// written, not flushed (one `fdatasync` per flush stays one); the next record placed
+    /// there overwrites it and carries the same mark or a later one. A full head has no room:
+    /// the witness then waits for the next record (spec §13).
+    fn write_mark(&mut self) -> Result<(), SectorError> {
+        if bugs::active("sector:no-flush-mark") {
+            return Ok(());
+        }
+        let Some(z) = self.head.filter(|_| self.head_next < self.sb.zone_sector_count) else {
+            return Ok(());
+        };
+        let sector = self.sb.zone_first_sector(z) + u64::from(self.head_next);
+        let h = mark(self.zones[z as usize].epoch, self.durable_mark, sector);
+        let mut bytes = h.encode().to_vec();
+        bytes.resize(SECTOR_SIZE_BYTES, 0);
+        Batch { ops: vec![(sector, bytes)] }.submit(&mut self.dev)
     }
 
     /// Undoes the pending revertible write of `key`, restoring the previous value (or absence).
@@ -396,4 +421,9 @@ pub(crate) fn tombstone(key: Key, seq: u64, flags: u8, txn: u64) -> RecordHeader
 
 pub(crate) fn seal(seq: u64, epoch: u32, durable_mark: u64) -> RecordHeader {
     RecordHeader { kind: Kind::Seal, zone_epoch: epoch, durable_mark, ..tombstone(0, seq, 0, 0) }
+}
+
+/// A Mark record (SEC-18): seq 0, no key, no payload.
+pub(crate) fn mark(epoch: u32, durable_mark: u64, sector: u64) -> RecordHeader {
+    RecordHeader { kind: Kind::Mark, sector, ..seal(0, epoch, durable_mark) }
 }

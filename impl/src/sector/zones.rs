@@ -64,6 +64,9 @@ impl Zone {
 
     /// Counts one record written into the zone (SEC-13 keeps `live` apart).
     pub(crate) fn count(&mut self, h: &RecordHeader) {
+        if h.kind == Kind::Mark {
+            return; // SEC-18: a mark holds nothing and the next record may overwrite it
+        }
         self.records += 1;
         match h.kind {
             Kind::Put => {
@@ -72,7 +75,7 @@ impl Zone {
             }
             Kind::Tombstone => self.tomb_seq_max = self.tomb_seq_max.max(h.seq),
             Kind::Seal => self.sealed = true,
-            Kind::Commit => {}
+            Kind::Commit | Kind::Mark => {}
         }
     }
 }
@@ -166,8 +169,14 @@ impl<D: BlockDevice> Engine<D> {
     /// into a fresh zone only if one more than the floor is free.
     pub(crate) fn has_room(&self, n: u32, room: Room) -> bool {
         let floor = self.reserve_floor(room);
-        let in_head = self.head.is_some() && self.head_next + n <= self.sb.zone_sector_count;
+        let in_head = self.head.is_some() && self.head_next + n <= self.data_end();
         self.free_zones >= floor && (in_head || self.free_zones > floor)
+    }
+
+    /// SEC-18: records end before a zone's last sector, which is kept for the zone's seal or
+    /// the mark of a flush that filled the rest, so every flush can be witnessed in its zone.
+    pub(crate) fn data_end(&self) -> u32 {
+        self.sb.zone_sector_count - 1
     }
 
     /// SEC-16: a delete or delete-only CAS that finds no room runs compaction steps (pressure
@@ -209,18 +218,18 @@ impl<D: BlockDevice> Engine<D> {
         n: u32,
         room: Room,
     ) -> Result<u64, SectorError> {
-        let zs = self.sb.zone_sector_count;
-        if n >= zs {
+        let end = self.data_end();
+        if n >= end {
             return Err(SectorError::TooLarge {
                 what: "record sectors",
                 size: n.into(),
-                max: (zs - 1).into(),
+                max: (end - 1).into(),
             });
         }
         if !self.has_room(n, room) {
             return Err(SectorError::DeviceFull);
         }
-        let in_head = self.head.is_some() && self.head_next + n <= zs;
+        let in_head = self.head.is_some() && self.head_next + n <= end;
         if !in_head {
             self.open_zone(batch)?;
         }

@@ -40,6 +40,8 @@ pub struct FaultCounts {
     pub header_medium: u64,
     /// Of those, superblock copies.
     pub medium_superblock: u64,
+    /// Records flipped on the medium at rest (the cache settled first) at power cuts.
+    pub medium_records: u64,
     /// Network messages lost.
     pub net_dropped: u64,
     /// Network messages duplicated.
@@ -100,6 +102,7 @@ impl FaultCounts {
         self.header_packed += o.header_packed;
         self.header_medium += o.header_medium;
         self.medium_superblock += o.medium_superblock;
+        self.medium_records += o.medium_records;
         self.net_dropped += o.net_dropped;
         self.net_duplicated += o.net_duplicated;
         self.partitions += o.partitions;
@@ -147,7 +150,16 @@ impl World<'_> {
                 return Err(Violation::new("simulator", "engine still shared at a crash".into()));
             }
         };
+        // SEC-18: sometimes the device first comes to rest (every write lands), and then a
+        // byte of a key's current record flips on the medium.
+        let rest = self.knobs.medium_at_rest
+            && self.knobs.medium_ppm > 0
+            && self.rng.chance_ppm(self.knobs.medium_ppm / 2);
+        let located = if rest { self.located(&engine) } else { Vec::new() };
         let mut ssd = engine.into_device();
+        if rest {
+            ssd.settle();
+        }
         let mode = match self.rng.below(3) {
             0 => CrashMode::DropAll,
             1 => CrashMode::Prefix,
@@ -156,6 +168,9 @@ impl World<'_> {
         let pending = ssd.pending_sectors();
         let (landed, lost) = ssd.crash(mode);
         self.damage_medium(&mut ssd);
+        if rest {
+            self.damage_at_rest(&mut ssd, &located);
+        }
         self.faults.crashes += 1;
         self.faults.landed_sectors += landed;
         self.faults.lost_sectors += lost;

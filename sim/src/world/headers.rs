@@ -14,9 +14,15 @@
 //!   are reused) and *survived* (a free zone holds nothing live; SEC-4 still holds, which the
 //!   exact recovery oracle would see as a revived stale record).
 //!
-//! Not injected, because the one-copy design promises no more than "detected, data lost"
-//! (§12, §13): a flip of an in-use zone header (its records are ignored) or of a record header
-//! below the durable mark on the medium (the key may show its previous value).
+//! - **At rest, on the medium** (SEC-18): the cache settles (every write lands, as a drive does
+//!   when idle), then one byte of the first sector of a key's current record flips: header,
+//!   payload or padding, packing sectors included. Every key whose current record starts there
+//!   may now read `Corrupt` naming itself, at recovery and until rewritten; recovery may report
+//!   exactly that sector. Never an older value (the flushed batch is witnessed by its Mark),
+//!   never absent, never another key's error.
+//!
+//! Not injected: a flip of an in-use zone header, and damage to more than one byte of a header
+//! (the one-byte repair of §8 cannot name the key there, §13).
 //!
 //! Faults hit only sectors whose every record belongs to a key/value client: the cell and
 //! volume oracles do not take media faults on their records.
@@ -38,6 +44,10 @@ pub struct MediumDamage {
     superblock_copy: Option<u64>,
     /// Zones whose free header was flipped (until the zone is reused).
     free_headers: BTreeSet<u32>,
+    /// Sectors flipped at rest, and the keys whose current record started there: recovery may
+    /// name them (a superset: a sector stays allowed after its keys are rewritten).
+    records: BTreeSet<u64>,
+    record_keys: BTreeSet<Key>,
 }
 
 /// A record found in a sector: its offset and the bytes it covers there.
@@ -162,6 +172,61 @@ impl World<'_> {
         self.trace.event(self.now_us, format_args!("FAULT free header of zone {z} byte {offset}"));
     }
 
+    /// Each key/value key's current record: (key, its first sector).
+    pub(super) fn located(&self, e: &cellar::sector::Engine<SimSsd>) -> Vec<(Key, u64)> {
+        (0..self.knobs.kv_keys)
+            .filter_map(|k| e.version(k).map(|v| (k, u64::from(v.sector()))))
+            .collect()
+    }
+
+    /// At a power cut after the device settled: flips one byte of the first sector of a key's
+    /// current record on the medium (SEC-18).
+    pub(super) fn damage_at_rest(&mut self, ssd: &mut SimSsd, located: &[(Key, u64)]) {
+        let mut sectors: Vec<u64> = located.iter().map(|(_, s)| *s).collect();
+        sectors.sort_unstable();
+        sectors.dedup();
+        let candidates: Vec<(u64, Vec<Found>)> = sectors
+            .into_iter()
+            .map(|s| (s, records_in(ssd.peek(s))))
+            .filter(|(_, r)| !r.is_empty() && r.iter().all(|f| f.key < self.knobs.kv_keys))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let (sector, records) = &candidates[self.rng.below(candidates.len() as u64) as usize];
+        let r = &records[self.rng.below(records.len() as u64) as usize];
+        let offset = r.offset + self.rng.below(r.len as u64) as usize;
+        let mask = 1u8 << self.rng.below(8);
+        ssd.flip_on_medium(*sector, offset, mask);
+        // Every record in the sector: a key's current tombstone has no version to locate it by.
+        let mut hit: Vec<Key> =
+            located.iter().filter(|(_, s)| s == sector).map(|(k, _)| *k).collect();
+        hit.extend(records.iter().map(|f| f.key));
+        hit.sort_unstable();
+        hit.dedup();
+        for k in &hit {
+            self.model.damage_on_medium(*k);
+        }
+        self.medium.records.insert(*sector);
+        self.medium.record_keys.extend(hit.iter().copied());
+        self.faults.medium_records += 1;
+        self.trace.event(
+            self.now_us,
+            format_args!(
+                "FAULT at rest: sector {sector} byte {offset} on the medium, keys {hit:?}"
+            ),
+        );
+    }
+
+    /// Did a flip at rest land in zone `zone` (so its compaction may leave it alone)?
+    pub(super) fn damaged_at_rest(&self, zone: u32) -> bool {
+        let g = self.knobs.ssd;
+        self.medium.records.iter().any(|s| {
+            s.checked_sub(g.zone_base_sector).map(|r| r / g.zone_sector_count)
+                == Some(u64::from(zone))
+        })
+    }
+
     /// Before an open: the zones whose damaged header recovery must report (a reused zone's
     /// header was rewritten, so it is no longer damaged).
     pub(super) fn damaged_headers(&mut self, ssd: &SimSsd) -> BTreeSet<u32> {
@@ -182,10 +247,16 @@ impl World<'_> {
         damaged: &BTreeSet<u32>,
     ) -> Result<(), Violation> {
         let named: BTreeSet<u32> = rep.corrupt_zone_headers.iter().copied().collect();
-        if !rep.corrupt_sectors.is_empty() || !rep.corrupt_keys.is_empty() || named != *damaged {
+        let sectors_ok = rep.corrupt_sectors.iter().all(|s| self.medium.records.contains(s));
+        let keys_ok = rep.corrupt_keys.iter().all(|k| self.medium.record_keys.contains(k));
+        if !sectors_ok || !keys_ok || named != *damaged {
             return Err(Violation::new(
                 "SEC-7 recovery reports corruption only where durable faults were injected",
-                format!("{rep:?} (damaged free headers: {damaged:?})"),
+                format!(
+                    "{rep:?} (damaged free headers: {damaged:?}, records flipped at rest in \
+                     sectors {:?})",
+                    self.medium.records
+                ),
             ));
         }
         let copies = 2 - u8::from(self.medium.superblock_copy.is_some());

@@ -255,9 +255,17 @@ impl SectorSpec {
         observed: &BTreeMap<SectorKey, SectorRead>,
     ) -> Result<(), Violation> {
         let mut seen: BTreeMap<SectorKey, SectorValue> = BTreeMap::new();
+        let mut corrupt = Vec::new();
         for (k, got) in observed {
             let have = match got {
                 Ok(r) => r.as_ref().map(|r| r.value.clone()),
+                // SEC-18: a record flipped on the medium is reported, naming its key.
+                Err(SectorFailure::Corrupt { key, .. })
+                    if key == k && self.keys.get(k).is_some_and(|m| m.medium) =>
+                {
+                    corrupt.push(*k);
+                    continue;
+                }
                 Err(e) => {
                     return Err(Violation::new(RULE_RECOVERED_CLEAN, format!("key {k}: {e}")));
                 }
@@ -285,8 +293,19 @@ impl SectorSpec {
             m.durable = have;
             m.pending.clear();
             m.damaged = false;
+            m.medium = false;
             m.plain = false;
             self.set_version(k, version);
+        }
+        for k in corrupt {
+            // Corrupt until a rewrite is flushed (a crash before that brings the damaged record
+            // back): reads fail naming the key (SEC-6); writes since the last flush were lost.
+            let m = self.key(k);
+            m.pending.clear();
+            m.damaged = true;
+            m.medium = true;
+            m.plain = false;
+            self.set_version(k, None);
         }
         self.groups.clear();
         self.log.clear();
@@ -341,7 +360,7 @@ impl SectorSpec {
             }
             let mut applied = Vec::new();
             for (k, idx, new) in &g.members {
-                let Some(m) = self.keys.get(k) else { continue };
+                let Some(m) = self.keys.get(k).filter(|_| seen.contains_key(k)) else { continue };
                 // Informative only if no other allowed state of the key looks the same (a
                 // deleting member and a key that was absent before cannot tell).
                 let ambiguous = m.durable == *new

@@ -24,6 +24,9 @@ pub(super) struct KeySpec {
     pub(super) stale: Vec<SectorVersion>,
     /// A media fault was injected into the key's record; reads may fail naming it (SEC-6).
     pub(super) damaged: bool,
+    /// The fault is on the medium (a flip at rest, outliving power cycles): recovery may report
+    /// the key corrupt, and reads fail naming it until it is rewritten (SEC-6, SEC-18).
+    pub(super) medium: bool,
     /// The current value is a plain record (unpacked, uncompressed): corruption may target it.
     pub(super) plain: bool,
 }
@@ -115,6 +118,14 @@ impl SectorSpec {
         self.key(k).damaged = true;
     }
 
+    /// A flip on the medium, at rest, now touches `k`'s record: recovery may find it corrupt
+    /// (SEC-18), and reads of `k` may fail naming it until it is rewritten.
+    pub fn damage_on_medium(&mut self, k: SectorKey) {
+        let m = self.key(k);
+        m.damaged = true;
+        m.medium = true;
+    }
+
     /// Is `k` damaged by an injected media fault?
     pub fn is_damaged(&self, k: SectorKey) -> bool {
         self.keys.get(&k).is_some_and(|m| m.damaged)
@@ -160,7 +171,8 @@ impl SectorSpec {
         let m = self.key(k);
         m.pending.push(value);
         let at = m.pending.len().saturating_sub(1);
-        // A rewrite replaces the damaged record (SEC-6).
+        // A rewrite replaces the damaged record (SEC-6); a crash may still bring the damaged one
+        // back until the rewrite is flushed (`medium` stays until then).
         m.damaged = false;
         m.plain = plain;
         self.set_version(k, version);
@@ -174,6 +186,7 @@ impl SectorSpec {
             if let Some(v) = m.pending.pop() {
                 m.durable = v;
                 m.pending.clear();
+                m.medium = false; // the damaged record is durably superseded
             }
         }
         self.groups.clear();

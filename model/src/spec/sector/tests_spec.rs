@@ -116,3 +116,25 @@ fn writes_landed_in_order_recover_a_prefix_sec_7() {
         (0, Some(Some(b"b".to_vec())))
     );
 }
+
+#[test]
+fn a_record_damaged_on_the_medium_may_read_corrupt_until_a_rewrite_is_flushed_sec_18() {
+    let corrupt = || SectorFailure::Corrupt { key: 0, detail: "crc".into() };
+    let only_corrupt: BTreeMap<SectorKey, SectorRead> = [(0, Err(corrupt()))].into_iter().collect();
+    let mut m = SectorSpec::new(1);
+    m.on_write(0, Some(b"a".to_vec()), Some(1), true);
+    m.on_flush();
+    let e = m.clone().check_recovered(&only_corrupt).err();
+    assert_eq!(e.map(|e| e.rule), Some(RULE_RECOVERED_CLEAN.to_string()), "no fault, no error");
+    m.damage_on_medium(0);
+    assert_eq!(m.check_recovered(&only_corrupt), Ok(()), "SEC-18: the damage is reported");
+    // A rewrite lost to the next power cut brings the damaged record back.
+    m.on_write(0, Some(b"b".to_vec()), Some(2), true);
+    assert_eq!(m.check_recovered(&only_corrupt), Ok(()), "the unflushed rewrite was lost");
+    assert!(m.is_damaged(0), "still corrupt after that recovery");
+    // Once a rewrite is flushed, the damaged record is superseded for good.
+    m.on_write(0, Some(b"c".to_vec()), Some(3), true);
+    m.on_flush();
+    let e = m.check_recovered(&only_corrupt).err();
+    assert_eq!(e.map(|e| e.rule), Some(RULE_RECOVERED_CLEAN.to_string()), "flushed rewrite");
+}

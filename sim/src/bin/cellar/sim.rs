@@ -245,14 +245,15 @@ pub fn print_summary(s: &Summary) {
             f.files_kills
         );
     }
-    if f.header > 0 || f.header_medium > 0 {
+    if f.header > 0 || f.header_medium > 0 || f.medium_records > 0 {
         println!(
-            "  header atlas        {} record sector flips ({} in packing sectors), {} on the medium at power cuts ({} superblock copies, {} free headers)",
+            "  header atlas        {} record sector flips ({} in packing sectors), {} on the medium at power cuts ({} superblock copies, {} free headers), {} flushed records flipped at rest",
             f.header,
             f.header_packed,
             f.header_medium,
             f.medium_superblock,
-            f.header_medium - f.medium_superblock
+            f.header_medium - f.medium_superblock,
+            f.medium_records
         );
     }
     if f.full_fills > 0 || f.space_refusals > 0 {

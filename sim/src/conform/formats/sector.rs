@@ -26,6 +26,7 @@ fn kind_name(k: RecordKind) -> &'static str {
         RecordKind::Tombstone => "Tombstone",
         RecordKind::Commit => "Commit",
         RecordKind::Seal => "Seal",
+        RecordKind::Mark => "Mark",
     }
 }
 
@@ -35,6 +36,7 @@ fn kind_from_name(s: &str) -> Outcome<RecordKind> {
         "Tombstone" => RecordKind::Tombstone,
         "Commit" => RecordKind::Commit,
         "Seal" => RecordKind::Seal,
+        "Mark" => RecordKind::Mark,
         other => return Err(Failure::new(Kind::UnknownVariant, format!("record kind {other}"))),
     })
 }

@@ -205,6 +205,9 @@ fn record_header() -> Builder {
     );
     let seal = RecordHeader { kind: RecordKind::Seal, key: 0, ..tomb };
     b.valid("Seal", &[], &seal.encode());
+    let mark =
+        RecordHeader { kind: RecordKind::Mark, seq: 0, durable_mark: (7 << 32) | 40, ..seal };
+    b.valid("Mark: the flush witness, seq 0 (SEC-18)", &[], &mark.encode());
     b.valid(
         "first record after open of a fresh device: durable mark 0x00000000ffffffff",
         &["Edge"],
@@ -242,7 +245,7 @@ fn record_header() -> Builder {
         recrc(h, 76)
     };
     b.invalid("magic REC2", &["BadMagic"], &patch(3, b'2'), Kind::BadMagic);
-    for k in [0u8, 5, 255] {
+    for k in [0u8, 6, 255] {
         b.invalid(&format!("kind {k}"), &["UnknownVariant"], &patch(4, k), Kind::UnknownVariant);
     }
     for f in [32u8, 64, 128] {
