@@ -422,7 +422,7 @@ def encode_zone_header(v, params):
     return bytes(s)
 
 
-RECORD_KINDS = {1: "Put", 2: "Tombstone", 3: "Commit", 4: "Seal"}
+RECORD_KINDS = {1: "Put", 2: "Tombstone", 3: "Commit", 4: "Seal", 5: "Mark"}
 RECORD_FIELDS = "<IBBHQQIIQQQIIQ4sI"
 
 

@@ -403,6 +403,13 @@ fn resurrect_check() -> Result<(), String> {
     e.write(0, b"new", WriteOptions::default()).map_err(|e| e.to_string())?;
     e.delete(1, WriteOptions::default()).map_err(|e| e.to_string())?;
     e.compact_until_idle(100).map_err(|e| e.to_string())?;
+    // While running: a moved stale copy would now be what the index names (release builds have
+    // no SEC-13 assertion to stop it first).
+    let v0 = e.read(0).map_err(|e| e.to_string())?.map(|r| r.value);
+    let v1 = e.read(1).map_err(|e| e.to_string())?.map(|r| r.value);
+    if v0.as_deref() != Some(b"new".as_slice()) || v1.is_some() {
+        return Err(format!("resurrected while running: key 0 = {v0:?}, key 1 = {v1:?}"));
+    }
     e.flush().map_err(|e| e.to_string())?;
     let mut e = Engine::open(
         FaultDevice::new(e.into_device().crash(CrashMode::DropUnflushed).unwrap()),
