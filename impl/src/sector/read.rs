@@ -11,7 +11,7 @@ use super::device::{BlockDevice, ReadOp};
 use super::format::{
     FLAG_COMPRESSED, FLAG_HAS_NEXT, FLAG_PACKED, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
 };
-use super::repair::{repair_header, repairable};
+use super::repair::repair_header;
 use super::types::{KeyRange, Record};
 use super::{
     Engine, Key, READ_FOLLOW_RECORDS_MAX, READ_RANGE_KEYS_MAX, SECTOR_SIZE_BYTES, SectorError,
@@ -172,9 +172,7 @@ impl<D: BlockDevice> Engine<D> {
                     // SEC-6, SEC-18: one damaged byte is repaired to find where the record ends,
                     // as recovery does; it is never served, and if it is the key's, the key is
                     // corrupt. Otherwise the rest of the packing sector is unreadable.
-                    let fixed = (repairable(&e) && !bugs::active("sector:no-header-repair"))
-                        .then(|| repair_header(bytes, epoch, u64::from(sector)))
-                        .flatten();
+                    let fixed = repair_header(&e, bytes, epoch, u64::from(sector));
                     match fixed {
                         Some(h) if h.key != key && h.flags & FLAG_PACKED != 0 => {
                             off += h.footprint_bytes();

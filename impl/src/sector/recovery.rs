@@ -25,8 +25,8 @@ use super::format::{
     Superblock, ZoneHeader,
 };
 use super::index::Index;
-use super::repair::{repair_header, repair_zone_header, repairable};
-use super::write::{Batch, seal};
+use super::repair::{repair_header, repair_zone_header};
+use super::write::{Batch, lone_header_sector, seal};
 use super::zones::{Zone, position};
 use super::{EngineConfig, RecoveryReport};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
@@ -89,9 +89,7 @@ pub(crate) fn scan(
         // a damaged one, never served (`repair.rs`).
         let decoded = match RecordHeader::decode(bytes) {
             Ok(h) => Some((h, false)),
-            Err(e) if repair && repairable(&e) && !bugs::active("sector:no-header-repair") => {
-                repair_header(bytes, epoch, sector).map(|h| (h, true))
-            }
+            Err(e) if repair => repair_header(&e, bytes, epoch, sector).map(|h| (h, true)),
             Err(_) => None,
         };
         if let Some((h, repaired)) = decoded {
@@ -235,10 +233,7 @@ fn read_zone_headers<D: BlockDevice>(
                 // still read (SEC-6: its keys' older values are not served in their place) and
                 // a free header still bounds the epochs (SEC-4).
                 report.corrupt_zone_headers.push(z as u32);
-                let repaired = (!bugs::active("sector:no-header-repair"))
-                    .then(|| repair_zone_header(buf, z as u32))
-                    .flatten();
-                match repaired {
+                match repair_zone_header(buf, z as u32) {
                     Some((h, false)) => used.push((h.epoch, z as u32)),
                     Some((h, true)) => free_epoch_max = free_epoch_max.max(h.epoch),
                     None => {}
@@ -521,9 +516,7 @@ fn persist_cuts<D: BlockDevice>(
         e.next_seq += 1;
         let witness = if bugs::active("sector:no-flush-mark") { 0 } else { top };
         let h = RecordHeader { sector: *end, ..seal(e.next_seq - 1, zone.epoch, witness) };
-        let mut bytes = h.encode().to_vec();
-        bytes.resize(SECTOR_SIZE_BYTES, 0);
-        batch.ops.push((*end, bytes));
+        batch.ops.push((*end, lone_header_sector(&h)));
         zone.count(&h);
         zone.used_sectors += 1;
         zone.cut = true; // SEC-16: its sectors after the seal are lost until it is compacted

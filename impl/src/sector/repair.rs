@@ -8,12 +8,22 @@
 //! the record is treated as damaged (never served), exactly like one whose payload failed.
 
 use super::format::{FormatError, RECORD_HEADER_SIZE_BYTES, RecordHeader, ZoneHeader};
+use crate::bugs;
 
-/// The header at the start of `bytes` with one byte damaged, repaired, if exactly one
-/// single-byte change makes it a header that checks, of zone epoch `epoch`, naming `sector`.
-/// `None` for anything else: blank or stale sectors, other epochs, several damaged bytes, or
-/// an ambiguous repair.
-pub(crate) fn repair_header(bytes: &[u8], epoch: u32, sector: u64) -> Option<RecordHeader> {
+/// The header at the start of `bytes`, which failed to decode with `error`, repaired if exactly
+/// one single-byte change makes it a header that checks, of zone epoch `epoch`, naming
+/// `sector`. `None` for anything else: blank or stale sectors, other epochs, several damaged
+/// bytes, an ambiguous repair, or a header refused for another reason than its CRC or magic.
+pub(crate) fn repair_header(
+    error: &FormatError,
+    bytes: &[u8],
+    epoch: u32,
+    sector: u64,
+) -> Option<RecordHeader> {
+    let worth_trying = matches!(error, FormatError::Crc { .. } | FormatError::BadMagic);
+    if !worth_trying || bugs::active("sector:no-header-repair") {
+        return None;
+    }
     let raw = bytes.get(..RECORD_HEADER_SIZE_BYTES)?;
     // One damaged byte leaves at least two of magic, epoch and address intact: a cheap filter
     // that turns away blank sectors, stale records of older epochs at other addresses, and
@@ -34,6 +44,9 @@ pub(crate) fn repair_header(bytes: &[u8], epoch: u32, sector: u64) -> Option<Rec
 /// The header of zone `zone` (in use: `false`, free: `true`) in its header sector `bytes`
 /// with one byte damaged, repaired, if exactly one single-byte change makes it check.
 pub(crate) fn repair_zone_header(bytes: &[u8], zone: u32) -> Option<(ZoneHeader, bool)> {
+    if bugs::active("sector:no-header-repair") {
+        return None;
+    }
     let raw = bytes.get(..ZONE_HEADER_BYTES)?;
     one_byte_repair(raw, |buf| {
         let used = ZoneHeader::decode(buf).ok().map(|h| (h, false));
@@ -82,15 +95,12 @@ fn one_byte_repair<T>(raw: &[u8], accept: impl Fn(&[u8]) -> Option<T>) -> Option
     if candidates == 1 { found } else { None }
 }
 
-/// Why a header did not decode is worth a repair attempt: its CRC or magic failed.
-pub(crate) fn repairable(e: &FormatError) -> bool {
-    matches!(e, FormatError::Crc { .. } | FormatError::BadMagic)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sector::format::Kind;
+
+    const BAD_CRC: FormatError = FormatError::Crc { stored: 0, computed: 1 };
 
     fn header() -> RecordHeader {
         let tomb = crate::sector::write::tombstone(42, 9, 0, 0);
@@ -105,7 +115,11 @@ mod tests {
             for mask in [0x01u8, 0x80, 0xff, 0x5a] {
                 let mut bad = good;
                 bad[pos] ^= mask;
-                assert_eq!(repair_header(&bad, 3, 77), Some(h), "byte {pos} mask {mask:#x}");
+                assert_eq!(
+                    repair_header(&BAD_CRC, &bad, 3, 77),
+                    Some(h),
+                    "byte {pos} mask {mask:#x}"
+                );
             }
         }
     }
@@ -114,12 +128,12 @@ mod tests {
     fn other_epochs_addresses_blank_and_twice_damaged_headers_are_not_repaired() {
         let mut bad = header().encode();
         bad[10] ^= 1;
-        assert_eq!(repair_header(&bad, 4, 77), None, "another epoch");
-        assert_eq!(repair_header(&bad, 3, 78), None, "another address");
-        assert_eq!(repair_header(&[0u8; 80], 3, 77), None, "blank");
+        assert_eq!(repair_header(&BAD_CRC, &bad, 4, 77), None, "another epoch");
+        assert_eq!(repair_header(&BAD_CRC, &bad, 3, 78), None, "another address");
+        assert_eq!(repair_header(&BAD_CRC, &[0u8; 80], 3, 77), None, "blank");
         bad[40] ^= 1;
-        assert_eq!(repair_header(&bad, 3, 77), None, "two damaged bytes");
-        assert_eq!(repair_header(&bad[..79], 3, 77), None, "short");
+        assert_eq!(repair_header(&BAD_CRC, &bad, 3, 77), None, "two damaged bytes");
+        assert_eq!(repair_header(&BAD_CRC, &bad[..79], 3, 77), None, "short");
     }
 
     #[test]

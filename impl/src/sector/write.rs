@@ -243,8 +243,8 @@ impl<D: BlockDevice> Engine<D> {
     /// batch was flushed, and recovery would cut damage inside it as a torn tail, serving an
     /// older value. A Mark record at the head's next free sector carries the new mark. It is
     /// written, not flushed (one `fdatasync` per flush stays one); the next record placed
-    /// there overwrites it and carries the same mark or a later one. A full head has no room:
-    /// the witness then waits for the next record (spec §13).
+    /// there overwrites it and carries the same mark or a later one. The head always has that
+    /// sector: records never use a zone's last one (`zones.rs::data_end`).
     fn write_mark(&mut self) -> Result<(), SectorError> {
         if bugs::active("sector:no-flush-mark") {
             return Ok(());
@@ -254,9 +254,7 @@ impl<D: BlockDevice> Engine<D> {
         };
         let sector = self.sb.zone_first_sector(z) + u64::from(self.head_next);
         let h = mark(self.zones[z as usize].epoch, self.durable_mark, sector);
-        let mut bytes = h.encode().to_vec();
-        bytes.resize(SECTOR_SIZE_BYTES, 0);
-        Batch { ops: vec![(sector, bytes)] }.submit(&mut self.dev)
+        Batch { ops: vec![(sector, lone_header_sector(&h))] }.submit(&mut self.dev)
     }
 
     /// Undoes the pending revertible write of `key`, restoring the previous value (or absence).
@@ -421,6 +419,13 @@ pub(crate) fn tombstone(key: Key, seq: u64, flags: u8, txn: u64) -> RecordHeader
 
 pub(crate) fn seal(seq: u64, epoch: u32, durable_mark: u64) -> RecordHeader {
     RecordHeader { kind: Kind::Seal, zone_epoch: epoch, durable_mark, ..tombstone(0, seq, 0, 0) }
+}
+
+/// The sector of a record that is its header alone (a Seal, a Mark), zero-padded.
+pub(crate) fn lone_header_sector(h: &RecordHeader) -> Vec<u8> {
+    let mut bytes = h.encode().to_vec();
+    bytes.resize(SECTOR_SIZE_BYTES, 0);
+    bytes
 }
 
 /// A Mark record (SEC-18): seq 0, no key, no payload.

@@ -14,8 +14,8 @@
 use super::compact::CompactProgress;
 use super::device::BlockDevice;
 use super::format::{self, Kind, RecordHeader, ZoneHeader};
-use super::write::{Batch, seal};
-use super::{Engine, SECTOR_SIZE_BYTES, SectorError};
+use super::write::{Batch, lone_header_sector, seal};
+use super::{Engine, SectorError};
 use crate::bugs;
 
 /// Who asks for room (SEC-16): decides how many free zones must stay behind.
@@ -279,9 +279,7 @@ impl<D: BlockDevice> Engine<D> {
         let sector = self.sb.zone_first_sector(z) + u64::from(self.head_next);
         let epoch = self.zones[z as usize].epoch;
         let h = RecordHeader { sector, ..seal(self.take_seq(), epoch, self.durable_mark) };
-        let mut bytes = h.encode().to_vec();
-        bytes.resize(SECTOR_SIZE_BYTES, 0);
-        batch.ops.push((sector, bytes));
+        batch.ops.push((sector, lone_header_sector(&h)));
         let zone = &mut self.zones[z as usize];
         zone.count(&h);
         zone.used_sectors = self.head_next + 1;

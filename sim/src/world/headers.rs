@@ -73,6 +73,11 @@ fn records_in(sector: &[u8]) -> Vec<Found> {
     out
 }
 
+/// The distinct first sectors of `located` records, ascending.
+fn sectors_of(located: &[(Key, u64)]) -> impl Iterator<Item = u64> {
+    located.iter().map(|(_, s)| *s).collect::<BTreeSet<u64>>().into_iter()
+}
+
 /// Zone `z`'s header sector, by the simulated device's own geometry (as misdirection uses it).
 fn zone_header_sector(ssd: &SsdConfig, z: u32) -> u64 {
     ssd.zone_base_sector + u64::from(z) * ssd.zone_sector_count
@@ -86,15 +91,9 @@ impl World<'_> {
         }
         if let Some(engine) = self.engine.clone() {
             let mut e = lock(&engine);
-            // Each key/value key's current record: (key, first sector).
-            let located: Vec<(Key, u64)> = (0..self.knobs.kv_keys)
-                .filter_map(|k| e.version(k).map(|v| (k, u64::from(v.sector()))))
-                .collect();
-            let mut sectors: Vec<u64> = located.iter().map(|(_, s)| *s).collect();
-            sectors.sort_unstable();
-            sectors.dedup();
+            let located = self.located(&e);
             let mut candidates: Vec<(u64, Vec<Found>)> =
-                sectors.into_iter().map(|s| (s, records_in(e.device_mut().peek(s)))).collect();
+                sectors_of(&located).map(|s| (s, records_in(e.device_mut().peek(s)))).collect();
             // Half the time a packing sector, when there is one: few records are packed.
             let packed = candidates.iter().any(|(_, r)| r.len() > 1);
             if self.rng.coin() && packed {
@@ -182,11 +181,7 @@ impl World<'_> {
     /// At a power cut after the device settled: flips one byte of the first sector of a key's
     /// current record on the medium (SEC-18).
     pub(super) fn damage_at_rest(&mut self, ssd: &mut SimSsd, located: &[(Key, u64)]) {
-        let mut sectors: Vec<u64> = located.iter().map(|(_, s)| *s).collect();
-        sectors.sort_unstable();
-        sectors.dedup();
-        let candidates: Vec<(u64, Vec<Found>)> = sectors
-            .into_iter()
+        let candidates: Vec<(u64, Vec<Found>)> = sectors_of(located)
             .map(|s| (s, records_in(ssd.peek(s))))
             .filter(|(_, r)| !r.is_empty() && r.iter().all(|f| f.key < self.knobs.kv_keys))
             .collect();
@@ -198,12 +193,9 @@ impl World<'_> {
         let offset = r.offset + self.rng.below(r.len as u64) as usize;
         let mask = 1u8 << self.rng.below(8);
         ssd.flip_on_medium(*sector, offset, mask);
-        // Every record in the sector: a key's current tombstone has no version to locate it by.
-        let mut hit: Vec<Key> =
-            located.iter().filter(|(_, s)| s == sector).map(|(k, _)| *k).collect();
-        hit.extend(records.iter().map(|f| f.key));
-        hit.sort_unstable();
-        hit.dedup();
+        // Every record in the sector (it holds each located key's record that starts there, and
+        // a key's current tombstone, which has no version to locate it by).
+        let hit: BTreeSet<Key> = records.iter().map(|f| f.key).collect();
         for k in &hit {
             self.model.damage_on_medium(*k);
         }
