@@ -363,7 +363,8 @@ pub(super) fn crash_seed(cfg: &SectorConfig, server: &mut ServerProc, seed: u64)
         let state = match read_all(&cfg.socket, &keys) {
             Ok(s) => s,
             Err(e) => {
-                failure = Some(e);
+                failure =
+                    Some(format!("round {round}: reading every key before the workload: {e}"));
                 break;
             }
         };
@@ -427,7 +428,7 @@ pub(super) fn crash_seed(cfg: &SectorConfig, server: &mut ServerProc, seed: u64)
         let after = match read_all(&cfg.socket, &keys) {
             Ok(s) => s,
             Err(e) => {
-                failure = Some(e);
+                failure = Some(format!("round {round}: reading every key after the restart: {e}"));
                 break;
             }
         };
