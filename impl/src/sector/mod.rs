@@ -52,7 +52,7 @@ pub use config::{
     SECTOR_SIZE_BYTES, VALUE_SIZE_MAX_BYTES_DEFAULT, ZONE_SIZE_BYTES_DEFAULT, ZONE_SIZE_BYTES_MAX,
     ZONE_SIZE_BYTES_MIN,
 };
-pub use device::{BlockDevice, DeviceError, FileDevice, MemDevice, ReadOp, WriteOp};
+pub use device::{BlockDevice, DeviceError, DeviceSync, FileDevice, MemDevice, ReadOp, WriteOp};
 pub use engine::Engine;
 pub use error::SectorError;
 pub use index::{INDEX_SLOT_SIZE_BYTES, Index};
@@ -62,3 +62,4 @@ pub use types::{
     CasNew, CasOp, CasResult, EngineStats, Expect, Key, KeyRange, Record, RecoveryReport, Version,
     WriteOptions, ZoneStat,
 };
+pub use write::FlushStart;

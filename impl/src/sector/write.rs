@@ -12,7 +12,7 @@
 //!
 //! Never writes over a sector that was flushed.
 
-use super::device::{BlockDevice, WriteOp};
+use super::device::{BlockDevice, DeviceSync, WriteOp};
 use super::format::{
     FLAG_COMPRESSED, FLAG_HAS_NEXT, FLAG_PACKED, FLAG_REVERTIBLE, Kind, RECORD_HEADER_SIZE_BYTES,
     RecordHeader,
@@ -21,6 +21,7 @@ use super::types::{CasNew, CasOp, CasResult, Expect, WriteOptions};
 use super::zones::Room;
 use super::{CAS_OPS_MAX, Engine, Key, SECTOR_SIZE_BYTES, SectorError, Version};
 use crate::bugs;
+use std::sync::Arc;
 
 /// The open packing sector: small records share it, and it is rewritten as they are added,
 /// until the next flush or seal closes it (SEC-15).
@@ -216,6 +217,39 @@ impl<D: BlockDevice> Engine<D> {
     /// Group commit: every write submitted before the call is durable when it returns (SEC-2).
     pub fn flush(&mut self) -> Result<(), SectorError> {
         self.flush_for_ack()
+    }
+
+    /// First half of a flush that does not need the engine while the device flushes (§5.2):
+    /// closes the packing sector (SEC-15: no later record joins a sector this flush may make
+    /// durable) and notes how far the log is written. Then [`FlushStart::sync`], which needs
+    /// no engine, then [`Engine::flush_finish`]. Every write submitted before `flush_start` is
+    /// durable once `flush_finish` returns; writes in between are not covered. A device
+    /// without a [`BlockDevice::syncer`] flushes here, through itself.
+    pub fn flush_start(&mut self) -> Result<FlushStart, SectorError> {
+        let skip = bugs::active("sector:ack-before-flush");
+        self.pack = None;
+        let sync = if skip { None } else { self.dev.syncer() };
+        if sync.is_none() && !skip {
+            self.dev.flush()?;
+        }
+        Ok(FlushStart { mark: self.written_mark, sync, skip })
+    }
+
+    /// Second half of [`Engine::flush_start`]: the log up to the noted mark is durable; the
+    /// flush is witnessed by a Mark if that advanced the durable mark (SEC-18). A flush of the
+    /// engine's own in between (a compaction step's) may already have covered it.
+    pub fn flush_finish(&mut self, start: FlushStart) -> Result<(), SectorError> {
+        if start.skip {
+            return Ok(());
+        }
+        if start.sync.is_some() {
+            return Err(SectorError::Stopped("flush_finish before FlushStart::sync".into()));
+        }
+        if start.mark > self.durable_mark {
+            self.durable_mark = start.mark;
+            self.write_mark()?;
+        }
+        Ok(())
     }
 
     /// SEC-2: every acknowledgement that promises durability goes through here.
@@ -414,6 +448,29 @@ pub(crate) fn tombstone(key: Key, seq: u64, flags: u8, txn: u64) -> RecordHeader
         payload_crc: crc32c::crc32c(&[]),
         durable_mark: 0,
         sector: 0,
+    }
+}
+
+/// A flush begun by [`Engine::flush_start`].
+#[derive(Debug)]
+#[must_use = "a flush is only complete after sync and Engine::flush_finish"]
+pub struct FlushStart {
+    /// `written_mark` at the start: what the flush covers.
+    mark: u64,
+    /// The device's syncer, until `sync` ran (`None`: the device flushed in `flush_start`).
+    sync: Option<Arc<dyn DeviceSync>>,
+    /// Planted `sector:ack-before-flush`: nothing is flushed or marked.
+    skip: bool,
+}
+
+impl FlushStart {
+    /// Flushes the device (SEC-2) without the engine: call it without the engine's lock.
+    pub fn sync(&mut self) -> Result<(), SectorError> {
+        if let Some(s) = &self.sync {
+            s.sync()?;
+        }
+        self.sync = None;
+        Ok(())
     }
 }
 

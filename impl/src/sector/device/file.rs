@@ -2,11 +2,12 @@
 //! fdatasync (SEC-2), hole punching for `trim`, and optional O_DIRECT (bypassing the page cache,
 //! through a sector-aligned bounce buffer).
 
-use super::{BlockDevice, DeviceError, ReadOp, WriteOp, check_io, check_range};
+use super::{BlockDevice, DeviceError, DeviceSync, ReadOp, WriteOp, check_io, check_range};
 use crate::sector::SECTOR_SIZE_BYTES;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A block device stored in a file.
 #[derive(Debug)]
@@ -14,6 +15,26 @@ pub struct FileDevice {
     file: File,
     sector_count: u64,
     direct: bool,
+    /// A second descriptor of the same file, for [`BlockDevice::syncer`].
+    sync: Option<Arc<FileSync>>,
+}
+
+/// `fdatasync` through a descriptor of its own: the device's writes (pwrite, write-through to
+/// the page cache or, with O_DIRECT, to the device) are completed when `write_batch` returns,
+/// so a sync on any descriptor of the file covers them.
+#[derive(Debug)]
+struct FileSync(File);
+
+impl DeviceSync for FileSync {
+    fn sync(&self) -> Result<(), DeviceError> {
+        self.0.sync_data()?;
+        Ok(())
+    }
+}
+
+fn syncer_of(file: &File) -> Option<Arc<FileSync>> {
+    // Without a second descriptor the device still flushes through itself.
+    file.try_clone().ok().map(|f| Arc::new(FileSync(f)))
 }
 
 impl FileDevice {
@@ -22,7 +43,8 @@ impl FileDevice {
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
         file.set_len(sector_count * SECTOR_SIZE_BYTES as u64)?;
-        Ok(FileDevice { file, sector_count, direct: false })
+        let sync = syncer_of(&file);
+        Ok(FileDevice { file, sector_count, direct: false, sync })
     }
 
     /// Opens an existing file; its size, rounded down to whole sectors, is the device size.
@@ -37,7 +59,8 @@ impl FileDevice {
         }
         let file = opts.open(path)?;
         let sector_count = file.metadata()?.len() / SECTOR_SIZE_BYTES as u64;
-        Ok(FileDevice { file, sector_count, direct })
+        let sync = syncer_of(&file);
+        Ok(FileDevice { file, sector_count, direct, sync })
     }
 
     /// The open file (for the io_uring device, which shares it).
@@ -93,6 +116,10 @@ impl BlockDevice for FileDevice {
     fn flush(&mut self) -> Result<(), DeviceError> {
         self.file.sync_data()?;
         Ok(())
+    }
+
+    fn syncer(&self) -> Option<Arc<dyn DeviceSync>> {
+        self.sync.clone().map(|s| s as Arc<dyn DeviceSync>)
     }
 
     fn trim(&mut self, first_sector: u64, sector_count: u64) -> Result<(), DeviceError> {

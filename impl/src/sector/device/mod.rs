@@ -16,6 +16,7 @@ mod uring;
 pub use fault::{CrashMode, FaultDevice};
 pub use file::FileDevice;
 pub use mem::MemDevice;
+use std::sync::Arc;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]
 pub use uring::{URING_QUEUE_DEPTH_MAX, UringDevice, open_best};
 
@@ -88,6 +89,21 @@ pub trait BlockDevice: Send {
     /// Tells the device the sectors' contents are no longer needed. Reads of trimmed sectors
     /// return unspecified bytes (zeros, old data, anything): the engine never relies on them.
     fn trim(&mut self, first_sector: u64, sector_count: u64) -> Result<(), DeviceError>;
+
+    /// A handle that flushes this device like [`BlockDevice::flush`] without borrowing it, so
+    /// a server can wait for the device's flush without holding the lock its readers need
+    /// (`Engine::flush_start`, §5.2). `None` (the default): the device flushes only through
+    /// itself.
+    fn syncer(&self) -> Option<Arc<dyn DeviceSync>> {
+        None
+    }
+}
+
+/// Flushes a device from another thread (see [`BlockDevice::syncer`]): every write the device
+/// completed before `sync` was called is durable when it returns (SEC-2).
+pub trait DeviceSync: Send + Sync + std::fmt::Debug {
+    /// Makes every write completed before the call durable.
+    fn sync(&self) -> Result<(), DeviceError>;
 }
 
 impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
@@ -105,6 +121,9 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     }
     fn trim(&mut self, first_sector: u64, sector_count: u64) -> Result<(), DeviceError> {
         (**self).trim(first_sector, sector_count)
+    }
+    fn syncer(&self) -> Option<Arc<dyn DeviceSync>> {
+        (**self).syncer()
     }
 }
 

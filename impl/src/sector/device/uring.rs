@@ -154,6 +154,10 @@ impl BlockDevice for UringDevice {
     fn trim(&mut self, first_sector: u64, sector_count: u64) -> Result<(), DeviceError> {
         self.file.trim(first_sector, sector_count)
     }
+
+    fn syncer(&self) -> Option<std::sync::Arc<dyn super::DeviceSync>> {
+        self.file.syncer()
+    }
 }
 
 // SAFETY: the ring is owned and only used through `&mut self`; no raw pointer outlives a call.

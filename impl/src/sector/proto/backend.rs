@@ -6,7 +6,8 @@
 //! *ticket* while it still holds the engine lock, so tickets follow the engine's write order. A
 //! flushed write (or a `Flush`) waits until the durable ticket reaches its own: the first waiter
 //! becomes the leader, takes the engine lock, reads the newest ticket issued, flushes the device
-//! once and publishes that ticket as durable; every write with a smaller ticket rides along. So
+//! once (without holding the engine lock while the device flushes: `Engine::flush_start`)
+//! and publishes that ticket as durable; every write with a smaller ticket rides along. So
 //! N concurrent flushed writes cost one `fdatasync`, not N, and no write is acknowledged as
 //! durable before a device flush that started after it was written.
 //!
@@ -123,12 +124,18 @@ impl GroupCommit {
             s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
         drop(s);
-        let result = {
+        // The device flushes without the engine lock, so reads (and writes that will need a
+        // flush of their own) go on meanwhile (§5.2).
+        let start = {
             let mut e = lock(engine);
             // Read under the engine lock: every ticket up to `target` has finished its write.
             let target = self.newest();
-            e.flush().map(|()| target)
+            e.flush_start().map(|s| (s, target))
         };
+        let result = start.and_then(|(mut start, target)| {
+            start.sync()?;
+            lock(engine).flush_finish(start).map(|()| target)
+        });
         let mut s = lock(&self.state);
         s.flushing = false;
         if let Ok(target) = result {
