@@ -203,8 +203,12 @@ impl FromStr for Ref {
             let found: String = s.chars().take(REF_TEXT_PREFIX.len()).collect();
             return Err(ParseRefError::MissingPrefix { found });
         };
-        if let Some((i, found)) =
-            digits.char_indices().find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
+        // Planted bug refs:text-accepts-upper-case: upper-case digits pass (the hex decoder
+        // takes them), so a ref has two text forms (REF-5).
+        let upper = crate::bugs::active("refs:text-accepts-upper-case");
+        if let Some((i, found)) = digits
+            .char_indices()
+            .find(|(_, c)| !(matches!(c, '0'..='9' | 'a'..='f') || upper && matches!(c, 'A'..='F')))
         {
             return Err(ParseRefError::BadChar { position: REF_TEXT_PREFIX.len() + i, found });
         }

@@ -115,6 +115,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, WireError> {
     if frame.version != WIRE_VERSION {
         return Err(WireError::Version(frame.version));
     }
-    check_counts(&frame.message)?;
+    // Planted bug gossip:decode-skips-counts: only the encoder checks the count limits (GW-1).
+    if !crate::bugs::active("gossip:decode-skips-counts") {
+        check_counts(&frame.message)?;
+    }
     Ok(frame.message)
 }

@@ -248,6 +248,9 @@ impl Channel {
             let (body, used) = match record::split_record(rest) {
                 Ok(Some((body, used))) => (body.to_vec(), used),
                 Ok(None) => break,
+                // Planted bug net:record-error-not-fatal: a malformed record prefix is refused
+                // but the channel stays open (CH-7).
+                Err(e) if crate::bugs::active("net:record-error-not-fatal") => return Err(e),
                 Err(e) => return self.fail(e),
             };
             used_total += used;

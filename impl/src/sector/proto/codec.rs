@@ -100,7 +100,8 @@ pub fn decode_response_frame(bytes: &[u8]) -> Result<(ResponseFrame, usize), Fra
 /// exactly, and [`REQUEST_ID_NONE`] is not a valid request id.
 pub fn decode_request_body(body: &[u8]) -> Result<RequestFrame, FrameError> {
     let (id, request) = decode_body::<Request>(body)?;
-    if id == REQUEST_ID_NONE {
+    // Planted bug sector_proto:accept-reserved-id: the reserved id decodes as a request.
+    if id == REQUEST_ID_NONE && !crate::bugs::active("sector_proto:accept-reserved-id") {
         return Err(undecodable(body, None, "request id u64::MAX is reserved".to_owned()));
     }
     Ok(RequestFrame { id, request })
@@ -160,7 +161,8 @@ pub const CHECK_FRAMES_MAX: u32 = 1024;
 
 /// The decode properties the `decode_frame` fuzz target and the corpus test check on any input:
 /// decoding walks a stream of frames using the resync rule (PROTO-4), every decoded request
-/// re-encodes to a frame that decodes to the same request, every reported size stays inside
+/// re-encodes to a frame that decodes to the same request, no request carries the reserved id
+/// (PROTO-2), every reported size stays inside
 /// the input, and the response decoder is total too. Returns how many frames decoded, or a
 /// description of the broken property.
 pub fn check_frame_stream(bytes: &[u8]) -> Result<u32, String> {
@@ -170,6 +172,9 @@ pub fn check_frame_stream(bytes: &[u8]) -> Result<u32, String> {
     for _ in 0..CHECK_FRAMES_MAX {
         let used = match decode_frame(rest) {
             Ok((frame, used)) => {
+                if frame.id == REQUEST_ID_NONE {
+                    return Err(format!("PROTO-2: the reserved id decoded: {frame:?}"));
+                }
                 let again = encode_request_frame(&frame).map_err(|e| format!("re-encode: {e}"))?;
                 match decode_frame(&again) {
                     Ok((back, n)) if back == frame && n == again.len() => {}
