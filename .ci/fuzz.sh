@@ -34,11 +34,12 @@ for entry in sector_vs_model=sector:ack-before-flush prolly_vs_btreemap=kv:no-ru
              decode_sealed_cell=cell:sealed-ignore-version decode_kv_node=kv:node-order-unchecked \
              decode_fs_record=fs:backref-value-unchecked decode_ref=refs:text-accepts-upper-case \
              decode_frame=sector_proto:accept-reserved-id channel_handshake=net:record-error-not-fatal \
-             decode_gossip_message=gossip:decode-skips-counts; do
+             decode_gossip_message=gossip:decode-skips-counts recover_from_image=sector:no-seal-at-cut; do
   t=${entry%%=*}; bug=${entry#*=}
   start=$SECONDS
   # A Want of WANT_CIDS_MAX + 1 ids (the seed err-too-many-cids) is 131 KiB.
   max_len=4096; [ "$t" = decode_gossip_message ] && max_len=140000
+  [ "$t" = recover_from_image ] && max_len=270336
   if CELLAR_FUZZ_BUG=$bug "$BIN/$t" -seed=1 -runs=2000000 -max_total_time=120 -max_len="$max_len" \
       -artifact_prefix="$OUT/" "$OUT/corpus-$t" >"$OUT/$t-bug.log" 2>&1; then
     echo "fuzz target $t did NOT catch planted bug $bug"; tail -20 "$OUT/$t-bug.log"; exit 1

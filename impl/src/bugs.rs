@@ -34,6 +34,7 @@ pub const ALL: &[&str] = &[
     "sector:value-limit-off-by-one",
     "sector:no-flush-mark",
     "sector:no-header-repair",
+    "sector:no-seal-at-cut",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

@@ -8,12 +8,19 @@
 use super::format::{
     FLAG_COMPRESSED, Kind, PACKED_ALIGN_BYTES, RECORD_HEADER_SIZE_BYTES, RecordHeader,
 };
-use super::{Engine, EngineConfig, MemDevice, SECTOR_SIZE_BYTES, WriteOptions};
+use super::{
+    Engine, EngineConfig, MemDevice, Record, SECTOR_SIZE_BYTES, SectorError, WriteOptions,
+};
+use std::collections::BTreeSet;
 
 /// Largest image the fuzz entry point looks at.
 pub const FUZZ_IMAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-/// Opens `data` as a device image; panics only if a guarantee is broken.
+/// Opens `data` as a device image; panics only if a guarantee is broken: a value served whose
+/// record does not verify (SEC-6), a flushed write that does not read back, or a recovery that
+/// is not final (SEC-7: reopening after one flushed write must read every key as the first
+/// recovery did: its cuts are permanent, nothing it dropped comes back, nothing it kept is
+/// lost or turns corrupt).
 pub fn recover_from_image(data: &[u8]) {
     let image = data.get(..data.len().min(FUZZ_IMAGE_BYTES_MAX)).unwrap_or(data).to_vec();
     let Ok(mut e) = Engine::open(MemDevice::from_image(image), EngineConfig::default()) else {
@@ -21,7 +28,7 @@ pub fn recover_from_image(data: &[u8]) {
     };
     let mut keys = e.keys();
     keys.sort_unstable();
-    for key in keys {
+    for &key in &keys {
         let Ok(Some(rec)) = e.read(key) else { continue };
         let sector = rec.version.sector() as usize;
         assert!(
@@ -30,12 +37,59 @@ pub fn recover_from_image(data: &[u8]) {
         );
     }
     // The engine stays usable on whatever it recovered.
-    if e.write(u64::MAX, b"fuzz", WriteOptions { flush: true, ..WriteOptions::default() }).is_ok() {
-        let reread = e.read(u64::MAX);
-        assert!(
-            matches!(reread, Ok(Some(ref r)) if r.value == b"fuzz"),
-            "a flushed write reads back"
-        );
+    if e.write(u64::MAX, b"fuzz", WriteOptions { flush: true, ..WriteOptions::default() }).is_err()
+    {
+        return;
+    }
+    let reread = e.read(u64::MAX);
+    assert!(matches!(reread, Ok(Some(ref r)) if r.value == b"fuzz"), "a flushed write reads back");
+    let image = e.device_mut().image().to_vec();
+    if has_blank_header_over_data(data) {
+        return; // the known SEC-4 hole: specs/sector.md §13
+    }
+    let reopened = Engine::open(MemDevice::from_image(image), EngineConfig::default());
+    assert!(reopened.is_ok(), "SEC-7: the device no longer opens after recovery and a write");
+    let Ok(mut again) = reopened else { return };
+    let mut all: BTreeSet<u64> = keys.into_iter().collect();
+    all.extend(again.keys());
+    all.extend(e.recovery_report().corrupt_keys.iter().copied());
+    all.extend(again.recovery_report().corrupt_keys.iter().copied());
+    for key in all {
+        let (first, second) = (outcome(e.read(key)), outcome(again.read(key)));
+        assert_eq!(first, second, "SEC-7: key {key} reads differently after a second recovery");
+    }
+}
+
+/// Known finding (specs/sector.md §13, `sector_findings.rs`): a zone whose header sector is
+/// all zeros counts as never used, so records an earlier use left in it are invisible to the
+/// epoch count; if that zone held the largest epoch, the epoch is handed out again and those
+/// records come back at the next recovery. Images with such a zone are left out of the
+/// reopen check until the design closes it.
+fn has_blank_header_over_data(image: &[u8]) -> bool {
+    let sb = [0usize, 1].iter().find_map(|c| {
+        image
+            .get(c * SECTOR_SIZE_BYTES..(c + 1) * SECTOR_SIZE_BYTES)
+            .and_then(|s| super::format::Superblock::decode(s).ok())
+    });
+    let Some(sb) = sb else { return false };
+    let sector = |n: u64| {
+        let at = usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(SECTOR_SIZE_BYTES);
+        image.get(at..at.saturating_add(SECTOR_SIZE_BYTES))
+    };
+    (0..sb.zone_count).any(|z| {
+        let first = sb.zone_first_sector(z);
+        sector(first).is_some_and(|h| h.iter().all(|b| *b == 0))
+            && (1..u64::from(sb.zone_sector_count))
+                .any(|i| sector(first + i).is_some_and(|d| d.iter().any(|b| *b != 0)))
+    })
+}
+
+/// A read's outcome, errors by kind only.
+fn outcome(r: Result<Option<Record>, SectorError>) -> Result<Option<Vec<u8>>, String> {
+    match r {
+        Ok(r) => Ok(r.map(|r| r.value)),
+        Err(SectorError::Corrupt { .. }) => Err("corrupt".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -509,7 +509,10 @@ fn persist_cuts<D: BlockDevice>(
     // recovery is corruption, not a torn tail.
     let top = position(e.next_epoch - 1, u64::from(u32::MAX));
     for (z, _, end, cut) in accepted {
-        if !cut || *end >= e.sb.zone_first_sector(z + 1) {
+        // Planted bug sector:no-seal-at-cut: the cut is not made permanent, so a later recovery
+        // (with a higher durable mark) reads the damage as corruption and the records beyond
+        // it as data (SEC-7).
+        if !cut || *end >= e.sb.zone_first_sector(z + 1) || bugs::active("sector:no-seal-at-cut") {
             continue;
         }
         let zone = &mut e.zones[*z as usize];
