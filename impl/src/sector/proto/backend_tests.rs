@@ -151,13 +151,22 @@ fn planted_ack_before_group_flush_is_caught() {
     assert!(check_flushed_write_survives_crash().is_err());
 }
 
-/// A device whose flush takes a while and is counted, so concurrent flushed writes overlap.
-struct SlowFlush {
+/// A memory device that runs a hook before every flush (and hands out a syncer, if given one):
+/// slow or gated flushes for the group-commit tests.
+struct FlushHook {
     inner: FaultDevice<MemDevice>,
-    flushes: Arc<std::sync::atomic::AtomicU64>,
+    on_flush: Box<dyn Fn() + Send>,
+    syncer: Option<Arc<dyn crate::sector::DeviceSync>>,
 }
 
-impl crate::sector::BlockDevice for SlowFlush {
+impl FlushHook {
+    fn new(on_flush: impl Fn() + Send + 'static) -> Self {
+        let inner = FaultDevice::new(MemDevice::new(DEVICE_SECTORS));
+        FlushHook { inner, on_flush: Box::new(on_flush), syncer: None }
+    }
+}
+
+impl crate::sector::BlockDevice for FlushHook {
     fn sector_count(&self) -> u64 {
         self.inner.sector_count()
     }
@@ -174,12 +183,14 @@ impl crate::sector::BlockDevice for SlowFlush {
         self.inner.write_batch(writes)
     }
     fn flush(&mut self) -> Result<(), crate::sector::DeviceError> {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        self.flushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (self.on_flush)();
         self.inner.flush()
     }
     fn trim(&mut self, first: u64, count: u64) -> Result<(), crate::sector::DeviceError> {
         self.inner.trim(first, count)
+    }
+    fn syncer(&self) -> Option<Arc<dyn crate::sector::DeviceSync>> {
+        self.syncer.clone()
     }
 }
 
@@ -188,10 +199,12 @@ fn concurrent_flushed_writes_share_flushes_group_commit() {
     const THREADS: u64 = 8;
     const WRITES: u64 = 10;
     let flushes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let dev = SlowFlush {
-        inner: FaultDevice::new(MemDevice::new(DEVICE_SECTORS)),
-        flushes: Arc::clone(&flushes),
-    };
+    // A flush that takes a while and is counted, so concurrent flushed writes overlap.
+    let counted = Arc::clone(&flushes);
+    let dev = FlushHook::new(move || {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
     let b = Arc::new(EngineBackend::new(Engine::format(dev, config()).unwrap()));
     let before = flushes.load(std::sync::atomic::Ordering::SeqCst);
     let threads: Vec<_> = (0..THREADS)
@@ -240,9 +253,8 @@ fn engine_errors_keep_their_kind() {
     );
 }
 
-/// A device flush that waits while a gate is closed, and says when one has begun: the same gate
-/// for [`BlockDevice::flush`] and for its syncer, so the test below holds whichever the backend
-/// uses.
+/// A device flush that waits while a gate is closed, and says when one has begun: the test below
+/// puts it on both [`BlockDevice::flush`] and the syncer, so it holds whichever the backend uses.
 #[derive(Debug, Default)]
 struct Gate {
     closed: std::sync::Mutex<bool>,
@@ -272,40 +284,6 @@ impl crate::sector::DeviceSync for Gate {
     }
 }
 
-#[derive(Debug)]
-struct GatedFlush {
-    inner: MemDevice,
-    gate: Arc<Gate>,
-}
-
-impl crate::sector::BlockDevice for GatedFlush {
-    fn sector_count(&self) -> u64 {
-        self.inner.sector_count()
-    }
-    fn read_batch(
-        &mut self,
-        reads: &mut [crate::sector::ReadOp<'_>],
-    ) -> Result<(), crate::sector::DeviceError> {
-        self.inner.read_batch(reads)
-    }
-    fn write_batch(
-        &mut self,
-        writes: &[crate::sector::WriteOp<'_>],
-    ) -> Result<(), crate::sector::DeviceError> {
-        self.inner.write_batch(writes)
-    }
-    fn flush(&mut self) -> Result<(), crate::sector::DeviceError> {
-        self.gate.pass();
-        self.inner.flush()
-    }
-    fn trim(&mut self, first: u64, count: u64) -> Result<(), crate::sector::DeviceError> {
-        self.inner.trim(first, count)
-    }
-    fn syncer(&self) -> Option<Arc<dyn crate::sector::DeviceSync>> {
-        Some(Arc::clone(&self.gate) as Arc<dyn crate::sector::DeviceSync>)
-    }
-}
-
 /// §5.2: while a group commit waits for the device's flush, the engine lock is free: a read
 /// is answered before the flush returns. (With the flush under the lock, the read waited for
 /// it: a slow `fdatasync` stalled every reader.)
@@ -314,7 +292,9 @@ fn reads_are_answered_while_the_device_flushes() {
     use std::sync::atomic::Ordering::SeqCst;
     use std::time::Duration;
     let gate = Arc::new(Gate::default());
-    let dev = GatedFlush { inner: MemDevice::new(DEVICE_SECTORS), gate: Arc::clone(&gate) };
+    let flush_gate = Arc::clone(&gate);
+    let mut dev = FlushHook::new(move || flush_gate.pass());
+    dev.syncer = Some(Arc::clone(&gate) as Arc<dyn crate::sector::DeviceSync>);
     let b = Arc::new(EngineBackend::new(Engine::format(dev, config()).unwrap()));
     version(b.handle(write(1, b"one", false)));
     gate.set(true);
