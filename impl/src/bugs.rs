@@ -35,6 +35,7 @@ pub const ALL: &[&str] = &[
     "sector:no-flush-mark",
     "sector:no-header-repair",
     "sector:no-seal-at-cut",
+    "sector:blank-header-is-fresh",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

@@ -68,6 +68,8 @@ struct Watch {
     rewrites_unflushed: u64,
     flushes: u64,
     trims: u64,
+    /// A superblock has been written: format is over.
+    formatted: bool,
 }
 
 impl Watch {
@@ -82,6 +84,7 @@ impl Watch {
             rewrites_unflushed: 0,
             flushes: 0,
             trims: 0,
+            formatted: false,
         }
     }
 
@@ -91,6 +94,14 @@ impl Watch {
 
     fn is_header(sector: u64) -> bool {
         sector >= SUPERBLOCK_SECTORS && (sector - SUPERBLOCK_SECTORS).is_multiple_of(ZONE_SECTORS)
+    }
+
+    /// Format blanks each zone's first data sector with its header (SEC-3, §3): no record.
+    fn is_format_blank(&self, sector: u64, data: &[u8]) -> bool {
+        !self.formatted
+            && sector >= SUPERBLOCK_SECTORS
+            && Self::header_of(sector) + 1 == sector
+            && data.iter().all(|b| *b == 0)
     }
 
     fn durable_header(&self, header: u64) -> Option<Header> {
@@ -107,6 +118,9 @@ impl Watch {
         }
         for (i, data) in op.data.chunks(SECTOR_SIZE_BYTES).enumerate() {
             let s = op.first_sector + i as u64;
+            if self.is_format_blank(s, data) {
+                continue;
+            }
             if s < SUPERBLOCK_SECTORS {
                 let all_headers = self.headers.len() as u64 == ZONES;
                 if !self.pending.is_empty() || !all_headers {
@@ -143,6 +157,12 @@ impl Watch {
     fn apply_write(&mut self, op: &WriteOp<'_>) {
         for (i, data) in op.data.chunks(SECTOR_SIZE_BYTES).enumerate() {
             let s = op.first_sector + i as u64;
+            if s < SUPERBLOCK_SECTORS {
+                self.formatted = true;
+            }
+            if self.is_format_blank(s, data) {
+                continue;
+            }
             if !self.pending.insert(s) {
                 self.rewrites_unflushed += 1;
             }

@@ -203,6 +203,17 @@ impl SimSsd {
         }
     }
 
+    /// Zeroes `sector` on the medium, like [`SimSsd::flip_on_medium`]: a sector the drive lost
+    /// and now reads back as zeros (the header atlas's zeroed free header).
+    pub fn zero_on_medium(&mut self, sector: u64) {
+        debug_assert!(self.pending.is_empty(), "zeroes on the medium only while powered off");
+        if sector < self.sector_count {
+            let at = sector as usize * SECTOR;
+            self.durable[at..at + SECTOR].fill(0);
+            self.current[at..at + SECTOR].fill(0);
+        }
+    }
+
     /// The liveness phase: every media fault goes and no write goes astray any more.
     pub fn stop_faults(&mut self) {
         self.cfg.misdirect_ppm = 0;

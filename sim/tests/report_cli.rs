@@ -200,14 +200,14 @@ fn a_planted_bug_fails_the_campaign_with_its_reproducing_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("report");
     let bug = "sector:ack-before-flush";
-    let args = ["sim", "--bug", bug, "--base", "5", "--seeds", "1", "--no-minimize"];
+    let args = ["sim", "--bug", bug, "--base", "6", "--seeds", "1", "--no-minimize"];
     let (code, xml, summary) = with_report(&args, &dir);
     assert_eq!(code, Some(1), "exit status unchanged");
     let cases = cases(&xml);
     let (message, text) = cases[0].1.clone().unwrap_or_else(|| panic!("no failure: {xml}"));
-    assert!(message.starts_with("seed 5: SEC-7"), "{message}");
+    assert!(message.starts_with("seed 6: SEC-7"), "{message}");
     assert!(text.contains("last events:"), "{text}");
-    let replay = "reproduce: cargo run --release --features planted-bugs -- sim --seed 5";
+    let replay = "reproduce: cargo run --release --features planted-bugs -- sim --seed 6";
     assert!(text.contains(replay) && text.contains(&format!("--bug {bug}")), "{text}");
     assert_eq!(summary["suites"][0]["name"], format!("sim swarm bug {bug}"));
     assert_eq!(summary["failures"], 1);
@@ -218,10 +218,10 @@ fn a_planted_bug_fails_the_campaign_with_its_reproducing_seed() {
 fn a_replayed_failing_seed_is_a_failing_case() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("report");
-    let args = ["sim", "--bug", "sector:ack-before-flush", "--seed", "5", "--no-minimize"];
+    let args = ["sim", "--bug", "sector:ack-before-flush", "--seed", "6", "--no-minimize"];
     let (code, xml, _) = with_report(&args, &dir);
     assert_eq!(code, Some(1));
     let cases = cases(&xml);
-    assert_eq!(cases[0].0, "seed 5");
-    assert!(cases[0].1.as_ref().unwrap().1.contains("--seed 5"), "{xml}");
+    assert_eq!(cases[0].0, "seed 6");
+    assert!(cases[0].1.as_ref().unwrap().1.contains("--seed 6"), "{xml}");
 }

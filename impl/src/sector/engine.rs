@@ -73,7 +73,9 @@ impl<D: BlockDevice> Engine<D> {
             device_sector_count: sectors,
         };
         sb.check().map_err(|e| SectorError::Geometry(format!("{e} ({sectors} sectors)")))?;
-        let zero = vec![0u8; SECTOR_SIZE_BYTES];
+        // A zone's header sector and its first data sector are blanked: a blank header over a
+        // record is then a lost header, never a fresh zone (SEC-4, §3.2).
+        let zero = vec![0u8; 2 * SECTOR_SIZE_BYTES];
         let mut batch = Batch::default();
         for z in 0..sb.zone_count {
             batch.ops.push((sb.zone_first_sector(z), zero.clone()));

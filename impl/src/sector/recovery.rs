@@ -205,14 +205,15 @@ fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), Sect
     Ok((sb, u8::from(ra.is_ok()) + u8::from(rb.is_ok())))
 }
 
-/// Reads every zone header: returns (epoch, zone) of zones in use, sorted by epoch, and the
-/// largest epoch a free header keeps (SEC-4).
+/// Reads every zone header, with the zone's first data sector in the same read: returns
+/// (epoch, zone) of zones in use, sorted by epoch, and the largest epoch a free header keeps
+/// (SEC-4).
 fn read_zone_headers<D: BlockDevice>(
     dev: &mut D,
     sb: &Superblock,
     report: &mut RecoveryReport,
 ) -> Result<(Vec<(u32, u32)>, u32), SectorError> {
-    let mut bufs = vec![vec![0u8; SECTOR_SIZE_BYTES]; sb.zone_count as usize];
+    let mut bufs = vec![vec![0u8; 2 * SECTOR_SIZE_BYTES]; sb.zone_count as usize];
     let mut ops: Vec<ReadOp<'_>> = bufs
         .iter_mut()
         .enumerate()
@@ -220,18 +221,26 @@ fn read_zone_headers<D: BlockDevice>(
         .collect();
     dev.read_batch(&mut ops)?;
     let (mut used, mut free_epoch_max) = (Vec::new(), 0u32);
-    for (z, buf) in bufs.iter().enumerate() {
+    for (z, two) in bufs.iter().enumerate() {
+        let (buf, first_data) = two.split_at(SECTOR_SIZE_BYTES);
+        let data_sector = sb.zone_first_sector(z as u32) + 1;
         match (ZoneHeader::decode(buf), ZoneHeader::decode_free(buf)) {
             (Ok(h), _) if h.zone == z as u32 => used.push((h.epoch, z as u32)),
             (_, Ok(h)) if h.zone == z as u32 => free_epoch_max = free_epoch_max.max(h.epoch),
-            (Err(FormatError::BadMagic), _) if buf.iter().all(|b| *b == 0) => {}
+            (Err(FormatError::BadMagic), _)
+                if buf.iter().all(|b| *b == 0)
+                    && (!holds_record(first_data, data_sector)
+                        || bugs::active("sector:blank-header-is-fresh")) => {}
             _ if bugs::active("sector:damaged-zone-header-fails-open") => {
                 return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
             }
             _ => {
                 // Reported either way; one damaged byte is repaired, so the zone's records are
                 // still read (SEC-6: its keys' older values are not served in their place) and
-                // a free header still bounds the epochs (SEC-4).
+                // a free header still bounds the epochs (SEC-4). A blank header over a record
+                // is a lost header, not a fresh zone (format blanks both sectors, and a header
+                // is durable before its zone's first record is written): its records bound
+                // the epochs like any damaged header's.
                 report.corrupt_zone_headers.push(z as u32);
                 match repair_zone_header(buf, z as u32) {
                     Some((h, false)) => used.push((h.epoch, z as u32)),
@@ -243,6 +252,12 @@ fn read_zone_headers<D: BlockDevice>(
     }
     used.sort_unstable();
     Ok((used, free_epoch_max))
+}
+
+/// Whether `sector` (the zone's first data sector, read from `first_sector`) begins with a
+/// record header naming it: a zone was opened there since format (SEC-4, §3.2).
+fn holds_record(sector: &[u8], first_sector: u64) -> bool {
+    RecordHeader::decode(sector).is_ok_and(|h| h.sector == first_sector)
 }
 
 /// Step 3: reads and parses every zone in use, a few zones per device batch.

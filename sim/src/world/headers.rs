@@ -12,7 +12,10 @@
 //!   *survived*: recovery exact, and reported as one valid copy (SEC-3); or a byte of a zone's
 //!   free header: *detected* (`corrupt_zone_headers` names exactly the damaged zones until they
 //!   are reused) and *survived* (a free zone holds nothing live; SEC-4 still holds, which the
-//!   exact recovery oracle would see as a revived stale record).
+//!   exact recovery oracle would see as a revived stale record); or a free header zeroed (a
+//!   sector the drive lost): *detected* when the zone's first data sector still holds a record
+//!   naming it (a lost header, §3: its epoch must still bound the next one), otherwise the zone
+//!   is fresh (trimmed, nothing of its epoch left) and nothing is reported.
 //!
 //! - **At rest, on the medium** (SEC-18): the cache settles (every write lands, as a drive does
 //!   when idle), then one byte of the first sector of a key's current record flips: header,
@@ -42,7 +45,7 @@ const ZONE_HEADER_DECODED_BYTES: u64 = 32;
 pub struct MediumDamage {
     /// The superblock copy (0 or 1) flipped on the medium, if any; the same one all run.
     superblock_copy: Option<u64>,
-    /// Zones whose free header was flipped (until the zone is reused).
+    /// Zones whose free header was flipped or zeroed (until the zone is reused).
     free_headers: BTreeSet<u32>,
     /// Sectors flipped at rest, and the keys whose current record started there: recovery may
     /// name them (a superset: a sector stays allowed after its keys are rewritten).
@@ -164,10 +167,16 @@ impl World<'_> {
             return;
         }
         let z = free[self.rng.below(free.len() as u64) as usize];
-        let offset = self.rng.below(ZONE_HEADER_DECODED_BYTES) as usize;
-        ssd.flip_on_medium(zone_header_sector(&geometry, z), offset, mask);
+        let sector = zone_header_sector(&geometry, z);
         self.medium.free_headers.insert(z);
         self.faults.header_medium += 1;
+        if self.rng.coin() {
+            ssd.zero_on_medium(sector);
+            self.trace.event(self.now_us, format_args!("FAULT free header of zone {z} zeroed"));
+            return;
+        }
+        let offset = self.rng.below(ZONE_HEADER_DECODED_BYTES) as usize;
+        ssd.flip_on_medium(sector, offset, mask);
         self.trace.event(self.now_us, format_args!("FAULT free header of zone {z} byte {offset}"));
     }
 
@@ -220,14 +229,26 @@ impl World<'_> {
     }
 
     /// Before an open: the zones whose damaged header recovery must report (a reused zone's
-    /// header was rewritten, so it is no longer damaged).
+    /// header was rewritten, so it is no longer damaged). A zeroed header counts only over a
+    /// first data sector that holds a record naming it (§3: otherwise the zone is fresh).
     pub(super) fn damaged_headers(&mut self, ssd: &SimSsd) -> BTreeSet<u32> {
         let geometry = self.knobs.ssd;
         self.medium.free_headers.retain(|z| {
-            let h = ssd.peek(zone_header_sector(&geometry, *z));
+            let sector = zone_header_sector(&geometry, *z);
+            let h = ssd.peek(sector);
             ZoneHeader::decode(h).is_err() && ZoneHeader::decode_free(h).is_err()
         });
-        self.medium.free_headers.clone()
+        self.medium
+            .free_headers
+            .iter()
+            .copied()
+            .filter(|z| {
+                let sector = zone_header_sector(&geometry, *z);
+                let names_itself = RecordHeader::decode(ssd.peek(sector + 1))
+                    .is_ok_and(|r| r.sector == sector + 1);
+                ssd.peek(sector).iter().any(|b| *b != 0) || names_itself
+            })
+            .collect()
     }
 
     /// Judges what recovery reported against the damage on the medium: every damaged header
