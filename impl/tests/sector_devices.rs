@@ -78,3 +78,34 @@ fn uring_device_works_or_falls_back() {
     }
     drop(exercise(open_best(&path, false).unwrap()));
 }
+
+/// §11: `create` writes every block (a flush never allocates), `open` sees that, and `trim`
+/// keeps the blocks of such a file; a sparse file's trim punches holes.
+#[test]
+fn created_files_are_preallocated_and_trim_keeps_their_blocks() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let allocated = |p: &std::path::Path| std::fs::metadata(p).unwrap().blocks() * 512;
+    let sectors = 2 + 8 * 16;
+    let len = sectors * SECTOR_SIZE_BYTES as u64;
+
+    let full = dir.path().join("full");
+    let mut dev = FileDevice::create(&full, sectors).unwrap();
+    assert!(dev.is_preallocated() && allocated(&full) >= len, "{} of {len}", allocated(&full));
+    dev.trim(18, 16).unwrap();
+    assert!(allocated(&full) >= len, "trim punched a preallocated file");
+    drop(dev);
+    let dev = FileDevice::open(&full, false).unwrap();
+    assert!(dev.is_preallocated(), "open sees the preallocation");
+    drop(exercise(dev));
+
+    let thin = dir.path().join("thin");
+    let mut dev = FileDevice::create_sparse(&thin, sectors).unwrap();
+    assert!(!dev.is_preallocated() && allocated(&thin) < len);
+    let data = vec![7u8; 16 * SECTOR_SIZE_BYTES];
+    dev.write_batch(&[device::WriteOp { first_sector: 18, data: &data }]).unwrap();
+    dev.flush().unwrap();
+    let written = allocated(&thin);
+    dev.trim(18, 16).unwrap();
+    assert!(allocated(&thin) < written, "trim punches holes in a sparse file");
+}

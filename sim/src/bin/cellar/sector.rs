@@ -32,6 +32,10 @@ pub enum SectorCommand {
         /// Zone size (unit of allocation and compaction); caps the largest value.
         #[arg(long, default_value = "1MiB")]
         zone_size: String,
+        /// Leave the file sparse instead of writing zeros through it first (quicker to format;
+        /// each flush into fresh space then also commits file-system metadata).
+        #[arg(long)]
+        sparse: bool,
     },
     /// Serve a formatted device on a Unix socket until SIGTERM or SIGINT.
     Serve {
@@ -165,7 +169,9 @@ fn command_name(cmd: &SectorCommand) -> &'static str {
 
 fn dispatch(cmd: SectorCommand) -> Result<ExitCode, CmdError> {
     match cmd {
-        SectorCommand::Format { path, size, zone_size } => format(&path, &size, &zone_size),
+        SectorCommand::Format { path, size, zone_size, sparse } => {
+            format(&path, &size, &zone_size, sparse)
+        }
         SectorCommand::Serve { path, socket, workers, direct, allow_uids } => {
             serve(&path, &socket, workers, direct, allow_uids)
         }
@@ -195,7 +201,7 @@ fn dispatch(cmd: SectorCommand) -> Result<ExitCode, CmdError> {
     }
 }
 
-fn format(path: &Path, size: &str, zone_size: &str) -> Result<ExitCode, CmdError> {
+fn format(path: &Path, size: &str, zone_size: &str, sparse: bool) -> Result<ExitCode, CmdError> {
     let size_bytes = size::parse_size(size)?;
     let zone_bytes = size::parse_size(zone_size)?;
     let sector = SECTOR_SIZE_BYTES as u64;
@@ -212,12 +218,13 @@ fn format(path: &Path, size: &str, zone_size: &str) -> Result<ExitCode, CmdError
             cellar::sector::ZONE_SIZE_BYTES_MIN
         ))
     })?;
-    let dev =
-        FileDevice::create(path, size_bytes / sector).map_err(cellar::sector::SectorError::from)?;
+    let create = if sparse { FileDevice::create_sparse } else { FileDevice::create };
+    let dev = create(path, size_bytes / sector).map_err(cellar::sector::SectorError::from)?;
     let engine = Engine::format(dev, EngineConfig::default().zone_size_bytes(zone))?;
     let zones = engine.stat().free_zones;
+    let kind = if sparse { "sparse" } else { "preallocated" };
     println!(
-        "formatted {}: {size_bytes} bytes, {zones} zones of {zone_bytes} bytes",
+        "formatted {}: {size_bytes} bytes ({kind}), {zones} zones of {zone_bytes} bytes",
         path.display()
     );
     Ok(ExitCode::SUCCESS)
