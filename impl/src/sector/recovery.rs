@@ -36,6 +36,10 @@ use std::collections::HashMap;
 /// Zones read per device batch during the scan.
 const SCAN_BATCH_ZONES_MAX: usize = 8;
 
+/// Zones whose two header-pass sectors are read per device batch (step 2): 32 MiB of buffers,
+/// one batch up to a 4 GiB device with the default 1 MiB zones.
+const HEADER_BATCH_ZONES_MAX: usize = 4096;
+
 /// One parsed spot of a zone.
 #[derive(Debug, Clone)]
 pub(crate) enum Item {
@@ -213,45 +217,59 @@ fn read_zone_headers<D: BlockDevice>(
     sb: &Superblock,
     report: &mut RecoveryReport,
 ) -> Result<(Vec<(u32, u32)>, u32), SectorError> {
-    let mut bufs = vec![vec![0u8; 2 * SECTOR_SIZE_BYTES]; sb.zone_count as usize];
-    let mut ops: Vec<ReadOp<'_>> = bufs
-        .iter_mut()
-        .enumerate()
-        .map(|(z, buf)| ReadOp { first_sector: sb.zone_first_sector(z as u32), buf })
-        .collect();
-    dev.read_batch(&mut ops)?;
     let (mut used, mut free_epoch_max) = (Vec::new(), 0u32);
-    for (z, two) in bufs.iter().enumerate() {
-        let (buf, first_data) = two.split_at(SECTOR_SIZE_BYTES);
-        let data_sector = sb.zone_first_sector(z as u32) + 1;
-        match (ZoneHeader::decode(buf), ZoneHeader::decode_free(buf)) {
-            (Ok(h), _) if h.zone == z as u32 => used.push((h.epoch, z as u32)),
-            (_, Ok(h)) if h.zone == z as u32 => free_epoch_max = free_epoch_max.max(h.epoch),
-            (Err(FormatError::BadMagic), _)
-                if buf.iter().all(|b| *b == 0)
-                    && (!holds_record(first_data, data_sector)
-                        || bugs::active("sector:blank-header-is-fresh")) => {}
-            _ if bugs::active("sector:damaged-zone-header-fails-open") => {
-                return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
-            }
-            _ => {
-                // Reported either way; one damaged byte is repaired, so the zone's records are
-                // still read (SEC-6: its keys' older values are not served in their place) and
-                // a free header still bounds the epochs (SEC-4). A blank header over a record
-                // is a lost header, not a fresh zone (format blanks both sectors, and a header
-                // is durable before its zone's first record is written): its records bound
-                // the epochs like any damaged header's.
-                report.corrupt_zone_headers.push(z as u32);
-                match repair_zone_header(buf, z as u32) {
-                    Some((h, false)) => used.push((h.epoch, z as u32)),
-                    Some((h, true)) => free_epoch_max = free_epoch_max.max(h.epoch),
-                    None => {}
-                }
-            }
+    let zones: Vec<u32> = (0..sb.zone_count).collect();
+    for chunk in zones.chunks(HEADER_BATCH_ZONES_MAX) {
+        let mut bufs = vec![vec![0u8; 2 * SECTOR_SIZE_BYTES]; chunk.len()];
+        let mut ops: Vec<ReadOp<'_>> = (chunk.iter().zip(bufs.iter_mut()))
+            .map(|(z, buf)| ReadOp { first_sector: sb.zone_first_sector(*z), buf })
+            .collect();
+        dev.read_batch(&mut ops)?;
+        for (z, two) in chunk.iter().zip(&bufs) {
+            classify_header(*z, two, sb, report, &mut used, &mut free_epoch_max)?;
         }
     }
     used.sort_unstable();
     Ok((used, free_epoch_max))
+}
+
+/// Step 2 for one zone `z`: `two` holds its header sector and its first data sector.
+fn classify_header(
+    z: u32,
+    two: &[u8],
+    sb: &Superblock,
+    report: &mut RecoveryReport,
+    used: &mut Vec<(u32, u32)>,
+    free_epoch_max: &mut u32,
+) -> Result<(), SectorError> {
+    let (buf, first_data) = two.split_at(SECTOR_SIZE_BYTES);
+    let data_sector = sb.zone_first_sector(z) + 1;
+    match (ZoneHeader::decode(buf), ZoneHeader::decode_free(buf)) {
+        (Ok(h), _) if h.zone == z => used.push((h.epoch, z)),
+        (_, Ok(h)) if h.zone == z => *free_epoch_max = (*free_epoch_max).max(h.epoch),
+        (Err(FormatError::BadMagic), _)
+            if buf.iter().all(|b| *b == 0)
+                && (!holds_record(first_data, data_sector)
+                    || bugs::active("sector:blank-header-is-fresh")) => {}
+        _ if bugs::active("sector:damaged-zone-header-fails-open") => {
+            return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
+        }
+        _ => {
+            // Reported either way; one damaged byte is repaired, so the zone's records are
+            // still read (SEC-6: its keys' older values are not served in their place) and a
+            // free header still bounds the epochs (SEC-4). A blank header over a record is a
+            // lost header, not a fresh zone (format blanks both sectors, and a header is
+            // durable before its zone's first record is written): its records bound the
+            // epochs like any damaged header's.
+            report.corrupt_zone_headers.push(z);
+            match repair_zone_header(buf, z) {
+                Some((h, false)) => used.push((h.epoch, z)),
+                Some((h, true)) => *free_epoch_max = (*free_epoch_max).max(h.epoch),
+                None => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `sector` (the zone's first data sector, read from `first_sector`) begins with a
