@@ -62,9 +62,9 @@ pub fn recover_from_image(data: &[u8]) {
 
 /// Known limit (specs/sector.md §13): a zone counts as never used when its header sector is
 /// blank and its first data sector holds no record naming it (format blanks both, and a
-/// zone's first record always lands in its first data sector). Records deeper in such a zone are invisible
-/// to the epoch count, so if they carry the epoch handed out next they come back at the next
-/// recovery. On a device that takes two damaged sectors of one zone (or a crafted image);
+/// zone's first record always lands in its first data sector). Records deeper in such a zone
+/// are invisible to the epoch count, so if they carry the epoch handed out next they come back
+/// at the next recovery. That takes two damaged sectors of one zone (or a crafted image);
 /// images with such a zone are left out of the reopen check.
 fn has_blank_zone_over_data(image: &[u8]) -> bool {
     let sb = [0usize, 1].iter().find_map(|c| {
