@@ -326,6 +326,12 @@ impl RecordHeader {
         h
     }
 
+    /// Whether `bytes`, read from `sector`, begin with a valid header naming that sector: a
+    /// zone's first data sector holding one shows the zone was opened since format (§3).
+    pub fn names_its_sector(bytes: &[u8], sector: u64) -> bool {
+        RecordHeader::decode(bytes).is_ok_and(|h| h.sector == sector)
+    }
+
     /// Decodes and checks a header (magic, CRC, kind, flags). Does not check the payload.
     pub fn decode(h: &[u8]) -> Result<RecordHeader, FormatError> {
         if h.len() < RECORD_HEADER_SIZE_BYTES {

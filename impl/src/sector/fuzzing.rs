@@ -80,11 +80,8 @@ fn has_blank_zone_over_data(image: &[u8]) -> bool {
     let blank = |n: u64| sector(n).is_some_and(|s| s.iter().all(|b| *b == 0));
     (0..sb.zone_count).any(|z| {
         let first = sb.zone_first_sector(z);
-        let names_itself = |n: u64| {
-            sector(n).is_some_and(|s| RecordHeader::decode(s).is_ok_and(|h| h.sector == n))
-        };
         blank(first)
-            && !names_itself(first + 1)
+            && !sector(first + 1).is_some_and(|s| RecordHeader::names_its_sector(s, first + 1))
             && (2..u64::from(sb.zone_sector_count))
                 .any(|i| sector(first + i).is_some_and(|d| d.iter().any(|b| *b != 0)))
     })

@@ -218,15 +218,15 @@ fn read_zone_headers<D: BlockDevice>(
     report: &mut RecoveryReport,
 ) -> Result<(Vec<(u32, u32)>, u32), SectorError> {
     let (mut used, mut free_epoch_max) = (Vec::new(), 0u32);
-    let zones: Vec<u32> = (0..sb.zone_count).collect();
-    for chunk in zones.chunks(HEADER_BATCH_ZONES_MAX) {
+    for start in (0..sb.zone_count).step_by(HEADER_BATCH_ZONES_MAX) {
+        let chunk = start..sb.zone_count.min(start.saturating_add(HEADER_BATCH_ZONES_MAX as u32));
         let mut bufs = vec![vec![0u8; 2 * SECTOR_SIZE_BYTES]; chunk.len()];
-        let mut ops: Vec<ReadOp<'_>> = (chunk.iter().zip(bufs.iter_mut()))
-            .map(|(z, buf)| ReadOp { first_sector: sb.zone_first_sector(*z), buf })
+        let mut ops: Vec<ReadOp<'_>> = (chunk.clone().zip(bufs.iter_mut()))
+            .map(|(z, buf)| ReadOp { first_sector: sb.zone_first_sector(z), buf })
             .collect();
         dev.read_batch(&mut ops)?;
-        for (z, two) in chunk.iter().zip(&bufs) {
-            classify_header(*z, two, sb, report, &mut used, &mut free_epoch_max)?;
+        for (z, two) in chunk.zip(&bufs) {
+            classify_header(z, two, sb, report, &mut used, &mut free_epoch_max)?;
         }
     }
     used.sort_unstable();
@@ -249,7 +249,7 @@ fn classify_header(
         (_, Ok(h)) if h.zone == z => *free_epoch_max = (*free_epoch_max).max(h.epoch),
         (Err(FormatError::BadMagic), _)
             if buf.iter().all(|b| *b == 0)
-                && (!holds_record(first_data, data_sector)
+                && (!RecordHeader::names_its_sector(first_data, data_sector)
                     || bugs::active("sector:blank-header-is-fresh")) => {}
         _ if bugs::active("sector:damaged-zone-header-fails-open") => {
             return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
@@ -270,12 +270,6 @@ fn classify_header(
         }
     }
     Ok(())
-}
-
-/// Whether `sector` (the zone's first data sector, read from `first_sector`) begins with a
-/// record header naming it: a zone was opened there since format (SEC-4, §3.2).
-fn holds_record(sector: &[u8], first_sector: u64) -> bool {
-    RecordHeader::decode(sector).is_ok_and(|h| h.sector == first_sector)
 }
 
 /// Step 3: reads and parses every zone in use, a few zones per device batch.

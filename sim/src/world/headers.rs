@@ -234,8 +234,7 @@ impl World<'_> {
     pub(super) fn damaged_headers(&mut self, ssd: &SimSsd) -> BTreeSet<u32> {
         let geometry = self.knobs.ssd;
         self.medium.free_headers.retain(|z| {
-            let sector = zone_header_sector(&geometry, *z);
-            let h = ssd.peek(sector);
+            let h = ssd.peek(zone_header_sector(&geometry, *z));
             ZoneHeader::decode(h).is_err() && ZoneHeader::decode_free(h).is_err()
         });
         self.medium
