@@ -11,6 +11,7 @@
 use cellar::fs::host::{export_tree, import_tree_since};
 use cellar::fs::{ChunkerParams, Fs, FsPath};
 use cellar::storage::store::MemStore;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -51,9 +52,14 @@ fn unchanged_files_are_reused_and_changed_ones_read_fs26() {
     write(src.path(), "f1", &vec![0xee; 300 + 37], t0 + Duration::from_secs(5));
     write(src.path(), "f2", &vec![2u8; 300 + 2 * 37 + 1], t0);
     write(src.path(), "f3", &vec![3u8; 300 + 3 * 37], t0 + Duration::from_secs(9));
+    // f4: only its mode changed (chmod leaves the mtime): read again, the new mode recorded.
+    let f4 = src.path().join("f4");
+    std::fs::set_permissions(&f4, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (second, rep) = import_tree_since(&fs, src.path(), Some(&first), 1, &mut |_| {}).unwrap();
-    assert_eq!((rep.files, rep.reused), (6, 3), "f0, f4, f5 unchanged");
+    assert_eq!((rep.files, rep.reused), (6, 2), "f0, f5 unchanged");
     same_bytes(&fs, &second, src.path());
+    let info = fs.lookup(&second, &FsPath::new("/f4").unwrap()).unwrap().unwrap();
+    assert_eq!(info.attrs().mode & 0o777, 0o600, "f4's new mode");
     // Nothing changed: everything reused, the same contents.
     let (third, rep) = import_tree_since(&fs, src.path(), Some(&second), 1, &mut |_| {}).unwrap();
     assert_eq!(rep.reused, 6);

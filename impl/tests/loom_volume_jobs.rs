@@ -26,11 +26,38 @@ use cellar::Hash;
 use cellar::storage::cell::{Cell, MemCell};
 use cellar::storage::store::{MemStore, Store};
 use cellar::storage::volume::{
-    CleanupJob, CleanupStep, Reachability, SyncJob, SyncStep, Volume, VolumeError, check_vol1,
-    cleanup, sync,
+    CleanupJob, CleanupStep, Reachability, SyncJob, SyncOutcome, SyncStep, Volume, VolumeError,
+    check_vol1, cleanup, sync,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Interleavings (of one test's model) in which the sync published, the cleanup deleted
+/// something, and both ran to the end: a model in which every job was refused would check VOL-1
+/// on an untouched volume.
+#[derive(Default)]
+struct Reached {
+    published: AtomicUsize,
+    deleted: AtomicUsize,
+    both: AtomicUsize,
+}
+
+impl Reached {
+    /// Asserts the model reached what it is about.
+    fn assert_both_jobs_ran(&self) {
+        let p = self.published.load(Ordering::Relaxed);
+        let d = self.deleted.load(Ordering::Relaxed);
+        let b = self.both.load(Ordering::Relaxed);
+        println!(
+            "loom: sync published in {p}, cleanup deleted in {d}, both ran in {b} interleavings"
+        );
+        assert!(
+            p > 0 && d > 0 && b > 0,
+            "the model missed a job's effect: published {p}, deleted {d}, both ran {b}"
+        );
+    }
+}
 
 /// A value is a list of 32-byte hashes, each of which must be in the store (VOL-1's "reachable").
 struct ListedHashes;
@@ -86,16 +113,18 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// Runs a job, tolerating exactly the refusal VOL-6 allows: `ModeConflict`, before any change.
-fn allowed<T>(r: Result<T, VolumeError>) {
+/// Returns the job's outcome when it ran.
+fn allowed<T>(r: Result<T, VolumeError>) -> Option<T> {
     match r {
-        Ok(_) | Err(VolumeError::ModeConflict { .. }) => {}
+        Ok(t) => Some(t),
+        Err(VolumeError::ModeConflict { .. }) => None,
         Err(e) => panic!("unexpected job error: {e}"),
     }
 }
 
 /// One sync and one cleanup on the destination, stepped so that every lock between their
 /// steps is an interleaving point; then VOL-1 on the result.
-fn sync_against_cleanup(setup: fn() -> (Volume, Volume)) {
+fn sync_against_cleanup(setup: fn() -> (Volume, Volume), reached: &Reached) {
     let (src, dst) = setup();
     let (src, dst) = (Arc::new(src), Arc::new(dst));
     let syncer = {
@@ -106,21 +135,36 @@ fn sync_against_cleanup(setup: fn() -> (Volume, Volume)) {
         let dst = Arc::clone(&dst);
         loom::thread::spawn(move || allowed(cleanup(&dst, &ListedHashes)))
     };
-    syncer.join().unwrap();
-    cleaner.join().unwrap();
+    let synced = syncer.join().unwrap();
+    let cleaned = cleaner.join().unwrap();
+    if matches!(synced, Some(SyncOutcome::Published { .. })) {
+        reached.published.fetch_add(1, Ordering::Relaxed);
+    }
+    if cleaned.is_some_and(|c| c.blobs_deleted > 0) {
+        reached.deleted.fetch_add(1, Ordering::Relaxed);
+    }
+    if synced.is_some() && cleaned.is_some() {
+        reached.both.fetch_add(1, Ordering::Relaxed);
+    }
     assert_eq!(check_vol1(&dst, &ListedHashes).unwrap(), None, "VOL-1: a reachable blob is gone");
 }
 
 #[test]
 fn a_sync_and_a_cleanup_never_break_vol1() {
-    model(|| sync_against_cleanup(volumes));
+    let reached = Arc::new(Reached::default());
+    let r = Arc::clone(&reached);
+    model(move || sync_against_cleanup(volumes, &r));
+    reached.assert_both_jobs_ran();
 }
 
 /// The blob the sync will publish is garbage in the destination when the cleanup plans: only
 /// Contract, taken before the plan and held to the last delete, keeps it (VOL-5).
 #[test]
 fn a_cleanup_never_deletes_garbage_a_sync_then_publishes() {
-    model(|| sync_against_cleanup(volumes_with_the_blob_already_there));
+    let reached = Arc::new(Reached::default());
+    let r = Arc::clone(&reached);
+    model(move || sync_against_cleanup(volumes_with_the_blob_already_there, &r));
+    reached.assert_both_jobs_ran();
 }
 
 /// Two syncers (may overlap each other) and one cleaner; each job is begun, then stepped one
@@ -180,7 +224,7 @@ fn planted_no_mode_exclusion_is_caught() {
     let result = std::panic::catch_unwind(|| {
         model(|| {
             let _bug = cellar::bugs::plant("volume:no-mode-exclusion").unwrap();
-            sync_against_cleanup(volumes);
+            sync_against_cleanup(volumes, &Reached::default());
         });
     });
     let err = result.expect_err("loom must find the VOL-1 violation without mode exclusion");
@@ -202,7 +246,7 @@ fn planted_cleanup_holds_late_is_caught() {
     let result = std::panic::catch_unwind(|| {
         model(|| {
             let _bug = cellar::bugs::plant("volume:cleanup-holds-late").unwrap();
-            sync_against_cleanup(volumes_with_the_blob_already_there);
+            sync_against_cleanup(volumes_with_the_blob_already_there, &Reached::default());
         });
     });
     let err = result.expect_err("loom must find the VOL-1 violation of a late Contract");

@@ -52,7 +52,10 @@ fn write_read_delete_survive_reopen() {
 fn options_compressed_compact_next_and_expect() {
     let mut e = fresh(8);
     let val = vec![b'a'; 10_000];
-    e.write(1, &val, WriteOptions { compressed: true, ..Default::default() }).unwrap();
+    let v1 = e.write(1, &val, WriteOptions { compressed: true, ..Default::default() }).unwrap();
+    // Compressed, 10,000 equal bytes fit the record's one sector: the next record follows it.
+    let v2 = e.write(2, b"after", WriteOptions::default()).unwrap();
+    assert_eq!(v2.sector(), v1.sector() + 1, "a compressed record took more than one sector");
     for k in 10..40u64 {
         let o = WriteOptions { compact: true, next: Some(k + 1), ..Default::default() };
         e.write(k, &k.to_le_bytes(), o).unwrap();
@@ -88,6 +91,14 @@ fn cas_is_all_or_nothing() {
     ];
     assert!(matches!(e.cas(&ops).unwrap(), CasResult::Committed(_)));
     assert!(matches!(e.cas(&ops).unwrap(), CasResult::Mismatch { index: 0, .. }));
+    // Only the second member fails: the first, whose expectation holds, is not applied either.
+    let v1 = e.version(1).unwrap();
+    let ops = vec![
+        CasOp { key: 1, expected: Expect::Version(v1), new: CasNew::Put(b"d".to_vec()) },
+        CasOp { key: 2, expected: Expect::Absent, new: CasNew::Put(b"e".to_vec()) },
+    ];
+    assert!(matches!(e.cas(&ops).unwrap(), CasResult::Mismatch { index: 1, .. }));
+    assert_eq!(e.read(1).unwrap().unwrap().value, b"b");
     e.flush().unwrap();
     let mut e = reopen(e);
     assert_eq!(e.read(1).unwrap().unwrap().value, b"b");
@@ -210,6 +221,12 @@ fn sharded_engine_routes_and_flushes() {
     }
     let engines = s.shutdown().unwrap();
     assert_eq!(engines.iter().map(|e| e.stat().keys).sum::<u64>(), 50);
+    // Routed: every shard holds keys, each exactly those `shard_of` sends it.
+    for (i, e) in engines.iter().enumerate() {
+        let mine = (0..50u64).filter(|k| shard_of(*k, 3) == i).count() as u64;
+        assert!(mine > 0, "shard {i} got no key of 50");
+        assert_eq!(e.stat().keys, mine, "shard {i}");
+    }
 }
 
 #[test]
