@@ -177,7 +177,8 @@ fn merge_keeps_a_modified_inode_named() {
     let a = fs.remove(&a, &p("/e/g")).unwrap();
     let b = fs.write(&o, &p("/e/g"), 0, b"b wrote").unwrap();
     for m in [fs.merge(&o, &a, &b).unwrap(), fs.merge(&o, &b, &a).unwrap()] {
-        assert!(m.conflicts.iter().all(|c| c.kind == ConflictKind::DeleteModify));
+        assert!(!m.conflicts.is_empty(), "FS-19 step 4: a delete against a write is reported");
+        assert!(m.conflicts.iter().all(|c| c.kind == ConflictKind::DeleteModify), "{m:?}");
         assert_eq!(&content(&fs, &m.root, "/e/g")[..7], b"b wrote");
         assert_eq!(&content(&fs, &m.root, "/d/f")[..7], b"b wrote");
         assert_eq!(fs.nlink(&m.root, &p("/d/f")).unwrap(), 2);

@@ -88,6 +88,8 @@ fn the_attacker_never_gets_a_message_through_ch5() {
     let mut attacker = Attacker::new(3).unwrap();
     let mut rng = SimRng::new(5);
     let mut wire = net.send(packets[0].clone(), 0).unwrap();
+    // Honest deliveries: a channel the attack had silenced would pass the check above vacuously.
+    let mut honest = 0usize;
     for round in 0..300 {
         let mut next = Vec::new();
         for seg in &wire {
@@ -99,6 +101,7 @@ fn the_attacker_never_gets_a_message_through_ch5() {
             let (back, delivered) = net.deliver(&seg, round / 10).unwrap();
             next.extend(back);
             assert!(delivered.iter().all(|p| *p == packets[0]));
+            honest += delivered.len();
         }
         next.extend(net.send(packets[0].clone(), round / 10).unwrap());
         net.tick(round / 10);
@@ -108,6 +111,8 @@ fn the_attacker_never_gets_a_message_through_ch5() {
     assert!(a.replayed > 0 && a.flipped > 0 && a.truncated > 0 && a.injected > 0, "{a:?}");
     assert!(a.connects > 0, "{a:?}");
     assert!(net.counts.refused > 0);
+    assert!(honest > 0, "no honest packet was delivered under the attack");
+    println!("CH-5: {honest} honest deliveries, {a:?}");
 }
 
 #[cfg(feature = "planted-bugs")]
