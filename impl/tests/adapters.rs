@@ -192,6 +192,8 @@ fn adp4_a_large_file_spills_and_promotes() {
         s.write(f, (i << 20) as u64, c).unwrap();
     }
     assert_eq!(s.read(f, 0, 5 << 20).unwrap(), data);
+    let spilled = std::fs::read_dir(s.spill_dir()).unwrap().count();
+    assert!(spilled > 0, "ADP-4: 5 MiB of staged data and nothing in the spill directory");
     s.commit("big").unwrap();
     assert_eq!(committed(&vol, "/big").unwrap(), data);
     assert_eq!(check_vol1(&vol, &FsSnapshotReachability).unwrap(), None);
