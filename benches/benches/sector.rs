@@ -67,7 +67,7 @@ struct Contender {
     _dir: tempfile::TempDir,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Raw,
     Engine,
@@ -198,7 +198,8 @@ fn bench_seq_and_cas(cr: &mut Criterion, cs: &mut [Contender], keys: u64) {
 }
 
 /// Recovery: a store holding as many 4 KiB values as fill the engine's device, closed and
-/// reopened on a cold cache.
+/// reopened on a cold cache. The engine twice: a clean close and reopen (its checkpoint) and a
+/// crash recovery (`engine_crash`: the scan).
 fn bench_recovery(cr: &mut Criterion) {
     let device_mib = env_u64("CELLAR_BENCH_RECOVERY_MIB", 1024);
     let device_bytes = device_mib << 20;
@@ -226,6 +227,22 @@ fn bench_recovery(cr: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+        if kind == Kind::Engine {
+            // The engine's crash recovery (a scan of every zone in use) beside its clean reopen
+            // (the checkpoint, SEC-19), on the same device.
+            g.bench_function(BenchmarkId::from_parameter("engine_crash"), |b| {
+                let c = state.as_mut().expect("loaded above");
+                let dir = c.bench.dir().to_path_buf();
+                b.iter_batched(
+                    || drop_caches(&dir).expect("drop caches"),
+                    |()| {
+                        let found = c.bench.reopen_after_crash().expect("reopen");
+                        assert!(found >= values / 2, "recovered {found} of {values}");
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
     }
     g.finish();
 }

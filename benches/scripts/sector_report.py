@@ -48,6 +48,12 @@ def main():
 
         cells = [fmt(m[c]) if m[c] else "–" for c in CONTENDERS]
         print(f"| {g} | " + " | ".join(cells) + f" | {ratio('raw')} | {ratio('redb')} | {ratio('fjall')} |")
+        crash = median(root, g, "engine_crash")
+        if crash:
+            m["engine"] = e = crash
+            cells = [fmt(m[c]) if m[c] else "–" for c in CONTENDERS]
+            print(f"| {g} (engine after a crash: scan) | " + " | ".join(cells)
+                  + f" | {ratio('raw')} | {ratio('redb')} | {ratio('fjall')} |")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,33 @@ impl SectorEngine {
     }
 }
 
+impl SectorEngine {
+    fn close_and_open(&mut self, clean: bool) -> io::Result<u64> {
+        let compactor = self.compactor.take();
+        let had_compactor = compactor.is_some();
+        if let Some(c) = compactor {
+            c.stop().map_err(other)?;
+        }
+        if let Some(e) = self.engine.take() {
+            let mut e = e.lock().unwrap_or_else(PoisonError::into_inner);
+            if clean {
+                e.checkpoint().map_err(other)?;
+            } else {
+                e.flush().map_err(other)?;
+            }
+        }
+        let dev = cellar::sector::device::open_best(&self.path, false).map_err(other)?;
+        let cfg = if clean { config() } else { config().ignore_checkpoint() };
+        let engine = Engine::open(dev, cfg).map_err(other)?;
+        if clean && engine.recovery_report().checkpoint.is_none() {
+            return Err(other(format!("no checkpoint loaded: {:?}", engine.recovery_report())));
+        }
+        let keys = engine.stat().keys;
+        self.install(engine, had_compactor);
+        Ok(keys)
+    }
+}
+
 impl KvBench for SectorEngine {
     fn name(&self) -> &'static str {
         "engine"
@@ -110,21 +137,15 @@ impl KvBench for SectorEngine {
         Ok(applied)
     }
 
+    /// A clean close (the checkpoint, SEC-19, as `cellar sector serve` writes on SIGTERM), then
+    /// `open`, which loads it.
     fn reopen(&mut self) -> io::Result<u64> {
-        let compactor = self.compactor.take();
-        let had_compactor = compactor.is_some();
-        if let Some(c) = compactor {
-            c.stop().map_err(other)?;
-        }
-        if let Some(e) = self.engine.take() {
-            let mut e = e.lock().unwrap_or_else(PoisonError::into_inner);
-            e.flush().map_err(other)?;
-        }
-        let dev = cellar::sector::device::open_best(&self.path, false).map_err(other)?;
-        let engine = Engine::open(dev, config()).map_err(other)?;
-        let keys = engine.stat().keys;
-        self.install(engine, had_compactor);
-        Ok(keys)
+        self.close_and_open(true)
+    }
+
+    /// A flush, then `open` ignoring any checkpoint: the scan a crash recovery runs.
+    fn reopen_after_crash(&mut self) -> io::Result<u64> {
+        self.close_and_open(false)
     }
 
     fn dir(&self) -> &Path {

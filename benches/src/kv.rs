@@ -34,6 +34,11 @@ pub trait KvBench {
     /// Closes and reopens the store (recovery). Returns the number of live keys found, as a
     /// check that recovery really ran.
     fn reopen(&mut self) -> io::Result<u64>;
+    /// Reopens as after a crash (the sector engine: no checkpoint, so `open` scans every zone
+    /// in use). Default: [`KvBench::reopen`].
+    fn reopen_after_crash(&mut self) -> io::Result<u64> {
+        self.reopen()
+    }
     /// The directory holding every file of the store (for dropping caches).
     fn dir(&self) -> &Path;
 }

@@ -36,6 +36,7 @@ pub const ALL: &[&str] = &[
     "sector:no-header-repair",
     "sector:no-seal-at-cut",
     "sector:blank-header-is-fresh",
+    "sector:checkpoint-trusted-blindly",
     "gossip:lww-by-arrival-order",
     "gossip:store-unwanted-blob",
     "gossip:accept-unauthenticated",

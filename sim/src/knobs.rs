@@ -227,6 +227,10 @@ pub struct Knobs {
     /// (SEC-18, `world/headers.rs`). Not in `full`: that damage pins zones until the key is
     /// rewritten (SEC-6), which its capacity check does not model.
     pub medium_at_rest: bool,
+    /// Chance (ppm) that a power cut is preceded by a clean shutdown: the engine writes its
+    /// checkpoint (SEC-19), which the restart loads instead of scanning unless something
+    /// changed the device since (`world/faults.rs`).
+    pub clean_shutdown_ppm: u32,
     /// Chance (ppm) that a network message is lost.
     pub net_drop_ppm: u32,
     /// Chance (ppm) that a network message is delivered twice.
@@ -312,6 +316,7 @@ impl Knobs {
             header_every_us: 0,
             medium_ppm: 0,
             medium_at_rest: false,
+            clean_shutdown_ppm: 0,
             net_drop_ppm: maybe(rng, 300_000, 10_000, 300_000) as u32,
             net_dup_ppm: maybe(rng, 400_000, 10_000, 200_000) as u32,
             net_delay_us_max: rng.range(10, 3_000),
@@ -402,6 +407,10 @@ impl Knobs {
             // Drawn last, so no other profile's draws move.
             k.files_procs = rng.range(2, 4) as u32;
             k.files_full_ppm = maybe(rng, 300_000, 1_000, 30_000) as u32;
+        }
+        if matches!(profile, Profile::Storage | Profile::Hostile | Profile::Swarm | Profile::Full) {
+            // Drawn last, so no other draw moves: clean shutdowns and the checkpoint (SEC-19).
+            k.clean_shutdown_ppm = maybe(rng, 300_000, 50_000, 400_000) as u32;
         }
         if !kv && !cells && !gossip && !matches!(profile, Profile::Fs | Profile::Files) {
             // Volume-only runs still crash nothing: the volume's engine is fault-free.

@@ -110,6 +110,11 @@ impl KvModel {
         self.spec.is_damaged(k)
     }
 
+    /// Does a flip on the medium still touch `k`'s record?
+    pub fn is_damaged_on_medium(&self, k: Key) -> bool {
+        self.spec.is_damaged_on_medium(k)
+    }
+
     /// An acknowledged write (or append, or delete: `value` `None`).
     pub fn on_write(&mut self, k: Key, value: SectorValue, version: Option<Version>, plain: bool) {
         self.spec.on_write(k, value, version.map(|v| v.0), plain);

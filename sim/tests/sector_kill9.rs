@@ -1,7 +1,8 @@
 //! Issue 13's acceptance, as a new user would run it: `cellar sector format` a 1 GiB device,
 //! `cellar sector serve` it, 100,000 puts with a flush every 100, `kill -9` the server, serve
 //! again: every flushed key reads back (SEC-2, SEC-7); a put after the last flush comes back
-//! whole or not at all. Then a clean SIGTERM and a restart, timed. Prints both restart times
+//! whole or not at all. Then a clean SIGTERM (which writes the checkpoint, SEC-19) and a restart,
+//! timed, that must load it and read every flushed key back. Prints both restart times
 //! (crash recovery and clean reopen; `docs/benchmarks.md`).
 //!
 //! `CELLAR_KILL9_PUTS` overrides the number of puts (default 100,000 in a release build, 15 s
@@ -74,15 +75,23 @@ fn flushed_puts_survive_kill_9_and_a_clean_restart_is_quick() {
     drop(c);
     let (status, stderr) = server.stop();
     assert!(status.success(), "clean stop: {status:?} {stderr}");
+    assert!(stderr.contains("written"), "SEC-19: SIGTERM writes the checkpoint: {stderr}");
 
     let t = Instant::now();
     let server = serve(&dev, &sock);
     let clean_restart = t.elapsed();
     let mut c = server.client();
-    assert_eq!(c.read(0).unwrap().map(|r| r.value), Some(value(0)));
+    for k in 0..flushed {
+        let got = c.read(k).unwrap().map(|r| r.value);
+        assert_eq!(got, Some(value(k)), "flushed key {k} after SIGTERM and the checkpoint");
+    }
     drop(c);
-    let (status, _) = server.stop();
+    let (status, stderr) = server.stop();
     assert!(status.success());
+    assert!(
+        stderr.contains("loaded the clean-shutdown checkpoint"),
+        "SEC-19: the clean restart loads the checkpoint instead of scanning: {stderr}"
+    );
     println!(
         "{puts} puts (flush every {FLUSH_EVERY}) in {:.2} s; restart after kill -9 {:.0} ms, \
          after SIGTERM {:.0} ms (1 GiB device)",

@@ -50,6 +50,7 @@ pub struct EngineConfig {
     pub(crate) compaction_step_sectors_max: u32,
     pub(crate) compaction_reserve_zones: u32,
     pub(crate) delete_reserve_zones: u32,
+    pub(crate) checkpoint_load: bool,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +62,7 @@ impl Default for EngineConfig {
             compaction_step_sectors_max: 256,
             compaction_reserve_zones: COMPACTION_RESERVE_ZONES_DEFAULT,
             delete_reserve_zones: DELETE_RESERVE_ZONES_DEFAULT,
+            checkpoint_load: true,
         }
     }
 }
@@ -138,6 +140,15 @@ impl EngineConfig {
     pub fn delete_reserve_zones(mut self, zones: u32) -> Self {
         assert!(zones > 0, "SEC-16: deletes need room of their own");
         self.delete_reserve_zones = zones;
+        self
+    }
+
+    /// `open` scans every zone in use even when a clean shutdown left a checkpoint that still
+    /// describes the device (SEC-19). Default: the checkpoint is loaded. For tests that compare
+    /// the two, and for `cellar sector verify`-style audits that want the scan's report.
+    #[must_use]
+    pub fn ignore_checkpoint(mut self) -> Self {
+        self.checkpoint_load = false;
         self
     }
 }

@@ -93,6 +93,38 @@ impl<D: BlockDevice> Engine<D> {
         Engine::open(device, config)
     }
 
+    /// The engine before recovery fills it in: no keys, every zone free, no head.
+    pub(crate) fn blank(
+        dev: D,
+        sb: Superblock,
+        cfg: EngineConfig,
+        report: RecoveryReport,
+    ) -> Engine<D> {
+        Engine {
+            dev,
+            sb,
+            cfg,
+            index: Index::new(),
+            corrupt: HashMap::new(),
+            zones: vec![Zone::default(); sb.zone_count as usize],
+            head: None,
+            head_next: 0,
+            pack: None,
+            next_seq: 1,
+            next_epoch: 1,
+            durable_mark: 0,
+            written_mark: 0,
+            // SEC-12: revert state is volatile: after a crash nothing is revertible (the
+            // REVERTIBLE flag on disk is informational only).
+            reverts: HashMap::new(),
+            compact: super::compact::CompactState::Idle,
+            report,
+            free_zones: 0,
+            tombs: HashMap::new(),
+            compact_failed: Vec::new(),
+        }
+    }
+
     /// Opens a formatted device and rebuilds the index (SEC-7). See [`Engine::recovery_report`].
     pub fn open(device: D, config: EngineConfig) -> Result<Engine<D>, SectorError> {
         super::recovery::recover(device, config)

@@ -13,9 +13,11 @@
 //!   and the limits), `types` (the API types: [`Record`], [`Version`], [`WriteOptions`],
 //!   [`CasOp`], …), `read` (the read path), `write` (the write path, `cas`, `flush`, revertible
 //!   writes), `zones` (zone placement and accounting), `commit` (the CAS commit scheme),
-//!   `compact` (the compactor step), `recovery` (the index rebuild at `open`) and `repair`
-//!   (naming the key of a header with one damaged byte).
-//! - `index`, [`mod@format`]: the in-memory index and the byte-level on-disk format.
+//!   `compact` (the compactor step), `recovery` (the index rebuild at `open`), `checkpoint`
+//!   (the clean-shutdown checkpoint `open` loads instead of scanning) and `repair` (naming the
+//!   key of a header with one damaged byte).
+//! - `index`, [`mod@format`], [`checkpoint_format`]: the in-memory index and the byte-level
+//!   on-disk format.
 //! - [`device`]: the [`BlockDevice`] trait and its implementations (memory, file, io_uring,
 //!   fault injection).
 //!
@@ -24,6 +26,8 @@
 //! return bytes whose CRC failed (SEC-6).
 
 pub mod adapters;
+mod checkpoint;
+pub mod checkpoint_format;
 mod commit;
 mod compact;
 mod config;
@@ -45,6 +49,7 @@ mod write;
 mod zones;
 
 pub use adapters::{SectorCell, SectorStore};
+pub use checkpoint::CheckpointOutcome;
 pub use compact::{BACKGROUND_IDLE_SLEEP_MS, BackgroundCompactor, CompactProgress};
 pub use config::{
     CAS_OPS_MAX, COMPACTION_RESERVE_ZONES_DEFAULT, DELETE_RESERVE_ZONES_DEFAULT,

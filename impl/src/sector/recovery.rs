@@ -5,6 +5,8 @@
 //! 2. Zone headers: zones with a valid header are in use, ordered by epoch; free headers keep
 //!    the epochs of freed zones. The next epoch exceeds every epoch of any header (and of any
 //!    record in a zone whose header is damaged), so no epoch is ever handed out twice (SEC-4).
+//!    A clean shutdown's checkpoint (SEC-19, `checkpoint.rs`) that every header still agrees
+//!    with replaces steps 3 to 6; one that is stale, torn or damaged is reported and ignored.
 //! 3. Scan: every zone is read and parsed record by record ([`scan`]).
 //! 4. Classify: the durable mark `M` is the largest `durable_mark` of any record whose header
 //!    checks. A damaged spot below `M` was flushed, so it is corruption: reported, skipped, and
@@ -18,16 +20,16 @@
 //! Never panics on any device content (fuzzed by `recover_from_image`), never installs a record
 //! whose CRC failed.
 
+use super::checkpoint_format::{CheckpointHeader, HeaderSeen};
 use super::device::{BlockDevice, ReadOp};
 use super::engine::Engine;
 use super::format::{
     self, FLAG_PACKED, FLAG_TXN, FormatError, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
     Superblock, ZoneHeader,
 };
-use super::index::Index;
 use super::repair::{repair_header, repair_zone_header};
 use super::write::{Batch, lone_header_sector, seal};
-use super::zones::{Zone, position};
+use super::zones::position;
 use super::{EngineConfig, RecoveryReport};
 use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
@@ -209,15 +211,27 @@ fn read_superblock<D: BlockDevice>(dev: &mut D) -> Result<(Superblock, u8), Sect
     Ok((sb, u8::from(ra.is_ok()) + u8::from(rb.is_ok())))
 }
 
-/// Reads every zone header, with the zone's first data sector in the same read: returns
-/// (epoch, zone) of zones in use, sorted by epoch, and the largest epoch a free header keeps
-/// (SEC-4).
-fn read_zone_headers<D: BlockDevice>(
+/// What the header pass (step 2) found: zones in use sorted by epoch, the largest epoch a free
+/// or checkpoint header keeps (SEC-4), every zone's header as read, and the checkpoint headers.
+pub(crate) struct Headers {
+    pub(crate) used: Vec<(u32, u32)>,
+    pub(crate) free_epoch_max: u32,
+    pub(crate) seen: Vec<HeaderSeen>,
+    pub(crate) checkpoints: Vec<CheckpointHeader>,
+}
+
+/// Reads every zone header, with the zone's first data sector in the same read (step 2).
+pub(crate) fn read_zone_headers<D: BlockDevice>(
     dev: &mut D,
     sb: &Superblock,
     report: &mut RecoveryReport,
-) -> Result<(Vec<(u32, u32)>, u32), SectorError> {
-    let (mut used, mut free_epoch_max) = (Vec::new(), 0u32);
+) -> Result<Headers, SectorError> {
+    let mut h = Headers {
+        used: Vec::new(),
+        free_epoch_max: 0,
+        seen: Vec::with_capacity(sb.zone_count as usize),
+        checkpoints: Vec::new(),
+    };
     for start in (0..sb.zone_count).step_by(HEADER_BATCH_ZONES_MAX) {
         let chunk = start..sb.zone_count.min(start.saturating_add(HEADER_BATCH_ZONES_MAX as u32));
         let mut bufs = vec![vec![0u8; 2 * SECTOR_SIZE_BYTES]; chunk.len()];
@@ -226,11 +240,12 @@ fn read_zone_headers<D: BlockDevice>(
             .collect();
         dev.read_batch(&mut ops)?;
         for (z, two) in chunk.zip(&bufs) {
-            classify_header(z, two, sb, report, &mut used, &mut free_epoch_max)?;
+            let seen = classify_header(z, two, sb, report, &mut h)?;
+            h.seen.push(seen);
         }
     }
-    used.sort_unstable();
-    Ok((used, free_epoch_max))
+    h.used.sort_unstable();
+    Ok(h)
 }
 
 /// Step 2 for one zone `z`: `two` holds its header sector and its first data sector.
@@ -239,18 +254,33 @@ fn classify_header(
     two: &[u8],
     sb: &Superblock,
     report: &mut RecoveryReport,
-    used: &mut Vec<(u32, u32)>,
-    free_epoch_max: &mut u32,
-) -> Result<(), SectorError> {
+    out: &mut Headers,
+) -> Result<HeaderSeen, SectorError> {
     let (buf, first_data) = two.split_at(SECTOR_SIZE_BYTES);
     let data_sector = sb.zone_first_sector(z) + 1;
-    match (ZoneHeader::decode(buf), ZoneHeader::decode_free(buf)) {
-        (Ok(h), _) if h.zone == z => used.push((h.epoch, z)),
-        (_, Ok(h)) if h.zone == z => *free_epoch_max = (*free_epoch_max).max(h.epoch),
+    // SEC-19: a checkpoint zone holds no records; its epoch bounds the next like a free
+    // header's (SEC-4).
+    if let Some(c) = CheckpointHeader::decode(buf).ok().filter(|c| c.zone == z) {
+        out.free_epoch_max = out.free_epoch_max.max(c.epoch);
+        out.checkpoints.push(c);
+        return Ok(HeaderSeen::Checkpoint(c.epoch));
+    }
+    let seen = match (ZoneHeader::decode(buf), ZoneHeader::decode_free(buf)) {
+        (Ok(h), _) if h.zone == z => {
+            out.used.push((h.epoch, z));
+            HeaderSeen::InUse(h.epoch)
+        }
+        (_, Ok(h)) if h.zone == z => {
+            out.free_epoch_max = out.free_epoch_max.max(h.epoch);
+            HeaderSeen::Free(h.epoch)
+        }
         (Err(FormatError::BadMagic), _)
             if buf.iter().all(|b| *b == 0)
                 && (!RecordHeader::names_its_sector(first_data, data_sector)
-                    || bugs::active("sector:blank-header-is-fresh")) => {}
+                    || bugs::active("sector:blank-header-is-fresh")) =>
+        {
+            HeaderSeen::Blank
+        }
         _ if bugs::active("sector:damaged-zone-header-fails-open") => {
             return Err(SectorError::NotFormatted(format!("zone {z}: damaged header")));
         }
@@ -263,13 +293,14 @@ fn classify_header(
             // epochs like any damaged header's.
             report.corrupt_zone_headers.push(z);
             match repair_zone_header(buf, z) {
-                Some((h, false)) => used.push((h.epoch, z)),
-                Some((h, true)) => *free_epoch_max = (*free_epoch_max).max(h.epoch),
+                Some((h, false)) => out.used.push((h.epoch, z)),
+                Some((h, true)) => out.free_epoch_max = out.free_epoch_max.max(h.epoch),
                 None => {}
             }
+            HeaderSeen::Damaged
         }
-    }
-    Ok(())
+    };
+    Ok(seen)
 }
 
 /// Step 3: reads and parses every zone in use, a few zones per device batch.
@@ -303,7 +334,17 @@ pub(crate) fn recover<D: BlockDevice>(
     let (sb, copies) = read_superblock(&mut dev)?;
     let mut report =
         RecoveryReport { superblock_copies_valid: copies, ..RecoveryReport::default() };
-    let (used, free_epoch_max) = read_zone_headers(&mut dev, &sb, &mut report)?;
+    let headers = read_zone_headers(&mut dev, &sb, &mut report)?;
+    // SEC-19: a clean shutdown's checkpoint, if it still describes the device, replaces the
+    // scan; anything else about it is reported and the scan runs as if it were not there.
+    if cfg.checkpoint_load {
+        match super::checkpoint::load(&mut dev, &sb, &headers) {
+            Ok(Some(loaded)) => return Ok(loaded.install(dev, sb, cfg, report)),
+            Ok(None) => {}
+            Err(reason) => report.checkpoint_refused = Some(reason),
+        }
+    }
+    let Headers { used, free_epoch_max, .. } = headers;
     report.zones_in_use = used.len() as u32;
     let scans = scan_zones(&mut dev, &sb, &used)?;
     // Zones whose header is damaged are ignored, but their records still bound the epochs and
@@ -323,29 +364,7 @@ pub(crate) fn recover<D: BlockDevice>(
         .chain(scans.iter().map(|(_, _, s)| s.seal_mark))
         .max()
         .unwrap_or(0);
-    let mut e = Engine {
-        dev,
-        sb,
-        cfg,
-        index: Index::new(),
-        corrupt: HashMap::new(),
-        zones: vec![Zone::default(); sb.zone_count as usize],
-        head: None,
-        head_next: 0,
-        pack: None,
-        next_seq: 1,
-        next_epoch: 1,
-        durable_mark: 0,
-        written_mark: 0,
-        // SEC-12: revert state is volatile: after a crash nothing is revertible (the
-        // REVERTIBLE flag on disk is informational only).
-        reverts: HashMap::new(),
-        compact: super::compact::CompactState::Idle,
-        report,
-        free_zones: 0,
-        tombs: HashMap::new(),
-        compact_failed: Vec::new(),
-    };
+    let mut e = Engine::blank(dev, sb, cfg, report);
     let mut seq_max = damaged_scans.iter().map(|(_, _, s)| s.seq_max).max().unwrap_or(0);
     let mut epoch_max = used.iter().map(|(ep, _)| *ep).max().unwrap_or(0).max(free_epoch_max);
     for (_, _, s) in &damaged_scans {

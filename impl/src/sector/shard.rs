@@ -66,7 +66,8 @@ impl<D: BlockDevice + 'static> ShardedEngine<D> {
                     job(&mut engine);
                     compacting = true;
                 }
-                let _ = engine.flush();
+                // A clean stop: flushed, and the checkpoint written (SEC-19).
+                let _ = engine.checkpoint();
                 engine
             }));
         }
@@ -151,7 +152,8 @@ impl<D: BlockDevice + 'static> ShardedEngine<D> {
         (0..self.senders.len()).map(|s| self.call_shard(s, |e| e.stat())).collect()
     }
 
-    /// Stops the workers (each flushes) and returns the engines.
+    /// Stops the workers (each flushes and writes its checkpoint, SEC-19) and returns the
+    /// engines.
     pub fn shutdown(mut self) -> Result<Vec<Engine<D>>, SectorError> {
         self.senders.clear();
         std::mem::take(&mut self.handles)

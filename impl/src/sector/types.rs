@@ -188,4 +188,11 @@ pub struct RecoveryReport {
     pub corrupt_zone_headers: Vec<u32>,
     /// CAS transactions found incomplete and rolled back (SEC-8).
     pub txns_rolled_back: u64,
+    /// The epoch of the clean-shutdown checkpoint `open` loaded instead of scanning (SEC-19);
+    /// `None`: it scanned.
+    #[serde(default)]
+    pub checkpoint: Option<u32>,
+    /// Why a checkpoint found on the device was not used (stale, torn, damaged); the scan ran.
+    #[serde(default)]
+    pub checkpoint_refused: Option<String>,
 }

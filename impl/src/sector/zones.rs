@@ -29,7 +29,7 @@ pub(crate) enum Room {
     Compact,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Zone {
     pub(crate) epoch: u32,
     pub(crate) records: u32,

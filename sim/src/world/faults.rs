@@ -42,6 +42,10 @@ pub struct FaultCounts {
     pub medium_superblock: u64,
     /// Records flipped on the medium at rest (the cache settled first) at power cuts.
     pub medium_records: u64,
+    /// Clean shutdowns (the engine wrote its checkpoint, SEC-19) before power cuts.
+    pub clean_shutdowns: u64,
+    /// Restarts that loaded a checkpoint instead of scanning.
+    pub checkpoint_loads: u64,
     /// Network messages lost.
     pub net_dropped: u64,
     /// Network messages duplicated.
@@ -103,6 +107,8 @@ impl FaultCounts {
         self.header_medium += o.header_medium;
         self.medium_superblock += o.medium_superblock;
         self.medium_records += o.medium_records;
+        self.clean_shutdowns += o.clean_shutdowns;
+        self.checkpoint_loads += o.checkpoint_loads;
         self.net_dropped += o.net_dropped;
         self.net_duplicated += o.net_duplicated;
         self.partitions += o.partitions;
@@ -144,12 +150,13 @@ impl World<'_> {
             return Ok(());
         }
         let Some(shared) = self.engine.take() else { return Ok(()) };
-        let engine = match Arc::try_unwrap(shared) {
+        let mut engine = match Arc::try_unwrap(shared) {
             Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
             Err(_) => {
                 return Err(Violation::new("simulator", "engine still shared at a crash".into()));
             }
         };
+        self.clean_shutdown(&mut engine);
         // SEC-18: sometimes the device first comes to rest (every write lands), and then a
         // byte of a key's current record flips on the medium.
         let rest = self.knobs.medium_at_rest
@@ -187,6 +194,28 @@ impl World<'_> {
         Ok(())
     }
 
+    /// SEC-19: sometimes the power cut follows a clean shutdown: everything written is flushed
+    /// (the model is told) and the checkpoint is written. The decision is a hash of the run's
+    /// knobs and the crash count, not a draw, so a run's other draws do not move.
+    fn clean_shutdown(&mut self, engine: &mut Engine<SimSsd>) {
+        let ppm = self.knobs.clean_shutdown_ppm;
+        let h = (self.faults.crashes + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ u64::from(ppm).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        if ppm == 0 || (h >> 20) % 1_000_000 >= u64::from(ppm) {
+            return;
+        }
+        match engine.checkpoint() {
+            Ok(outcome) => {
+                self.model.on_flush();
+                self.faults.clean_shutdowns += 1;
+                self.trace.event(self.now_us, format_args!("SHUTDOWN clean: {outcome:?}"));
+            }
+            // A device error on the way: as a power cut in the middle of it (the writes it
+            // flushed are durable, which the model, not told, allows either way).
+            Err(e) => self.trace.event(self.now_us, format_args!("SHUTDOWN failed: {e}")),
+        }
+    }
+
     /// The engine restarts; what it recovers must be what the model allows (SEC-7).
     pub(super) fn restart(&mut self) -> Result<(), Violation> {
         let Some(mut ssd) = self.down.take() else { return Ok(()) };
@@ -212,7 +241,20 @@ impl World<'_> {
                 format_args!("CRASH again: a read met a recovery write that went astray"),
             );
         }
+        // SEC-19: an open that loaded a checkpoint checked nothing on the medium: a flip at
+        // rest that no read met is still there, and a later scan may report it (for a packed
+        // sector, on every record after the damage, §12).
+        let latent: Vec<Key> = if engine.recovery_report().checkpoint.is_some() {
+            (0..self.knobs.kv_keys).filter(|k| self.model.is_damaged_on_medium(*k)).collect()
+        } else {
+            Vec::new()
+        };
         self.model.check_recovered(&observed)?;
+        for k in latent {
+            if observed.get(&k).is_some_and(Result::is_ok) {
+                self.model.damage_on_medium(k);
+            }
+        }
         if self.rng.below(4) == 0 {
             engine = self.reopen(engine, &observed)?;
         }
@@ -232,6 +274,7 @@ impl World<'_> {
             .map_err(|e| Violation::new("SEC-7 recovery opens the device", e.to_string()))?;
         let rep = engine.recovery_report();
         self.trace.event(self.now_us, format_args!("RESTART: {rep:?}"));
+        self.faults.checkpoint_loads += u64::from(rep.checkpoint.is_some());
         self.check_report(rep, &damaged)?;
         Ok(engine)
     }

@@ -309,6 +309,21 @@ impl<D: BlockDevice + 'static> Backend for EngineBackend<D> {
         }
         lock(&self.engine).flush().map_err(|e| error_reply(&e))
     }
+
+    /// Stops the compactor, then flushes and writes the engine's checkpoint (SEC-19), so the
+    /// next `open` need not scan.
+    fn shutdown(&self) -> Result<Option<String>, ErrorReply> {
+        if let Some(c) = lock(&self.compactor).take() {
+            c.stop().map_err(|e| error_reply(&e))?;
+        }
+        let outcome = lock(&self.engine).checkpoint().map_err(|e| error_reply(&e))?;
+        Ok(Some(match outcome {
+            sector::CheckpointOutcome::Written { epoch, zones, bytes } => {
+                format!("checkpoint {epoch} written ({bytes} bytes in {zones} zones)")
+            }
+            sector::CheckpointOutcome::Skipped { reason } => format!("no checkpoint: {reason}"),
+        }))
+    }
 }
 
 fn not_found(key: Key) -> Response {

@@ -63,8 +63,15 @@ pub trait Backend: Send + Sync + 'static {
     /// [`Response::Error`] replies.
     fn handle(&self, request: Request) -> Response;
 
-    /// Makes everything acknowledged so far durable. Called once on shutdown (PROTO-10).
+    /// Makes everything acknowledged so far durable.
     fn flush(&self) -> Result<(), ErrorReply>;
+
+    /// Called once on shutdown (PROTO-10): makes everything acknowledged durable, and may
+    /// leave the store quick to reopen (the engine's checkpoint, SEC-19). Returns a line for
+    /// the operator, if any. Default: [`Backend::flush`].
+    fn shutdown(&self) -> Result<Option<String>, ErrorReply> {
+        self.flush().map(|()| None)
+    }
 }
 
 /// Server tuning. Defaults: [`WORKERS_DEFAULT`], [`REQUESTS_IN_FLIGHT_MAX_DEFAULT`],
@@ -176,7 +183,7 @@ pub enum ServerError {
 }
 
 /// What a server did, returned by [`Server::run`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServeReport {
     /// Connections accepted.
     pub connections: u64,
@@ -184,6 +191,8 @@ pub struct ServeReport {
     pub replies: u64,
     /// Connections closed by a PROTO-13 limit (unread replies, idle, slow frame).
     pub limit_closes: u64,
+    /// What the backend's shutdown said (the engine: its checkpoint, SEC-19).
+    pub shutdown: Option<String>,
 }
 
 /// Stops a running server from another thread (a signal handler's thread, a test).
@@ -300,11 +309,12 @@ impl<B: Backend> Server<B> {
         }
         let _ = std::fs::remove_file(&self.socket);
         let connections = accepted?;
-        self.backend.flush().map_err(ServerError::Flush)?;
+        let shutdown = self.backend.shutdown().map_err(ServerError::Flush)?;
         Ok(ServeReport {
             connections,
             replies: counters.replies.load(Ordering::Relaxed),
             limit_closes: counters.limit_closes.load(Ordering::Relaxed),
+            shutdown,
         })
     }
 

@@ -131,6 +131,11 @@ impl SectorSpec {
         self.keys.get(&k).is_some_and(|m| m.damaged)
     }
 
+    /// Does a flip on the medium still touch `k`'s record (until a rewrite is flushed)?
+    pub fn is_damaged_on_medium(&self, k: SectorKey) -> bool {
+        self.keys.get(&k).is_some_and(|m| m.medium)
+    }
+
     pub(super) fn set_version(&mut self, k: SectorKey, v: Option<SectorVersion>) {
         let m = self.key(k);
         if let Some(old) = m.version

@@ -303,8 +303,10 @@ fn run_server<B: Backend>(
     let _ = watcher.join();
     let report = result.map_err(|e| msg(e.to_string()))?;
     eprintln!(
-        "cellar sector serve: stopped after {} connections, {} replies; flushed",
-        report.connections, report.replies
+        "cellar sector serve: stopped after {} connections, {} replies; flushed; {}",
+        report.connections,
+        report.replies,
+        report.shutdown.as_deref().unwrap_or("no checkpoint")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -322,13 +324,21 @@ fn report_recovery(r: &cellar::sector::RecoveryReport) {
     for z in &r.corrupt_zone_headers {
         eprintln!("recovery: zone {z}: header corrupt, zone ignored");
     }
+    if let Some(epoch) = r.checkpoint {
+        eprintln!("recovery: loaded the clean-shutdown checkpoint {epoch} (no scan)");
+    }
+    if let Some(why) = &r.checkpoint_refused {
+        eprintln!("recovery: checkpoint not used ({why}); scanned every zone in use");
+    }
 }
 
 /// Opens the device through a discardable overlay (recovery's seal writes never reach the
 /// file), then re-reads every live key. Every problem is one line; non-zero exit if any.
 fn verify(path: &Path) -> Result<ExitCode, CmdError> {
     let dev = FileDevice::open(path, false).map_err(|e| msg(format!("{}: {e}", path.display())))?;
-    let mut engine = Engine::open(overlay::Overlay::new(dev), EngineConfig::default())
+    // A verify scans every zone even after a clean shutdown: it reports what a scan finds.
+    let cfg = EngineConfig::default().ignore_checkpoint();
+    let mut engine = Engine::open(overlay::Overlay::new(dev), cfg)
         .map_err(|e| msg(format!("{}: {e}", path.display())))?;
     let report = engine.recovery_report().clone();
     let mut problems: Vec<String> = Vec::new();

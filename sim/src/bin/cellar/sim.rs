@@ -227,6 +227,12 @@ pub fn print_summary(s: &Summary) {
         "  gossip              commits {}, messages delivered {}, rejected {}, node crashes {}",
         f.gossip_writes, f.gossip_delivered, f.gossip_rejected, f.gossip_crashes
     );
+    if f.clean_shutdowns > 0 {
+        println!(
+            "  checkpoints         {} clean shutdowns, {} restarts loaded a checkpoint",
+            f.clean_shutdowns, f.checkpoint_loads
+        );
+    }
     if f.gossip_tree_level_max > 0 || f.limit_writes > 0 || f.limit_refusals > 0 {
         println!(
             "  stresses            deepest gossip tree {} levels; {} writes at a size limit, {} one past it refused",
