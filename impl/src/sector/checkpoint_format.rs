@@ -5,7 +5,7 @@
 //! Decoders never panic on any input: bad bytes are a [`FormatError`], and the engine then
 //! scans instead of loading (a checkpoint is an optimisation, never the only copy of anything).
 
-use super::format::{FORMAT_VERSION, FormatError};
+use super::format::{FORMAT_VERSION, FormatError, check_crc};
 use super::zones::Zone;
 use super::{Key, SECTOR_SIZE_BYTES};
 
@@ -63,11 +63,7 @@ impl CheckpointHeader {
             return Err(FormatError::BadMagic);
         }
         let body = s.get(..40).ok_or(FormatError::Truncated)?;
-        let stored = Reader { b: s, at: 40 }.u32()?;
-        let computed = crc32c::crc32c(body);
-        if stored != computed {
-            return Err(FormatError::Crc { stored, computed });
-        }
+        check_crc(Reader { b: s, at: 40 }.u32()?, body)?;
         let version = r.u32()?;
         if version != FORMAT_VERSION {
             return Err(FormatError::Field { field: "format_version", value: version.into() });

@@ -91,7 +91,7 @@ fn put(b: &mut [u8], at: usize, v: &[u8]) {
     }
 }
 
-fn check_crc(stored: u32, bytes: &[u8]) -> Result<(), FormatError> {
+pub(crate) fn check_crc(stored: u32, bytes: &[u8]) -> Result<(), FormatError> {
     let computed = crc32c::crc32c(bytes);
     if stored != computed {
         return Err(FormatError::Crc { stored, computed });
