@@ -109,7 +109,13 @@ impl VectorClock {
 }
 
 impl Serialize for VectorClock {
+    /// Refuses what `deserialize` refuses (KV-10): a clock of more than [`CLOCK_ENTRIES_MAX`]
+    /// entries is never written, so no stored snapshot or key state becomes unreadable.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.entries.len() > CLOCK_ENTRIES_MAX {
+            let n = self.entries.len();
+            return Err(serde::ser::Error::custom(format!("clock of {n} entries")));
+        }
         let pairs: Vec<(u32, u64)> = self.entries().map(|(n, c)| (n.0, c)).collect();
         pairs.serialize(s)
     }
@@ -158,5 +164,22 @@ mod tests {
         // A clock with a zero entry, and one with a repeated node, are not canonical.
         assert!(postcard::from_bytes::<VectorClock>(&[1, 5, 0]).is_err());
         assert!(postcard::from_bytes::<VectorClock>(&[2, 5, 1, 5, 1]).is_err());
+    }
+
+    /// The entry bound at and one past it, both ways: `serialize` refuses what `deserialize`
+    /// refuses, so no stored value holds a clock that cannot be read back.
+    #[test]
+    fn the_entry_bound_holds_both_ways_at_and_one_past_it_kv10() {
+        let pairs = |n: u32| (0..n).map(|i| (i, 1u64)).collect::<Vec<_>>();
+        let clock =
+            |n: u32| VectorClock::from_entries(pairs(n).into_iter().map(|(i, c)| (NodeId(i), c)));
+        let at = clock(CLOCK_ENTRIES_MAX as u32);
+        assert_eq!(
+            postcard::from_bytes::<VectorClock>(&postcard::to_allocvec(&at).unwrap()).unwrap(),
+            at
+        );
+        assert!(postcard::to_allocvec(&clock(CLOCK_ENTRIES_MAX as u32 + 1)).is_err());
+        let past = postcard::to_allocvec(&pairs(CLOCK_ENTRIES_MAX as u32 + 1)).unwrap();
+        assert!(postcard::from_bytes::<VectorClock>(&past).is_err());
     }
 }

@@ -460,6 +460,34 @@ mod tests {
         assert_eq!(b.siblings("/x").unwrap(), vec![Some(b"4".to_vec())]);
     }
 
+    /// KV-10 through a merge: 65 nodes write one key concurrently under KeepBoth. Merging 63
+    /// of the others' heads into node 0 gives the key 64 siblings (the bound); the next merge
+    /// would make 65, which no decoder accepts, so it fails with a typed error naming the key
+    /// and leaves the head as it was (before the encoder checked, it stored the state and the
+    /// key could never be read again).
+    #[test]
+    fn a_merge_past_the_sibling_bound_fails_and_keeps_the_head_kv10() {
+        let store: Arc<dyn Store> = Arc::new(MemStore::new());
+        let heads: Vec<Ref> = (0..=crate::db::merge::SIBLINGS_MAX as u32)
+            .map(|n| {
+                let mut node = hkv(n, &store, MergePolicy::KeepBoth);
+                node.set("/x", &n.to_le_bytes()).unwrap();
+                node.commit("w").unwrap()
+            })
+            .collect();
+        let mut a = hkv(0, &store, MergePolicy::KeepBoth);
+        a.set_head(Some(heads[0]));
+        for h in &heads[1..crate::db::merge::SIBLINGS_MAX] {
+            a.merge_from(h).unwrap();
+        }
+        assert_eq!(a.siblings("/x").unwrap().len(), crate::db::merge::SIBLINGS_MAX);
+        let before = a.head();
+        let e = a.merge_from(&heads[crate::db::merge::SIBLINGS_MAX]).unwrap_err();
+        assert!(e.to_string().contains("\"/x\"") && e.to_string().contains("version count"), "{e}");
+        assert_eq!(a.head(), before, "nothing stored");
+        assert_eq!(a.siblings("/x").unwrap().len(), crate::db::merge::SIBLINGS_MAX);
+    }
+
     /// KV-11: two nodes that merge each other's concurrent heads at the same time get two merge
     /// snapshots with equal roots; merging those settles both nodes on the one with the greater
     /// `(lamport, ref)` instead of writing merge commits forever.

@@ -102,8 +102,12 @@ impl KeyState {
         }
     }
 
-    /// Encodes for a tree value (KV-10).
+    /// Encodes for a tree value (KV-10). Refuses what [`KeyState::decode`] refuses: a merge
+    /// whose result breaks KV-10 (more than [`SIBLINGS_MAX`] concurrent versions, a clock of
+    /// more than [`CLOCK_ENTRIES_MAX`] entries) fails with a typed error instead of storing a
+    /// value that no node could read again.
     pub fn encode(&self) -> Result<Vec<u8>, KeyStateError> {
+        self.validate()?;
         postcard::to_allocvec(self).map_err(|e| KeyStateError::Decode(e.to_string()))
     }
 
@@ -114,18 +118,27 @@ impl KeyState {
         if !rest.is_empty() {
             return Err(KeyStateError::Decode("trailing bytes".into()));
         }
-        if s.versions.is_empty() || s.versions.len() > SIBLINGS_MAX {
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// KV-10's rules for a state, in the spec's order after decoding.
+    fn validate(&self) -> Result<(), KeyStateError> {
+        if self.clock.entries().count() > CLOCK_ENTRIES_MAX {
+            return Err(KeyStateError::Invalid("clock has too many entries"));
+        }
+        if self.versions.is_empty() || self.versions.len() > SIBLINGS_MAX {
             return Err(KeyStateError::Invalid("version count out of range"));
         }
-        if s.versions.windows(2).any(|w| w[0].precedence(&w[1]) != Ordering::Less) {
+        if self.versions.windows(2).any(|w| w[0].precedence(&w[1]) != Ordering::Less) {
             return Err(KeyStateError::Invalid("versions not in strict precedence order"));
         }
-        if s.versions.iter().any(|v| !v.clock.le(&s.clock)) {
+        if self.versions.iter().any(|v| !v.clock.le(&self.clock)) {
             return Err(KeyStateError::Invalid(
                 "a version's clock is not covered by the key clock",
             ));
         }
-        Ok(s)
+        Ok(())
     }
 }
 
@@ -179,8 +192,9 @@ pub enum MergeError {
     /// A snapshot could not be read or written.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
-    /// A tree value is not a valid key state (corruption).
-    #[error("key {key:?} holds an invalid state: {source}")]
+    /// A tree value is not a valid key state (corruption), or a merge's result would not be
+    /// one (KV-10: more than [`SIBLINGS_MAX`] concurrent versions); nothing is stored.
+    #[error("key {key:?}: invalid state: {source}")]
     BadState {
         /// The key, lossily as text.
         key: String,
@@ -244,14 +258,11 @@ pub fn merge_heads(
         let mine = state_of(&change.key, change.old.as_deref())?;
         let merged = merge(policy, &mine, &state_of(&change.key, change.new.as_deref())?);
         if merged != mine {
-            edits.insert(
-                change.key,
-                Some(
-                    merged
-                        .encode()
-                        .map_err(|source| MergeError::BadState { key: String::new(), source })?,
-                ),
-            );
+            let bytes = merged.encode().map_err(|source| MergeError::BadState {
+                key: String::from_utf8_lossy(&change.key).into_owned(),
+                source,
+            })?;
+            edits.insert(change.key, Some(bytes));
         }
     }
     let root = kv.edit(a.root.as_ref(), edits)?;
@@ -316,18 +327,54 @@ mod tests {
         let bytes = a.encode().unwrap();
         assert_eq!(KeyState::decode(&bytes).unwrap(), a);
         assert!(KeyState::decode(&[0, 0]).is_err(), "no versions");
+        // Invalid states are built with postcard directly: `encode` refuses them (below).
+        let raw = |s: &KeyState| postcard::to_allocvec(s).unwrap();
         let bad = KeyState { clock: VectorClock::new(), versions: a.versions.clone() };
-        assert!(matches!(KeyState::decode(&bad.encode().unwrap()), Err(KeyStateError::Invalid(_))));
+        assert!(matches!(KeyState::decode(&raw(&bad)), Err(KeyStateError::Invalid(_))));
+        assert_eq!(bad.encode().err(), KeyState::decode(&raw(&bad)).err(), "encode refuses it");
         // Siblings out of precedence order: every case above fails before that check runs.
         let c = write(&KeyState::default(), C, s(3));
         let both = merge(&MergePolicy::KeepBoth, &a, &c);
         assert_eq!(KeyState::decode(&both.encode().unwrap()).unwrap(), both);
         let mut swapped = both.clone();
         swapped.versions.reverse();
-        assert_eq!(
-            KeyState::decode(&swapped.encode().unwrap()),
-            Err(KeyStateError::Invalid("versions not in strict precedence order"))
-        );
+        let order = Err(KeyStateError::Invalid("versions not in strict precedence order"));
+        assert_eq!(KeyState::decode(&raw(&swapped)), order);
+        assert_eq!(swapped.encode().err(), order.err());
+    }
+
+    /// `n` pairwise-concurrent writes of one key by nodes 0..n, merged under KeepBoth.
+    fn concurrent(n: u32) -> KeyState {
+        let kb = MergePolicy::KeepBoth;
+        (0..n).fold(KeyState::default(), |m, i| {
+            merge(&kb, &m, &write(&KeyState::default(), NodeId(i), s(1)))
+        })
+    }
+
+    /// KV-10's sibling bound, at and one past it: `SIBLINGS_MAX` concurrent versions encode
+    /// and decode; one more is refused by the decoder, and by the encoder too, so a merge that
+    /// would keep more fails with a typed error rather than storing a value nobody can read.
+    #[test]
+    fn the_sibling_bound_holds_at_and_one_past_it_kv10() {
+        let at = concurrent(SIBLINGS_MAX as u32);
+        assert_eq!(at.versions().len(), SIBLINGS_MAX);
+        assert_eq!(KeyState::decode(&at.encode().unwrap()).unwrap(), at);
+        let past = concurrent(SIBLINGS_MAX as u32 + 1);
+        assert_eq!(past.versions().len(), SIBLINGS_MAX + 1, "GOS-4: merge drops no sibling");
+        let count = Err(KeyStateError::Invalid("version count out of range"));
+        assert_eq!(KeyState::decode(&postcard::to_allocvec(&past).unwrap()), count);
+        assert_eq!(past.encode().err(), count.err());
+    }
+
+    /// KV-10's clock bound through the encoder: a key written by more than
+    /// `CLOCK_ENTRIES_MAX` nodes in turn (each write supersedes the last) is refused.
+    #[test]
+    fn the_clock_bound_is_checked_when_encoding_kv10() {
+        let chain = |n: u32| (0..n).fold(KeyState::default(), |k, i| write(&k, NodeId(i), s(1)));
+        let at = chain(CLOCK_ENTRIES_MAX as u32);
+        assert_eq!(KeyState::decode(&at.encode().unwrap()).unwrap(), at);
+        let past = chain(CLOCK_ENTRIES_MAX as u32 + 1);
+        assert_eq!(past.encode(), Err(KeyStateError::Invalid("clock has too many entries")));
     }
 
     #[derive(Clone, Debug)]
