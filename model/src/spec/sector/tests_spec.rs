@@ -138,3 +138,98 @@ fn a_record_damaged_on_the_medium_may_read_corrupt_until_a_rewrite_is_flushed_se
     let e = m.check_recovered(&only_corrupt).err();
     assert_eq!(e.map(|e| e.rule), Some(RULE_RECOVERED_CLEAN.to_string()), "flushed rewrite");
 }
+
+/// Found by mutating the spec against these tests (2026-12-04): each test below failed to
+/// exist while a one-line change to the judge or an accessor passed every other unit test.
+#[test]
+fn a_range_error_naming_a_key_outside_the_span_is_unexplained() {
+    let mut m = SectorSpec::new(4);
+    m.damage(3);
+    let outside = SectorFailure::Corrupt { key: 3, detail: "crc".into() };
+    let e = m.check_range_error(0, 1, &outside, true).err();
+    assert_eq!(e.map(|e| e.rule), Some(RULE_ERRORS.to_string()), "key 3 is not in 0..=1");
+    let inside = SectorFailure::Corrupt { key: 1, detail: "crc".into() };
+    assert_eq!(m.check_range_error(0, 1, &inside, true), Ok(()));
+}
+
+#[test]
+fn a_half_applied_cas_is_caught_over_an_earlier_unflushed_write_sec_8() {
+    let mut m = SectorSpec::new(2);
+    m.on_write(0, Some(b"a".to_vec()), None, true);
+    m.on_cas(&[(0, Some(b"x".to_vec())), (1, Some(b"y".to_vec()))], &[None, None]);
+    // Key 0's earlier write differs from its CAS value, so "x" still proves the CAS landed.
+    let half: BTreeMap<SectorKey, _> = [(0, rec(b"x")), (1, Ok(None))].into_iter().collect();
+    let e = m.clone().check_recovered(&half).err();
+    assert_eq!(e.map(|e| e.rule), Some(RULE_CAS_ATOMIC.to_string()));
+    let earlier: BTreeMap<SectorKey, _> = [(0, rec(b"a")), (1, Ok(None))].into_iter().collect();
+    assert_eq!(m.check_recovered(&earlier), Ok(()), "neither the CAS nor more landed");
+}
+
+#[test]
+fn a_cas_member_rewriting_its_durable_value_proves_nothing_sec_8() {
+    let mut m = SectorSpec::new(2);
+    m.on_write(0, Some(b"a".to_vec()), None, true);
+    m.on_flush();
+    m.on_cas(&[(0, Some(b"a".to_vec())), (1, Some(b"y".to_vec()))], &[None, None]);
+    // Nothing landed: key 0 reads its durable "a", which is also its CAS value.
+    let none: BTreeMap<SectorKey, _> = [(0, rec(b"a")), (1, Ok(None))].into_iter().collect();
+    assert_eq!(m.check_recovered(&none), Ok(()), "not evidence of a half-applied CAS");
+}
+
+#[test]
+fn accessors_report_durable_stale_and_plain_state() {
+    let mut m = SectorSpec::new(4);
+    assert_eq!(m.stale_version(0, 5), None, "no stale version yet");
+    m.on_write(0, Some(b"a".to_vec()), Some(1), true);
+    m.on_flush();
+    m.on_write(0, Some(b"b".to_vec()), Some(2), true);
+    m.on_write(0, Some(b"c".to_vec()), Some(3), true);
+    assert_eq!((m.durable(0), m.current(0)), (Some(b"a".to_vec()), Some(b"c".to_vec())));
+    assert_eq!((m.stale_version(0, 0), m.stale_version(0, 1)), (Some(1), Some(2)));
+    assert_eq!(m.stale_version(0, 2), Some(1), "pick wraps around the stale versions");
+    m.on_write(1, Some(b"packed".to_vec()), Some(4), false);
+    m.on_write(2, Some(Vec::new()), Some(5), true);
+    m.on_write(3, None, None, true);
+    assert_eq!(m.plain_keys(), vec![0], "plain, present and non-empty only");
+    assert_eq!(m.present_keys(), 3, "key 3 is deleted");
+    assert_eq!((m.len_of(0), m.len_of(1), m.len_of(3)), (1, 6, 0));
+    m.damage(1);
+    m.damage_on_medium(0);
+    assert_eq!((m.is_damaged_on_medium(0), m.is_damaged_on_medium(1)), (true, false));
+    assert!(m.is_damaged(0) && m.is_damaged(1) && !m.is_damaged(2));
+}
+
+#[test]
+fn space_classes_follow_sec_16() {
+    use crate::spec::{SectorOp, SpaceClass, may_refuse_for_space, space_class};
+    let ordinary = [SectorOp::Write, SectorOp::Append, SectorOp::Cas { puts: true }];
+    assert!(ordinary.iter().all(|op| space_class(*op) == SpaceClass::Ordinary));
+    let shrinking = [SectorOp::Delete, SectorOp::Cas { puts: false }];
+    assert!(shrinking.iter().all(|op| space_class(*op) == SpaceClass::Shrinking));
+    assert_eq!(space_class(SectorOp::Flush), SpaceClass::Free);
+    assert_eq!(space_class(SectorOp::Open), SpaceClass::Free);
+    assert_eq!(space_class(SectorOp::CompactStep), SpaceClass::Compactor);
+    let refusable: Vec<bool> = [SectorOp::Write, SectorOp::Delete, SectorOp::Flush]
+        .into_iter()
+        .chain([SectorOp::CompactStep])
+        .map(may_refuse_for_space)
+        .collect();
+    assert_eq!(refusable, [true, false, false, true], "SEC-16: never for shrinking, flush, open");
+}
+
+#[test]
+fn stale_versions_keep_the_newest_eight_and_skip_unchanged_versions() {
+    let mut m = SectorSpec::new(1);
+    m.on_write(0, Some(b"v".to_vec()), Some(1), true);
+    m.on_flush();
+    // A recovery that finds the durable state sets the same version again: nothing goes stale.
+    let same: BTreeMap<SectorKey, _> = [(0, rec(b"v"))].into_iter().collect();
+    assert_eq!(m.check_recovered(&same), Ok(()));
+    assert_eq!(m.stale_version(0, 0), None, "an unchanged version is not stale");
+    for v in 2..=10 {
+        m.on_write(0, Some(vec![v]), Some(u64::from(v)), true);
+    }
+    // Versions 1..=9 were replaced; the newest eight (2..=9) are kept, oldest first.
+    let kept: Vec<_> = (0..8).map(|pick| m.stale_version(0, pick)).collect();
+    assert_eq!(kept, (2..=9).map(Some).collect::<Vec<_>>());
+}
