@@ -204,11 +204,7 @@ fn key_state() -> Builder {
     b.valid("a tombstone (value None)", &[], &state(&c11, &[tomb]));
     let sixty_five: Vec<Vec<u8>> =
         (0..65u64).map(|i| version(&[1, 1, b'v'], 1, &raw_clock(&[(1, i + 1)]))).collect();
-    b.valid(
-        "64 versions (the bound)",
-        &[],
-        &state(&raw_clock(&[(1, 64)]), &sixty_five[..64]),
-    );
+    b.valid("64 versions (the bound)", &[], &state(&raw_clock(&[(1, 64)]), &sixty_five[..64]));
     b.invalid(
         "65 versions",
         &["Oversize"],
