@@ -136,6 +136,20 @@ mod tests {
             &CasRet::Cas { swapped: true, current: 2 }
         ));
         assert!(!CasRegister::new(0u8).is_valid_step(&CasOp::Read, &CasRet::Read(1)));
+        // A read of the value held is a valid step; a lost swap must report the value held,
+        // and a swap that should have lost must not claim the value it failed to write.
+        assert!(CasRegister::new(0u8).is_valid_step(&CasOp::Read, &CasRet::Read(0)));
+        let lost = CasOp::Cas { expected: 5, new: 1 };
+        assert!(
+            CasRegister::new(0u8).is_valid_step(&lost, &CasRet::Cas { swapped: false, current: 0 })
+        );
+        assert!(
+            !CasRegister::new(0u8)
+                .is_valid_step(&lost, &CasRet::Cas { swapped: false, current: 7 })
+        );
+        assert!(
+            !CasRegister::new(0u8).is_valid_step(&lost, &CasRet::Cas { swapped: true, current: 0 })
+        );
     }
 
     #[test]

@@ -411,4 +411,34 @@ mod tests {
         s.apply(&FsOp::Write(p("e/g"), 0, b"X".to_vec())).unwrap();
         assert!(s.get(&p("f")).is_none(), "a removed name stays removed");
     }
+
+    /// Found by mutating the spec against its own tests (2026-12-04): each assertion failed to
+    /// exist while a one-line change passed the two tests above.
+    #[test]
+    fn sizes_children_parents_and_links_are_exact() {
+        let a = FsAttrs { mode: 0o750, uid: 3, gid: 4, mtime_ns: 5 };
+        let mut s = FsSpec::new(a);
+        s.apply(&FsOp::Mkdir(p("d"), a)).unwrap();
+        s.apply(&FsOp::Mkdir(p("d/e"), a)).unwrap();
+        s.apply(&FsOp::Create(p("d/f"), a)).unwrap();
+        s.apply(&FsOp::Write(p("d/f"), 0, b"12345".to_vec())).unwrap();
+        s.apply(&FsOp::Symlink(p("l"), b"target".to_vec(), a)).unwrap();
+        assert_eq!(s.get(&p("d/f")).map(FsNode::attrs), Some(a));
+        assert_eq!(s.nodes().len(), 5, "root, d, d/e, d/f, l");
+        // FS-10: a directory's size counts its direct entries only.
+        assert_eq!([p(""), p("d"), p("d/f"), p("l")].map(|x| s.size(&x)), [2, 2, 5, 6].map(Some));
+        assert_eq!(s.children(&p("")).collect::<Vec<_>>(), [&b"d"[..], b"l"]);
+        // The parent must exist and be a directory.
+        assert_eq!(s.apply(&FsOp::Create(p("x/y"), a)), Err(FsReject::NotFound));
+        assert_eq!(s.apply(&FsOp::Create(p("d/f/y"), a)), Err(FsReject::NotADirectory));
+        assert_eq!(s.apply(&FsOp::Rename(p("l"), p(""))), Err(FsReject::InvalidRename));
+        // An empty directory can be removed.
+        s.apply(&FsOp::Rmdir(p("d/e"))).unwrap();
+        assert!(s.get(&p("d/e")).is_none());
+        // Two separate hard-link pairs are two nodes, two names each.
+        s.apply(&FsOp::Create(p("g"), a)).unwrap();
+        s.apply(&FsOp::Link(p("d/f"), p("f2"))).unwrap();
+        s.apply(&FsOp::Link(p("g"), p("g2"))).unwrap();
+        assert_eq!([p("d/f"), p("f2"), p("g"), p("g2")].map(|x| s.nlink(&x)), [Some(2); 4]);
+    }
 }

@@ -410,6 +410,24 @@ mod tests {
         }
     }
 
+    /// Found by mutating the spec against its own tests (2026-12-04): the accessors and
+    /// orderings the models and the simulator use, each of which a one-line change could
+    /// break with every other unit test passing.
+    #[test]
+    fn accessors_and_orderings_are_exact() {
+        let [a, _, c] = three_writes();
+        let kb = MergePolicy::KeepBoth;
+        let m = merge(&kb, &a, &c);
+        assert_eq!(m.clock().entries().collect::<Vec<_>>(), vec![(A, 1), (C, 1)]);
+        assert_eq!(m.versions().len(), 2);
+        assert!(!a.retains(&c.versions()[0]), "a concurrent version is not retained");
+        assert!(m.retains(&a.versions()[0]) && a.retains(&a.versions()[0]));
+        assert_eq!(a.partial_cmp(&c), Some(a.cmp(&c)));
+        assert!(a < c || c < a, "a total order");
+        let swapped = a.clone().with_versions(c.versions().to_vec());
+        assert_eq!((swapped.clock(), swapped.versions()), (a.clock(), c.versions()));
+    }
+
     #[test]
     fn announce_want_objects_merge_gos6() {
         let mut n0 = GossipSpec::<&str, u8>::new(A, MergePolicy::LastWriteWins);
@@ -418,6 +436,7 @@ mod tests {
         n1.write("y", 2);
         let wants = n1.wants(&n0.digest());
         assert_eq!(wants, vec!["x"]);
+        assert!(n1.get(&"x").is_none() && n1.get(&"y").is_some_and(|s| s.versions().len() == 1));
         n1.merge_objects(&n0.objects(&wants));
         assert_eq!(n1.read(&"x"), vec![1]);
         assert!(n1.wants(&n0.digest()).is_empty(), "nothing more to want");

@@ -32,9 +32,14 @@ fn sync_then_cleanup() {
         v.apply(VolumeStep::BeginExpand { holder: S2 }),
         Ok(Effect::ModeTaken(Mode::Expand))
     );
-    v.apply(VolumeStep::PostBlob { holder: S, blob: 1 }).unwrap();
-    v.apply(VolumeStep::PostBlob { holder: S, blob: 2 }).unwrap();
+    let post = |blob| VolumeStep::PostBlob { holder: S, blob };
+    assert_eq!(v.apply(post(1)), Ok(Effect::BlobPosted { already_present: false }));
+    assert_eq!(v.apply(post(1)), Ok(Effect::BlobPosted { already_present: true }));
+    v.apply(post(2)).unwrap();
     assert_eq!(v.apply(publish(S, "v0", "v1", &[1])), Ok(Effect::Published { swapped: true }));
+    assert_eq!((v.cell(), v.reachable()), (&"v1", &set(&[1])), "the published cell's blobs");
+    let holding = Holding { mode: Mode::Expand, alive: true };
+    assert_eq!(v.holders().iter().collect::<Vec<_>>(), [(&S, &holding), (&S2, &holding)]);
     // A lost CAS is an ordinary outcome.
     assert_eq!(v.apply(publish(S2, "v0", "v2", &[2])), Ok(Effect::Published { swapped: false }));
     v.apply(VolumeStep::EndExpand { holder: S }).unwrap();
