@@ -467,8 +467,9 @@ mod tests {
     /// key could never be read again).
     #[test]
     fn a_merge_past_the_sibling_bound_fails_and_keeps_the_head_kv10() {
+        use crate::db::merge::SIBLINGS_MAX;
         let store: Arc<dyn Store> = Arc::new(MemStore::new());
-        let heads: Vec<Ref> = (0..=crate::db::merge::SIBLINGS_MAX as u32)
+        let heads: Vec<Ref> = (0..=SIBLINGS_MAX as u32)
             .map(|n| {
                 let mut node = hkv(n, &store, MergePolicy::KeepBoth);
                 node.set("/x", &n.to_le_bytes()).unwrap();
@@ -477,15 +478,15 @@ mod tests {
             .collect();
         let mut a = hkv(0, &store, MergePolicy::KeepBoth);
         a.set_head(Some(heads[0]));
-        for h in &heads[1..crate::db::merge::SIBLINGS_MAX] {
+        for h in &heads[1..SIBLINGS_MAX] {
             a.merge_from(h).unwrap();
         }
-        assert_eq!(a.siblings("/x").unwrap().len(), crate::db::merge::SIBLINGS_MAX);
+        assert_eq!(a.siblings("/x").unwrap().len(), SIBLINGS_MAX);
         let before = a.head();
-        let e = a.merge_from(&heads[crate::db::merge::SIBLINGS_MAX]).unwrap_err();
+        let e = a.merge_from(&heads[SIBLINGS_MAX]).unwrap_err();
         assert!(e.to_string().contains("\"/x\"") && e.to_string().contains("version count"), "{e}");
         assert_eq!(a.head(), before, "nothing stored");
-        assert_eq!(a.siblings("/x").unwrap().len(), crate::db::merge::SIBLINGS_MAX);
+        assert_eq!(a.siblings("/x").unwrap().len(), SIBLINGS_MAX);
     }
 
     /// KV-11: two nodes that merge each other's concurrent heads at the same time get two merge
