@@ -8,7 +8,8 @@
 //! (the key/value model), [`gossip`] (gossip nodes and their GOS oracles), [`channels`]
 //! (gossip over secure channels, the CH-5 and CH-10 oracles), [`attacker`] (the network
 //! attacker of the `gossip` profile), [`ssd`] (`SimSsd`
-//! and the fault atlas), [`net`] (network, cell clients and server, linearizability),
+//! and the fault atlas), [`net`] (network, byte streams with connection semantics), [`cells`] (cell clients and
+//! server over the real sector protocol, linearizability),
 //! [`volumes`] (syncers/cleaners replayed through `VolumeSpec`), [`knobs`] (swarm knobs and
 //! profiles), [`workload`] (key/value operations), [`files`] (the `fs` profile: file trees and
 //! marks on sector-engine repositories, judged by `FsSpec`), [`filesys`] (the `files` profile:
@@ -20,8 +21,8 @@
 //!
 //! Dependency order: a module uses only modules before it in this list, so there are no
 //! circles and no arrows back up (`sim/tests/layering.rs` checks it):
-//! `rng, simfs, trace, oracle, gossip, channels, attacker, ssd, net, volumes, knobs, workload,
-//! files, filesys, world, run, campaign, minimize, report, conform`. This file only declares and re-exports; no module imports from it.
+//! `rng, simfs, trace, oracle, gossip, channels, attacker, ssd, net, cells, volumes, knobs,
+//! workload, files, filesys, world, run, campaign, minimize, report, conform`. This file only declares and re-exports; no module imports from it.
 //!
 //! Seeds live here: the implementation under test never sees one (it receives its randomness
 //! through `cellar::env` and the devices and networks this crate builds). Nothing here parses
@@ -30,6 +31,7 @@
 
 pub mod attacker;
 pub mod campaign;
+pub mod cells;
 pub mod channels;
 pub mod conform;
 pub mod files;

@@ -145,6 +145,17 @@ impl KvModel {
         self.spec.check_read(k, &read_outcome(got), fault_hit)
     }
 
+    /// Judges a read of `k` given in the spec's terms (a read through the sector protocol,
+    /// whose wire types are not the engine's).
+    pub fn check_read_spec(
+        &mut self,
+        k: Key,
+        got: &SectorRead,
+        fault_hit: bool,
+    ) -> Result<(), Violation> {
+        self.spec.check_read(k, got, fault_hit)
+    }
+
     /// Is this failed operation on `k` explained by an injected fault?
     pub fn check_error(
         &mut self,

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first; a module may use only modules before it.
 const ORDER: &[&str] = &[
-    "rng", "simfs", "trace", "oracle", "gossip", "channels", "attacker", "ssd", "net", "volumes",
-    "knobs", "workload", "files", "filesys", "world", "run", "campaign", "minimize", "report",
-    "conform",
+    "rng", "simfs", "trace", "oracle", "gossip", "channels", "attacker", "ssd", "net", "cells",
+    "volumes", "knobs", "workload", "files", "filesys", "world", "run", "campaign", "minimize",
+    "report", "conform",
 ];
 const LINES_MAX: usize = 600;
 

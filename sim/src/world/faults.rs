@@ -149,6 +149,9 @@ impl World<'_> {
         if self.liveness {
             return Ok(());
         }
+        // The server goes down with the engine: its sessions, and every connection to it.
+        self.cell_server = None;
+        self.streams.break_all();
         let Some(shared) = self.engine.take() else { return Ok(()) };
         let mut engine = match Arc::try_unwrap(shared) {
             Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
@@ -181,7 +184,6 @@ impl World<'_> {
         self.faults.crashes += 1;
         self.faults.landed_sectors += landed;
         self.faults.lost_sectors += lost;
-        self.cells.server_crashed();
         self.trace.event(
             self.now_us,
             format_args!(

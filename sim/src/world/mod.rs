@@ -33,6 +33,7 @@ mod gossip;
 mod headers;
 mod phases;
 mod processes;
+mod proto_judge;
 mod scheduler;
 mod secure;
 mod space;
@@ -44,9 +45,11 @@ pub use processes::{COMPACT_PERIOD_US_MAX, KV_THINK_US_MAX};
 pub use scheduler::Ev;
 pub use space::{FillDrain, REFILL_PERCENT_MIN, RULE_WRITES_COME_BACK};
 
+use crate::cells::Cells;
+use crate::cells::server::CellServer;
 use crate::gossip::Cluster;
 use crate::knobs::{Knobs, ZONE_SECTOR_COUNT};
-use crate::net::{Cells, Net};
+use crate::net::{Net, Streams};
 use crate::oracle::{KvModel, Violation};
 use crate::rng::SimRng;
 use crate::ssd::SimSsd;
@@ -78,6 +81,10 @@ pub struct World<'a> {
     engine_cfg: EngineConfig,
     model: KvModel,
     cells: Cells,
+    /// The cell server, while the engine is up (built at its first request after a start).
+    cell_server: Option<CellServer>,
+    /// The cell service's connections.
+    streams: Streams,
     net: Net,
     vols: Option<Volumes<'a>>,
     vol_engine: Option<SharedEngine<SimSsd>>,
@@ -156,7 +163,14 @@ impl<'a> World<'a> {
             queue: BTreeMap::new(),
             rng,
             model: KvModel::new(knobs.kv_keys),
-            cells: Cells::new(knobs.cell_clients, knobs.cells, knobs.cell_ops_per_client_max),
+            cells: Cells::new(
+                knobs.cell_clients,
+                knobs.cells,
+                knobs.cell_ops_per_client_max,
+                knobs.kv_keys,
+            ),
+            cell_server: None,
+            streams: Streams::default(),
             knobs,
             trace,
             engine: Some(cellar::sector::adapters::share(engine)),

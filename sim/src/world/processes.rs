@@ -8,12 +8,13 @@
 //! process's next event after the device time the operation took plus a seeded think time.
 
 use super::{Ev, World, lock};
-use crate::net::{Action, CLIENT_RETRY_TIMEOUT_US, CLIENT_THINK_US_MAX, Msg, Payload, Reply};
+use crate::cells::server::CellServer;
+use crate::cells::{Action, CLIENT_RETRY_TIMEOUT_US, CLIENT_THINK_US_MAX};
+use crate::net::Msg;
 use crate::oracle::Violation;
 use crate::workload::{KvCtx, KvTally};
-use cellar::sector::{CompactProgress, SectorCell, SectorError};
-use cellar::storage::cell::Cell;
-use cellar_model::spec::{CasOp, CasRet};
+use cellar::sector::proto::Request;
+use cellar::sector::{CompactProgress, SectorError};
 
 /// Think time of a key/value client between operations, at most, µs.
 pub const KV_THINK_US_MAX: u64 = 400;
@@ -27,28 +28,32 @@ impl World<'_> {
         self.uid
     }
 
-    /// Carries out a cell client's actions: sends over the network, timers, think times.
+    /// Carries out a cell client's actions: bytes onto its connections, timers, think times.
     pub(super) fn act(&mut self, acts: Vec<Action>) {
         for a in acts {
             match a {
-                Action::Send { msg, to_server } => {
-                    for d in self.net.send(&mut self.rng, msg.client) {
-                        let ev = if to_server {
-                            Ev::ToServer(msg.clone())
-                        } else {
-                            Ev::ToClient(msg.clone())
-                        };
-                        self.at(d, ev);
-                    }
-                }
-                Action::Timer { client, req } => {
-                    self.at(CLIENT_RETRY_TIMEOUT_US, Ev::CellTimer(client, req))
+                Action::Send(msg) => self.send_stream(msg),
+                Action::Timer { client, timer } => {
+                    self.at(CLIENT_RETRY_TIMEOUT_US, Ev::CellTimer(client, timer))
                 }
                 Action::Think { client } => {
                     let d = self.rng.below(CLIENT_THINK_US_MAX);
                     self.at(d, Ev::CellIssue(client));
                 }
             }
+        }
+    }
+
+    /// Puts bytes on a cell service connection (FIFO; a loss breaks the connection).
+    fn send_stream(&mut self, msg: Msg) {
+        self.send_stream_after(0, msg);
+    }
+
+    fn send_stream_after(&mut self, dt: u64, msg: Msg) {
+        let now = self.now_us + dt;
+        if let Some(d) = self.streams.send(&mut self.net, &mut self.rng, now, &msg) {
+            let ev = if msg.to_server { Ev::ToServer(msg) } else { Ev::ToClient(msg) };
+            self.at(dt + d, ev);
         }
     }
 
@@ -149,7 +154,8 @@ impl World<'_> {
     pub(super) fn cell_issue(&mut self, i: u32) -> Result<(), Violation> {
         if !self.liveness {
             let uid = self.next_uid();
-            let acts = self.cells.issue(i, &mut self.rng, uid, self.now_us);
+            let hedge = self.net.dup_ppm;
+            let acts = self.cells.issue(i, &mut self.rng, uid, self.now_us, hedge);
             if !acts.is_empty() {
                 self.trace.event(self.now_us, format_args!("cell client {i} issues"));
             }
@@ -158,66 +164,62 @@ impl World<'_> {
         Ok(())
     }
 
-    /// Cell client `i`'s retry timer for request `req` fires.
-    pub(super) fn cell_timer(&mut self, i: u32, req: u64) -> Result<(), Violation> {
-        let acts = self.cells.timeout(i, req);
+    /// Cell client `i`'s retry timer `timer` fires.
+    pub(super) fn cell_timer(&mut self, i: u32, timer: u64) -> Result<(), Violation> {
+        let hedge = self.net.dup_ppm;
+        let acts = self.cells.timeout(i, timer, &mut self.rng, hedge);
         if !acts.is_empty() {
-            self.trace.event(self.now_us, format_args!("cell client {i} retries req {req}"));
+            self.trace
+                .event(self.now_us, format_args!("cell client {i} retries on a new connection"));
         }
         self.act(acts);
         Ok(())
     }
 
-    /// A message from the server reaches its client.
+    /// Bytes from the server reach a cell client (unless the connection broke meanwhile).
     pub(super) fn cell_reply(&mut self, msg: Msg) -> Result<(), Violation> {
-        if let Payload::Reply(r) = msg.payload {
-            self.trace.event(
-                self.now_us,
-                format_args!("cell client {} reply req {}: {r:?}", msg.client, msg.req),
-            );
-            let acts = self.cells.on_reply(msg.client, msg.req, r, self.now_us);
-            self.act(acts);
+        if !self.streams.deliverable(&msg) {
+            return Ok(());
         }
+        let hedge = self.net.dup_ppm;
+        let acts = self
+            .cells
+            .on_bytes(msg.conn, &msg.bytes, self.now_us, &mut self.rng, hedge)
+            .map_err(|e| Violation::new("sector protocol", e))?;
+        self.act(acts);
         Ok(())
     }
 
-    /// The cell server answers a request (from its reply cache for a retry).
+    /// Bytes from a cell client reach the server: the real protocol server executes every
+    /// complete request in them and answers on the same connection.
     pub(super) fn serve(&mut self, msg: Msg) -> Result<(), Violation> {
-        let Payload::Request { cell, op } = msg.payload else { return Ok(()) };
+        if !self.streams.deliverable(&msg) {
+            return Ok(());
+        }
         let Some(engine) = self.engine.clone() else {
-            self.trace.event(
-                self.now_us,
-                format_args!("server down: req {} of client {} lost", msg.req, msg.client),
-            );
+            // Nobody listens: the connection is refused.
+            self.streams.break_conn(msg.conn);
+            self.trace
+                .event(self.now_us, format_args!("server down: connection {:?} refused", msg.conn));
             return Ok(());
         };
-        let reply: Reply = match self.cells.cached(msg.client, msg.req) {
-            Some(r) => r,
-            None => {
-                let c = SectorCell::new(engine.clone(), u64::from(cell));
-                let r = match &op {
-                    CasOp::Read => c.read().map(CasRet::Read),
-                    CasOp::Cas { expected, new } => c
-                        .cas(expected, new)
-                        .map(|o| CasRet::Cas { swapped: o.swapped, current: o.current }),
-                };
-                let r = r.map_err(|e| e.to_string());
-                self.cells.served(msg.client, msg.req, &r);
-                self.ops += 1;
-                r
-            }
-        };
+        let server = self.cell_server.get_or_insert_with(|| CellServer::new(engine.clone()));
+        let served = server.receive(msg.conn, &msg.bytes);
         let dt = lock(&engine).device_mut().take_elapsed_us();
-        self.trace.event(
-            self.now_us,
-            format_args!(
-                "server cell {cell} client {} req {} {op:?} -> {reply:?}",
-                msg.client, msg.req
-            ),
-        );
-        let out = Msg { client: msg.client, req: msg.req, payload: Payload::Reply(reply) };
-        for d in self.net.send(&mut self.rng, msg.client) {
-            self.at(dt + d, Ev::ToClient(out.clone()));
+        for e in &served.executed {
+            self.cells.served();
+            self.ops += 1;
+            self.trace.event(
+                self.now_us,
+                format_args!("server conn {:?}: {}", msg.conn, brief(&e.request)),
+            );
+            self.judge_executed(e)?;
+        }
+        for bytes in served.replies {
+            self.send_stream_after(dt, Msg { conn: msg.conn, to_server: false, bytes });
+        }
+        if served.closed {
+            self.streams.break_conn(msg.conn);
         }
         Ok(())
     }
@@ -261,5 +263,15 @@ impl World<'_> {
             self.ops += 1;
         }
         Ok(e.device_mut().take_elapsed_us())
+    }
+}
+
+/// A request for the trace: a write's value by its length only.
+fn brief(r: &Request) -> String {
+    match r {
+        Request::Write { key, value, options } => {
+            format!("Write {{ key: {key}, {} bytes, flush: {} }}", value.len(), options.flush)
+        }
+        other => format!("{other:?}"),
     }
 }

@@ -152,11 +152,21 @@ impl<D: BlockDevice + 'static> EngineBackend<D> {
     pub fn new(engine: Engine<D>) -> Self {
         let engine = Arc::new(Mutex::new(engine));
         let compactor = BackgroundCompactor::spawn(Arc::clone(&engine));
+        let backend = Self::on_shared(engine);
+        *lock(&backend.compactor) = Some(compactor);
+        backend
+    }
+
+    /// Serves an engine shared with a caller that runs its compaction itself: no thread is
+    /// spawned, so the simulator can drive the backend (and step `compact_step` as a process
+    /// of its own) from one thread and a seed. Called from one thread at a time, a flushed
+    /// write is its own group-commit leader and never waits.
+    pub fn on_shared(engine: Arc<Mutex<Engine<D>>>) -> Self {
         let planted = Planted {
             ack_before_flush: crate::bugs::active("sector_proto:ack-before-group-flush"),
         };
         let commit = GroupCommit { planted, ..GroupCommit::default() };
-        Self { engine, commit, compactor: Mutex::new(Some(compactor)) }
+        Self { engine, commit, compactor: Mutex::new(None) }
     }
 
     /// Stops the compactor and returns the engine *without* flushing it, as a crash would

@@ -8,13 +8,13 @@
 //! Never trusts the server: a malformed reply frame is a typed [`ClientError`], and the number of
 //! stashed early replies is bounded by the number of requests in flight.
 
-use super::codec::{self, ReadFrame};
+use super::client_session::ClientSession;
+use super::codec;
 use super::{
-    CasItem, CasReply, ErrorKind, ErrorReply, Expected, Key, KeyRange, REQUEST_ID_NONE, Record,
-    Request, RequestFrame, Response, StatReply, Version, WriteOptions,
+    CasItem, CasReply, ErrorKind, ErrorReply, Expected, Key, KeyRange, Record, Request, Response,
+    StatReply, Version, WriteOptions,
 };
-use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -60,16 +60,18 @@ impl ClientError {
     }
 }
 
-/// A blocking, pipelining client (see the module docs).
+/// Bytes asked of the socket per read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A blocking, pipelining client (see the module docs): the socket shell around a
+/// [`ClientSession`], which owns ids, framing and the stash of early replies.
 #[derive(Debug)]
 pub struct SectorClient {
     writer: BufWriter<UnixStream>,
-    reader: BufReader<UnixStream>,
-    next_id: u64,
-    in_flight: HashSet<u64>,
-    early: HashMap<u64, Response>,
-    /// Replies with [`REQUEST_ID_NONE`] (the server could not read a frame's id), oldest first.
-    unattributed: Vec<ErrorReply>,
+    reader: UnixStream,
+    session: ClientSession,
+    /// A reply frame the session refused: the stream cannot be trusted after it.
+    broken: Option<codec::FrameError>,
 }
 
 impl SectorClient {
@@ -80,26 +82,23 @@ impl SectorClient {
 
     /// Wraps an already connected stream.
     pub fn from_stream(stream: UnixStream) -> Result<Self, ClientError> {
-        let reader = BufReader::new(stream.try_clone()?);
+        let reader = stream.try_clone()?;
         Ok(Self {
             writer: BufWriter::new(stream),
             reader,
-            next_id: 0,
-            in_flight: HashSet::new(),
-            early: HashMap::new(),
-            unattributed: Vec::new(),
+            session: ClientSession::new(),
+            broken: None,
         })
     }
 
     /// Sends a request without waiting for its reply and returns its id. Requests are buffered:
     /// call [`SectorClient::recv`] (which flushes) to collect the reply.
     pub fn send(&mut self, request: Request) -> Result<u64, ClientError> {
-        let id = self.next_id;
-        // Ids count up from 0 and wrap before the reserved id (PROTO-2).
-        self.next_id = if id + 1 == REQUEST_ID_NONE { 0 } else { id + 1 };
-        let bytes = codec::encode_request_frame(&RequestFrame { id, request })?;
-        self.writer.write_all(&bytes)?;
-        self.in_flight.insert(id);
+        let (id, bytes) = self.session.request(request)?;
+        if let Err(e) = self.writer.write_all(&bytes) {
+            self.session.abandon(id);
+            return Err(e.into());
+        }
         Ok(id)
     }
 
@@ -113,16 +112,15 @@ impl SectorClient {
 
     /// Waits for the reply to request `id`, stashing replies to other requests.
     pub fn recv(&mut self, id: u64) -> Result<Response, ClientError> {
-        if !self.in_flight.contains(&id) {
+        if !self.session.is_in_flight(id) {
             return Err(ClientError::UnknownId(id));
         }
         self.writer.flush()?;
         loop {
-            if let Some(response) = self.early.remove(&id) {
-                self.in_flight.remove(&id);
+            if let Some(response) = self.session.take(id) {
                 return Ok(response);
             }
-            self.read_one()?;
+            self.read_some()?;
         }
     }
 
@@ -130,39 +128,40 @@ impl SectorClient {
     /// frame too damaged to name one, PROTO-4).
     pub fn recv_unattributed(&mut self) -> Result<ErrorReply, ClientError> {
         self.writer.flush()?;
-        while self.unattributed.is_empty() {
-            self.read_one()?;
+        loop {
+            if let Some(e) = self.session.take_unattributed() {
+                return Ok(e);
+            }
+            self.read_some()?;
         }
-        Ok(self.unattributed.remove(0))
     }
 
     /// Number of requests sent whose reply has not been collected.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.session.in_flight()
     }
 
-    fn read_one(&mut self) -> Result<(), ClientError> {
-        let body = match codec::read_frame_body(&mut self.reader)? {
-            ReadFrame::Body(body) => body,
-            ReadFrame::TooLarge { length_bytes } => {
-                return Err(codec::FrameError::TooLarge { length_bytes }.into());
-            }
-            ReadFrame::Eof | ReadFrame::Truncated => {
-                return Err(ClientError::Closed { in_flight: self.in_flight.len() });
+    /// Reads what the socket has and hands it to the session.
+    fn read_some(&mut self) -> Result<(), ClientError> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone().into());
+        }
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        let n = loop {
+            match self.reader.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
             }
         };
-        let frame = codec::decode_response_body(&body)?;
-        if frame.id == REQUEST_ID_NONE {
-            if let Response::Error(e) = frame.response {
-                self.unattributed.push(e);
-            }
-            return Ok(());
+        if n == 0 {
+            // The end of the stream, mid-frame or not (PROTO-5).
+            return Err(ClientError::Closed { in_flight: self.session.in_flight() });
         }
-        if self.in_flight.contains(&frame.id) {
-            self.early.insert(frame.id, frame.response);
+        if let Err(e) = self.session.receive(buf.get(..n).unwrap_or_default()) {
+            self.broken = Some(e.clone());
+            return Err(e.into());
         }
-        // A reply to an id not in flight is dropped: the server never sends one (PROTO-7), and
-        // keeping it would let a faulty server grow the map without bound.
         Ok(())
     }
 

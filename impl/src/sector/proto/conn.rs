@@ -1,13 +1,13 @@
 //! One connection of the sector server: its reader (frames in, requests to the workers), its
 //! writer thread (replies out, in the order they complete) and the limits between them
 //! (PROTO-4..PROTO-9, PROTO-13). Part of the production shell (`server.rs`): threads and
-//! sockets live here; every limit decision is `limits.rs`'s.
+//! sockets live here; what the bytes mean is the [`ServerSession`]'s (the same state machine the
+//! simulator drives), and every limit decision is `limits.rs`'s.
 
-use super::assembler::{Assembled, FrameAssembler};
-use super::codec::{self, FrameError};
 use super::limits::{self, Activity, ConnLimits, LimitBugs, LimitClose};
 use super::server::REPLY_WRITE_TIMEOUT;
-use super::{ErrorKind, ErrorReply, REQUEST_ID_NONE, Request, Response, ResponseFrame};
+use super::server_session::{ServerEvent, ServerSession};
+use super::{ErrorKind, ErrorReply, Request, Response};
 use crate::env::Clock;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -87,7 +87,12 @@ impl Conn {
     /// Queues one reply for the writer thread. A client that went away just misses it
     /// (PROTO-8); one that lets more than `reply_bytes_buffered_max` wait is closed (PROTO-13).
     pub(super) fn reply(&self, id: u64, response: Response) {
-        let Some(bytes) = encode_reply(id, response) else { return };
+        let Some(bytes) = ServerSession::reply(id, response) else { return };
+        self.send(bytes);
+    }
+
+    /// Queues one reply frame for the writer thread (see [`Conn::reply`]).
+    pub(super) fn send(&self, bytes: Vec<u8>) {
         let mut out = lock(&self.outbox);
         if out.aborted {
             return;
@@ -194,19 +199,6 @@ impl Conn {
     }
 }
 
-fn encode_reply(id: u64, response: Response) -> Option<Vec<u8>> {
-    match codec::encode_response_frame(&ResponseFrame { id, response }) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            // A reply too large for a frame (a read_range over many big values): the client
-            // must ask for fewer keys.
-            let message = format!("reply does not fit in a frame, ask for less: {e}");
-            let fallback = Response::Error(ErrorReply::new(ErrorKind::InvalidRequest, message));
-            codec::encode_response_frame(&ResponseFrame { id, response: fallback }).ok()
-        }
-    }
-}
-
 /// What the reader needs besides the connection.
 pub(super) struct ReadCtx<'a> {
     pub(super) jobs: &'a SyncSender<Job>,
@@ -222,7 +214,7 @@ pub(super) fn read_loop(mut stream: UnixStream, conn: &Arc<Conn>, ctx: &ReadCtx<
     if stream.set_read_timeout(Some(poll)).is_err() {
         return;
     }
-    let mut frames = FrameAssembler::default();
+    let mut session = ServerSession::with_close_on_malformed(ctx.close_on_malformed);
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     let mut activity = Activity::new(ctx.clock.now_ms());
     loop {
@@ -245,26 +237,24 @@ pub(super) fn read_loop(mut stream: UnixStream, conn: &Arc<Conn>, ctx: &ReadCtx<
             Err(_) => return,
         };
         activity.last_ms = ctx.clock.now_ms();
-        frames.push(buf.get(..n).unwrap_or_default());
-        let mut completed = false;
-        while let Some(piece) = frames.next_frame() {
-            completed = true;
-            let body = match piece {
-                Assembled::Body(body) => body,
-                Assembled::TooLarge { length_bytes } => {
-                    // PROTO-3: the stream cannot be resynchronised; answer and close.
-                    let e = FrameError::TooLarge { length_bytes };
-                    conn.error(REQUEST_ID_NONE, ErrorKind::FrameTooLarge, e.to_string());
-                    return;
+        let events = session.receive(buf.get(..n).unwrap_or_default());
+        let completed = !events.is_empty();
+        for event in events {
+            let go_on = match event {
+                ServerEvent::Request { id, request } => dispatch(id, request, conn, ctx),
+                ServerEvent::Send(bytes) => {
+                    conn.send(bytes);
+                    true
                 }
+                ServerEvent::Close => false,
             };
-            if !handle_body(&body, conn, ctx) {
+            if !go_on {
                 return;
             }
         }
         // PROTO-13: a frame's clock starts when the server reads its first byte (a reader held
         // up by back-pressure does not count against the client).
-        activity.frame_started_ms = match (frames.in_progress(), activity.frame_started_ms) {
+        activity.frame_started_ms = match (session.frame_in_progress(), activity.frame_started_ms) {
             (false, _) => None,
             (true, Some(started)) if !completed => Some(started),
             (true, _) => Some(ctx.clock.now_ms()),
@@ -277,27 +267,11 @@ pub(super) fn read_loop(mut stream: UnixStream, conn: &Arc<Conn>, ctx: &ReadCtx<
     }
 }
 
-/// Decodes, checks and dispatches one frame body; `false` when the connection must stop.
-fn handle_body(body: &[u8], conn: &Arc<Conn>, ctx: &ReadCtx<'_>) -> bool {
-    let frame = match codec::decode_request_body(body) {
-        Ok(frame) => frame,
-        Err(e) => {
-            // PROTO-4: the prefix was valid, so skipping this body resynchronises.
-            let id = match &e {
-                FrameError::Undecodable { id: Some(id), .. } => *id,
-                _ => REQUEST_ID_NONE,
-            };
-            conn.error(id, ErrorKind::MalformedFrame, e.to_string());
-            return !ctx.close_on_malformed; // planted bug: breaks PROTO-4
-        }
-    };
-    if let Err(e) = frame.request.validate() {
-        conn.reply(frame.id, Response::Error(e));
-        return true;
-    }
+/// Hands one request to the workers; `false` when the connection must stop.
+fn dispatch(id: u64, request: Request, conn: &Arc<Conn>, ctx: &ReadCtx<'_>) -> bool {
     // PROTO-9: back-pressure: stop reading until fewer than `max` requests are in flight.
     conn.acquire(ctx.in_flight_max);
-    let job = Job { id: frame.id, request: frame.request, conn: Arc::clone(conn) };
+    let job = Job { id, request, conn: Arc::clone(conn) };
     if let Err(returned) = ctx.jobs.send(job) {
         // The workers are gone: the server is stopping.
         let job = returned.0;

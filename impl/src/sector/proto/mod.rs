@@ -8,12 +8,18 @@
 //!   internals without changing the protocol (the server's backend converts between the two).
 //! - [`codec`]: frames: a `u32` little-endian body length, then a postcard body holding the
 //!   request id and the message (PROTO-1..PROTO-5). [`decode_frame`] is the fuzzing entry point.
-//! - [`client::SectorClient`]: a blocking client that can keep many requests in flight.
+//! - [`ServerSession`] and [`ClientSession`]: each side of one connection as a sans-IO state
+//!   machine (bytes in; requests, replies and frames out; no socket, thread or clock). The
+//!   simulator runs both over its network against [`backend::EngineBackend`] (`cellar-sim`'s
+//!   `cells/`), so the code judged there is the code that serves the socket.
+//! - [`client::SectorClient`]: a blocking client that can keep many requests in flight: the
+//!   socket shell around a [`ClientSession`].
 //! - [`backend::EngineBackend`]: the engine-facing part: maps requests onto one
 //!   [`crate::sector::Engine`], with group commit for flushed writes.
 //! - [`server`]: the production shell that accepts connections on a Unix domain socket and hands
 //!   requests to a [`server::Backend`] (PROTO-6..PROTO-10), one connection at a time in `conn`
-//!   (reader, writer thread) under the per-connection [`limits`] (PROTO-13).
+//!   (reader and writer threads around a [`ServerSession`]) under the per-connection [`limits`]
+//!   (PROTO-13).
 //!
 //! What it must never do: panic on bytes from a peer (every malformed frame is a typed
 //! [`FrameError`]), allocate more than [`FRAME_BODY_BYTES_MAX`] for one frame, or acknowledge a
@@ -25,17 +31,21 @@ pub mod backend;
 #[cfg(test)]
 mod backend_tests;
 pub mod client;
+pub mod client_session;
 pub mod codec;
 mod conn;
 pub mod limits;
 pub mod server;
+pub mod server_session;
 #[cfg(test)]
 mod server_tests;
 
 pub use client::{ClientError, SectorClient};
+pub use client_session::ClientSession;
 pub use codec::{
     FrameError, decode_frame, decode_response_frame, encode_request_frame, encode_response_frame,
 };
+pub use server_session::{ServerEvent, ServerSession};
 
 use serde::{Deserialize, Serialize};
 
