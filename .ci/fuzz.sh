@@ -34,6 +34,7 @@ for entry in sector_vs_model=sector:ack-before-flush prolly_vs_btreemap=kv:no-ru
              decode_sealed_cell=cell:sealed-ignore-version decode_kv_node=kv:node-order-unchecked \
              decode_fs_record=fs:backref-value-unchecked decode_ref=refs:text-accepts-upper-case \
              decode_frame=sector_proto:accept-reserved-id channel_handshake=net:record-error-not-fatal \
+             proto_sessions=sector_proto:assembler-drops-split-prefix \
              decode_gossip_message=gossip:decode-skips-counts recover_from_image=sector:no-seal-at-cut; do
   t=${entry%%=*}; bug=${entry#*=}
   start=$SECONDS

@@ -63,6 +63,7 @@ pub const ALL: &[&str] = &[
     "marks:rename-keeps-old",
     "refs:text-accepts-upper-case",
     "sector_proto:accept-reserved-id",
+    "sector_proto:assembler-drops-split-prefix",
     "gossip:decode-skips-counts",
     "net:record-error-not-fatal",
     "marks:gc-skips-marks",

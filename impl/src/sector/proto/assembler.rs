@@ -33,6 +33,12 @@ impl FrameAssembler {
     /// Appends bytes just read.
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.compact();
+        if crate::bugs::active("sector_proto:assembler-drops-split-prefix")
+            && self.pending.len() < FRAME_PREFIX_BYTES
+        {
+            // Planted bug: a length prefix split across reads is forgotten (breaks PROTO-1).
+            self.pending.clear();
+        }
         self.pending.extend_from_slice(bytes);
     }
 

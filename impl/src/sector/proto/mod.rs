@@ -39,6 +39,7 @@ pub mod server;
 pub mod server_session;
 #[cfg(test)]
 mod server_tests;
+pub mod session_check;
 
 pub use client::{ClientError, SectorClient};
 pub use client_session::ClientSession;
