@@ -171,6 +171,25 @@ mod tests {
     }
 
     #[test]
+    fn in_flight_and_partial_frames_are_reported() {
+        let mut c = ClientSession::new();
+        assert!(!c.is_in_flight(0), "nothing sent yet");
+        let (a, _) = c.request(Request::Flush).unwrap();
+        let (b, _) = c.request(Request::Flush).unwrap();
+        assert!(c.is_in_flight(a) && c.is_in_flight(b) && !c.is_in_flight(b + 1));
+        let f = reply(a, Response::Flushed);
+        c.receive(&f[..5]).unwrap();
+        assert!(c.frame_in_progress(), "part of a reply is waiting");
+        c.receive(&f[5..]).unwrap();
+        assert!(!c.frame_in_progress());
+        assert!(c.is_in_flight(a), "in flight until taken");
+        c.take(a).unwrap();
+        c.abandon(b);
+        assert!(!c.is_in_flight(a) && !c.is_in_flight(b));
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
     fn ids_wrap_before_the_reserved_id_proto2() {
         let mut c = ClientSession { next_id: REQUEST_ID_NONE - 1, ..ClientSession::default() };
         assert_eq!(c.request(Request::Flush).unwrap().0, REQUEST_ID_NONE - 1);
