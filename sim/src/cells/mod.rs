@@ -279,9 +279,7 @@ impl Cells {
         };
         session.receive(bytes).map_err(|e| format!("client {i} conn {n}: bad reply frame: {e}"))?;
         if let Some((sent, _)) = &c.data {
-            let Some(response) =
-                sent.iter().filter(|(sn, _)| *sn == n).find_map(|(_, id)| session.take(*id))
-            else {
+            let Some(response) = take_reply(session, sent, n) else {
                 return Ok(Vec::new());
             };
             // What it says was judged where the server executed it; here only its kind.
@@ -296,9 +294,7 @@ impl Cells {
             return Ok(vec![Action::Think { client: i }]);
         }
         let Some(p) = c.pending.as_mut() else { return Ok(Vec::new()) };
-        let Some(response) =
-            p.sent.iter().filter(|(sn, _)| *sn == n).find_map(|(_, id)| session.take(*id))
-        else {
+        let Some(response) = take_reply(session, &p.sent, n) else {
             return Ok(Vec::new());
         };
         let ret = match (p.phase, response) {
@@ -356,6 +352,11 @@ impl Cells {
     pub fn served(&mut self) {
         self.stats.served += 1;
     }
+}
+
+/// The reply, arrived on connection `n`, to one of the request copies `sent`, if any.
+fn take_reply(session: &mut ClientSession, sent: &[(u32, u64)], n: u32) -> Option<Response> {
+    sent.iter().filter(|(sn, _)| *sn == n).find_map(|(_, id)| session.take(*id))
 }
 
 /// Forgets the requests of the current phase: replies still coming for them are dropped.

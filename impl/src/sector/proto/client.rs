@@ -65,13 +65,23 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// A blocking, pipelining client (see the module docs): the socket shell around a
 /// [`ClientSession`], which owns ids, framing and the stash of early replies.
-#[derive(Debug)]
 pub struct SectorClient {
     writer: BufWriter<UnixStream>,
     reader: UnixStream,
     session: ClientSession,
+    /// The socket's bytes land here, one read at a time (allocated once).
+    buf: Vec<u8>,
     /// A reply frame the session refused: the stream cannot be trusted after it.
     broken: Option<codec::FrameError>,
+}
+
+impl std::fmt::Debug for SectorClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SectorClient")
+            .field("session", &self.session)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SectorClient {
@@ -87,6 +97,7 @@ impl SectorClient {
             writer: BufWriter::new(stream),
             reader,
             session: ClientSession::new(),
+            buf: vec![0u8; READ_CHUNK_BYTES],
             broken: None,
         })
     }
@@ -146,9 +157,8 @@ impl SectorClient {
         if let Some(e) = &self.broken {
             return Err(e.clone().into());
         }
-        let mut buf = vec![0u8; READ_CHUNK_BYTES];
         let n = loop {
-            match self.reader.read(&mut buf) {
+            match self.reader.read(&mut self.buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
@@ -158,7 +168,7 @@ impl SectorClient {
             // The end of the stream, mid-frame or not (PROTO-5).
             return Err(ClientError::Closed { in_flight: self.session.in_flight() });
         }
-        if let Err(e) = self.session.receive(buf.get(..n).unwrap_or_default()) {
+        if let Err(e) = self.session.receive(self.buf.get(..n).unwrap_or_default()) {
             self.broken = Some(e.clone());
             return Err(e.into());
         }
