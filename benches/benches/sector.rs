@@ -242,9 +242,36 @@ fn bench_recovery(cr: &mut Criterion) {
                     BatchSize::PerIteration,
                 )
             });
+            // Issue 13's yardstick for crash recovery: a raw sequential read of the engine's
+            // whole device file (4 MiB `pread`s), on the same cold cache.
+            g.bench_function(BenchmarkId::from_parameter("device_read"), |b| {
+                let c = state.as_ref().expect("loaded above");
+                let dir = c.bench.dir().to_path_buf();
+                let path = dir.join("engine.dev");
+                b.iter_batched(
+                    || drop_caches(&dir).expect("drop caches"),
+                    |()| read_sequentially(&path).expect("read the device"),
+                    BatchSize::PerIteration,
+                )
+            });
         }
     }
     g.finish();
+}
+
+/// Reads `path` from start to end in 4 MiB `pread`s; returns the bytes read.
+fn read_sequentially(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = f.read_at(&mut buf, off)?;
+        if n == 0 {
+            return Ok(off);
+        }
+        off += n as u64;
+    }
 }
 
 fn make_name(kind: Kind) -> &'static str {

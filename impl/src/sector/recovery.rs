@@ -27,6 +27,7 @@ use super::format::{
     self, FLAG_PACKED, FLAG_TXN, FormatError, Kind, RECORD_HEADER_SIZE_BYTES, RecordHeader,
     Superblock, ZoneHeader,
 };
+use super::index::Index;
 use super::repair::{repair_header, repair_zone_header};
 use super::write::{Batch, lone_header_sector, seal};
 use super::zones::position;
@@ -35,8 +36,10 @@ use super::{Key, SECTOR_SIZE_BYTES, SectorError};
 use crate::bugs;
 use std::collections::HashMap;
 
-/// Zones read per device batch during the scan.
+/// Zones read per device batch during the scan, and the most bytes of them (at least one
+/// zone): while one batch is parsed the next is prefetched, so reading and parsing overlap.
 const SCAN_BATCH_ZONES_MAX: usize = 8;
+const SCAN_BATCH_BYTES_MAX: usize = 32 << 20;
 
 /// Zones whose two header-pass sectors are read per device batch (step 2): 32 MiB of buffers,
 /// one batch up to a 4 GiB device with the default 1 MiB zones.
@@ -303,22 +306,32 @@ fn classify_header(
     Ok(seen)
 }
 
-/// Step 3: reads and parses every zone in use, a few zones per device batch.
+/// Step 3: reads and parses every zone in use, a batch of zones per device read. The next
+/// batch is prefetched before this one is parsed (a hint: the device reads it meanwhile), and
+/// one set of buffers serves every batch.
 fn scan_zones<D: BlockDevice>(
     dev: &mut D,
     sb: &Superblock,
     used: &[(u32, u32)],
 ) -> Result<Vec<(u32, u32, Scan)>, SectorError> {
-    let zone_bytes = sb.zone_sector_count as usize * SECTOR_SIZE_BYTES;
+    let data_sectors = u64::from(sb.zone_sector_count) - 1;
+    let zone_bytes = data_sectors as usize * SECTOR_SIZE_BYTES;
+    let batch = (SCAN_BATCH_BYTES_MAX / zone_bytes.max(1))
+        .clamp(1, SCAN_BATCH_ZONES_MAX)
+        .min(used.len().max(1));
+    let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; zone_bytes]).collect();
     let mut scans: Vec<(u32, u32, Scan)> = Vec::with_capacity(used.len());
-    for chunk in used.chunks(SCAN_BATCH_ZONES_MAX) {
-        let mut bufs = vec![vec![0u8; zone_bytes - SECTOR_SIZE_BYTES]; chunk.len()];
+    let chunks: Vec<&[(u32, u32)]> = used.chunks(batch).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
         let mut ops: Vec<ReadOp<'_>> = chunk
             .iter()
             .zip(bufs.iter_mut())
             .map(|((_, z), buf)| ReadOp { first_sector: sb.zone_first_sector(*z) + 1, buf })
             .collect();
         dev.read_batch(&mut ops)?;
+        for (_, z) in chunks.get(i + 1).copied().unwrap_or_default() {
+            dev.prefetch(sb.zone_first_sector(*z) + 1, data_sectors);
+        }
         for ((epoch, z), buf) in chunk.iter().zip(&bufs) {
             scans.push((*epoch, *z, scan(buf, sb.zone_first_sector(*z) + 1, *epoch, false, true)));
         }
@@ -451,7 +464,8 @@ fn item_end(item: &Item) -> Option<u64> {
 
 /// Step 5: the newest valid record per key wins; CAS members only with their complete commit.
 fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, bool)]) {
-    let mut best: HashMap<Key, Cand> = HashMap::new();
+    let records: usize = accepted.iter().map(|(_, items, _, _)| items.len()).sum();
+    let mut best: HashMap<Key, Cand> = HashMap::with_capacity(records);
     let mut members: HashMap<u64, Vec<(Key, Cand)>> = HashMap::new();
     let mut commits: HashMap<u64, Vec<(Key, u64)>> = HashMap::new();
     for (z, items, end, _) in accepted {
@@ -496,6 +510,8 @@ fn resolve<D: BlockDevice>(e: &mut Engine<D>, accepted: &[(u32, Vec<Item>, u64, 
         }
     }
     apply_txns(e, &mut best, members, &commits);
+    // Presized: the table is built once, without growing on the way.
+    e.index = Index::with_capacity(best.values().filter(|c| c.put && !c.corrupt).count());
     for (key, c) in best {
         if c.corrupt {
             e.corrupt.insert(

@@ -137,6 +137,10 @@ impl<D: BlockDevice> BlockDevice for FaultDevice<D> {
         self.flush()?;
         self.inner.trim(first_sector, sector_count)
     }
+
+    fn prefetch(&mut self, first_sector: u64, sector_count: u64) {
+        self.inner.prefetch(first_sector, sector_count);
+    }
 }
 
 /// Copies the pending writes that overlap `[first, first + buf.len())` over `buf`, in order.

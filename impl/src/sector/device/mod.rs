@@ -97,6 +97,14 @@ pub trait BlockDevice: Send {
     fn syncer(&self) -> Option<Arc<dyn DeviceSync>> {
         None
     }
+
+    /// A hint that these sectors will be read soon, so the device may start fetching them
+    /// while the caller works on something else (recovery parses one batch of zones while the
+    /// next is read). No effect on any result; out-of-range hints are ignored. The default does
+    /// nothing.
+    fn prefetch(&mut self, first_sector: u64, sector_count: u64) {
+        let _ = (first_sector, sector_count);
+    }
 }
 
 /// Flushes a device from another thread (see [`BlockDevice::syncer`]): every write the device
@@ -124,6 +132,9 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     }
     fn syncer(&self) -> Option<Arc<dyn DeviceSync>> {
         (**self).syncer()
+    }
+    fn prefetch(&mut self, first_sector: u64, sector_count: u64) {
+        (**self).prefetch(first_sector, sector_count);
     }
 }
 

@@ -158,6 +158,10 @@ impl BlockDevice for UringDevice {
     fn syncer(&self) -> Option<std::sync::Arc<dyn super::DeviceSync>> {
         self.file.syncer()
     }
+
+    fn prefetch(&mut self, first_sector: u64, sector_count: u64) {
+        self.file.prefetch(first_sector, sector_count);
+    }
 }
 
 // SAFETY: the ring is owned and only used through `&mut self`; no raw pointer outlives a call.
