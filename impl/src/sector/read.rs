@@ -1,6 +1,7 @@
 //! The read path (`specs/sector.md` §7): `read`, `read_previous`, `read_range`, `read_follow`,
 //! `compare`, `verify` and `verify_all`. Every read goes through [`Engine::read_sectors`]: the
-//! first sectors of all records in one device batch, the remaining sectors in a second.
+//! first two sectors of all records in one device batch (so a 4 KiB value with its header is
+//! one round trip), the remaining sectors of longer records in a second.
 //!
 //! Enforces SEC-5/SEC-6: the payload CRC is checked on every read, and a failed check, or a key
 //! recovery found corrupt, is `SectorError::Corrupt` naming the key; an older version is never
@@ -18,6 +19,10 @@ use super::{
     Version,
 };
 use crate::bugs;
+
+/// Sectors of each record read in the first batch: a record of up to this many sectors (a
+/// 4 KiB value and its 80-byte header take two) costs one device round trip (§7).
+pub const FIRST_READ_SECTORS: u64 = 2;
 
 impl<D: BlockDevice> Engine<D> {
     /// Is `key` still at `version`? (Compaction moves records and changes versions, SEC-10.)
@@ -42,8 +47,8 @@ impl<D: BlockDevice> Engine<D> {
         }
     }
 
-    /// Reads many keys and inclusive key spans; every first-sector read is submitted in one
-    /// batch, every remaining sector in a second. Results ascend by key; absent keys are left
+    /// Reads many keys and inclusive key spans; the first two sectors of every record are
+    /// read in one batch, any remaining sectors in a second. Results ascend by key; absent keys are left
     /// out. At most [`READ_RANGE_KEYS_MAX`] keys.
     pub fn read_range(&mut self, ranges: &[KeyRange]) -> Result<Vec<(Key, Record)>, SectorError> {
         let mut keys = Vec::new();
@@ -109,32 +114,41 @@ impl<D: BlockDevice> Engine<D> {
         self.read_sectors(&locs)
     }
 
-    /// Reads the records of `(key, sector)` pairs in two batches and checks them (SEC-5/6).
+    /// Reads the records of `(key, sector)` pairs and checks them (SEC-5/6): one device batch
+    /// for every record's first [`FIRST_READ_SECTORS`] sectors, a second only for records longer
+    /// than that (§7).
     pub(crate) fn read_sectors(
         &mut self,
         locs: &[(Key, u32)],
     ) -> Result<Vec<(Key, Record)>, SectorError> {
-        let mut firsts = vec![vec![0u8; SECTOR_SIZE_BYTES]; locs.len()];
-        {
-            let mut ops: Vec<ReadOp<'_>> = locs
-                .iter()
-                .zip(firsts.iter_mut())
-                .map(|((_, s), b)| ReadOp { first_sector: u64::from(*s), buf: b })
-                .collect();
-            self.dev.read_batch(&mut ops)?;
+        let spans: Vec<u64> = locs.iter().map(|(_, s)| self.first_read_sectors(*s)).collect();
+        let mut firsts = self.read_firsts(locs, &spans);
+        if firsts.is_err() && spans.iter().any(|n| *n > 1) {
+            // The speculative sector may be another record's, or unused: a device error there
+            // must not fail this read, so the batch is read again, first sectors only.
+            firsts = self.read_firsts(locs, &vec![1; locs.len()]);
         }
+        let firsts = firsts?;
         let mut found = Vec::with_capacity(locs.len());
         for ((key, sector), first) in locs.iter().zip(&firsts) {
-            found.push(self.locate(*key, *sector, first)?);
+            let head = first.get(..SECTOR_SIZE_BYTES).unwrap_or(first);
+            found.push(self.locate(*key, *sector, head)?);
         }
-        let mut rests: Vec<Vec<u8>> =
-            found.iter().map(|(_, off, h)| vec![0u8; rest_len(*off, h)]).collect();
+        let mut rests: Vec<Vec<u8>> = found
+            .iter()
+            .zip(&firsts)
+            .map(|((_, off, h), first)| vec![0u8; rest_len(*off, h, first.len())])
+            .collect();
         {
             let mut ops: Vec<ReadOp<'_>> = locs
                 .iter()
+                .zip(&firsts)
                 .zip(rests.iter_mut())
                 .filter(|(_, b)| !b.is_empty())
-                .map(|((_, s), b)| ReadOp { first_sector: u64::from(*s) + 1, buf: b })
+                .map(|(((_, s), first), b)| ReadOp {
+                    first_sector: u64::from(*s) + (first.len() / SECTOR_SIZE_BYTES) as u64,
+                    buf: b,
+                })
                 .collect();
             if !ops.is_empty() {
                 self.dev.read_batch(&mut ops)?;
@@ -151,6 +165,32 @@ impl<D: BlockDevice> Engine<D> {
             out.push((*key, self.decode_value(*key, *sector, h, payload)?));
         }
         Ok(out)
+    }
+
+    /// How many sectors the first read of a record at `sector` covers: [`FIRST_READ_SECTORS`],
+    /// but never past the end of its zone (a record never crosses one, §4).
+    fn first_read_sectors(&self, sector: u32) -> u64 {
+        let s = u64::from(sector);
+        let zone_end = self.zone_of(s).map_or(s + 1, |z| self.sb.zone_first_sector(z + 1));
+        zone_end.saturating_sub(s).clamp(1, FIRST_READ_SECTORS)
+    }
+
+    /// One device batch reading `spans[i]` sectors from each `locs[i]`'s sector.
+    fn read_firsts(
+        &mut self,
+        locs: &[(Key, u32)],
+        spans: &[u64],
+    ) -> Result<Vec<Vec<u8>>, SectorError> {
+        let mut firsts: Vec<Vec<u8>> =
+            spans.iter().map(|n| vec![0u8; *n as usize * SECTOR_SIZE_BYTES]).collect();
+        let mut ops: Vec<ReadOp<'_>> = locs
+            .iter()
+            .zip(firsts.iter_mut())
+            .map(|((_, s), b)| ReadOp { first_sector: u64::from(*s), buf: b })
+            .collect();
+        self.dev.read_batch(&mut ops)?;
+        drop(ops);
+        Ok(firsts)
     }
 
     /// Finds `key`'s record in the first sector (offset 0, or scanning a packed sector).
@@ -271,7 +311,8 @@ impl<D: BlockDevice> Engine<D> {
     }
 }
 
-fn rest_len(off: usize, h: &RecordHeader) -> usize {
+/// Bytes of the record's sectors past the `read` bytes the first batch brought, whole sectors.
+fn rest_len(off: usize, h: &RecordHeader, read: usize) -> usize {
     let end = off + RECORD_HEADER_SIZE_BYTES + h.payload_len as usize;
-    end.saturating_sub(SECTOR_SIZE_BYTES).div_ceil(SECTOR_SIZE_BYTES) * SECTOR_SIZE_BYTES
+    end.saturating_sub(read).div_ceil(SECTOR_SIZE_BYTES) * SECTOR_SIZE_BYTES
 }
