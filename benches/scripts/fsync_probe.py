@@ -1,4 +1,4 @@
-# Probe (docs/benchmarks.md, "Sequential 1 MiB writes"): per-flush fdatasync cost of
+# Probe (docs/benchmarks-sector.md, "Probes"): per-flush fdatasync cost of
 # sequential 4 KiB writes into never-written space of a sparse, a fallocated and a zero-written
 # file. Run: python3 benches/scripts/fsync_probe.py (writes 256 MiB files in $PROBE_DIR,
 # default the current directory: put it on the file system you measure).

@@ -1,4 +1,4 @@
-/* An emulated slow-fdatasync device for the sector benchmark (docs/benchmarks.md): every
+/* An emulated slow-fdatasync device for the sector benchmark (docs/benchmarks-sector.md): every
  * fdatasync, fsync and syncfs of the process does the real call, then sleeps SLOW_SYNC_US
  * microseconds (default 3000), as a drive without power-loss protection spends milliseconds
  * flushing its cache. All contenders (raw, engine, redb, fjall) sync through libc, so each pays

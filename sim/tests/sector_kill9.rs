@@ -3,7 +3,7 @@
 //! again: every flushed key reads back (SEC-2, SEC-7); a put after the last flush comes back
 //! whole or not at all. Then a clean SIGTERM (which writes the checkpoint, SEC-19) and a restart,
 //! timed, that must load it and read every flushed key back. Prints both restart times
-//! (crash recovery and clean reopen; `docs/benchmarks.md`).
+//! (crash recovery and clean reopen; `docs/benchmarks-sector.md`).
 //!
 //! `CELLAR_KILL9_PUTS` overrides the number of puts (default 100,000 in a release build, 15 s
 //! here with `fdatasync` ≈ 6.5 ms; 20,000 in a debug build, which `cargo test` in CI runs):

@@ -7,7 +7,7 @@
 //! (`VmHWM`).
 //!
 //! Runs for `CELLAR_LOAD_SECS` seconds (default 3, which `cargo test` and CI use). The figures
-//! in `docs/benchmarks.md` come from:
+//! in `docs/benchmarks-sector.md` come from:
 //! `CELLAR_LOAD_SECS=20 cargo test --release -p cellar-sim --test sector_load -- --nocapture`
 #![allow(
     clippy::unwrap_used,

@@ -8,8 +8,8 @@
 //! Without `O_DIRECT` the ring is used only where it pays: for the reads of a batch that the
 //! page cache cannot serve. A buffered write only copies into the page cache, and the kernel
 //! runs a buffered io_uring write on a worker thread, so one 4 KiB write cost 47 µs through the
-//! ring against 4 µs by `pwrite` (ext4, 2026-12-05; `docs/benchmarks.md`): buffered writes and
-//! single reads go straight to the file, and a batch's reads are first tried with
+//! ring against 4 µs by `pwrite` (ext4, 2026-12-05; `docs/benchmarks-sector.md`): buffered
+//! writes and single reads go straight to the file, and a batch's reads are first tried with
 //! `preadv2(RWF_NOWAIT)` (served only if cached), the misses submitted together. On a
 //! memory-backed file system (tmpfs, ramfs) nothing waits for a device, the kernel refuses
 //! `RWF_NOWAIT`, and a read through the ring cost 41 µs against 1.3 µs: [`open_best`] opens
