@@ -25,6 +25,7 @@ use cellar::env::SplitMix64;
 use cellar_benches::engine::SectorEngine;
 use cellar_benches::kv::{
     Fjall, KvBench, Raw, Redb, SEQ_KEY_BASE, SEQ_VALUE_BYTES, VALUE_BYTES, drop_caches,
+    read_sequentially,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use std::path::PathBuf;
@@ -257,21 +258,6 @@ fn bench_recovery(cr: &mut Criterion) {
         }
     }
     g.finish();
-}
-
-/// Reads `path` from start to end in 4 MiB `pread`s; returns the bytes read.
-fn read_sequentially(path: &std::path::Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0u64;
-    loop {
-        let n = f.read_at(&mut buf, off)?;
-        if n == 0 {
-            return Ok(off);
-        }
-        off += n as u64;
-    }
 }
 
 fn make_name(kind: Kind) -> &'static str {

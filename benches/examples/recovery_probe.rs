@@ -9,9 +9,7 @@
 //! sequentially in 4 MiB `pread`s, timed. Prints each and the medians.
 
 use cellar_benches::engine::SectorEngine;
-use cellar_benches::kv::{KvBench, drop_caches};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use cellar_benches::kv::{KvBench, drop_caches, read_sequentially};
 use std::time::Instant;
 
 fn main() -> std::io::Result<()> {
@@ -43,13 +41,7 @@ fn main() -> std::io::Result<()> {
         assert_eq!(found, values);
         drop_caches(dir.path())?;
         let t = Instant::now();
-        let f = File::open(&path)?;
-        let mut buf = vec![0u8; 4 << 20];
-        let mut off = 0;
-        while off < device_bytes {
-            f.read_exact_at(&mut buf, off)?;
-            off += buf.len() as u64;
-        }
+        read_sequentially(&path)?;
         let d = t.elapsed().as_secs_f64() * 1e3;
         if round == 0 {
             continue; // a warm-up pair: the load's writes may still be on their way out

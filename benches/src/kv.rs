@@ -43,6 +43,21 @@ pub trait KvBench {
     fn dir(&self) -> &Path;
 }
 
+/// Reads `path` from start to end in 4 MiB `pread`s; returns the bytes read. The yardstick for
+/// crash recovery: a raw sequential read of the engine's device file.
+pub fn read_sequentially(path: &Path) -> io::Result<u64> {
+    let f = File::open(path)?;
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let n = f.read_at(&mut buf, off)?;
+        if n == 0 {
+            return Ok(off);
+        }
+        off += n as u64;
+    }
+}
+
 /// Drops the OS page cache of every file under `dir` with `posix_fadvise(DONTNEED)`; the
 /// files' data is clean (every contender syncs), so the pages are really evicted.
 pub fn drop_caches(dir: &Path) -> io::Result<()> {

@@ -171,8 +171,7 @@ impl<D: BlockDevice> Engine<D> {
     /// but never past the end of its zone (a record never crosses one, §4).
     fn first_read_sectors(&self, sector: u32) -> u64 {
         let s = u64::from(sector);
-        let zone_end = self.zone_of(s).map_or(s + 1, |z| self.sb.zone_first_sector(z + 1));
-        zone_end.saturating_sub(s).clamp(1, FIRST_READ_SECTORS)
+        self.zone_end(s).unwrap_or(s + 1).saturating_sub(s).clamp(1, FIRST_READ_SECTORS)
     }
 
     /// One device batch reading `spans[i]` sectors from each `locs[i]`'s sector.
@@ -246,8 +245,7 @@ impl<D: BlockDevice> Engine<D> {
         }
         let (off, h) =
             best.ok_or_else(|| corrupt(format!("sector {sector}: no record for the key")))?;
-        let zone_end =
-            self.zone_of(u64::from(sector)).map_or(0, |z| self.sb.zone_first_sector(z + 1));
+        let zone_end = self.zone_end(u64::from(sector)).unwrap_or(0);
         let end_bytes = u64::from(sector) * SECTOR_SIZE_BYTES_U64
             + (off + RECORD_HEADER_SIZE_BYTES) as u64
             + u64::from(h.payload_len);

@@ -92,6 +92,11 @@ impl<D: BlockDevice> Engine<D> {
         (z < u64::from(self.sb.zone_count)).then_some(z as u32)
     }
 
+    /// The first sector past the zone holding `sector` (`None` outside every zone).
+    pub(crate) fn zone_end(&self, sector: u64) -> Option<u64> {
+        self.zone_of(sector).map(|z| self.sb.zone_first_sector(z + 1))
+    }
+
     pub(crate) fn retire(&mut self, sector: u32) {
         if let Some(z) = self.zone_of(u64::from(sector)) {
             let zone = &mut self.zones[z as usize];
